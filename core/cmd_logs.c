@@ -1,0 +1,165 @@
+/* cmd_logs.c - `sluice logs` and `sluice stats`: read the database the
+ * daemon writes (read-only, so they are safe while it runs). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "db.h"
+
+static const char logs_usage[] =
+    "usage: sluice logs [-c FILE] [--pipeline P] [--failed] [--limit N]\n"
+    "\n"
+    "Recent invocations, oldest first, one line each: start time, pipeline/step,\n"
+    "attempt, status, duration, status code, request id, and the source or error.\n"
+    "  --pipeline P   only pipeline P\n"
+    "  --failed       only attempts whose status is not ok\n"
+    "  --limit N      the last N invocations (default 20)\n";
+
+static const char stats_usage[] =
+    "usage: sluice stats [-c FILE]\n"
+    "\n"
+    "Per pipeline and step: invocations, errors, p50/p95/p99 duration in ms, cold\n"
+    "starts, and the time of the last run (the pipeline_stats view).\n";
+
+/* Load the config and open its database read-only. */
+static int open_db(const char *config, sqlite3 **db)
+{
+    struct diag d = {0};
+    struct config *cfg = NULL;
+    if (config_load(config, &cfg, &d) < 0) {
+        diag_print(&d, stderr);
+        diag_free(&d);
+        return -1;
+    }
+    diag_free(&d);
+    struct err e;
+    int rc = db_open(cfg->database, false, db, &e);
+    if (rc < 0)
+        fprintf(stderr, "sluice: %s\n(has `sluice run` been started with this config?)\n", e.msg);
+    config_free(&cfg);
+    return rc;
+}
+
+struct logs_opts {
+    const char *pipeline;
+    int failed;
+    int limit;
+};
+
+static int parse_logs(int argc, char **argv, int i, struct logs_opts *o)
+{
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--failed") == 0) {
+            o->failed = 1;
+        } else if (strcmp(argv[i], "--pipeline") == 0 && i + 1 < argc) {
+            o->pipeline = argv[++i];
+        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 1000000) {
+                fprintf(stderr, "sluice logs: --limit wants a number from 1 to 1000000, not "
+                        "\"%s\"\n", argv[i]);
+                return -1;
+            }
+            o->limit = (int)n;
+        } else {
+            fprintf(stderr, "sluice logs: unknown option \"%s\"\n\n%s", argv[i], logs_usage);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void print_row(sqlite3_stmt *st)
+{
+    const char *error = (const char *)sqlite3_column_text(st, 8);
+    const char *source = (const char *)sqlite3_column_text(st, 9);
+    char where[160];
+    snprintf(where, sizeof where, "%s/%s", sqlite3_column_text(st, 1), sqlite3_column_text(st, 2));
+    char code[16] = "-";
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+        snprintf(code, sizeof code, "%d", sqlite3_column_int(st, 6));
+    printf("%s  %-32s #%d %-7s %9.2fms %4s  %s  %s\n", sqlite3_column_text(st, 0), where,
+           sqlite3_column_int(st, 3), sqlite3_column_text(st, 4), sqlite3_column_double(st, 5),
+           code, sqlite3_column_text(st, 7), error ? error : source ? source : "");
+}
+
+int cmd_logs(int argc, char **argv)
+{
+    const char *config = NULL;
+    int help;
+    int i = cli_common(argc, argv, logs_usage, &config, &help);
+    if (i < 0)
+        return help ? 0 : 2;
+    struct logs_opts o = {.limit = 20};
+    if (parse_logs(argc, argv, i, &o) < 0)
+        return 2;
+    sqlite3 *db;
+    if (open_db(config, &db) < 0)
+        return 1;
+    static const char sql[] =
+        "SELECT * FROM (SELECT started_at, pipeline, step, attempt, status, duration_ms,"
+        " status_code, request_id, error, source, id FROM invocations"
+        " WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 = 0 OR status <> 'ok')"
+        " ORDER BY id DESC LIMIT ?3) ORDER BY id";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
+        db_close(&db);
+        return 1;
+    }
+    if (o.pipeline)
+        sqlite3_bind_text(st, 1, o.pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o.failed);
+    sqlite3_bind_int(st, 3, o.limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        print_row(st);
+    if (rc != SQLITE_DONE)
+        fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    db_close(&db);
+    return rc == SQLITE_DONE ? 0 : 1;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    const char *config = NULL;
+    int help;
+    int i = cli_common(argc, argv, stats_usage, &config, &help);
+    if (i < 0)
+        return help ? 0 : 2;
+    if (i < argc) {
+        fprintf(stderr, "sluice stats: unexpected argument \"%s\"\n\n%s", argv[i], stats_usage);
+        return 2;
+    }
+    sqlite3 *db;
+    if (open_db(config, &db) < 0)
+        return 1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT pipeline, step, invocations, errors, p50_ms, p95_ms,"
+                           " p99_ms, cold_starts, last_started_at FROM pipeline_stats"
+                           " ORDER BY pipeline, step", -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sluice stats: %s\n", sqlite3_errmsg(db));
+        db_close(&db);
+        return 1;
+    }
+    printf("%-32s %10s %8s %9s %9s %9s %6s  %s\n", "pipeline/step", "count", "errors", "p50_ms",
+           "p95_ms", "p99_ms", "cold", "last run");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char where[160];
+        snprintf(where, sizeof where, "%s/%s", sqlite3_column_text(st, 0),
+                 sqlite3_column_text(st, 1));
+        printf("%-32s %10lld %8lld %9.2f %9.2f %9.2f %6lld  %s\n", where,
+               sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+               sqlite3_column_double(st, 4), sqlite3_column_double(st, 5),
+               sqlite3_column_double(st, 6), sqlite3_column_int64(st, 7),
+               sqlite3_column_text(st, 8));
+    }
+    sqlite3_finalize(st);
+    db_close(&db);
+    return rc == SQLITE_DONE ? 0 : 1;
+}

@@ -1,0 +1,208 @@
+/* config.c - reads and validates sluice.json through a declared table
+ * (confmap), then resolves paths. See config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "path.h"
+
+#ifndef SLUICE_PLUGIN_DIR
+#define SLUICE_PLUGIN_DIR "plugins"
+#endif
+
+/* Loopback only by default; nothing listens beyond this machine unless a
+ * config says so. */
+static const char default_json[] =
+    "{\n"
+    "  \"state_dir\": \"var\",\n"
+    "  \"pipelines_dir\": \"pipelines\",\n"
+    "  \"plugin_path\": [\"" SLUICE_PLUGIN_DIR "\"],\n"
+    "  \"zmq\": { \"pull\": \"tcp://127.0.0.1:5557\", \"router\": \"tcp://127.0.0.1:5558\" }\n"
+    "}\n";
+
+const char *config_default_json(void)
+{
+    return default_json;
+}
+
+struct raw {
+    char *state_dir, *database, *pipelines_dir;
+    struct strv plugin_path;
+    int workers, queue_size;
+    const cJSON *zmq;
+};
+
+static const struct confmap config_map[] = {
+    {"state_dir", CONFMAP_STRING, offsetof(struct raw, state_dir), 0, 0,
+     "folder for the database and other state (default \"var\")"},
+    {"database", CONFMAP_STRING, offsetof(struct raw, database), 0, 0,
+     "SQLite database file (default STATE_DIR/sluice.db)"},
+    {"pipelines_dir", CONFMAP_STRING, offsetof(struct raw, pipelines_dir), 0, 0,
+     "folder of pipeline files, one pipeline per *.json (default \"pipelines\")"},
+    {"plugin_path", CONFMAP_STRINGS, offsetof(struct raw, plugin_path), 0, 0,
+     "folders searched for MODULE.so, in order"},
+    {"workers", CONFMAP_INT, offsetof(struct raw, workers), 1, 1024,
+     "default concurrency of a pipeline that sets none (default: number of CPUs)"},
+    {"queue_size", CONFMAP_INT, offsetof(struct raw, queue_size), 1, 1 << 20,
+     "events each pipeline holds in memory; more wait in the journal (default 1024)"},
+    {"zmq", CONFMAP_OBJECT, offsetof(struct raw, zmq), 0, 0,
+     "ZeroMQ endpoints: pull, router, sub: [{endpoint, topics}]"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct confmap zmq_map[] = {
+    {"pull", CONFMAP_STRING, offsetof(struct config_zmq, pull), 0, 0,
+     "endpoint the PULL socket binds (producers PUSH here)"},
+    {"router", CONFMAP_STRING, offsetof(struct config_zmq, router), 0, 0,
+     "endpoint the ROUTER socket binds (sluice invoke)"},
+    {"sub", CONFMAP_ARRAY, offsetof(struct config_zmq, sub_raw), 0, 0,
+     "publishers to connect to: [{\"endpoint\": E, \"topics\": [T...]}]"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static void check_subs(const cJSON *subs, const char *file, struct diag *d)
+{
+    int i = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, subs) {
+        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(s, "endpoint");
+        if (!cJSON_IsObject(s) || !cJSON_IsString(ep))
+            diag_error(d, file, "zmq.sub[%d]: expected {\"endpoint\": \"tcp://...\", "
+                       "\"topics\": [\"...\"]}", i);
+        i++;
+    }
+}
+
+static int resolve_paths(struct config *c, struct raw *r, struct diag *d)
+{
+    c->state_dir = path_resolve(c->base_dir, r->state_dir ? r->state_dir : "var");
+    c->pipelines_dir = path_resolve(c->base_dir, r->pipelines_dir ? r->pipelines_dir : "pipelines");
+    if (r->database)
+        c->database = path_resolve(c->base_dir, r->database);
+    else if (c->state_dir)
+        c->database = path_join(c->state_dir, "sluice.db");
+    if (!c->state_dir || !c->pipelines_dir || !c->database)
+        goto oom;
+    c->plugin_path.n = r->plugin_path.n;
+    c->plugin_path.v = calloc(r->plugin_path.n + 1, sizeof(char *));
+    if (!c->plugin_path.v)
+        goto oom;
+    for (size_t i = 0; i < r->plugin_path.n; i++)
+        if (!(c->plugin_path.v[i] = path_resolve(c->base_dir, r->plugin_path.v[i])))
+            goto oom;
+    return 0;
+oom:
+    diag_error(d, c->file, "out of memory");
+    return -1;
+}
+
+static int parse_doc(struct config *c, const char *text, struct diag *d)
+{
+    const char *end = NULL;
+    c->doc = cJSON_ParseWithOpts(text, &end, 1);
+    if (!c->doc) {
+        diag_error(d, c->file, "not valid JSON near byte %ld: fix the syntax (a missing comma "
+                   "or quote?)", end ? (long)(end - text) : 0L);
+        return -1;
+    }
+    return 0;
+}
+
+static int fill_default_plugin_path(struct strv *s)
+{
+    s->v = calloc(2, sizeof(char *));
+    if (!s->v || !(s->v[0] = strdup(SLUICE_PLUGIN_DIR))) {
+        free(s->v);
+        s->v = NULL;
+        return -1;
+    }
+    s->n = 1;
+    return 0;
+}
+
+static int apply_doc(struct config *c, struct diag *d)
+{
+    struct raw r = {.workers = (int)sysconf(_SC_NPROCESSORS_ONLN), .queue_size = 1024};
+    int errors = confmap_apply(config_map, c->doc, &r, c->file, "", d);
+    if (r.zmq)
+        errors += confmap_apply(zmq_map, r.zmq, &c->zmq, c->file, "zmq", d);
+    if (c->zmq.sub_raw)
+        check_subs(c->zmq.sub_raw, c->file, d);
+    if (!r.plugin_path.v && fill_default_plugin_path(&r.plugin_path) < 0)
+        errors++;
+    c->workers = r.workers > 0 ? r.workers : 1;
+    c->queue_size = r.queue_size;
+    if (!c->zmq.pull)
+        c->zmq.pull = strdup("tcp://127.0.0.1:5557");
+    if (!c->zmq.router)
+        c->zmq.router = strdup("tcp://127.0.0.1:5558");
+    if (errors == 0)
+        errors += resolve_paths(c, &r, d) < 0;
+    confmap_release(config_map, &r);
+    return errors ? -1 : 0;
+}
+
+static int config_base(struct config *c, const char *file)
+{
+    if (!file) {
+        c->file = strdup(CONFIG_EMBEDDED);
+        c->base_dir = strdup(".");
+    } else {
+        c->file = strdup(file);
+        c->base_dir = path_dirname(file);
+    }
+    return c->file && c->base_dir ? 0 : -1;
+}
+
+int config_load(const char *file, struct config **out, struct diag *d)
+{
+    *out = NULL;
+    if (!file && access("sluice.json", F_OK) == 0)
+        file = "sluice.json";
+    struct config *c = calloc(1, sizeof *c);
+    if (!c || config_base(c, file) < 0) {
+        diag_error(d, file ? file : CONFIG_EMBEDDED, "out of memory");
+        config_free(&c);
+        return -1;
+    }
+    char *text = NULL;
+    struct err e;
+    if (file && path_read_file(file, &text, NULL, &e) < 0) {
+        diag_error(d, file, "%s (pass an existing file with -c, or none for the embedded default)",
+                   e.msg);
+        config_free(&c);
+        return -1;
+    }
+    int rc = parse_doc(c, file ? text : default_json, d);
+    free(text);
+    if (rc == 0)
+        rc = apply_doc(c, d);
+    if (rc < 0) {
+        config_free(&c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void config_free(struct config **cp)
+{
+    struct config *c = *cp;
+    if (!c)
+        return;
+    free(c->file);
+    free(c->base_dir);
+    free(c->state_dir);
+    free(c->database);
+    free(c->pipelines_dir);
+    strv_free(&c->plugin_path);
+    free(c->zmq.pull);
+    free(c->zmq.router);
+    cJSON_Delete(c->doc);
+    free(c);
+    *cp = NULL;
+}

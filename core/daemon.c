@@ -1,0 +1,331 @@
+/* daemon.c - the running daemon (see daemon.h).
+ *
+ * A "generation" is what a pipeline reload replaces: the pipeline set, the
+ * plugins they bound, the lanes and the watched folders. The database
+ * writer, its reader connection and the loop outlive generations.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "clock.h"
+#include "config.h"
+#include "db.h"
+#include "diag.h"
+#include "dispatch.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "match.h"
+#include "path.h"
+#include "pipeline.h"
+#include "s3event.h"
+#include "source_dir.h"
+#include "writer.h"
+
+struct generation {
+    struct pipeline_set set;
+    struct loader *loader;
+    struct dispatch *dispatch;
+    struct source_dir *dirs;
+};
+
+struct daemon {
+    struct config *cfg;
+    const char *config_file;
+    struct loop *loop;
+    struct writer *writer;
+    sqlite3 *reader;
+    int sigfd;
+    bool stop;
+    bool reload;
+    struct generation *gen;
+};
+
+/* Load and bind everything a generation needs; print problems. */
+static int load_pipelines(struct daemon *dm, struct generation *g)
+{
+    struct diag d = {0};
+    struct err e;
+    pipeline_set_load(dm->cfg, &g->set, &d);
+    if (d.errors == 0 && loader_new(&dm->cfg->plugin_path, &g->loader, &e) < 0)
+        diag_error(&d, dm->cfg->file, "%s", e.msg);
+    if (d.errors == 0)
+        loader_bind_set(g->loader, &g->set, &d);
+    for (size_t i = 0; i < d.n; i++)
+        log_msg(d.items[i].severity == DIAG_ERROR ? LOG_ERROR : LOG_WARN, "%s", d.items[i].text);
+    int errors = d.errors;
+    diag_free(&d);
+    if (errors) {
+        log_msg(LOG_ERROR, "%d problem%s in the pipelines; run `sluice check` for the list", errors,
+                errors == 1 ? "" : "s");
+        return -1;
+    }
+    return 0;
+}
+
+static void route_file(struct daemon *dm, struct pipeline *p, const char *path,
+                       const struct stat *st)
+{
+    size_t n = strlen(p->dir);
+    if (strncmp(path, p->dir, n) != 0 || path[n] != '/')
+        return;
+    const char *key = path + n + 1;
+    if (!p->recursive && strchr(key, '/'))
+        return;
+    struct file_event fe = {.pipeline = p->name, .bucket = p->dir_spec, .key = key, .path = path,
+                            .size = (uint64_t)st->st_size, .inode = (uint64_t)st->st_ino,
+                            .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 +
+                                        st->st_mtim.tv_nsec,
+                            .event_ms = clock_wall_ms()};
+    char *json = s3event_json(&fe);
+    char *id = s3event_id(&fe);
+    char *source = malloc(strlen(p->dir_spec) + 16);
+    cJSON *parsed = p->match && json ? cJSON_Parse(json) : NULL;
+    struct err e;
+    if (!json || !id || !source) {
+        log_msg(LOG_ERROR, "pipeline %s: out of memory for %s; it will be picked up at the next "
+                "scan", p->name, path);
+    } else if (match_test(p->match, key, parsed)) {
+        sprintf(source, "directory:%s", p->dir_spec);
+        if (dispatch_accept(dm->gen->dispatch, p, id, source, json, &e) < 0)
+            log_msg(LOG_ERROR, "pipeline %s: %s not accepted: %s", p->name, path, e.msg);
+    }
+    cJSON_Delete(parsed);
+    free(json);
+    free(id);
+    free(source);
+}
+
+static void on_file(void *arg, const char *path, const struct stat *st)
+{
+    struct daemon *dm = arg;
+    for (size_t i = 0; i < dm->gen->set.n; i++)
+        if (dm->gen->set.v[i]->trigger == TRIGGER_DIRECTORY)
+            route_file(dm, dm->gen->set.v[i], path, st);
+}
+
+/* Create trigger folders and canonicalise their paths, so every path the
+ * watcher reports can be compared by prefix. */
+static int prepare_dirs(struct generation *g, struct err *e)
+{
+    for (size_t i = 0; i < g->set.n; i++) {
+        struct pipeline *p = g->set.v[i];
+        if (p->trigger != TRIGGER_DIRECTORY)
+            continue;
+        if (path_mkdirs(p->dir, 0750, e) < 0) {
+            err_prefix(e, "%s: trigger.directory", p->file);
+            return -1;
+        }
+        char *real = realpath(p->dir, NULL);
+        if (!real)
+            return err_set(e, "%s: trigger.directory %s: %s", p->file, p->dir, strerror(errno));
+        free(p->dir);
+        p->dir = real;
+    }
+    return 0;
+}
+
+static int start_sources(struct daemon *dm, struct generation *g, struct err *e)
+{
+    if (source_dir_new(dm->loop, on_file, dm, &g->dirs, e) < 0)
+        return -1;
+    for (size_t i = 0; i < g->set.n; i++) {
+        struct pipeline *p = g->set.v[i];
+        if (p->trigger != TRIGGER_DIRECTORY)
+            continue;
+        bool seen = false, recursive = false;
+        for (size_t k = 0; k < g->set.n; k++) {
+            const struct pipeline *q = g->set.v[k];
+            if (q->trigger == TRIGGER_DIRECTORY && strcmp(q->dir, p->dir) == 0) {
+                seen = seen || k < i;
+                recursive = recursive || q->recursive;
+            }
+        }
+        if (!seen && source_dir_add(g->dirs, p->dir, recursive, e) < 0)
+            return -1;
+        log_msg(LOG_INFO, "pipeline %s: watching %s", p->name, p->dir);
+    }
+    source_dir_scan(g->dirs);
+    return 0;
+}
+
+static void generation_free(struct daemon *dm, struct generation **gp)
+{
+    struct generation *g = *gp;
+    if (!g)
+        return;
+    source_dir_free(&g->dirs);
+    if (g->dispatch) {
+        dispatch_stop(g->dispatch);
+        writer_flush(dm->writer);          /* every append callback has been posted */
+        loop_run_once(dm->loop, 0, NULL);  /* ... and run against the lanes */
+        dispatch_free(&g->dispatch);
+    }
+    pipeline_set_free(&g->set);
+    loader_free(&g->loader);
+    free(g);
+    *gp = NULL;
+}
+
+static int generation_start(struct daemon *dm, struct generation **out)
+{
+    struct generation *g = calloc(1, sizeof *g);
+    struct err e;
+    if (!g) {
+        log_msg(LOG_ERROR, "out of memory");
+        return -1;
+    }
+    *out = g;
+    if (load_pipelines(dm, g) < 0)
+        return -1;
+    if (prepare_dirs(g, &e) < 0 ||
+        dispatch_new(dm->loop, dm->writer, dm->reader, &g->set, dm->cfg->queue_size,
+                     &g->dispatch, &e) < 0 ||
+        dispatch_start(g->dispatch, &e) < 0 || start_sources(dm, g, &e) < 0) {
+        log_msg(LOG_ERROR, "%s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void reload(struct daemon *dm)
+{
+    log_msg(LOG_INFO, "SIGHUP: reloading pipelines from %s", dm->cfg->pipelines_dir);
+    struct generation *old = dm->gen;
+    /* Check the new pipelines before letting go of the old ones. */
+    struct generation probe = {0};
+    if (load_pipelines(dm, &probe) < 0) {
+        log_msg(LOG_ERROR, "reload refused; the running pipelines stay as they were");
+        pipeline_set_free(&probe.set);
+        loader_free(&probe.loader);
+        return;
+    }
+    pipeline_set_free(&probe.set);
+    loader_free(&probe.loader);
+    generation_free(dm, &old);
+    dm->gen = NULL;
+    if (generation_start(dm, &dm->gen) < 0) {
+        log_msg(LOG_ERROR, "reload failed; stopping");
+        dm->stop = true;
+        return;
+    }
+    log_msg(LOG_INFO, "reloaded: %zu pipeline%s", dm->gen->set.n, dm->gen->set.n == 1 ? "" : "s");
+}
+
+static void on_signal(void *arg, uint32_t events)
+{
+    struct daemon *dm = arg;
+    (void)events;
+    struct signalfd_siginfo si;
+    while (read(dm->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            dm->reload = true;
+        } else {
+            log_msg(LOG_INFO, "%s: letting running handlers finish, then exiting",
+                    strsignal((int)si.ssi_signo));
+            dm->stop = true;
+        }
+    }
+}
+
+static int setup_signals(struct daemon *dm, struct err *e)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Blocked before any thread starts, so only the signalfd sees them. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGIO, SIG_IGN); /* lease breaks (source_dir's completeness check) */
+    dm->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (dm->sigfd < 0)
+        return err_set(e, "signalfd: %s", strerror(errno));
+    return loop_add_fd(dm->loop, dm->sigfd, EPOLLIN, on_signal, dm, e);
+}
+
+static int open_state(struct daemon *dm, struct err *e)
+{
+    if (path_mkdirs(dm->cfg->state_dir, 0750, e) < 0)
+        return -1;
+    char *dbdir = path_dirname(dm->cfg->database);
+    int rc = dbdir ? path_mkdirs(dbdir, 0750, e) : err_set(e, "out of memory");
+    free(dbdir);
+    if (rc < 0)
+        return -1;
+    if (writer_start(dm->cfg->database, 65536, &dm->writer, e) < 0)
+        return -1;
+    return db_open(dm->cfg->database, false, &dm->reader, e);
+}
+
+static void shutdown_all(struct daemon *dm)
+{
+    generation_free(dm, &dm->gen);
+    if (dm->sigfd >= 0) {
+        loop_del_fd(dm->loop, dm->sigfd);
+        close(dm->sigfd);
+    }
+    db_close(&dm->reader);
+    writer_stop(&dm->writer);
+    loop_free(&dm->loop);
+    config_free(&dm->cfg);
+}
+
+static int serve(struct daemon *dm)
+{
+    struct err e;
+    while (!dm->stop) {
+        if (loop_run_once(dm->loop, -1, &e) < 0) {
+            log_msg(LOG_ERROR, "%s", e.msg);
+            return 1;
+        }
+        if (dm->reload && !dm->stop) {
+            dm->reload = false;
+            reload(dm);
+        }
+    }
+    return 0;
+}
+
+int daemon_run(const char *config_file)
+{
+    struct daemon dm = {.config_file = config_file, .sigfd = -1};
+    struct diag d = {0};
+    struct err e;
+    int status = 1;
+    if (config_load(config_file, &dm.cfg, &d) < 0) {
+        diag_print(&d, stderr);
+        diag_free(&d);
+        return 1;
+    }
+    diag_free(&d);
+    log_msg(LOG_INFO, "config %s, database %s", dm.cfg->file, dm.cfg->database);
+    if (loop_new(&dm.loop, &e) < 0 || setup_signals(&dm, &e) < 0 || open_state(&dm, &e) < 0) {
+        log_msg(LOG_ERROR, "%s", e.msg);
+        goto out;
+    }
+    if (generation_start(&dm, &dm.gen) < 0)
+        goto out;
+    log_msg(LOG_INFO, "running %zu pipeline%s (pid %d)", dm.gen->set.n,
+            dm.gen->set.n == 1 ? "" : "s", (int)getpid());
+    status = serve(&dm);
+    if (status == 0)
+        log_msg(LOG_INFO, "stopped cleanly");
+out:
+    shutdown_all(&dm);
+    return status;
+}

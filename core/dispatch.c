@@ -1,0 +1,349 @@
+/* dispatch.c - lanes, executor threads and journal refills (see dispatch.h).
+ *
+ * Lane counters (inflight, loaded_max, backlog) belong to the loop thread;
+ * the queue between the loop and the executor threads has its own lock.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "journal.h"
+#include "log.h"
+#include "loop.h"
+#include "pipeline.h"
+#include "runner.h"
+
+struct lane;
+
+struct job {
+    struct loop_task task;      /* posted back to the loop when journaled or run */
+    struct lane *lane;
+    int64_t id;
+    bool inserted;
+    bool failed;
+    char *event_id, *source, *payload;
+};
+
+struct lane {
+    struct dispatch *d;
+    const struct pipeline *p;
+    /* loop thread only */
+    int inflight;               /* queued + running */
+    int capacity;
+    int64_t loaded_max;         /* highest journal id handed to this lane */
+    bool backlog;               /* pending events wait in the journal */
+    /* shared with executor threads */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* a job was queued, or stopping */
+    pthread_cond_t stop_cond;   /* stopping: wakes retry waits */
+    struct job **ring;
+    int head, count;
+    bool stopping;
+    pthread_t *threads;
+    int n_threads;
+};
+
+struct dispatch {
+    struct loop *loop;
+    struct writer *writer;
+    sqlite3 *reader;
+    struct lane *lanes;
+    size_t n_lanes;
+    bool started;
+};
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    free(j->event_id);
+    free(j->source);
+    free(j->payload);
+    free(j);
+}
+
+static struct job *job_new(struct lane *lane, const char *event_id, const char *source,
+                           const char *payload)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->lane = lane;
+    j->event_id = strdup(event_id);
+    j->source = strdup(source);
+    j->payload = strdup(payload);
+    if (!j->event_id || !j->source || !j->payload) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static void on_job_finished(struct loop_task *t);
+
+/* Loop thread: hand a job to the executor threads. The caller checked room. */
+static void lane_push(struct lane *lane, struct job *j)
+{
+    j->task.run = on_job_finished;
+    lane->inflight++;
+    if (j->id > lane->loaded_max)
+        lane->loaded_max = j->id;
+    pthread_mutex_lock(&lane->lock);
+    lane->ring[(lane->head + lane->count) % lane->capacity] = j;
+    lane->count++;
+    pthread_cond_signal(&lane->cond);
+    pthread_mutex_unlock(&lane->lock);
+}
+
+static void refill_one(void *arg, const struct journal_entry *entry)
+{
+    struct lane *lane = arg;
+    struct job *j = job_new(lane, entry->event_id, entry->source, entry->payload);
+    if (!j) {
+        lane->backlog = true; /* try again at the next refill */
+        return;
+    }
+    j->id = entry->id;
+    lane_push(lane, j);
+}
+
+/* Loop thread: move pending journal entries into the lane while there is
+ * room, oldest first. */
+static void lane_refill(struct lane *lane)
+{
+    int room = lane->capacity - lane->inflight;
+    if (!lane->backlog || room <= 0 || lane->stopping)
+        return;
+    struct err e;
+    int got = journal_load_pending(lane->d->reader, lane->p->name, lane->loaded_max, room,
+                                   refill_one, lane, &e);
+    if (got < 0) {
+        log_msg(LOG_ERROR, "pipeline %s: %s; retrying when an event finishes", lane->p->name,
+                e.msg);
+        return;
+    }
+    if (got < room)
+        lane->backlog = false;
+}
+
+/* Loop thread: a run finished (or an append completed and was not queued). */
+static void on_job_finished(struct loop_task *t)
+{
+    struct job *j = (struct job *)t;
+    struct lane *lane = j->lane;
+    lane->inflight--;
+    job_free(j);
+    if (lane->inflight <= lane->capacity / 2)
+        lane_refill(lane);
+}
+
+/* Loop thread: the journal append committed (or failed). */
+static void on_job_journaled(struct loop_task *t)
+{
+    struct job *j = (struct job *)t;
+    struct lane *lane = j->lane;
+    if (j->failed || !j->inserted || lane->stopping || j->id <= lane->loaded_max) {
+        job_free(j); /* failed (logged), a duplicate, stopping, or a refill took it */
+        return;
+    }
+    if (lane->backlog || lane->inflight >= lane->capacity) {
+        lane->backlog = true; /* it waits in the journal */
+        job_free(j);
+        return;
+    }
+    lane_push(lane, j);
+}
+
+/* Writer thread: after the commit. */
+static void journaled(void *arg, int rc, bool inserted, int64_t id, const struct err *e)
+{
+    struct job *j = arg;
+    j->inserted = inserted;
+    j->id = id;
+    j->failed = rc < 0;
+    if (rc < 0)
+        log_msg(LOG_ERROR, "pipeline %s: event %s was not accepted: %s", j->lane->p->name,
+                j->event_id, e->msg);
+    j->task.run = on_job_journaled;
+    loop_post(j->lane->d->loop, &j->task);
+}
+
+int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
+                    const char *source, const char *payload, struct err *e)
+{
+    struct lane *lane = NULL;
+    for (size_t i = 0; i < d->n_lanes; i++)
+        if (d->lanes[i].p == p)
+            lane = &d->lanes[i];
+    if (!lane)
+        return err_set(e, "no lane for pipeline %s", p->name);
+    struct job *j = job_new(lane, event_id, source, payload);
+    if (!j)
+        return err_set(e, "out of memory");
+    if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j, e) < 0) {
+        job_free(j);
+        return -1;
+    }
+    return 0;
+}
+
+/* Executor thread: sleep before a retry unless the lane stops. */
+static bool lane_wait(void *arg, int ms)
+{
+    struct lane *lane = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&lane->lock);
+    int rc = 0;
+    while (!lane->stopping && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&lane->stop_cond, &lane->lock, &until);
+    bool go_on = !lane->stopping;
+    pthread_mutex_unlock(&lane->lock);
+    return go_on;
+}
+
+static struct job *lane_pop(struct lane *lane)
+{
+    pthread_mutex_lock(&lane->lock);
+    while (lane->count == 0 && !lane->stopping)
+        pthread_cond_wait(&lane->cond, &lane->lock);
+    struct job *j = NULL;
+    if (!lane->stopping) {
+        j = lane->ring[lane->head];
+        lane->head = (lane->head + 1) % lane->capacity;
+        lane->count--;
+    }
+    pthread_mutex_unlock(&lane->lock);
+    return j;
+}
+
+static void *lane_thread(void *arg)
+{
+    struct lane *lane = arg;
+    struct run_env env = {.writer = lane->d->writer, .wait = lane_wait, .wait_arg = lane};
+    struct job *j;
+    while ((j = lane_pop(lane))) {
+        struct run_input in = {.journal_id = j->id, .event_id = j->event_id,
+                               .source = j->source, .payload = j->payload};
+        runner_run(&env, lane->p, &in);
+        loop_post(lane->d->loop, &j->task);
+    }
+    return NULL;
+}
+
+static int lane_init(struct lane *lane, struct dispatch *d, const struct pipeline *p,
+                     int queue_size)
+{
+    lane->d = d;
+    lane->p = p;
+    lane->capacity = queue_size > 2 * p->concurrency ? queue_size : 2 * p->concurrency;
+    lane->backlog = true; /* load what an earlier run left pending */
+    lane->ring = calloc((size_t)lane->capacity, sizeof *lane->ring);
+    lane->threads = calloc((size_t)p->concurrency, sizeof *lane->threads);
+    pthread_mutex_init(&lane->lock, NULL);
+    pthread_cond_init(&lane->cond, NULL);
+    pthread_cond_init(&lane->stop_cond, NULL);
+    return lane->ring && lane->threads ? 0 : -1;
+}
+
+int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
+                 const struct pipeline_set *set, int queue_size, struct dispatch **out,
+                 struct err *e)
+{
+    struct dispatch *d = calloc(1, sizeof *d);
+    if (!d)
+        return err_set(e, "out of memory");
+    d->loop = l;
+    d->writer = w;
+    d->reader = reader;
+    d->lanes = calloc(set->n ? set->n : 1, sizeof *d->lanes);
+    if (!d->lanes) {
+        free(d);
+        return err_set(e, "out of memory");
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        d->n_lanes++;
+        if (lane_init(&d->lanes[i], d, set->v[i], queue_size) < 0) {
+            dispatch_free(&d);
+            return err_set(e, "out of memory");
+        }
+    }
+    *out = d;
+    return 0;
+}
+
+int dispatch_start(struct dispatch *d, struct err *e)
+{
+    d->started = true;
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        struct lane *lane = &d->lanes[i];
+        for (int t = 0; t < lane->p->concurrency; t++) {
+            if (pthread_create(&lane->threads[t], NULL, lane_thread, lane) != 0) {
+                dispatch_stop(d);
+                return err_set(e, "cannot start executor threads for pipeline %s",
+                               lane->p->name);
+            }
+            lane->n_threads++;
+        }
+        lane_refill(lane);
+    }
+    return 0;
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        struct lane *lane = &d->lanes[i];
+        pthread_mutex_lock(&lane->lock);
+        lane->stopping = true;
+        pthread_cond_broadcast(&lane->cond);
+        pthread_cond_broadcast(&lane->stop_cond);
+        pthread_mutex_unlock(&lane->lock);
+    }
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        struct lane *lane = &d->lanes[i];
+        for (int t = 0; t < lane->n_threads; t++)
+            pthread_join(lane->threads[t], NULL);
+        lane->n_threads = 0;
+    }
+}
+
+int dispatch_inflight(const struct dispatch *d)
+{
+    int n = 0;
+    for (size_t i = 0; i < d->n_lanes; i++)
+        n += d->lanes[i].inflight;
+    return n;
+}
+
+void dispatch_free(struct dispatch **dp)
+{
+    struct dispatch *d = *dp;
+    if (!d)
+        return;
+    dispatch_stop(d);
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        struct lane *lane = &d->lanes[i];
+        for (int k = 0; k < lane->count; k++)
+            job_free(lane->ring[(lane->head + k) % lane->capacity]);
+        free(lane->ring);
+        free(lane->threads);
+        pthread_mutex_destroy(&lane->lock);
+        pthread_cond_destroy(&lane->cond);
+        pthread_cond_destroy(&lane->stop_cond);
+    }
+    free(d->lanes);
+    free(d);
+    *dp = NULL;
+}

@@ -1,0 +1,43 @@
+/* dispatch.h - one lane per pipeline: a bounded in-memory queue, the
+ * executor threads that drain it (as many as the pipeline's concurrency),
+ * and the bookkeeping that keeps memory bounded without losing events.
+ *
+ * An accepted event is journaled first and queued only after the commit.
+ * When a lane's queue is full, newly journaled events simply stay pending in
+ * the journal (the overflow lives on disk, not in memory) and the lane
+ * refills from the journal, oldest first, as work finishes. The same refill
+ * resumes the pending events of an earlier run at start.
+ *
+ * All calls except the executor threads' own run on the event loop thread.
+ */
+#ifndef SLUICE_DISPATCH_H
+#define SLUICE_DISPATCH_H
+
+#include <sqlite3.h>
+
+#include "err.h"
+
+struct loop;
+struct pipeline;
+struct pipeline_set;
+struct writer;
+struct dispatch;
+
+/* reader: a read-only connection for refills, owned by the caller. */
+int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
+                 const struct pipeline_set *set, int queue_size, struct dispatch **out,
+                 struct err *e);
+/* Start the executor threads and load each lane's pending events. */
+int dispatch_start(struct dispatch *d, struct err *e);
+/* Journal an event for pipeline p, then run it. Duplicates (same p and
+ * event_id) are recognised by the journal and not run again. */
+int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
+                    const char *source, const char *payload, struct err *e);
+/* Let running events finish, stop the threads. Queued events stay pending
+ * in the journal. Safe to call twice. */
+void dispatch_stop(struct dispatch *d);
+/* Events queued or running, over all lanes. */
+int dispatch_inflight(const struct dispatch *d);
+void dispatch_free(struct dispatch **d);
+
+#endif

@@ -1,0 +1,117 @@
+/* executor.c - the in-process executor (see executor.h). timeout_ms cannot
+ * be enforced on a thread, so an attempt that overran is recorded as a
+ * timeout after it returns; process isolation will kill it instead. */
+#include "executor.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "host.h"
+#include "loader.h"
+#include "pipeline.h"
+#include "writer.h"
+
+#define LOG_LINE_MAX 16384
+
+static void log_to_db(void *arg, const sl_context *ctx, int level, const char *msg)
+{
+    char line[LOG_LINE_MAX];
+    size_t n = strlen(msg);
+    if (n >= sizeof line) { /* bounded: a runaway handler cannot fill memory */
+        memcpy(line, msg, sizeof line - 20);
+        strcpy(line + sizeof line - 20, "... [truncated]");
+        msg = line;
+    }
+    invlog_line(arg, ctx->request_id, ctx->pipeline, ctx->step, level, msg, NULL);
+}
+
+static void set_error(struct attempt *a, enum inv_status status, const char *type,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void set_error(struct attempt *a, enum inv_status status, const char *type,
+                      const char *fmt, ...)
+{
+    char buf[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    a->status = status;
+    free(a->error_type);
+    free(a->error);
+    a->error_type = strdup(type);
+    a->error = strdup(buf);
+}
+
+static void take_response(struct attempt *a, int rc, struct sl_response *res)
+{
+    a->status_code = res->status_code;
+    a->body = res->body ? res->body : strdup("null");
+    a->body_len = res->body ? res->body_len : 4;
+    res->body = NULL;
+    const char *type = res->error_type ? res->error_type : "HandlerError";
+    if (rc != 0 && res->error_message)
+        set_error(a, INV_ERROR, type, "%s", res->error_message);
+    else if (rc != 0)
+        set_error(a, INV_ERROR, type, "the handler returned %d", rc);
+    else if (res->status_code >= 500)
+        set_error(a, INV_ERROR, type, "the handler answered statusCode %d", res->status_code);
+}
+
+void executor_run(struct writer *w, struct attempt *a)
+{
+    const struct step *s = a->step;
+    struct plugin *plugin = s->plugin;
+    struct err e;
+    a->started_ms = clock_wall_ms();
+    int64_t t0 = clock_mono_ns();
+    a->status = INV_OK;
+    if (plugin_ensure_init(plugin, &host_table, &a->init_ms, &e) < 0) {
+        a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+        set_error(a, INV_ERROR, "Runtime.InitError", "%s", e.msg);
+        return;
+    }
+    int64_t start = clock_mono_ns();
+    struct host_call call = {
+        .deadline_ns = start + (int64_t)s->timeout_ms * 1000000,
+        .event = &(sl_event){.json = a->event, .len = a->event_len},
+        .log = log_to_db,
+        .log_arg = w,
+    };
+    sl_context ctx = {
+        .size = sizeof ctx,
+        .request_id = a->request_id,
+        .function_name = s->handler,
+        .pipeline = a->pipeline->name,
+        .step = s->name,
+        .config_json = s->config_json,
+        .config_len = strlen(s->config_json),
+        .attempt = (uint32_t)a->number,
+        .plugin_state = plugin->state,
+        .host = &host_table,
+        .host_private = &call,
+    };
+    struct sl_response res;
+    response_init(&res);
+    int rc = ((sl_handler_fn)s->fn)(call.event, &ctx, &res);
+    int64_t end = clock_mono_ns();
+    a->duration_ms = (double)(end - start) / 1e6;
+    take_response(a, rc, &res);
+    if (end > call.deadline_ns && a->status == INV_OK) {
+        set_error(a, INV_TIMEOUT, "Sandbox.Timedout", "the handler ran past its timeout_ms of %d "
+                  "(%.0f ms)", s->timeout_ms, a->duration_ms);
+    }
+    response_release(&res);
+    host_call_release(&call);
+}
+
+void attempt_release(struct attempt *a)
+{
+    free(a->body);
+    free(a->error_type);
+    free(a->error);
+    a->body = a->error_type = a->error = NULL;
+}

@@ -1,0 +1,193 @@
+/* journal.c - the event journal on top of the writer (see journal.h). */
+#include "journal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "writer.h"
+
+static const char SQL_APPEND[] =
+    "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_FINISH[] =
+    "UPDATE events SET state = ?2, attempts = attempts + ?3, finished_at = ?4, error = ?5"
+    " WHERE id = ?1";
+
+struct append_op {
+    struct wop base;
+    char *pipeline, *event_id, *source, *payload;
+    char received_at[32];
+    journal_appended_fn cb;
+    void *arg;
+    bool inserted;
+    int64_t id;
+};
+
+static int append_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    struct append_op *a = (struct append_op *)op;
+    sqlite3_stmt *st = writer_stmt(w, SQL_APPEND, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, a->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->payload, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->received_at, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return err_set(e, "journaling event %s: %s", a->event_id, sqlite3_errmsg(writer_db(w)));
+    a->inserted = sqlite3_changes(writer_db(w)) == 1;
+    a->id = a->inserted ? sqlite3_last_insert_rowid(writer_db(w)) : 0;
+    return 0;
+}
+
+static void append_done(struct wop *op, int rc, const struct err *e)
+{
+    struct append_op *a = (struct append_op *)op;
+    a->cb(a->arg, rc, a->inserted, a->id, e);
+    free(a->pipeline);
+    free(a->event_id);
+    free(a->source);
+    free(a->payload);
+    free(a);
+}
+
+int journal_append(struct writer *w, const char *pipeline, const char *event_id,
+                   const char *source, const char *payload, journal_appended_fn cb, void *arg,
+                   struct err *e)
+{
+    struct append_op *a = calloc(1, sizeof *a);
+    if (!a)
+        return err_set(e, "out of memory");
+    a->pipeline = strdup(pipeline);
+    a->event_id = strdup(event_id);
+    a->source = strdup(source);
+    a->payload = strdup(payload);
+    if (!a->pipeline || !a->event_id || !a->source || !a->payload) {
+        free(a->pipeline);
+        free(a->event_id);
+        free(a->source);
+        free(a->payload);
+        free(a);
+        return err_set(e, "out of memory");
+    }
+    clock_iso8601(clock_wall_ms(), a->received_at);
+    a->base.apply = append_apply;
+    a->base.done = append_done;
+    a->cb = cb;
+    a->arg = arg;
+    writer_submit(w, &a->base);
+    return 0;
+}
+
+struct finish_op {
+    struct wop base;
+    int64_t id;
+    char state[8];
+    int attempts;
+    char finished_at[32];
+    char *error;
+};
+
+static int finish_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    struct finish_op *f = (struct finish_op *)op;
+    sqlite3_stmt *st = writer_stmt(w, SQL_FINISH, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, f->id);
+    sqlite3_bind_text(st, 2, f->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, f->attempts);
+    sqlite3_bind_text(st, 4, f->finished_at, -1, SQLITE_STATIC);
+    if (f->error)
+        sqlite3_bind_text(st, 5, f->error, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return err_set(e, "finishing event %lld: %s", (long long)f->id,
+                       sqlite3_errmsg(writer_db(w)));
+    return 0;
+}
+
+static void finish_done(struct wop *op, int rc, const struct err *e)
+{
+    struct finish_op *f = (struct finish_op *)op;
+    (void)rc;
+    (void)e; /* a lost update leaves the event pending: it runs again at start */
+    free(f->error);
+    free(f);
+}
+
+int journal_finish(struct writer *w, int64_t id, const char *state, int attempts,
+                   const char *error, struct err *e)
+{
+    struct finish_op *f = calloc(1, sizeof *f);
+    if (!f)
+        return err_set(e, "out of memory");
+    f->id = id;
+    snprintf(f->state, sizeof f->state, "%s", state);
+    f->attempts = attempts;
+    clock_iso8601(clock_wall_ms(), f->finished_at);
+    if (error && !(f->error = strdup(error))) {
+        free(f);
+        return err_set(e, "out of memory");
+    }
+    f->base.apply = finish_apply;
+    f->base.done = finish_done;
+    writer_submit(w, &f->base);
+    return 0;
+}
+
+int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int limit,
+                         void (*cb)(void *arg, const struct journal_entry *entry), void *arg,
+                         struct err *e)
+{
+    static const char sql[] =
+        "SELECT id, event_id, source, payload, attempts FROM events"
+        " WHERE state = 'pending' AND pipeline = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int(st, 3, limit);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct journal_entry entry = {
+            .id = sqlite3_column_int64(st, 0),
+            .pipeline = (char *)pipeline,
+            .event_id = (char *)sqlite3_column_text(st, 1),
+            .source = (char *)sqlite3_column_text(st, 2),
+            .payload = (char *)sqlite3_column_text(st, 3),
+            .attempts = sqlite3_column_int(st, 4),
+        };
+        cb(arg, &entry);
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+int journal_count_pending(sqlite3 *db, const char *pipeline, int64_t *out, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE state = 'pending' AND "
+                           "pipeline = ?1", -1, &st, NULL) != SQLITE_OK)
+        return err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, pipeline, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+}
+
+void journal_entry_release(struct journal_entry *entry)
+{
+    free(entry->pipeline);
+    free(entry->event_id);
+    free(entry->source);
+    free(entry->payload);
+    memset(entry, 0, sizeof *entry);
+}

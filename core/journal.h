@@ -1,0 +1,55 @@
+/* journal.h - the events table: every accepted event, per pipeline, with its
+ * state ('pending' -> 'done' | 'dead').
+ *
+ * An event is accepted when its append has committed; only then is it
+ * dispatched. (pipeline, event_id) is unique, so an event seen twice (a file
+ * found again by a rescan or at start-up) is recognised, not run twice.
+ * Pending events survive any crash and are resumed at start.
+ */
+#ifndef SLUICE_JOURNAL_H
+#define SLUICE_JOURNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct writer;
+
+struct journal_entry {
+    int64_t id;                 /* journal sequence (events.id) */
+    char *pipeline;
+    char *event_id;
+    char *source;
+    char *payload;
+    int attempts;               /* attempts made before */
+};
+
+/* inserted is false when (pipeline, event_id) was already journaled. */
+typedef void (*journal_appended_fn)(void *arg, int rc, bool inserted, int64_t id,
+                                    const struct err *e);
+
+/* Queue an append; cb runs on the writer thread after the commit. Strings
+ * are copied. Returns -1 (and does not call cb) only when out of memory. */
+int journal_append(struct writer *w, const char *pipeline, const char *event_id,
+                   const char *source, const char *payload, journal_appended_fn cb, void *arg,
+                   struct err *e);
+
+/* Record the outcome of a run: state "done" or "dead", attempts made. */
+int journal_finish(struct writer *w, int64_t id, const char *state, int attempts,
+                   const char *error, struct err *e);
+
+/* Pending events of a pipeline with id > after, oldest first, at most limit.
+ * Calls cb for each (the entry is only valid during the call). Returns the
+ * number of rows or -1. */
+int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int limit,
+                         void (*cb)(void *arg, const struct journal_entry *entry), void *arg,
+                         struct err *e);
+
+/* Counts pending events per pipeline name, for start-up messages. */
+int journal_count_pending(sqlite3 *db, const char *pipeline, int64_t *out, struct err *e);
+
+void journal_entry_release(struct journal_entry *entry);
+
+#endif

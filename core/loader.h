@@ -1,0 +1,56 @@
+/* loader.h - finds, dlopens and checks handler plugins, and binds pipeline
+ * steps ("MODULE.FUNCTION") to the handlers they name.
+ *
+ * A plugin is opened once per process with RTLD_NOW|RTLD_LOCAL, so a missing
+ * symbol fails at load, not mid-pipeline. Its descriptor must declare this
+ * host's ABI version. Its init (Lambda's init phase) runs once, lazily, before
+ * its first invocation; the time it took is that invocation's cold start.
+ */
+#ifndef SLUICE_LOADER_H
+#define SLUICE_LOADER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "diag.h"
+#include "err.h"
+#include "sluice/handler.h"
+
+struct pipeline;
+struct pipeline_set;
+struct strv;
+
+struct plugin {
+    char *name;
+    char *path;
+    char version[64];           /* "mtime-size" of the file that was loaded */
+    void *dl;
+    const sl_plugin *desc;
+    pthread_mutex_t init_lock;
+    bool init_done;
+    int init_rc;
+    char init_err[512];
+    void *state;                /* from init */
+};
+
+struct loader;
+
+/* folders: the plugin_path (copied). */
+int loader_new(const struct strv *folders, struct loader **out, struct err *e);
+/* Runs every initialised plugin's destroy, then dlcloses. */
+void loader_free(struct loader **l);
+
+/* Open MODULE (once; later calls return the same plugin). */
+int loader_open(struct loader *l, const char *module, struct plugin **out, struct err *e);
+/* The handler FUNCTION of plugin p, or NULL with a message listing those it has. */
+sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e);
+
+/* Bind every step of p: errors go to d as "file: steps[i] (name): message". */
+int loader_bind_pipeline(struct loader *l, struct pipeline *p, struct diag *d);
+int loader_bind_set(struct loader *l, struct pipeline_set *set, struct diag *d);
+
+/* Run p's init once. Returns 0 if it succeeded (now or before); *init_ms is
+ * set to how long it took when this call ran it, else -1. */
+int plugin_ensure_init(struct plugin *p, const sl_host *host, double *init_ms, struct err *e);
+
+#endif

@@ -1,0 +1,152 @@
+/* loop.c - epoll loop with a cross-thread inbox woken by an eventfd
+ * (see loop.h). */
+#include "loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct watcher {
+    int fd;
+    loop_fd_fn fn;
+    void *arg;
+    struct watcher *next;
+};
+
+struct loop {
+    int epfd;
+    int wakefd;
+    struct watcher *watchers;
+    pthread_mutex_t lock;
+    struct loop_task *inbox_head, *inbox_tail;
+};
+
+int loop_new(struct loop **out, struct err *e)
+{
+    struct loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return err_set(e, "out of memory");
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (l->epfd < 0 || l->wakefd < 0) {
+        err_set(e, "cannot create the event loop: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) < 0) {
+        err_set(e, "cannot create the event loop: %s", strerror(errno));
+        goto fail;
+    }
+    pthread_mutex_init(&l->lock, NULL);
+    *out = l;
+    return 0;
+fail:
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->wakefd >= 0)
+        close(l->wakefd);
+    free(l);
+    return -1;
+}
+
+static void run_inbox(struct loop *l)
+{
+    pthread_mutex_lock(&l->lock);
+    struct loop_task *t = l->inbox_head;
+    l->inbox_head = l->inbox_tail = NULL;
+    pthread_mutex_unlock(&l->lock);
+    while (t) {
+        struct loop_task *next = t->next;
+        t->run(t);
+        t = next;
+    }
+}
+
+void loop_free(struct loop **lp)
+{
+    struct loop *l = *lp;
+    if (!l)
+        return;
+    run_inbox(l);
+    while (l->watchers) {
+        struct watcher *w = l->watchers;
+        l->watchers = w->next;
+        free(w);
+    }
+    close(l->epfd);
+    close(l->wakefd);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+    *lp = NULL;
+}
+
+int loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_fn fn, void *arg,
+                struct err *e)
+{
+    struct watcher *w = calloc(1, sizeof *w);
+    if (!w)
+        return err_set(e, "out of memory");
+    *w = (struct watcher){.fd = fd, .fn = fn, .arg = arg, .next = l->watchers};
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        free(w);
+        return err_set(e, "cannot watch fd %d: %s", fd, strerror(errno));
+    }
+    l->watchers = w;
+    return 0;
+}
+
+void loop_del_fd(struct loop *l, int fd)
+{
+    for (struct watcher **p = &l->watchers; *p; p = &(*p)->next) {
+        if ((*p)->fd == fd) {
+            struct watcher *w = *p;
+            *p = w->next;
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+            free(w);
+            return;
+        }
+    }
+}
+
+void loop_post(struct loop *l, struct loop_task *task)
+{
+    task->next = NULL;
+    pthread_mutex_lock(&l->lock);
+    if (l->inbox_tail)
+        l->inbox_tail->next = task;
+    else
+        l->inbox_head = task;
+    l->inbox_tail = task;
+    pthread_mutex_unlock(&l->lock);
+    uint64_t one = 1;
+    ssize_t w = write(l->wakefd, &one, sizeof one);
+    (void)w; /* EAGAIN means a wake-up is already pending */
+}
+
+int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(l->epfd, evs, 64, timeout_ms);
+    if (n < 0) {
+        if (errno == EINTR)
+            return 0;
+        return err_set(e, "epoll_wait: %s", strerror(errno));
+    }
+    for (int i = 0; i < n; i++) {
+        struct watcher *w = evs[i].data.ptr;
+        if (!w) {
+            uint64_t count;
+            ssize_t r = read(l->wakefd, &count, sizeof count);
+            (void)r;
+            continue;
+        }
+        w->fn(w->arg, evs[i].events);
+    }
+    run_inbox(l);
+    return 0;
+}

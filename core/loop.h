@@ -1,0 +1,40 @@
+/* loop.h - the daemon's one event loop: epoll over file descriptors
+ * (inotify, signals, later sockets and worker pipes), plus an inbox that
+ * other threads post tasks to (the writer's commits, finished runs).
+ *
+ * Everything that changes daemon state runs on this loop's thread, so that
+ * state needs no locks; threads talk to it only through loop_post.
+ */
+#ifndef SLUICE_LOOP_H
+#define SLUICE_LOOP_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+struct loop;
+
+typedef void (*loop_fd_fn)(void *arg, uint32_t events);
+
+/* A task posted from any thread; run on the loop thread, which then owns it. */
+struct loop_task {
+    void (*run)(struct loop_task *task);
+    struct loop_task *next;
+};
+
+int loop_new(struct loop **out, struct err *e);
+/* Runs the tasks still in the inbox, then frees. Fds must be removed first. */
+void loop_free(struct loop **l);
+
+int loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_fn fn, void *arg,
+                struct err *e);
+void loop_del_fd(struct loop *l, int fd);
+
+/* Thread-safe. */
+void loop_post(struct loop *l, struct loop_task *task);
+
+/* Wait up to timeout_ms (-1: forever) and dispatch what is ready, the inbox
+ * included. Returns 0, or -1 on an epoll failure. */
+int loop_run_once(struct loop *l, int timeout_ms, struct err *e);
+
+#endif

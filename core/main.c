@@ -1,0 +1,39 @@
+/* main.c - `sluice COMMAND [OPTIONS]`: picks the subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: sluice COMMAND [OPTIONS]\n"
+    "\n"
+    "Runs Lambda-style handler plugins on files dropped into folders, and logs every\n"
+    "invocation to SQLite.\n"
+    "\n"
+    "commands:\n"
+    "  run     [-c FILE]                 run the daemon in the foreground\n"
+    "  check   [-c FILE]                 validate config, pipelines and plugins\n"
+    "  logs    [-c FILE] [--pipeline P] [--failed] [--limit N]\n"
+    "                                    recent invocations, one line each\n"
+    "  stats   [-c FILE]                 per pipeline and step: count, errors, latency\n"
+    "\n"
+    "Without -c, sluice reads ./sluice.json if present, else its embedded default\n"
+    "(state in ./var, pipelines from ./pipelines). `sluice COMMAND --help` for more.\n";
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats}};
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sluice: unknown command \"%s\"\n\n%s", argv[1], usage);
+    return 2;
+}

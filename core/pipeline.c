@@ -1,0 +1,510 @@
+/* pipeline.c - parses and validates pipeline files through declared tables
+ * (confmap) and collects the set in pipelines_dir. See pipeline.h. */
+#include "pipeline.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "confmap.h"
+#include "match.h"
+#include "path.h"
+
+#define TIMEOUT_DEFAULT_MS 3000 /* Lambda's default */
+#define TIMEOUT_MAX_MS 900000   /* Lambda's maximum, 15 minutes */
+
+struct raw_pipeline {
+    char *name, *description, *isolation;
+    const cJSON *trigger, *steps, *on_failure;
+    int concurrency;
+};
+
+static const struct confmap pipeline_map[] = {
+    {"name", CONFMAP_STRING, offsetof(struct raw_pipeline, name), 0, 0,
+     "unique pipeline name (letters, digits, '_', '-', '.')"},
+    {"description", CONFMAP_STRING, offsetof(struct raw_pipeline, description), 0, 0,
+     "free text"},
+    {"trigger", CONFMAP_OBJECT, offsetof(struct raw_pipeline, trigger), 0, 0,
+     "{\"directory\": PATH} or {\"zmq\": {\"topic\": PREFIX}}, with an optional match"},
+    {"steps", CONFMAP_ARRAY, offsetof(struct raw_pipeline, steps), 0, 0,
+     "handler steps, run in order; each step's response body is the next one's event"},
+    {"on_failure", CONFMAP_OBJECT, offsetof(struct raw_pipeline, on_failure), 0, 0,
+     "dead-letter destination: {\"directory\": PATH}"},
+    {"concurrency", CONFMAP_INT, offsetof(struct raw_pipeline, concurrency), 1, 1024,
+     "events of this pipeline run at once (default: config's workers)"},
+    {"isolation", CONFMAP_STRING, offsetof(struct raw_pipeline, isolation), 0, 0,
+     "\"process\" (default) or \"thread\""},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+struct raw_trigger {
+    char *directory;
+    bool recursive;
+    const cJSON *zmq, *http, *match;
+};
+
+static const struct confmap trigger_map[] = {
+    {"directory", CONFMAP_STRING, offsetof(struct raw_trigger, directory), 0, 0,
+     "watched folder; complete files dropped in start the pipeline"},
+    {"recursive", CONFMAP_BOOL, offsetof(struct raw_trigger, recursive), 0, 0,
+     "follow subfolders, including ones created later (default true)"},
+    {"zmq", CONFMAP_OBJECT, offsetof(struct raw_trigger, zmq), 0, 0, "{\"topic\": PREFIX}"},
+    {"http", CONFMAP_OBJECT, offsetof(struct raw_trigger, http), 0, 0,
+     "{\"method\": M, \"path\": P}"},
+    {"match", CONFMAP_OBJECT, offsetof(struct raw_trigger, match), 0, 0,
+     "filter: prefix, suffix, equals, anything-but on the file key or topic; event: pattern"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+struct raw_zmq {
+    char *topic;
+};
+
+static const struct confmap zmq_trigger_map[] = {
+    {"topic", CONFMAP_STRING, offsetof(struct raw_zmq, topic), 0, 0, "topic prefix to receive"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+struct raw_step {
+    char *name, *handler, *runtime, *code;
+    const cJSON *config, *retry;
+    int timeout_ms;
+};
+
+static const struct confmap step_map[] = {
+    {"name", CONFMAP_STRING, offsetof(struct raw_step, name), 0, 0,
+     "step name (default: the handler's FUNCTION)"},
+    {"handler", CONFMAP_STRING, offsetof(struct raw_step, handler), 0, 0,
+     "MODULE.FUNCTION: MODULE.so on plugin_path exporting handler FUNCTION"},
+    {"config", CONFMAP_OBJECT, offsetof(struct raw_step, config), 0, 0,
+     "handed to the handler as ctx->config_json"},
+    {"timeout_ms", CONFMAP_INT, offsetof(struct raw_step, timeout_ms), 1, TIMEOUT_MAX_MS,
+     "deadline of one attempt (default 3000)"},
+    {"retry", CONFMAP_OBJECT, offsetof(struct raw_step, retry), 0, 0,
+     "{max_attempts, interval_ms, backoff_rate, max_interval_ms}"},
+    {"runtime", CONFMAP_STRING, offsetof(struct raw_step, runtime), 0, 0,
+     "\"python3\" or \"nodejs\" for script handlers (not in this version)"},
+    {"code", CONFMAP_STRING, offsetof(struct raw_step, code), 0, 0,
+     "folder of a script handler (with runtime)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct confmap retry_map[] = {
+    {"max_attempts", CONFMAP_INT, offsetof(struct retry, max_attempts), 1, 100,
+     "attempts in all, the first included (default 1: no retry)"},
+    {"interval_ms", CONFMAP_INT, offsetof(struct retry, interval_ms), 0, 3600000,
+     "wait before the first retry (default 1000)"},
+    {"backoff_rate", CONFMAP_NUMBER, offsetof(struct retry, backoff_rate), 1.0, 10.0,
+     "multiplier of the wait after each retry (default 2.0)"},
+    {"max_interval_ms", CONFMAP_INT, offsetof(struct retry, max_interval_ms), 0, 3600000,
+     "cap on the wait (default 60000)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+struct raw_failure {
+    char *directory;
+};
+
+static const struct confmap failure_map[] = {
+    {"directory", CONFMAP_STRING, offsetof(struct raw_failure, directory), 0, 0,
+     "folder that receives a JSON record of each dead event"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '-' || *c == '.'))
+            return false;
+    return true;
+}
+
+static int split_handler(struct step *s, const char *file, const char *where, struct diag *d)
+{
+    const char *dot = strrchr(s->handler, '.');
+    if (!dot || dot == s->handler || !dot[1] || strchr(s->handler, '/')) {
+        diag_error(d, file, "%s: handler \"%s\" must be MODULE.FUNCTION, e.g. \"echo.handler\"",
+                   where, s->handler);
+        return 1;
+    }
+    s->module = strndup(s->handler, (size_t)(dot - s->handler));
+    s->function = strdup(dot + 1);
+    if (!s->module || !s->function) {
+        diag_error(d, file, "%s: out of memory", where);
+        return 1;
+    }
+    if (!valid_name(s->module, 64) || strchr(s->module, '.')) {
+        diag_error(d, file, "%s: module \"%s\" in handler \"%s\" may hold only letters, digits, "
+                   "'_' and '-'", where, s->module, s->handler);
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_retry(struct step *s, const cJSON *retry, const char *file, const char *where,
+                       struct diag *d)
+{
+    s->retry = (struct retry){.max_attempts = 1, .interval_ms = 1000, .backoff_rate = 2.0,
+                              .max_interval_ms = 60000};
+    if (!retry)
+        return 0;
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s.retry", where);
+    return confmap_apply(retry_map, retry, &s->retry, file, sub, d);
+}
+
+static int step_fill(struct step *s, struct raw_step *r, size_t index, const char *file,
+                     struct diag *d)
+{
+    char where[64];
+    snprintf(where, sizeof where, "steps[%zu]", index);
+    int errors = 0;
+    if (r->runtime) {
+        diag_error(d, file, "%s: runtime \"%s\" is not supported by this version of sluice; "
+                   "only C plugins run (drop \"runtime\" and name a MODULE.FUNCTION)",
+                   where, r->runtime);
+        errors++;
+    }
+    if (!r->handler) {
+        diag_error(d, file, "%s: missing \"handler\" (MODULE.FUNCTION, e.g. \"echo.handler\")",
+                   where);
+        return errors + 1;
+    }
+    s->handler = r->handler;
+    r->handler = NULL;
+    errors += split_handler(s, file, where, d);
+    s->name = r->name ? r->name : strdup(s->function ? s->function : "step");
+    r->name = NULL;
+    if (s->name && !valid_name(s->name, 64)) {
+        diag_error(d, file, "%s: step name \"%s\" may hold only letters, digits, '_', '-', '.'",
+                   where, s->name);
+        errors++;
+    }
+    s->config_json = r->config ? cJSON_PrintUnformatted(r->config) : strdup("{}");
+    s->timeout_ms = r->timeout_ms ? r->timeout_ms : TIMEOUT_DEFAULT_MS;
+    errors += parse_retry(s, r->retry, file, where, d);
+    if (!s->name || !s->config_json) {
+        diag_error(d, file, "%s: out of memory", where);
+        errors++;
+    }
+    return errors;
+}
+
+static int parse_steps(struct pipeline *p, const cJSON *steps, struct diag *d)
+{
+    int n = cJSON_GetArraySize(steps);
+    if (n == 0) {
+        diag_error(d, p->file, "\"steps\" must hold at least one step, e.g. "
+                   "[{\"handler\": \"echo.handler\"}]");
+        return 1;
+    }
+    p->steps = calloc((size_t)n, sizeof *p->steps);
+    if (!p->steps) {
+        diag_error(d, p->file, "out of memory");
+        return 1;
+    }
+    int errors = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, steps) {
+        struct raw_step r = {0};
+        char where[64];
+        snprintf(where, sizeof where, "steps[%zu]", p->n_steps);
+        int e = confmap_apply(step_map, it, &r, p->file, where, d);
+        if (e == 0)
+            e = step_fill(&p->steps[p->n_steps], &r, p->n_steps, p->file, d);
+        errors += e;
+        confmap_release(step_map, &r);
+        p->n_steps++;
+    }
+    for (size_t i = 0; i < p->n_steps; i++)
+        for (size_t j = 0; j < i; j++)
+            if (p->steps[i].name && p->steps[j].name &&
+                strcmp(p->steps[i].name, p->steps[j].name) == 0) {
+                diag_error(d, p->file, "steps[%zu]: step name \"%s\" is also used by steps[%zu]; "
+                           "give each step its own \"name\"", i, p->steps[i].name, j);
+                errors++;
+            }
+    return errors;
+}
+
+static int check_dir(const char *file, const char *what, const char *dir, struct diag *d)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        if (errno == ENOENT)
+            return 0; /* created when the daemon starts */
+        diag_error(d, file, "%s \"%s\" cannot be read: %s", what, dir, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        diag_error(d, file, "%s \"%s\" exists but is not a folder", what, dir);
+        return 1;
+    }
+    if (access(dir, R_OK | X_OK) < 0) {
+        diag_error(d, file, "%s \"%s\" is not readable: %s (fix its permissions)", what, dir,
+                   strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct diag *d)
+{
+    int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL);
+    if (kinds > 1) {
+        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\" or \"http\", not %d",
+                   kinds);
+        return 1;
+    }
+    if (t->http) {
+        diag_error(d, p->file, "trigger: \"http\" triggers are not supported by this version of "
+                   "sluice; use a \"directory\" trigger");
+        return 1;
+    }
+    if (t->zmq) {
+        struct raw_zmq z = {0};
+        int errors = confmap_apply(zmq_trigger_map, t->zmq, &z, p->file, "trigger.zmq", d);
+        p->trigger = TRIGGER_ZMQ;
+        p->zmq_topic = z.topic ? z.topic : strdup("");
+        diag_error(d, p->file, "trigger: \"zmq\" triggers are not supported by this version of "
+                   "sluice; use a \"directory\" trigger");
+        return errors + 1;
+    }
+    if (t->directory) {
+        p->trigger = TRIGGER_DIRECTORY;
+        p->dir_spec = t->directory;
+        t->directory = NULL;
+        return 0;
+    }
+    return 0;
+}
+
+static int parse_trigger(struct pipeline *p, const cJSON *trigger, const struct config *cfg,
+                         struct diag *d)
+{
+    struct raw_trigger t = {.recursive = true};
+    int errors = confmap_apply(trigger_map, trigger, &t, p->file, "trigger", d);
+    if (errors == 0)
+        errors += parse_trigger_kind(p, &t, d);
+    p->recursive = t.recursive;
+    if (errors == 0 && p->dir_spec) {
+        p->dir = path_resolve(cfg->base_dir, p->dir_spec);
+        errors += check_dir(p->file, "trigger.directory", p->dir, d);
+    }
+    if (errors == 0 && t.match) {
+        struct err e;
+        if (match_compile(t.match, &p->match, &e) < 0) {
+            diag_error(d, p->file, "trigger.%s", e.msg);
+            errors++;
+        }
+    }
+    confmap_release(trigger_map, &t);
+    return errors;
+}
+
+static int parse_failure(struct pipeline *p, const cJSON *on_failure, const struct config *cfg,
+                         struct diag *d)
+{
+    struct raw_failure f = {0};
+    int errors = confmap_apply(failure_map, on_failure, &f, p->file, "on_failure", d);
+    if (errors == 0 && !f.directory) {
+        diag_error(d, p->file, "on_failure: give a \"directory\" for dead events");
+        errors++;
+    }
+    if (errors == 0) {
+        p->dead_letter_dir = path_resolve(cfg->base_dir, f.directory);
+        errors += check_dir(p->file, "on_failure.directory", p->dead_letter_dir, d);
+    }
+    confmap_release(failure_map, &f);
+    return errors;
+}
+
+static int parse_isolation(struct pipeline *p, const char *isolation, struct diag *d)
+{
+    if (!isolation || strcmp(isolation, "process") == 0) {
+        p->isolation = ISOLATION_PROCESS;
+        diag_warning(d, p->file, "isolation \"process\" is not implemented yet: handlers run in "
+                     "the daemon's threads (as with \"thread\"), so a crashing handler stops the "
+                     "daemon");
+        return 0;
+    }
+    if (strcmp(isolation, "thread") == 0) {
+        p->isolation = ISOLATION_THREAD;
+        return 0;
+    }
+    diag_error(d, p->file, "isolation: \"%s\" is not one of \"process\", \"thread\"", isolation);
+    return 1;
+}
+
+static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struct config *cfg,
+                         struct diag *d)
+{
+    int errors = 0;
+    if (!r->name) {
+        diag_error(d, p->file, "missing \"name\"");
+        errors++;
+    } else if (!valid_name(r->name, 64)) {
+        diag_error(d, p->file, "name \"%s\" may hold only letters, digits, '_', '-', '.' "
+                   "(at most 64)", r->name);
+        errors++;
+    }
+    p->name = r->name;
+    r->name = NULL;
+    p->concurrency = r->concurrency ? r->concurrency : cfg->workers;
+    errors += parse_isolation(p, r->isolation, d);
+    if (r->trigger)
+        errors += parse_trigger(p, r->trigger, cfg, d);
+    if (!r->steps) {
+        diag_error(d, p->file, "missing \"steps\" (e.g. [{\"handler\": \"echo.handler\"}])");
+        errors++;
+    } else {
+        errors += parse_steps(p, r->steps, d);
+    }
+    if (r->on_failure)
+        errors += parse_failure(p, r->on_failure, cfg, d);
+    return errors;
+}
+
+int pipeline_load(const char *file, const struct config *cfg, struct pipeline **out,
+                  struct diag *d)
+{
+    *out = NULL;
+    char *text = NULL;
+    struct err e;
+    if (path_read_file(file, &text, NULL, &e) < 0) {
+        diag_error(d, file, "%s", e.msg);
+        return -1;
+    }
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
+    if (!doc) {
+        diag_error(d, file, "not valid JSON near byte %ld: fix the syntax (a missing comma or "
+                   "quote?)", end ? (long)(end - text) : 0L);
+        free(text);
+        return -1;
+    }
+    free(text);
+    struct pipeline *p = calloc(1, sizeof *p);
+    struct raw_pipeline r = {0};
+    int errors = 1;
+    if (p && (p->file = strdup(file))) {
+        errors = confmap_apply(pipeline_map, doc, &r, file, "", d);
+        if (errors == 0)
+            errors = pipeline_fill(p, &r, cfg, d);
+    } else {
+        diag_error(d, file, "out of memory");
+    }
+    confmap_release(pipeline_map, &r);
+    cJSON_Delete(doc);
+    if (errors) {
+        pipeline_free(&p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+static void step_release(struct step *s)
+{
+    free(s->name);
+    free(s->handler);
+    free(s->module);
+    free(s->function);
+    free(s->config_json);
+}
+
+void pipeline_free(struct pipeline **pp)
+{
+    struct pipeline *p = *pp;
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_steps; i++)
+        step_release(&p->steps[i]);
+    free(p->steps);
+    free(p->name);
+    free(p->file);
+    free(p->dir_spec);
+    free(p->dir);
+    free(p->zmq_topic);
+    match_free(&p->match);
+    free(p->dead_letter_dir);
+    free(p);
+    *pp = NULL;
+}
+
+static int json_file_filter(const struct dirent *de)
+{
+    size_t n = strlen(de->d_name);
+    return de->d_name[0] != '.' && n > 5 && strcmp(de->d_name + n - 5, ".json") == 0;
+}
+
+static int set_add(struct pipeline_set *set, struct pipeline *p, struct diag *d)
+{
+    struct pipeline *twin = pipeline_set_find(set, p->name);
+    if (twin) {
+        diag_error(d, p->file, "pipeline name \"%s\" is already used by %s; names must be unique",
+                   p->name, twin->file);
+        return -1;
+    }
+    struct pipeline **v = realloc(set->v, (set->n + 1) * sizeof *v);
+    if (!v) {
+        diag_error(d, p->file, "out of memory");
+        return -1;
+    }
+    set->v = v;
+    set->v[set->n++] = p;
+    return 0;
+}
+
+int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct diag *d)
+{
+    memset(set, 0, sizeof *set);
+    struct dirent **names = NULL;
+    int n = scandir(cfg->pipelines_dir, &names, json_file_filter, alphasort);
+    if (n < 0) {
+        diag_error(d, cfg->file, "pipelines_dir \"%s\" cannot be read: %s (create it or set "
+                   "\"pipelines_dir\")", cfg->pipelines_dir, strerror(errno));
+        return -1;
+    }
+    int before = d->errors;
+    for (int i = 0; i < n; i++) {
+        char *file = path_join(cfg->pipelines_dir, names[i]->d_name);
+        struct pipeline *p = NULL;
+        if (file && pipeline_load(file, cfg, &p, d) == 0 && set_add(set, p, d) < 0)
+            pipeline_free(&p);
+        free(file);
+        free(names[i]);
+    }
+    free(names);
+    if (n == 0)
+        diag_warning(d, cfg->pipelines_dir, "no pipeline files (*.json) here; the daemon will "
+                     "have nothing to run");
+    return d->errors > before ? -1 : 0;
+}
+
+void pipeline_set_free(struct pipeline_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        pipeline_free(&set->v[i]);
+    free(set->v);
+    set->v = NULL;
+    set->n = 0;
+}
+
+struct pipeline *pipeline_set_find(const struct pipeline_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->v[i]->name && name && strcmp(set->v[i]->name, name) == 0)
+            return set->v[i];
+    return NULL;
+}

@@ -1,0 +1,76 @@
+/* pipeline.h - one pipeline file (pipelines/NAME.json): its trigger, match
+ * filter, steps, failure destination, concurrency and isolation.
+ *
+ * Parsing validates everything it can without touching plugins; binding
+ * handlers to loaded plugins is the loader's job (loader_bind_pipeline).
+ */
+#ifndef SLUICE_PIPELINE_H
+#define SLUICE_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+
+struct config;
+struct match;
+struct plugin;
+
+enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP };
+enum isolation { ISOLATION_PROCESS, ISOLATION_THREAD };
+
+struct retry {
+    int max_attempts;           /* 1 = no retry */
+    int interval_ms;
+    double backoff_rate;
+    int max_interval_ms;
+};
+
+struct step {
+    char *name;
+    char *handler;              /* "MODULE.FUNCTION" */
+    char *module;
+    char *function;
+    char *config_json;          /* the step's "config" as compact JSON text */
+    int timeout_ms;
+    struct retry retry;
+    /* Filled by the loader. */
+    struct plugin *plugin;
+    void *fn;                   /* sl_handler_fn */
+};
+
+struct pipeline {
+    char *name;
+    char *file;                 /* the pipeline file, for messages */
+    enum trigger_kind trigger;
+    char *dir_spec;             /* trigger directory as written */
+    char *dir;                  /* trigger directory, resolved */
+    bool recursive;
+    char *zmq_topic;
+    struct match *match;
+    struct step *steps;
+    size_t n_steps;
+    char *dead_letter_dir;      /* on_failure.directory, resolved; NULL if none */
+    int concurrency;
+    enum isolation isolation;
+};
+
+struct pipeline_set {
+    struct pipeline **v;
+    size_t n;
+};
+
+/* Parse one pipeline file. Returns 0 and a pipeline, or -1 with problems in
+ * d. Relative paths resolve against cfg->base_dir. */
+int pipeline_load(const char *file, const struct config *cfg, struct pipeline **out,
+                  struct diag *d);
+void pipeline_free(struct pipeline **p);
+
+/* Load every *.json in cfg->pipelines_dir (sorted by name), reporting every
+ * problem, duplicate names included. Returns 0 if there were no errors; the
+ * set holds the pipelines that parsed either way. */
+int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct diag *d);
+void pipeline_set_free(struct pipeline_set *set);
+struct pipeline *pipeline_set_find(const struct pipeline_set *set, const char *name);
+
+#endif

@@ -1,0 +1,314 @@
+/* source_dir.c - inotify-based folder watching (see source_dir.h).
+ *
+ * Watches are kept in an array sorted by watch descriptor. A file found by
+ * a scan is checked with a read lease: the kernel refuses the lease while
+ * anyone has the file open for writing, which is exactly "not complete yet".
+ */
+#include "source_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "path.h"
+#include "s3event.h"
+
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR)
+
+struct watch {
+    int wd;
+    bool recursive;
+    char *path;
+};
+
+struct root {
+    char *dir;
+    bool recursive;
+};
+
+struct source_dir {
+    struct loop *loop;
+    int fd;
+    source_dir_fn fn;
+    void *arg;
+    struct watch *watches;
+    size_t n_watches, cap_watches;
+    struct root *roots;
+    size_t n_roots;
+};
+
+static struct watch *watch_find(struct source_dir *s, int wd)
+{
+    size_t lo = 0, hi = s->n_watches;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->watches[mid].wd == wd)
+            return &s->watches[mid];
+        if (s->watches[mid].wd < wd)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int watch_insert(struct source_dir *s, int wd, const char *path, bool recursive)
+{
+    struct watch *w = watch_find(s, wd);
+    if (w) { /* the same folder under a new name, or a second root */
+        char *p = strdup(path);
+        if (!p)
+            return -1;
+        free(w->path);
+        w->path = p;
+        w->recursive = w->recursive || recursive;
+        return 0;
+    }
+    if (s->n_watches == s->cap_watches) {
+        size_t cap = s->cap_watches ? s->cap_watches * 2 : 16;
+        struct watch *v = realloc(s->watches, cap * sizeof *v);
+        if (!v)
+            return -1;
+        s->watches = v;
+        s->cap_watches = cap;
+    }
+    size_t at = s->n_watches;
+    while (at > 0 && s->watches[at - 1].wd > wd)
+        at--;
+    char *p = strdup(path);
+    if (!p)
+        return -1;
+    memmove(&s->watches[at + 1], &s->watches[at], (s->n_watches - at) * sizeof *s->watches);
+    s->watches[at] = (struct watch){.wd = wd, .recursive = recursive, .path = p};
+    s->n_watches++;
+    return 0;
+}
+
+static void watch_remove(struct source_dir *s, int wd)
+{
+    struct watch *w = watch_find(s, wd);
+    if (!w)
+        return;
+    free(w->path);
+    size_t at = (size_t)(w - s->watches);
+    memmove(w, w + 1, (s->n_watches - at - 1) * sizeof *w);
+    s->n_watches--;
+}
+
+static int add_watch(struct source_dir *s, const char *dir, bool recursive)
+{
+    int wd = inotify_add_watch(s->fd, dir, WATCH_MASK);
+    if (wd < 0) {
+        if (errno == ENOSPC)
+            log_msg(LOG_ERROR, "cannot watch %s: too many inotify watches; raise "
+                    "fs.inotify.max_user_watches (sysctl)", dir);
+        else
+            log_msg(LOG_ERROR, "cannot watch %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (watch_insert(s, wd, dir, recursive) < 0) {
+        log_msg(LOG_ERROR, "cannot watch %s: out of memory", dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* False while someone has the file open for writing. */
+static bool file_is_complete(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool complete = true;
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+    else if (errno == EAGAIN)
+        complete = false;
+    /* other errors (no CAP_LEASE, a file system without leases): assume the
+     * writer is done, as every other folder watcher must */
+    close(fd);
+    return complete;
+}
+
+static void report(struct source_dir *s, const char *path, bool from_scan)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        return; /* gone again, or not a regular file: symlinks are never followed */
+    if (from_scan && !file_is_complete(path))
+        return;
+    s->fn(s->arg, path, &st);
+}
+
+/* Watch dir (when recursive) and report the complete files in it. */
+static void scan_dir(struct source_dir *s, const char *dir, bool recursive, int depth)
+{
+    if (depth > 64) {
+        log_msg(LOG_WARN, "not following %s: folders nested deeper than 64", dir);
+        return;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno != ENOENT)
+            log_msg(LOG_WARN, "cannot scan %s: %s", dir, strerror(errno));
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (s3event_ignored_name(de->d_name))
+            continue; /* hidden, temporary, "." and ".." */
+        char *path = path_join(dir, de->d_name);
+        if (!path)
+            break;
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (recursive && add_watch(s, path, true) == 0)
+                scan_dir(s, path, true, depth + 1);
+        } else if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            report(s, path, true);
+        }
+        free(path);
+    }
+    closedir(d);
+}
+
+void source_dir_scan(struct source_dir *s)
+{
+    for (size_t i = 0; i < s->n_roots; i++)
+        scan_dir(s, s->roots[i].dir, s->roots[i].recursive, 0);
+}
+
+/* Stop watching a folder that moved away, and everything below it. */
+static void forget_tree(struct source_dir *s, const char *dir)
+{
+    size_t len = strlen(dir);
+    for (size_t i = s->n_watches; i-- > 0;) {
+        const char *p = s->watches[i].path;
+        if (strncmp(p, dir, len) == 0 && (p[len] == '\0' || p[len] == '/')) {
+            inotify_rm_watch(s->fd, s->watches[i].wd);
+            watch_remove(s, s->watches[i].wd);
+        }
+    }
+}
+
+static void handle_event(struct source_dir *s, const struct inotify_event *ev, bool *rescan)
+{
+    if (ev->mask & IN_Q_OVERFLOW) {
+        *rescan = true;
+        return;
+    }
+    if (ev->mask & IN_IGNORED) {
+        watch_remove(s, ev->wd);
+        return;
+    }
+    struct watch *w = watch_find(s, ev->wd);
+    if (!w || !ev->len || s3event_ignored_name(ev->name))
+        return;
+    char *path = path_join(w->path, ev->name);
+    if (!path)
+        return;
+    bool recursive = w->recursive;
+    if (ev->mask & IN_ISDIR) {
+        if (ev->mask & IN_MOVED_FROM)
+            forget_tree(s, path);
+        else if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && recursive &&
+                 add_watch(s, path, true) == 0)
+            scan_dir(s, path, true, 1);
+    } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+        report(s, path, false);
+    }
+    free(path);
+}
+
+static void on_readable(void *arg, uint32_t events)
+{
+    struct source_dir *s = arg;
+    (void)events;
+    char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool rescan = false;
+    for (;;) {
+        ssize_t n = read(s->fd, buf, sizeof buf);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                log_msg(LOG_ERROR, "reading inotify events: %s", strerror(errno));
+            break;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            handle_event(s, ev, &rescan);
+            p += sizeof *ev + ev->len;
+        }
+    }
+    if (rescan) {
+        log_msg(LOG_WARN, "inotify queue overflowed (raise fs.inotify.max_queued_events for "
+                "bursts this size); rescanning watched folders so no file is missed");
+        source_dir_scan(s);
+    }
+}
+
+int source_dir_new(struct loop *l, source_dir_fn fn, void *arg, struct source_dir **out,
+                   struct err *e)
+{
+    struct source_dir *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(e, "out of memory");
+    s->loop = l;
+    s->fn = fn;
+    s->arg = arg;
+    s->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (s->fd < 0) {
+        err_set(e, "inotify_init1: %s (raise fs.inotify.max_user_instances?)", strerror(errno));
+        free(s);
+        return -1;
+    }
+    if (loop_add_fd(l, s->fd, EPOLLIN, on_readable, s, e) < 0) {
+        close(s->fd);
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int source_dir_add(struct source_dir *s, const char *dir, bool recursive, struct err *e)
+{
+    if (path_mkdirs(dir, 0750, e) < 0)
+        return -1;
+    struct root *v = realloc(s->roots, (s->n_roots + 1) * sizeof *v);
+    if (!v)
+        return err_set(e, "out of memory");
+    s->roots = v;
+    char *copy = strdup(dir);
+    if (!copy)
+        return err_set(e, "out of memory");
+    s->roots[s->n_roots++] = (struct root){.dir = copy, .recursive = recursive};
+    if (add_watch(s, dir, recursive) < 0)
+        return err_set(e, "cannot watch folder %s (see the message above)", dir);
+    return 0;
+}
+
+void source_dir_free(struct source_dir **sp)
+{
+    struct source_dir *s = *sp;
+    if (!s)
+        return;
+    loop_del_fd(s->loop, s->fd);
+    close(s->fd);
+    for (size_t i = 0; i < s->n_watches; i++)
+        free(s->watches[i].path);
+    free(s->watches);
+    for (size_t i = 0; i < s->n_roots; i++)
+        free(s->roots[i].dir);
+    free(s->roots);
+    free(s);
+    *sp = NULL;
+}

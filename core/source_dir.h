@@ -1,0 +1,33 @@
+/* source_dir.h - the directory trigger source: inotify watches over one or
+ * more folder trees, reporting each file once it is complete.
+ *
+ * Complete means closed after writing (IN_CLOSE_WRITE) or moved in
+ * (IN_MOVED_TO); hidden and temporary names are never reported. Subfolders
+ * are followed, including ones created later. A scan (at start, for a new
+ * subfolder, after an inotify queue overflow) reports files already there,
+ * skipping any still open for writing: their close will be reported. The
+ * same file may be reported more than once; the journal recognises it.
+ */
+#ifndef SLUICE_SOURCE_DIR_H
+#define SLUICE_SOURCE_DIR_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "err.h"
+
+struct loop;
+struct source_dir;
+
+/* path is absolute-or-as-configured folder + "/" + relative name. */
+typedef void (*source_dir_fn)(void *arg, const char *path, const struct stat *st);
+
+int source_dir_new(struct loop *l, source_dir_fn fn, void *arg, struct source_dir **out,
+                   struct err *e);
+/* Watch a folder (created if missing). No files are reported until a scan. */
+int source_dir_add(struct source_dir *s, const char *dir, bool recursive, struct err *e);
+/* Report every complete file under every watched folder. */
+void source_dir_scan(struct source_dir *s);
+void source_dir_free(struct source_dir **s);
+
+#endif

@@ -1,0 +1,225 @@
+/* writer.c - the database writer thread and its bounded queue (writer.h). */
+#include "writer.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "db.h"
+
+#define STMT_CACHE 16
+
+struct writer {
+    sqlite3 *db;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t has_work;
+    pthread_cond_t has_room;
+    struct wop *head, *tail;
+    int queued, max_queued;
+    bool stopping;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[STMT_CACHE];
+};
+
+sqlite3 *writer_db(struct writer *w)
+{
+    return w->db;
+}
+
+sqlite3_stmt *writer_stmt(struct writer *w, const char *sql, struct err *e)
+{
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (w->stmts[i].sql == sql) {
+            sqlite3_reset(w->stmts[i].st);
+            sqlite3_clear_bindings(w->stmts[i].st);
+            return w->stmts[i].st;
+        }
+        if (!w->stmts[i].sql) {
+            if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->stmts[i].st,
+                                   NULL) != SQLITE_OK) {
+                err_set(e, "preparing statement: %s", sqlite3_errmsg(w->db));
+                return NULL;
+            }
+            w->stmts[i].sql = sql;
+            return w->stmts[i].st;
+        }
+    }
+    err_set(e, "writer statement cache is full (raise STMT_CACHE)");
+    return NULL;
+}
+
+/* Apply a batch in one transaction; returns the batch's commit status. */
+static int run_batch(struct writer *w, struct wop *batch, int *rcs, struct err *errs, int n)
+{
+    struct err e;
+    int i = 0;
+    if (db_exec(w->db, "BEGIN", &e) < 0) {
+        for (; i < n; i++)
+            errs[i] = e;
+        return -1;
+    }
+    for (struct wop *op = batch; op; op = op->next, i++)
+        rcs[i] = op->apply(op, w, &errs[i]);
+    if (db_exec(w->db, "COMMIT", &e) < 0) {
+        db_exec(w->db, "ROLLBACK", NULL);
+        for (i = 0; i < n; i++)
+            errs[i] = e;
+        return -1;
+    }
+    return 0;
+}
+
+static void complete_batch(struct writer *w, struct wop *batch, int n)
+{
+    int *rcs = calloc((size_t)n, sizeof *rcs);
+    struct err *errs = calloc((size_t)n, sizeof *errs);
+    int commit = (rcs && errs) ? run_batch(w, batch, rcs, errs, n) : -1;
+    struct err oom;
+    err_set(&oom, "database writer: out of memory");
+    int i = 0;
+    for (struct wop *op = batch, *next; op; op = next, i++) {
+        next = op->next;
+        if (!rcs || !errs)
+            op->done(op, -1, &oom);
+        else
+            op->done(op, commit < 0 ? -1 : rcs[i], &errs[i]);
+    }
+    free(rcs);
+    free(errs);
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->has_work, &w->lock);
+        if (!w->head && w->stopping)
+            break;
+        struct wop *batch = w->head;
+        int n = w->queued;
+        w->head = w->tail = NULL;
+        w->queued = 0;
+        pthread_cond_broadcast(&w->has_room);
+        pthread_mutex_unlock(&w->lock);
+        complete_batch(w, batch, n);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e)
+{
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return err_set(e, "out of memory");
+    w->max_queued = max_queued > 0 ? max_queued : 1;
+    if (db_open(db_path, true, &w->db, e) < 0) {
+        free(w);
+        return -1;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->has_work, NULL);
+    pthread_cond_init(&w->has_room, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        db_close(&w->db);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->has_work);
+        pthread_cond_destroy(&w->has_room);
+        free(w);
+        return err_set(e, "cannot start the database writer thread");
+    }
+    *out = w;
+    return 0;
+}
+
+void writer_submit(struct writer *w, struct wop *op)
+{
+    op->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    while (w->queued >= w->max_queued && !w->stopping)
+        pthread_cond_wait(&w->has_room, &w->lock);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->lock);
+        struct err e;
+        err_set(&e, "database writer is stopping");
+        op->done(op, -1, &e);
+        return;
+    }
+    if (w->tail)
+        w->tail->next = op;
+    else
+        w->head = op;
+    w->tail = op;
+    w->queued++;
+    pthread_cond_signal(&w->has_work);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void writer_stop(struct writer **wp)
+{
+    struct writer *w = *wp;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->has_work);
+    pthread_cond_broadcast(&w->has_room);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    for (int i = 0; i < STMT_CACHE && w->stmts[i].sql; i++)
+        sqlite3_finalize(w->stmts[i].st);
+    db_exec(w->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL);
+    db_close(&w->db);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->has_work);
+    pthread_cond_destroy(&w->has_room);
+    free(w);
+    *wp = NULL;
+}
+
+struct barrier {
+    struct wop base;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool passed;
+};
+
+static int barrier_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    (void)op;
+    (void)w;
+    (void)e;
+    return 0;
+}
+
+static void barrier_done(struct wop *op, int rc, const struct err *e)
+{
+    struct barrier *b = (struct barrier *)op;
+    (void)rc;
+    (void)e;
+    pthread_mutex_lock(&b->lock);
+    b->passed = true;
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+void writer_flush(struct writer *w)
+{
+    struct barrier b = {.base = {.apply = barrier_apply, .done = barrier_done}};
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    writer_submit(w, &b.base);
+    pthread_mutex_lock(&b.lock);
+    while (!b.passed)
+        pthread_cond_wait(&b.cond, &b.lock);
+    pthread_mutex_unlock(&b.lock);
+    pthread_mutex_destroy(&b.lock);
+    pthread_cond_destroy(&b.cond);
+}

@@ -1,0 +1,44 @@
+/* writer.h - the one thread that writes the database, with group commit.
+ *
+ * Producers (the event loop, executor threads) submit operations; the
+ * writer takes everything queued, runs it in one transaction, commits, and
+ * only then calls each operation's done callback. So nothing is acknowledged
+ * before it is durable, and a burst costs one commit, not one per row. The
+ * queue is bounded: a producer that outruns the disk waits (backpressure)
+ * rather than growing memory.
+ */
+#ifndef SLUICE_WRITER_H
+#define SLUICE_WRITER_H
+
+#include <sqlite3.h>
+
+#include "err.h"
+
+struct writer;
+
+struct wop {
+    /* Run on the writer thread inside the open transaction. A failure is
+     * passed to done; it does not abort the other operations. */
+    int (*apply)(struct wop *op, struct writer *w, struct err *e);
+    /* After the commit (rc 0) or after a failure (rc < 0, message in e).
+     * Owns op: must free it. */
+    void (*done)(struct wop *op, int rc, const struct err *e);
+    struct wop *next;
+};
+
+int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e);
+/* Queue op; blocks while the queue is full. After writer_stop began, op is
+ * completed at once with an error. */
+void writer_submit(struct writer *w, struct wop *op);
+/* Wait until everything submitted so far has committed and its done
+ * callback has run. */
+void writer_flush(struct writer *w);
+/* Commit what is queued, stop the thread, close the database. */
+void writer_stop(struct writer **w);
+
+/* A statement prepared once on the writer's connection (sql must be a string
+ * constant: its address is the cache key). NULL with e filled on error. */
+sqlite3_stmt *writer_stmt(struct writer *w, const char *sql, struct err *e);
+sqlite3 *writer_db(struct writer *w);
+
+#endif
