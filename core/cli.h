@@ -7,6 +7,8 @@ int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
+int cmd_invoke(int argc, char **argv);
 
 /* Shared option parsing: -c FILE / --config FILE and -h / --help. Returns
  * the index of the first unparsed argument, or -1 after printing an error

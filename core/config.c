@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,20 +62,44 @@ static const struct confmap zmq_map[] = {
      "endpoint the ROUTER socket binds (sluice invoke)"},
     {"sub", CONFMAP_ARRAY, offsetof(struct config_zmq, sub_raw), 0, 0,
      "publishers to connect to: [{\"endpoint\": E, \"topics\": [T...]}]"},
+    {"max_message_bytes", CONFMAP_INT, offsetof(struct config_zmq, max_message_bytes), 64,
+     1 << 30, "largest message accepted (ZMQ_MAXMSGSIZE; default 1048576)"},
+    {"hwm", CONFMAP_INT, offsetof(struct config_zmq, hwm), 1, 10000000,
+     "messages libzmq queues per socket before pushing back (default 10000)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static void check_subs(const cJSON *subs, const char *file, struct diag *d)
+struct raw_sub {
+    char *endpoint;
+    struct strv topics;
+};
+
+static const struct confmap sub_map[] = {
+    {"endpoint", CONFMAP_STRING, offsetof(struct raw_sub, endpoint), 0, 0,
+     "publisher to connect to, e.g. \"tcp://127.0.0.1:5556\""},
+    {"topics", CONFMAP_STRINGS, offsetof(struct raw_sub, topics), 0, 0,
+     "topic prefixes to subscribe to (default: all)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static int check_subs(const cJSON *subs, const char *file, struct diag *d)
 {
-    int i = 0;
+    int errors = 0, i = 0;
     const cJSON *s;
     cJSON_ArrayForEach(s, subs) {
-        const cJSON *ep = cJSON_GetObjectItemCaseSensitive(s, "endpoint");
-        if (!cJSON_IsObject(s) || !cJSON_IsString(ep))
-            diag_error(d, file, "zmq.sub[%d]: expected {\"endpoint\": \"tcp://...\", "
-                       "\"topics\": [\"...\"]}", i);
-        i++;
+        char where[32];
+        snprintf(where, sizeof where, "zmq.sub[%d]", i++);
+        struct raw_sub r = {0};
+        int e = confmap_apply(sub_map, s, &r, file, where, d);
+        if (e == 0 && !r.endpoint) {
+            diag_error(d, file, "%s: missing \"endpoint\" (e.g. \"tcp://127.0.0.1:5556\")",
+                       where);
+            e++;
+        }
+        confmap_release(sub_map, &r);
+        errors += e;
     }
+    return errors;
 }
 
 static int resolve_paths(struct config *c, struct raw *r, struct diag *d)
@@ -127,11 +152,13 @@ static int fill_default_plugin_path(struct strv *s)
 static int apply_doc(struct config *c, struct diag *d)
 {
     struct raw r = {.workers = (int)sysconf(_SC_NPROCESSORS_ONLN), .queue_size = 1024};
+    c->zmq.max_message_bytes = 1 << 20;
+    c->zmq.hwm = 10000;
     int errors = confmap_apply(config_map, c->doc, &r, c->file, "", d);
     if (r.zmq)
         errors += confmap_apply(zmq_map, r.zmq, &c->zmq, c->file, "zmq", d);
     if (c->zmq.sub_raw)
-        check_subs(c->zmq.sub_raw, c->file, d);
+        errors += check_subs(c->zmq.sub_raw, c->file, d);
     if (!r.plugin_path.v && fill_default_plugin_path(&r.plugin_path) < 0)
         errors++;
     c->workers = r.workers > 0 ? r.workers : 1;

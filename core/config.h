@@ -18,6 +18,8 @@ struct config_zmq {
     char *pull;                 /* endpoint the PULL socket binds */
     char *router;               /* endpoint the ROUTER socket (invoke) binds */
     const cJSON *sub_raw;       /* [{endpoint, topics}] (borrowed, validated) */
+    int max_message_bytes;      /* ZMQ_MAXMSGSIZE */
+    int hwm;                    /* ZMQ_RCVHWM / ZMQ_SNDHWM */
 };
 
 struct config {

@@ -25,6 +25,7 @@
 #include "db.h"
 #include "diag.h"
 #include "dispatch.h"
+#include "journal.h"
 #include "loader.h"
 #include "log.h"
 #include "loop.h"
@@ -33,6 +34,8 @@
 #include "pipeline.h"
 #include "s3event.h"
 #include "source_dir.h"
+#include "source_zmq.h"
+#include "uuid.h"
 #include "writer.h"
 
 struct generation {
@@ -52,6 +55,8 @@ struct daemon {
     bool stop;
     bool reload;
     struct generation *gen;
+    struct source_zmq *zmq;
+    unsigned long rejected;
 };
 
 /* Load and bind everything a generation needs; print problems. */
@@ -100,7 +105,7 @@ static void route_file(struct daemon *dm, struct pipeline *p, const char *path,
                 "scan", p->name, path);
     } else if (match_test(p->match, key, parsed)) {
         sprintf(source, "directory:%s", p->dir_spec);
-        if (dispatch_accept(dm->gen->dispatch, p, id, source, json, &e) < 0)
+        if (dispatch_accept(dm->gen->dispatch, p, id, source, json, NULL, &e) < 0)
             log_msg(LOG_ERROR, "pipeline %s: %s not accepted: %s", p->name, path, e.msg);
     }
     cJSON_Delete(parsed);
@@ -115,6 +120,118 @@ static void on_file(void *arg, const char *path, const struct stat *st)
     for (size_t i = 0; i < dm->gen->set.n; i++)
         if (dm->gen->set.v[i]->trigger == TRIGGER_DIRECTORY)
             route_file(dm, dm->gen->set.v[i], path, st);
+}
+
+static void on_reject(void *arg, const char *source, const char *reason, const char *payload,
+                      size_t len)
+{
+    struct daemon *dm = arg;
+    struct err e;
+    /* Every one is in the rejected table; the log gets the first ones and then
+     * one in a thousand, so a flood of garbage cannot flood stderr. */
+    if (++dm->rejected <= 20 || dm->rejected % 1000 == 0)
+        log_msg(LOG_WARN, "%s: message rejected (%lu so far): %s", source, dm->rejected, reason);
+    if (journal_reject(dm->writer, source, reason, payload, len, &e) < 0)
+        log_msg(LOG_ERROR, "%s: %s", source, e.msg);
+}
+
+static bool topic_matches(const struct pipeline *p, const char *topic, const char *payload,
+                          cJSON **parsed)
+{
+    if (p->trigger != TRIGGER_ZMQ || strncmp(topic, p->zmq_topic, strlen(p->zmq_topic)) != 0)
+        return false;
+    if (p->match && !*parsed)
+        *parsed = cJSON_Parse(payload);
+    return match_test(p->match, topic, *parsed);
+}
+
+static void on_zmq_event(void *arg, const char *socket, const char *topic, const char *payload)
+{
+    struct daemon *dm = arg;
+    char id[UUID_STR_LEN];
+    size_t len = strlen(topic) + 8;
+    char *source = malloc(len);
+    if (!source || uuid_v7(id) < 0) {
+        free(source);
+        on_reject(dm, "zmq", "out of memory (or no randomness) while accepting", payload,
+                  strlen(payload));
+        return;
+    }
+    snprintf(source, len, "zmq:%s", topic);
+    cJSON *parsed = NULL;
+    int matched = 0;
+    struct err e;
+    for (size_t i = 0; i < dm->gen->set.n; i++) {
+        struct pipeline *p = dm->gen->set.v[i];
+        if (!topic_matches(p, topic, payload, &parsed))
+            continue;
+        matched++;
+        if (dispatch_accept(dm->gen->dispatch, p, id, source, payload, NULL, &e) < 0)
+            on_reject(dm, source, e.msg, payload, strlen(payload));
+    }
+    if (!matched) {
+        char reason[300];
+        snprintf(reason, sizeof reason, "no pipeline has a zmq trigger (and match) for topic "
+                 "\"%.200s\" (received on %s)", topic, socket);
+        on_reject(dm, source, reason, payload, strlen(payload));
+    }
+    cJSON_Delete(parsed);
+    free(source);
+}
+
+/* Someone waiting on the ROUTER socket for a run's answer. */
+struct waiter {
+    struct daemon *dm;
+    struct zmq_peer *peer;
+};
+
+static void invoke_answer(void *arg, enum run_outcome outcome, const char *response,
+                          const char *request_id)
+{
+    struct waiter *w = arg;
+    source_zmq_answer(w->dm->zmq, w->peer, outcome == RUN_DONE, response, request_id);
+    free(w);
+}
+
+static void answer_error(struct daemon *dm, struct zmq_peer *peer, const char *type,
+                         const char *message)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "errorType", type);
+    cJSON_AddStringToObject(r, "errorMessage", message);
+    char *text = cJSON_PrintUnformatted(r);
+    source_zmq_answer(dm->zmq, peer, false, text ? text : "{}", "");
+    free(text);
+    cJSON_Delete(r);
+}
+
+static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline,
+                          const char *payload)
+{
+    struct daemon *dm = arg;
+    struct pipeline *p = pipeline_set_find(&dm->gen->set, pipeline);
+    char id[UUID_STR_LEN], msg[400];
+    struct err e;
+    if (!p) {
+        snprintf(msg, sizeof msg, "no pipeline named \"%.200s\" (`sluice check` lists them)",
+                 pipeline);
+        on_reject(dm, "zmq:invoke", msg, payload, strlen(payload));
+        answer_error(dm, peer, "UnknownPipeline", msg);
+        return;
+    }
+    struct waiter *w = malloc(sizeof *w);
+    if (!w || uuid_v7(id) < 0) {
+        free(w);
+        answer_error(dm, peer, "InternalError", "out of memory or randomness");
+        return;
+    }
+    *w = (struct waiter){.dm = dm, .peer = peer};
+    struct dispatch_reply reply = {.fn = invoke_answer, .arg = w};
+    int rc = dispatch_accept(dm->gen->dispatch, p, id, "invoke", payload, &reply, &e);
+    if (rc < 0) {
+        free(w);
+        answer_error(dm, peer, rc == -EBUSY ? "TooManyRequests" : "InternalError", e.msg);
+    }
 }
 
 /* Create trigger folders and canonicalise their paths, so every path the
@@ -171,7 +288,7 @@ static void generation_free(struct daemon *dm, struct generation **gp)
     if (g->dispatch) {
         dispatch_stop(g->dispatch);
         writer_flush(dm->writer);          /* every append callback has been posted */
-        loop_run_once(dm->loop, 0, NULL);  /* ... and run against the lanes */
+        loop_run_inbox(dm->loop);          /* ... and run against the lanes */
         dispatch_free(&g->dispatch);
     }
     pipeline_set_free(&g->set);
@@ -274,7 +391,8 @@ static int open_state(struct daemon *dm, struct err *e)
 
 static void shutdown_all(struct daemon *dm)
 {
-    generation_free(dm, &dm->gen);
+    generation_free(dm, &dm->gen); /* waiting invokes are answered here */
+    source_zmq_free(&dm->zmq);
     if (dm->sigfd >= 0) {
         loop_del_fd(dm->loop, dm->sigfd);
         close(dm->sigfd);
@@ -320,6 +438,12 @@ int daemon_run(const char *config_file)
     }
     if (generation_start(&dm, &dm.gen) < 0)
         goto out;
+    static const struct source_zmq_callbacks zmq_cb = {
+        .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject};
+    if (source_zmq_new(dm.loop, dm.cfg, &zmq_cb, &dm, &dm.zmq, &e) < 0) {
+        log_msg(LOG_ERROR, "%s", e.msg);
+        goto out;
+    }
     log_msg(LOG_INFO, "running %zu pipeline%s (pid %d)", dm.gen->set.n,
             dm.gen->set.n == 1 ? "" : "s", (int)getpid());
     status = serve(&dm);

@@ -20,6 +20,10 @@
 
 struct lane;
 
+static const char INTERRUPTED[] =
+    "{\"errorType\":\"Interrupted\",\"errorMessage\":\"sluice stopped before the run "
+    "finished; the event stays journaled and runs at the next start\"}";
+
 struct job {
     struct loop_task task;      /* posted back to the loop when journaled or run */
     struct lane *lane;
@@ -27,6 +31,10 @@ struct job {
     bool inserted;
     bool failed;
     char *event_id, *source, *payload;
+    struct dispatch_reply reply;    /* fn NULL unless someone waits for the answer */
+    enum run_outcome outcome;
+    char *response;
+    char request_id[37];
 };
 
 struct lane {
@@ -34,6 +42,7 @@ struct lane {
     const struct pipeline *p;
     /* loop thread only */
     int inflight;               /* queued + running */
+    int reserved;               /* invokes journaling, sure of a slot */
     int capacity;
     int64_t loaded_max;         /* highest journal id handed to this lane */
     bool backlog;               /* pending events wait in the journal */
@@ -64,7 +73,20 @@ static void job_free(struct job *j)
     free(j->event_id);
     free(j->source);
     free(j->payload);
+    free(j->response);
     free(j);
+}
+
+/* Loop thread: answer whoever waits for this job, once. */
+static void job_answer(struct job *j, enum run_outcome outcome, const char *fallback)
+{
+    if (!j->reply.fn)
+        return;
+    if (j->response)
+        j->reply.fn(j->reply.arg, j->outcome, j->response, j->request_id);
+    else
+        j->reply.fn(j->reply.arg, outcome, fallback, j->request_id);
+    j->reply.fn = NULL;
 }
 
 static struct job *job_new(struct lane *lane, const char *event_id, const char *source,
@@ -137,9 +159,31 @@ static void on_job_finished(struct loop_task *t)
     struct job *j = (struct job *)t;
     struct lane *lane = j->lane;
     lane->inflight--;
+    job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
     job_free(j);
     if (lane->inflight <= lane->capacity / 2)
         lane_refill(lane);
+}
+
+/* Loop thread: an invoke's append committed (or failed); its slot was
+ * reserved, so it never waits in the backlog. */
+static void invoke_journaled(struct lane *lane, struct job *j)
+{
+    lane->reserved--;
+    if (j->failed)
+        job_answer(j, RUN_DEAD, "{\"errorType\":\"JournalError\",\"errorMessage\":"
+                   "\"the event could not be journaled; see the daemon's log\"}");
+    else if (!j->inserted)
+        job_answer(j, RUN_DEAD, "{\"errorType\":\"DuplicateEvent\",\"errorMessage\":"
+                   "\"an event with this id was already accepted by this pipeline; it is not "
+                   "run twice\"}");
+    else if (lane->stopping)
+        job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
+    if (j->failed || !j->inserted || lane->stopping) {
+        job_free(j);
+        return;
+    }
+    lane_push(lane, j);
 }
 
 /* Loop thread: the journal append committed (or failed). */
@@ -147,11 +191,15 @@ static void on_job_journaled(struct loop_task *t)
 {
     struct job *j = (struct job *)t;
     struct lane *lane = j->lane;
+    if (j->reply.fn) {
+        invoke_journaled(lane, j);
+        return;
+    }
     if (j->failed || !j->inserted || lane->stopping || j->id <= lane->loaded_max) {
         job_free(j); /* failed (logged), a duplicate, stopping, or a refill took it */
         return;
     }
-    if (lane->backlog || lane->inflight >= lane->capacity) {
+    if (lane->backlog || lane->inflight + lane->reserved >= lane->capacity) {
         lane->backlog = true; /* it waits in the journal */
         job_free(j);
         return;
@@ -174,7 +222,8 @@ static void journaled(void *arg, int rc, bool inserted, int64_t id, const struct
 }
 
 int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
-                    const char *source, const char *payload, struct err *e)
+                    const char *source, const char *payload, const struct dispatch_reply *reply,
+                    struct err *e)
 {
     struct lane *lane = NULL;
     for (size_t i = 0; i < d->n_lanes; i++)
@@ -182,10 +231,22 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
             lane = &d->lanes[i];
     if (!lane)
         return err_set(e, "no lane for pipeline %s", p->name);
+    if (reply && (lane->backlog || lane->stopping ||
+                  lane->inflight + lane->reserved >= lane->capacity)) {
+        err_set(e, "pipeline %s is at its queue limit (%d events); retry later or raise "
+                "queue_size", p->name, lane->capacity);
+        return -EBUSY;
+    }
     struct job *j = job_new(lane, event_id, source, payload);
     if (!j)
         return err_set(e, "out of memory");
+    if (reply) {
+        j->reply = *reply;
+        lane->reserved++;
+    }
     if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j, e) < 0) {
+        if (reply)
+            lane->reserved--;
         job_free(j);
         return -1;
     }
@@ -236,7 +297,8 @@ static void *lane_thread(void *arg)
     while ((j = lane_pop(lane))) {
         struct run_input in = {.journal_id = j->id, .event_id = j->event_id,
                                .source = j->source, .payload = j->payload};
-        runner_run(&env, lane->p, &in);
+        j->outcome = runner_run(&env, lane->p, &in, j->reply.fn ? &j->response : NULL,
+                                j->request_id);
         loop_post(lane->d->loop, &j->task);
     }
     return NULL;
@@ -335,8 +397,11 @@ void dispatch_free(struct dispatch **dp)
     dispatch_stop(d);
     for (size_t i = 0; i < d->n_lanes; i++) {
         struct lane *lane = &d->lanes[i];
-        for (int k = 0; k < lane->count; k++)
-            job_free(lane->ring[(lane->head + k) % lane->capacity]);
+        for (int k = 0; k < lane->count; k++) {
+            struct job *j = lane->ring[(lane->head + k) % lane->capacity];
+            job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
+            job_free(j);
+        }
         free(lane->ring);
         free(lane->threads);
         pthread_mutex_destroy(&lane->lock);

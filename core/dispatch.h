@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "err.h"
+#include "runner.h"
 
 struct loop;
 struct pipeline;
@@ -29,10 +30,25 @@ int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
                  struct err *e);
 /* Start the executor threads and load each lane's pending events. */
 int dispatch_start(struct dispatch *d, struct err *e);
+/* Called on the loop thread when a run that wants an answer ends. response
+ * is the runner's answer JSON; request_id may be empty if it never ran. */
+typedef void (*dispatch_reply_fn)(void *arg, enum run_outcome outcome, const char *response,
+                                  const char *request_id);
+
+struct dispatch_reply {
+    dispatch_reply_fn fn;
+    void *arg;
+};
+
 /* Journal an event for pipeline p, then run it. Duplicates (same p and
- * event_id) are recognised by the journal and not run again. */
+ * event_id) are recognised by the journal and not run again.
+ *
+ * With reply (synchronous invoke), a slot is reserved first: if the lane is
+ * full, nothing is journaled and -EBUSY is returned; otherwise reply->fn is
+ * called exactly once, on the loop thread, however the run ends. */
 int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
-                    const char *source, const char *payload, struct err *e);
+                    const char *source, const char *payload, const struct dispatch_reply *reply,
+                    struct err *e);
 /* Let running events finish, stop the threads. Queued events stay pending
  * in the journal. Safe to call twice. */
 void dispatch_stop(struct dispatch *d);

@@ -183,6 +183,70 @@ int journal_count_pending(sqlite3 *db, const char *pipeline, int64_t *out, struc
     return rc == SQLITE_ROW ? 0 : err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
 }
 
+#define REJECT_KEEP 4096
+
+static const char SQL_REJECT[] =
+    "INSERT INTO rejected (at, source, reason, payload) VALUES (?1, ?2, ?3, ?4)";
+
+struct reject_op {
+    struct wop base;
+    char at[32];
+    char *source, *reason;
+    size_t len;
+    char payload[];
+};
+
+static int reject_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    struct reject_op *r = (struct reject_op *)op;
+    sqlite3_stmt *st = writer_stmt(w, SQL_REJECT, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, r->at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, r->payload, (int)r->len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return err_set(e, "recording a rejected message: %s", sqlite3_errmsg(writer_db(w)));
+    return 0;
+}
+
+static void reject_done(struct wop *op, int rc, const struct err *e)
+{
+    struct reject_op *r = (struct reject_op *)op;
+    (void)rc;
+    (void)e;
+    free(r->source);
+    free(r->reason);
+    free(r);
+}
+
+int journal_reject(struct writer *w, const char *source, const char *reason, const char *payload,
+                   size_t len, struct err *e)
+{
+    if (!payload)
+        len = 0;
+    if (len > REJECT_KEEP)
+        len = REJECT_KEEP;
+    struct reject_op *r = calloc(1, sizeof *r + len);
+    if (!r)
+        return err_set(e, "out of memory");
+    r->source = strdup(source);
+    r->reason = strdup(reason);
+    if (!r->source || !r->reason) {
+        reject_done(&r->base, 0, NULL);
+        return err_set(e, "out of memory");
+    }
+    if (len)
+        memcpy(r->payload, payload, len);
+    r->len = len;
+    clock_iso8601(clock_wall_ms(), r->at);
+    r->base.apply = reject_apply;
+    r->base.done = reject_done;
+    writer_submit(w, &r->base);
+    return 0;
+}
+
 void journal_entry_release(struct journal_entry *entry)
 {
     free(entry->pipeline);

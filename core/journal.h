@@ -50,6 +50,12 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
 /* Counts pending events per pipeline name, for start-up messages. */
 int journal_count_pending(sqlite3 *db, const char *pipeline, int64_t *out, struct err *e);
 
+/* Record a message refused before it became an event (bad frames, not
+ * JSON, no pipeline for its topic...). payload may be NULL; at most 4 KiB of
+ * it is kept. */
+int journal_reject(struct writer *w, const char *source, const char *reason, const char *payload,
+                   size_t len, struct err *e);
+
 void journal_entry_release(struct journal_entry *entry);
 
 #endif

@@ -53,7 +53,7 @@ fail:
     return -1;
 }
 
-static void run_inbox(struct loop *l)
+void loop_run_inbox(struct loop *l)
 {
     pthread_mutex_lock(&l->lock);
     struct loop_task *t = l->inbox_head;
@@ -71,7 +71,7 @@ void loop_free(struct loop **lp)
     struct loop *l = *lp;
     if (!l)
         return;
-    run_inbox(l);
+    loop_run_inbox(l);
     while (l->watchers) {
         struct watcher *w = l->watchers;
         l->watchers = w->next;
@@ -128,6 +128,24 @@ void loop_post(struct loop *l, struct loop_task *task)
     (void)w; /* EAGAIN means a wake-up is already pending */
 }
 
+void loop_cancel(struct loop *l, struct loop_task *task)
+{
+    pthread_mutex_lock(&l->lock);
+    struct loop_task *prev = NULL;
+    for (struct loop_task *t = l->inbox_head; t; prev = t, t = t->next) {
+        if (t != task)
+            continue;
+        if (prev)
+            prev->next = t->next;
+        else
+            l->inbox_head = t->next;
+        if (l->inbox_tail == t)
+            l->inbox_tail = prev;
+        break;
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
 int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
 {
     struct epoll_event evs[64];
@@ -147,6 +165,6 @@ int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
         }
         w->fn(w->arg, evs[i].events);
     }
-    run_inbox(l);
+    loop_run_inbox(l);
     return 0;
 }

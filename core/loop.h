@@ -32,6 +32,11 @@ void loop_del_fd(struct loop *l, int fd);
 
 /* Thread-safe. */
 void loop_post(struct loop *l, struct loop_task *task);
+/* Take task out of the inbox if it is still there (its owner is going away). */
+void loop_cancel(struct loop *l, struct loop_task *task);
+
+/* Run the tasks posted so far, and nothing else. */
+void loop_run_inbox(struct loop *l);
 
 /* Wait up to timeout_ms (-1: forever) and dispatch what is ready, the inbox
  * included. Returns 0, or -1 on an epoll failure. */

@@ -7,8 +7,8 @@
 static const char usage[] =
     "usage: sluice COMMAND [OPTIONS]\n"
     "\n"
-    "Runs Lambda-style handler plugins on files dropped into folders, and logs every\n"
-    "invocation to SQLite.\n"
+    "Runs Lambda-style handler plugins on files dropped into folders and events\n"
+    "published over ZeroMQ, and logs every invocation to SQLite.\n"
     "\n"
     "commands:\n"
     "  run     [-c FILE]                 run the daemon in the foreground\n"
@@ -16,6 +16,10 @@ static const char usage[] =
     "  logs    [-c FILE] [--pipeline P] [--failed] [--limit N]\n"
     "                                    recent invocations, one line each\n"
     "  stats   [-c FILE]                 per pipeline and step: count, errors, latency\n"
+    "  publish [-c FILE] [--lines] TOPIC [JSON|-]\n"
+    "                                    publish an event to the daemon over ZeroMQ\n"
+    "  invoke  [-c FILE] [--timeout MS] PIPELINE [JSON|-]\n"
+    "                                    run a pipeline synchronously, print its response\n"
     "\n"
     "Without -c, sluice reads ./sluice.json if present, else its embedded default\n"
     "(state in ./var, pipelines from ./pipelines). `sluice COMMAND --help` for more.\n";
@@ -25,7 +29,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats}};
+    } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats},
+                {"publish", cmd_publish}, {"invoke", cmd_invoke}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -268,7 +268,7 @@ static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct 
     }
     if (t->http) {
         diag_error(d, p->file, "trigger: \"http\" triggers are not supported by this version of "
-                   "sluice; use a \"directory\" trigger");
+                   "sluice; use a \"directory\" or \"zmq\" trigger");
         return 1;
     }
     if (t->zmq) {
@@ -276,9 +276,11 @@ static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct 
         int errors = confmap_apply(zmq_trigger_map, t->zmq, &z, p->file, "trigger.zmq", d);
         p->trigger = TRIGGER_ZMQ;
         p->zmq_topic = z.topic ? z.topic : strdup("");
-        diag_error(d, p->file, "trigger: \"zmq\" triggers are not supported by this version of "
-                   "sluice; use a \"directory\" trigger");
-        return errors + 1;
+        if (!p->zmq_topic) {
+            diag_error(d, p->file, "trigger.zmq: out of memory");
+            errors++;
+        }
+        return errors;
     }
     if (t->directory) {
         p->trigger = TRIGGER_DIRECTORY;

@@ -142,8 +142,30 @@ static void finish(struct run_state *rs, const char *state, const char *error)
                 rs->in->event_id, e.msg);
 }
 
+/* The answer `sluice invoke` prints. */
+static char *answer(enum run_outcome out, const struct attempt *a, const char *body)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (out == RUN_DONE) {
+        cJSON_AddNumberToObject(r, "statusCode", a->status_code);
+        cJSON_AddItemToObject(r, "body", parse_or_string(body));
+    } else if (out == RUN_DEAD) {
+        cJSON_AddStringToObject(r, "errorType", a->error_type ? a->error_type : "Error");
+        cJSON_AddStringToObject(r, "errorMessage", a->error ? a->error : "");
+        cJSON_AddStringToObject(r, "status", invlog_status_name(a->status));
+        cJSON_AddStringToObject(r, "step", a->step ? a->step->name : "");
+    } else {
+        cJSON_AddStringToObject(r, "errorType", "Interrupted");
+        cJSON_AddStringToObject(r, "errorMessage", "sluice stopped before the run finished; the "
+                                "event stays journaled and runs at the next start");
+    }
+    char *text = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return text;
+}
+
 enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
-                            const struct run_input *in)
+                            const struct run_input *in, char **response, char request_id[37])
 {
     struct run_state rs = {.env = env, .p = p, .in = in};
     if (uuid_v7(rs.request_id) < 0)
@@ -173,6 +195,10 @@ enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
     } else if (out == RUN_DONE) {
         finish(&rs, "done", NULL);
     }
+    if (response)
+        *response = answer(out, &a, event);
+    if (request_id)
+        memcpy(request_id, rs.request_id, UUID_STR_LEN);
     attempt_release(&a);
     free(event);
     return out;

@@ -32,7 +32,12 @@ enum run_outcome {
     RUN_INTERRUPTED,            /* stopping: left pending, resumed at next start */
 };
 
+/* If response is not NULL it receives the run's answer as JSON text (the
+ * caller frees it): {"statusCode": N, "body": BODY} when done, else
+ * {"errorType", "errorMessage", "status", "step"}; request_id receives the
+ * run's request id. */
 enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
-                            const struct run_input *in);
+                            const struct run_input *in, char **response,
+                            char request_id[37]);
 
 #endif

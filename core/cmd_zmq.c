@@ -1,0 +1,376 @@
+/* cmd_zmq.c - the ZeroMQ clients: `sluice publish` (PUSH to the daemon's
+ * PULL socket) and `sluice invoke` (DEALER to its ROUTER socket).
+ *
+ * Both wait for the connection with a socket monitor, so a daemon that is
+ * not running is reported at once ("connection refused") instead of after
+ * the whole timeout, and never hangs.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "err.h"
+#include "clock.h"
+#include "config.h"
+#include "source_zmq.h"
+
+static const char publish_usage[] =
+    "usage: sluice publish [-c FILE] [--lines] [--timeout MS] TOPIC [JSON|-]\n"
+    "\n"
+    "Publishes one event to the daemon's PULL socket (zmq.pull in sluice.json) as two\n"
+    "frames, TOPIC and the JSON payload. JSON comes from the argument, or from stdin\n"
+    "when it is - or absent. With --lines, each non-empty stdin line is one event.\n"
+    "Fire and forget: the daemon journals what it accepts; `sluice logs` shows runs.\n"
+    "  --timeout MS   give up if no daemon accepts within MS (default 5000)\n";
+
+static const char invoke_usage[] =
+    "usage: sluice invoke [-c FILE] [--timeout MS] [-v] PIPELINE [JSON|-]\n"
+    "\n"
+    "Runs PIPELINE synchronously through the daemon (zmq.router in sluice.json) and\n"
+    "prints its response, {\"statusCode\":...,\"body\":...}. On failure prints the error\n"
+    "JSON ({\"errorType\":...,\"errorMessage\":...}) and exits non-zero. The event is\n"
+    "the JSON argument, stdin with -, or {} when absent.\n"
+    "  --timeout MS   wait at most MS for the answer (default 30000)\n"
+    "  -v             also print the request id (to find the run in `sluice logs`)\n"
+    "exit status: 0 success, 1 the pipeline failed, 2 usage, 3 no answer in time\n";
+
+struct client_opts {
+    const char *config;
+    int timeout_ms;
+    int lines;
+    int verbose;
+    const char *target;         /* TOPIC or PIPELINE */
+    const char *json;           /* NULL or "-": stdin */
+};
+
+/* Options may come before or after the positional arguments. Returns an
+ * exit status, or -1 to go on. */
+static int parse_opts(int argc, char **argv, const char *usage, struct client_opts *o)
+{
+    const char *pos[3];
+    int n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--lines") == 0 && usage == publish_usage) {
+            o->lines = 1;
+        } else if (strcmp(a, "-v") == 0 && usage == invoke_usage) {
+            o->verbose = 1;
+        } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            o->config = argv[++i];
+        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            long ms = strtol(argv[++i], &end, 10);
+            if (*end || ms < 1 || ms > 86400000) {
+                fprintf(stderr, "sluice %s: --timeout wants milliseconds (1 to 86400000), not "
+                        "\"%s\"\n", argv[0], argv[i]);
+                return 2;
+            }
+            o->timeout_ms = (int)ms;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "sluice %s: unknown option \"%s\"\n\n%s", argv[0], a, usage);
+            return 2;
+        } else if (n_pos < 3) {
+            pos[n_pos++] = a;
+        } else {
+            n_pos++;
+        }
+    }
+    if (n_pos < 1 || n_pos > 2) {
+        fprintf(stderr, "sluice %s: expected %s [JSON|-]\n\n%s", argv[0],
+                usage == publish_usage ? "TOPIC" : "PIPELINE", usage);
+        return 2;
+    }
+    o->target = pos[0];
+    o->json = n_pos > 1 ? pos[1] : NULL;
+    return -1;
+}
+
+static char *read_stdin(void)
+{
+    size_t cap = 65536, used = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t n = fread(buf + used, 1, cap - used - 1, stdin);
+        used += n;
+        if (n == 0)
+            break;
+        if (cap - used < 2) {
+            char *nbuf = realloc(buf, cap * 2);
+            if (!nbuf) {
+                free(buf);
+                return NULL;
+            }
+            buf = nbuf;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[used] = '\0';
+    return buf;
+}
+
+static int check_json(const char *text, const char *what)
+{
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithOpts(text, &end, 1);
+    if (v) {
+        cJSON_Delete(v);
+        return 0;
+    }
+    fprintf(stderr, "sluice: %s is not valid JSON (near byte %ld); nothing sent for it\n", what,
+            end ? (long)(end - text) : 0L);
+    return -1;
+}
+
+/* One monitor event: frame 1 holds the event number and a value, frame 2
+ * the endpoint. */
+static uint16_t monitor_event(void *mon)
+{
+    uint16_t event = 0;
+    int more = 1;
+    for (int frame = 0; more; frame++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, mon, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        if (frame == 0 && zmq_msg_size(&m) >= 2)
+            memcpy(&event, zmq_msg_data(&m), 2);
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    return event;
+}
+
+/* Connect and wait until the connection is up. Returns 0, or -1 with why
+ * (refused at once, or nothing within timeout_ms). */
+static int connect_wait(void *ctx, void *sock, const char *endpoint, int timeout_ms,
+                        struct err *why)
+{
+    char mon_ep[64];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://sluice-monitor-%p", sock);
+    zmq_socket_monitor(sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    zmq_connect(mon, mon_ep);
+    int rc = zmq_connect(sock, endpoint);
+    if (rc < 0) {
+        err_set(why, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        zmq_close(mon);
+        return -1;
+    }
+    int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+    rc = -1;
+    for (;;) {
+        long left = (long)((deadline - clock_mono_ns()) / 1000000);
+        zmq_pollitem_t item = {.socket = mon, .events = ZMQ_POLLIN};
+        if (left <= 0 || zmq_poll(&item, 1, left) <= 0) {
+            err_set(why, "no sluice daemon answered at %s within %d ms (is `sluice run` running "
+                    "with this config?)", endpoint, timeout_ms);
+            break;
+        }
+        uint16_t event = monitor_event(mon);
+        if (event == ZMQ_EVENT_CONNECTED) {
+            rc = 0;
+            break;
+        }
+        if (event == ZMQ_EVENT_CONNECT_RETRIED) {
+            err_set(why, "no sluice daemon at %s (connection refused; is `sluice run` running "
+                    "with this config?)", endpoint);
+            break;
+        }
+    }
+    zmq_socket_monitor(sock, NULL, 0);
+    zmq_close(mon);
+    return rc;
+}
+
+/* The endpoint to connect to, from the config. */
+static char *endpoint_from_config(const char *config, int router)
+{
+    struct diag d = {0};
+    struct config *cfg = NULL;
+    if (config_load(config, &cfg, &d) < 0) {
+        diag_print(&d, stderr);
+        diag_free(&d);
+        return NULL;
+    }
+    diag_free(&d);
+    char *ep = source_zmq_connect_endpoint(router ? cfg->zmq.router : cfg->zmq.pull);
+    config_free(&cfg);
+    return ep;
+}
+
+static int send_event(void *sock, const char *topic, const char *json)
+{
+    if (zmq_send(sock, topic, strlen(topic), ZMQ_SNDMORE) < 0 ||
+        zmq_send(sock, json, strlen(json), 0) < 0) {
+        fprintf(stderr, "sluice publish: send failed: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+static int publish_lines(void *sock, const char *topic)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int bad = 0, number = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        number++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        char what[32];
+        snprintf(what, sizeof what, "line %d", number);
+        if (check_json(line, what) < 0)
+            bad++;
+        else if (send_event(sock, topic, line) < 0) {
+            bad++;
+            break;
+        }
+    }
+    free(line);
+    return bad ? 1 : 0;
+}
+
+static int publish(void *ctx, const struct client_opts *o, const char *endpoint)
+{
+    void *sock = zmq_socket(ctx, ZMQ_PUSH);
+    int one = 1, linger = o->timeout_ms;
+    zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &linger, sizeof linger);
+    int status = 1;
+    struct err why;
+    if (connect_wait(ctx, sock, endpoint, o->timeout_ms, &why) < 0) {
+        fprintf(stderr, "sluice publish: %s\n", why.msg);
+    } else {
+        if (o->lines) {
+            status = publish_lines(sock, o->target);
+        } else {
+            char *text = o->json && strcmp(o->json, "-") != 0 ? strdup(o->json) : read_stdin();
+            if (text && check_json(text, "the payload") == 0)
+                status = send_event(sock, o->target, text) < 0;
+            free(text);
+        }
+    }
+    zmq_close(sock); /* lingers until what was sent is delivered, or the timeout */
+    return status;
+}
+
+int cmd_publish(int argc, char **argv)
+{
+    struct client_opts o = {.timeout_ms = 5000};
+    int rc = parse_opts(argc, argv, publish_usage, &o);
+    if (rc >= 0)
+        return rc;
+    char *endpoint = endpoint_from_config(o.config, 0);
+    if (!endpoint)
+        return 1;
+    void *ctx = zmq_ctx_new();
+    int status = publish(ctx, &o, endpoint);
+    zmq_ctx_term(ctx);
+    free(endpoint);
+    return status;
+}
+
+/* Wait for the answer: "", STATUS, JSON, REQUEST_ID. */
+static int await_answer(void *sock, const struct client_opts *o, const char *endpoint)
+{
+    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, o->timeout_ms) <= 0) {
+        printf("{\"errorType\":\"Timeout\",\"errorMessage\":\"no answer from %s within %d ms; "
+               "the run may still finish: see `sluice logs`\"}\n", endpoint, o->timeout_ms);
+        return 3;
+    }
+    char *frames[4] = {0};
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, 0) < 0)
+            break;
+        if (n < 4)
+            frames[n] = strndup(zmq_msg_data(&m), zmq_msg_size(&m));
+        n++;
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    int status = 1;
+    if (n == 4 && frames[1] && frames[2] && frames[3]) {
+        printf("%s\n", frames[2]);
+        if (o->verbose && frames[3][0])
+            fprintf(stderr, "request id: %s\n", frames[3]);
+        status = strcmp(frames[1], "ok") == 0 ? 0 : 1;
+    } else {
+        fprintf(stderr, "sluice invoke: malformed answer (%d frames) from %s\n", n, endpoint);
+    }
+    for (int i = 0; i < 4; i++)
+        free(frames[i]);
+    return status;
+}
+
+static int invoke(void *ctx, const struct client_opts *o, const char *endpoint)
+{
+    char *text = !o->json ? strdup("{}") : strcmp(o->json, "-") == 0 ? read_stdin()
+                                                                     : strdup(o->json);
+    if (!text || check_json(text, "the event") < 0) {
+        free(text);
+        return 2;
+    }
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int one = 1, zero = 0;
+    zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &o->timeout_ms, sizeof o->timeout_ms);
+    int status = 3;
+    struct err why;
+    if (connect_wait(ctx, sock, endpoint, o->timeout_ms, &why) < 0) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "errorType", "NoDaemon");
+        cJSON_AddStringToObject(r, "errorMessage", why.msg);
+        char *json = cJSON_PrintUnformatted(r);
+        printf("%s\n", json ? json : "{}");
+        fprintf(stderr, "sluice invoke: %s\n", why.msg);
+        free(json);
+        cJSON_Delete(r);
+    } else {
+        if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 ||
+            zmq_send(sock, "invoke", 6, ZMQ_SNDMORE) < 0 ||
+            zmq_send(sock, o->target, strlen(o->target), ZMQ_SNDMORE) < 0 ||
+            zmq_send(sock, text, strlen(text), 0) < 0)
+            fprintf(stderr, "sluice invoke: send failed: %s\n", zmq_strerror(zmq_errno()));
+        else
+            status = await_answer(sock, o, endpoint);
+    }
+    zmq_close(sock);
+    free(text);
+    return status;
+}
+
+int cmd_invoke(int argc, char **argv)
+{
+    struct client_opts o = {.timeout_ms = 30000};
+    int rc = parse_opts(argc, argv, invoke_usage, &o);
+    if (rc >= 0)
+        return rc;
+    char *endpoint = endpoint_from_config(o.config, 1);
+    if (!endpoint)
+        return 2;
+    void *ctx = zmq_ctx_new();
+    int status = invoke(ctx, &o, endpoint);
+    zmq_ctx_term(ctx);
+    free(endpoint);
+    return status;
+}

@@ -1,0 +1,49 @@
+/* source_zmq.h - the ZeroMQ sources, all on the daemon's event loop:
+ *
+ *   PULL   (bound; producers PUSH)        frames: TOPIC, JSON payload
+ *   SUB    (connected to publishers)      frames: TOPIC, JSON payload
+ *   ROUTER (bound; `sluice invoke`)       frames: [id], "", "invoke", PIPELINE, JSON
+ *                                         reply:  [id], "", "ok"|"error", JSON, REQUEST_ID
+ *
+ * Each socket's ZMQ_FD is watched by the loop; a readable socket is drained in
+ * bounded rounds so one flood cannot starve the rest. High-water marks bound
+ * what libzmq buffers, ZMQ_MAXMSGSIZE bounds one message: a producer that
+ * outruns the daemon meets backpressure, not unbounded memory.
+ */
+#ifndef SLUICE_SOURCE_ZMQ_H
+#define SLUICE_SOURCE_ZMQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+struct config;
+struct loop;
+struct source_zmq;
+struct zmq_peer;                /* who is waiting for an invoke's answer */
+
+struct source_zmq_callbacks {
+    /* A well-formed event (payload is valid JSON, NUL-terminated). */
+    void (*event)(void *arg, const char *socket, const char *topic, const char *payload);
+    /* An invoke request; answer it with source_zmq_answer (peer is owned by
+     * the callee from now on). */
+    void (*invoke)(void *arg, struct zmq_peer *peer, const char *pipeline, const char *payload);
+    /* A message refused before it became an event. */
+    void (*reject)(void *arg, const char *source, const char *reason, const char *payload,
+                   size_t len);
+};
+
+int source_zmq_new(struct loop *l, const struct config *cfg,
+                   const struct source_zmq_callbacks *cb, void *arg, struct source_zmq **out,
+                   struct err *e);
+/* Send the answer (ok: the run succeeded) and free peer. */
+void source_zmq_answer(struct source_zmq *s, struct zmq_peer *peer, bool ok, const char *json,
+                       const char *request_id);
+void source_zmq_free(struct source_zmq **s);
+
+/* The endpoint a client connects to for a bound one: a wildcard host (the
+ * star or 0.0.0.0) becomes 127.0.0.1. Caller frees. */
+char *source_zmq_connect_endpoint(const char *bind_endpoint);
+
+#endif

@@ -1,0 +1,59 @@
+#!/bin/sh
+# dev.sh - set up, build and run sluice on a fresh Debian machine.
+#
+#   ./dev.sh run     install what is missing, build, run the daemon on the sample pipelines
+#   ./dev.sh test    install what is missing, build, run the whole test suite: once in the
+#                    release build (gcc), once under AddressSanitizer+UBSan (clang)
+#   ./dev.sh build   install what is missing and build only
+set -eu
+cd "$(dirname "$0")"
+
+PACKAGES="cmake make gcc clang pkg-config libzmq3-dev libcjson-dev libsqlite3-dev libsodium-dev
+python3 python3-zmq sqlite3"
+
+install_missing() {
+    missing=""
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "dev.sh: installing$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+}
+
+build() { # build DIR [cmake args...]
+    dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+}
+
+cmd=${1:-}
+case "$cmd" in
+run)
+    install_missing
+    build build
+    shift
+    exec ./build/sluice run "$@"
+    ;;
+test)
+    install_missing
+    build build -DCMAKE_C_COMPILER=gcc
+    ctest --test-dir build -j 2 --output-on-failure
+    build build-asan -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir build-asan -j 2 --output-on-failure
+    ;;
+build)
+    install_missing
+    build build
+    ;;
+*)
+    echo "usage: ./dev.sh run|test|build" >&2
+    exit 2
+    ;;
+esac
