@@ -253,18 +253,23 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
     return 0;
 }
 
+static void timespec_add_ms(struct timespec *t, int ms)
+{
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t->tv_nsec >= 1000000000) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000;
+    }
+}
+
 /* Executor thread: sleep before a retry unless the lane stops. */
 static bool lane_wait(void *arg, int ms)
 {
     struct lane *lane = arg;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    timespec_add_ms(&until, ms);
     pthread_mutex_lock(&lane->lock);
     int rc = 0;
     while (!lane->stopping && rc != ETIMEDOUT)
@@ -289,10 +294,65 @@ static struct job *lane_pop(struct lane *lane)
     return j;
 }
 
+/* Executor thread: up to batch.size jobs, waiting at most window_ms for
+ * the batch to fill once the first job is in. */
+static size_t lane_pop_batch(struct lane *lane, struct job **jobs)
+{
+    struct job *first = lane_pop(lane);
+    if (!first)
+        return 0;
+    jobs[0] = first;
+    size_t n = 1, want = (size_t)lane->p->batch.size;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    timespec_add_ms(&until, lane->p->batch.window_ms);
+    pthread_mutex_lock(&lane->lock);
+    while (n < want && !lane->stopping) {
+        if (lane->count > 0) {
+            jobs[n++] = lane->ring[lane->head];
+            lane->head = (lane->head + 1) % lane->capacity;
+            lane->count--;
+        } else if (pthread_cond_timedwait(&lane->cond, &lane->lock, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lane->lock);
+    return n;
+}
+
+static void run_batch(struct lane *lane, struct run_env *env, struct job **jobs, size_t n)
+{
+    const struct run_input **in = calloc(n, sizeof *in);
+    struct run_input *inputs = calloc(n, sizeof *inputs);
+    enum run_outcome *outcome = calloc(n, sizeof *outcome);
+    for (size_t i = 0; in && inputs && outcome && i < n; i++) {
+        inputs[i] = (struct run_input){.journal_id = jobs[i]->id, .event_id = jobs[i]->event_id,
+                                       .source = jobs[i]->source, .payload = jobs[i]->payload};
+        in[i] = &inputs[i];
+    }
+    if (in && inputs && outcome)
+        runner_run_batch(env, lane->p, in, n, outcome);
+    else /* they stay pending and run at the next start */
+        log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu", lane->p->name, n);
+    for (size_t i = 0; i < n; i++)
+        loop_post(lane->d->loop, &jobs[i]->task);
+    free(in);
+    free(inputs);
+    free(outcome);
+}
+
 static void *lane_thread(void *arg)
 {
     struct lane *lane = arg;
     struct run_env env = {.writer = lane->d->writer, .wait = lane_wait, .wait_arg = lane};
+    if (lane->p->batch.size > 1) {
+        struct job **jobs = calloc((size_t)lane->p->batch.size, sizeof *jobs);
+        size_t n;
+        while (jobs && (n = lane_pop_batch(lane, jobs)) > 0)
+            run_batch(lane, &env, jobs, n);
+        free(jobs);
+        return NULL;
+    }
     struct job *j;
     while ((j = lane_pop(lane))) {
         struct run_input in = {.journal_id = j->id, .event_id = j->event_id,

@@ -21,7 +21,7 @@
 
 struct raw_pipeline {
     char *name, *description, *isolation;
-    const cJSON *trigger, *steps, *on_failure;
+    const cJSON *trigger, *steps, *on_failure, *batch;
     int concurrency;
 };
 
@@ -40,6 +40,8 @@ static const struct confmap pipeline_map[] = {
      "events of this pipeline run at once (default: config's workers)"},
     {"isolation", CONFMAP_STRING, offsetof(struct raw_pipeline, isolation), 0, 0,
      "\"process\" (default) or \"thread\""},
+    {"batch", CONFMAP_OBJECT, offsetof(struct raw_pipeline, batch), 0, 0,
+     "{\"size\": N, \"window_ms\": W}: the first step gets up to N events at once"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -104,6 +106,14 @@ static const struct confmap retry_map[] = {
      "multiplier of the wait after each retry (default 2.0)"},
     {"max_interval_ms", CONFMAP_INT, offsetof(struct retry, max_interval_ms), 0, 3600000,
      "cap on the wait (default 60000)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct confmap batch_map[] = {
+    {"size", CONFMAP_INT, offsetof(struct batch, size), 1, 10000,
+     "most events in one batch (default 10)"},
+    {"window_ms", CONFMAP_INT, offsetof(struct batch, window_ms), 0, 300000,
+     "how long to wait for a batch to fill (default 0: take what is queued)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -364,6 +374,11 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     r->name = NULL;
     p->concurrency = r->concurrency ? r->concurrency : cfg->workers;
     errors += parse_isolation(p, r->isolation, d);
+    p->batch = (struct batch){.size = 1, .window_ms = 0};
+    if (r->batch) {
+        p->batch.size = 10;
+        errors += confmap_apply(batch_map, r->batch, &p->batch, p->file, "batch", d);
+    }
     if (r->trigger)
         errors += parse_trigger(p, r->trigger, cfg, d);
     if (!r->steps) {

@@ -53,6 +53,10 @@ struct pipeline {
     char *dead_letter_dir;      /* on_failure.directory, resolved; NULL if none */
     int concurrency;
     enum isolation isolation;
+    struct batch {
+        int size;               /* 1: no batching */
+        int window_ms;
+    } batch;
 };
 
 struct pipeline_set {

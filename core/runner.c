@@ -21,6 +21,10 @@ struct run_state {
     const struct run_input *in;
     char request_id[UUID_STR_LEN];
     int attempts;               /* all attempts of this run */
+    int first_attempt;          /* attempt number of a step's first try */
+    /* Batches: called when the first step succeeded, with its body. */
+    void (*first_step_done)(struct run_state *rs, const struct attempt *a);
+    void *batch;
 };
 
 static void record(struct run_state *rs, const struct attempt *a)
@@ -62,7 +66,7 @@ static int next_wait(const struct retry *r, int retry_index)
 static bool run_step(struct run_state *rs, const struct step *s, const char *event,
                      size_t len, struct attempt *a, bool *interrupted)
 {
-    for (int n = 1;; n++) {
+    for (int n = rs->first_attempt;; n++) {
         attempt_release(a);
         *a = (struct attempt){.pipeline = rs->p, .step = s, .request_id = rs->request_id,
                               .event = event, .event_len = len, .number = n};
@@ -73,7 +77,7 @@ static bool run_step(struct run_state *rs, const struct step *s, const char *eve
             return true;
         if (n >= s->retry.max_attempts)
             return false;
-        if (!rs->env->wait(rs->env->wait_arg, next_wait(&s->retry, n - 1))) {
+        if (!rs->env->wait(rs->env->wait_arg, next_wait(&s->retry, n - rs->first_attempt))) {
             *interrupted = true;
             return false;
         }
@@ -164,31 +168,49 @@ static char *answer(enum run_outcome out, const struct attempt *a, const char *b
     return text;
 }
 
-enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
-                            const struct run_input *in, char **response, char request_id[37])
+static void new_request_id(struct run_state *rs)
 {
-    struct run_state rs = {.env = env, .p = p, .in = in};
-    if (uuid_v7(rs.request_id) < 0)
-        snprintf(rs.request_id, sizeof rs.request_id, "00000000-0000-7000-8000-000000000000");
-    char *event = strdup(in->payload);
+    if (uuid_v7(rs->request_id) < 0)
+        snprintf(rs->request_id, sizeof rs->request_id, "00000000-0000-7000-8000-000000000000");
+}
+
+/* Run every step on event (consumed). On return *a is the last attempt and
+ * *last the final body (RUN_DONE) or the failed step's input. */
+static enum run_outcome run_steps(struct run_state *rs, char *event, struct attempt *a,
+                                  char **last)
+{
     size_t len = event ? strlen(event) : 0;
-    struct attempt a = {0};
     bool interrupted = false;
     enum run_outcome out = RUN_DONE;
-    for (size_t i = 0; event && i < p->n_steps; i++) {
-        if (!run_step(&rs, &p->steps[i], event, len, &a, &interrupted)) {
+    for (size_t i = 0; event && i < rs->p->n_steps; i++) {
+        if (!run_step(rs, &rs->p->steps[i], event, len, a, &interrupted)) {
             out = interrupted ? RUN_INTERRUPTED : RUN_DEAD;
             break;
         }
+        if (i == 0 && rs->first_step_done)
+            rs->first_step_done(rs, a);
         free(event);
-        event = a.body; /* this step's response is the next step's event */
-        len = a.body_len;
-        a.body = NULL;
+        event = a->body; /* this step's response is the next step's event */
+        len = a->body_len;
+        a->body = NULL;
     }
     if (!event && out == RUN_DONE) {
-        log_msg(LOG_ERROR, "pipeline %s: out of memory running event %s", p->name, in->event_id);
+        log_msg(LOG_ERROR, "pipeline %s: out of memory running event %s", rs->p->name,
+                rs->in->event_id);
         out = RUN_INTERRUPTED;
     }
+    *last = event;
+    return out;
+}
+
+enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
+                            const struct run_input *in, char **response, char request_id[37])
+{
+    struct run_state rs = {.env = env, .p = p, .in = in, .first_attempt = 1};
+    new_request_id(&rs);
+    struct attempt a = {0};
+    char *event = NULL;
+    enum run_outcome out = run_steps(&rs, strdup(in->payload), &a, &event);
     if (out == RUN_DEAD) {
         dead_letter(&rs, &a);
         finish(&rs, "dead", a.error);
@@ -202,4 +224,153 @@ enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
     attempt_release(&a);
     free(event);
     return out;
+}
+
+/* --- batches --- */
+
+struct batch_state {
+    const struct run_input *const *in;
+    size_t n;
+    bool *active;               /* in this round */
+    bool *failed;               /* named in batchItemFailures this round */
+    int *attempts;              /* attempts each item took part in */
+    enum run_outcome *outcome;
+    int step0_attempt;          /* the first step's last attempt number */
+};
+
+/* {"Records": [{"eventId", "eventSource", "body"}...]} of the active items,
+ * shaped like an SQS batch so Lambda SQS handlers read it unchanged. */
+static char *batch_event(const struct batch_state *b)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *records = cJSON_AddArrayToObject(root, "Records");
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->active[i])
+            continue;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "eventId", b->in[i]->event_id);
+        cJSON_AddStringToObject(r, "eventSource", b->in[i]->source);
+        cJSON_AddItemToObject(r, "body", parse_or_string(b->in[i]->payload));
+        cJSON_AddItemToArray(records, r);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+/* The ids of the active items, as a JSON array, for the invocation rows. */
+static char *batch_ids(const struct batch_state *b)
+{
+    cJSON *ids = cJSON_CreateArray();
+    for (size_t i = 0; i < b->n; i++)
+        if (b->active[i])
+            cJSON_AddItemToArray(ids, cJSON_CreateString(b->in[i]->event_id));
+    char *text = cJSON_PrintUnformatted(ids);
+    cJSON_Delete(ids);
+    return text;
+}
+
+/* batchItemFailures names items by eventId (or by their index in Records). */
+static void mark_failed(struct batch_state *b, const cJSON *ident)
+{
+    size_t index = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->active[i])
+            continue;
+        bool hit = (cJSON_IsString(ident) && strcmp(ident->valuestring, b->in[i]->event_id) == 0) ||
+                   (cJSON_IsNumber(ident) && ident->valuedouble == (double)index);
+        if (hit)
+            b->failed[i] = true;
+        index++;
+    }
+}
+
+static void first_step_done(struct run_state *rs, const struct attempt *a)
+{
+    struct batch_state *b = rs->batch;
+    b->step0_attempt = a->number;
+    cJSON *v = a->body ? cJSON_Parse(a->body) : NULL;
+    const cJSON *failures = cJSON_GetObjectItemCaseSensitive(v, "batchItemFailures");
+    const cJSON *f;
+    cJSON_ArrayForEach(f, failures) mark_failed(b, cJSON_GetObjectItemCaseSensitive(f,
+                                                                              "itemIdentifier"));
+    cJSON_Delete(v);
+}
+
+static void finish_item(struct run_state *rs, struct batch_state *b, size_t i,
+                        enum run_outcome out, const struct attempt *a)
+{
+    struct run_state one = *rs;
+    one.in = b->in[i];
+    one.attempts = b->attempts[i];
+    b->outcome[i] = out;
+    b->active[i] = false;
+    if (out == RUN_DEAD) {
+        dead_letter(&one, a);
+        finish(&one, "dead", a->error ? a->error : "named in batchItemFailures");
+    } else if (out == RUN_DONE) {
+        finish(&one, "done", NULL);
+    }
+}
+
+/* One round: the active items through the pipeline, the first step's
+ * attempts numbered from `first`. Returns true if some items failed
+ * individually and may be retried. */
+static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
+{
+    char *ids = batch_ids(b);
+    struct run_input in = {.event_id = ids ? ids : "[]", .source = b->in[0]->source, .payload = ""};
+    rs->in = &in;
+    rs->first_attempt = first;
+    rs->attempts = 0;
+    new_request_id(rs);
+    memset(b->failed, 0, b->n * sizeof *b->failed);
+    struct attempt a = {0};
+    char *last = NULL;
+    enum run_outcome out = run_steps(rs, batch_event(b), &a, &last);
+    const struct retry *r = &rs->p->steps[0].retry;
+    bool retry = false;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->active[i])
+            continue;
+        b->attempts[i] += rs->attempts;
+        if (out != RUN_DONE || !b->failed[i])
+            finish_item(rs, b, i, out, &a);
+        else if (b->step0_attempt >= r->max_attempts) /* the step succeeded, the item not */
+            finish_item(rs, b, i, RUN_DEAD, &(struct attempt){.step = &rs->p->steps[0],
+                        .number = b->step0_attempt, .error_type = "BatchItemFailure",
+                        .error = "the handler named this item in batchItemFailures",
+                        .status = INV_ERROR});
+        else
+            retry = true;
+    }
+    attempt_release(&a);
+    free(last);
+    free(ids);
+    return retry;
+}
+
+void runner_run_batch(const struct run_env *env, const struct pipeline *p,
+                      const struct run_input *const *in, size_t n, enum run_outcome *outcome)
+{
+    struct batch_state b = {.in = in, .n = n, .outcome = outcome};
+    b.active = calloc(n, sizeof *b.active);
+    b.failed = calloc(n, sizeof *b.failed);
+    b.attempts = calloc(n, sizeof *b.attempts);
+    for (size_t i = 0; i < n; i++) {
+        outcome[i] = RUN_INTERRUPTED;
+        if (b.active)
+            b.active[i] = true;
+    }
+    struct run_state rs = {.env = env, .p = p, .first_step_done = first_step_done, .batch = &b};
+    const struct retry *r = &p->steps[0].retry;
+    int first = 1;
+    while (b.active && b.failed && b.attempts && batch_round(&rs, &b, first)) {
+        if (!env->wait(env->wait_arg, next_wait(r, b.step0_attempt - 1)))
+            break; /* stopping: the rest stay pending */
+        first = b.step0_attempt + 1;
+    }
+    free(b.active);
+    free(b.failed);
+    free(b.attempts);
 }

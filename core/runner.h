@@ -7,6 +7,7 @@
 #define SLUICE_RUNNER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct pipeline;
@@ -39,5 +40,14 @@ enum run_outcome {
 enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
                             const struct run_input *in, char **response,
                             char request_id[37]);
+
+/* Run n events as batches (the pipeline's batch setting): the first step
+ * receives {"Records": [{"eventId", "eventSource", "body"}...]} and may
+ * answer {"batchItemFailures": [{"itemIdentifier": ID}...]}; those items are
+ * retried in a smaller batch as the first step's retry policy says, then
+ * dead-lettered. Each event keeps its own journal row. outcome[i] receives
+ * each event's end. */
+void runner_run_batch(const struct run_env *env, const struct pipeline *p,
+                      const struct run_input *const *in, size_t n, enum run_outcome *outcome);
 
 #endif
