@@ -21,7 +21,7 @@ static const char stats_usage[] =
     "usage: sluice stats [-c FILE]\n"
     "\n"
     "Per pipeline and step: invocations, errors, p50/p95/p99 duration in ms, cold\n"
-    "starts, and the time of the last run (the pipeline_stats view).\n";
+    "starts, the time of the last run and the last error (the pipeline_stats view).\n";
 
 /* Load the config and open its database read-only. */
 static int open_db(const char *config, sqlite3 **db)
@@ -140,7 +140,7 @@ int cmd_stats(int argc, char **argv)
         return 1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT pipeline, step, invocations, errors, p50_ms, p95_ms,"
-                           " p99_ms, cold_starts, last_started_at FROM pipeline_stats"
+                           " p99_ms, cold_starts, last_started_at, last_error FROM pipeline_stats"
                            " ORDER BY pipeline, step", -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "sluice stats: %s\n", sqlite3_errmsg(db));
         db_close(&db);
@@ -153,11 +153,14 @@ int cmd_stats(int argc, char **argv)
         char where[160];
         snprintf(where, sizeof where, "%s/%s", sqlite3_column_text(st, 0),
                  sqlite3_column_text(st, 1));
+        const char *last_error = (const char *)sqlite3_column_text(st, 9);
         printf("%-32s %10lld %8lld %9.2f %9.2f %9.2f %6lld  %s\n", where,
                sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
                sqlite3_column_double(st, 4), sqlite3_column_double(st, 5),
                sqlite3_column_double(st, 6), sqlite3_column_int64(st, 7),
                sqlite3_column_text(st, 8));
+        if (last_error)
+            printf("    last error: %.200s\n", last_error);
     }
     sqlite3_finalize(st);
     db_close(&db);

@@ -44,7 +44,8 @@ static const char *const migrations[] = {
     "  error TEXT,"
     "  input_bytes INTEGER NOT NULL,"
     "  output_bytes INTEGER NOT NULL,"
-    "  plugin_version TEXT);"
+    "  plugin_version TEXT,"
+    "  max_memory_kb INTEGER);"
     "CREATE INDEX invocations_request ON invocations (request_id);"
     "CREATE INDEX invocations_started ON invocations (started_at);"
     "CREATE INDEX invocations_pipeline ON invocations (pipeline, started_at);"
@@ -81,7 +82,10 @@ static const char *const migrations[] = {
     "         MIN(CASE WHEN rn >= 0.95 * n THEN duration_ms END) AS p95_ms,"
     "         MIN(CASE WHEN rn >= 0.99 * n THEN duration_ms END) AS p99_ms,"
     "         SUM(init_ms IS NOT NULL) AS cold_starts,"
-    "         MAX(started_at) AS last_started_at"
+    "         MAX(started_at) AS last_started_at,"
+    "         (SELECT f.error FROM invocations f WHERE f.pipeline = ranked.pipeline"
+    "            AND f.step = ranked.step AND f.status <> 'ok' ORDER BY f.id DESC LIMIT 1)"
+    "           AS last_error"
     "  FROM ranked GROUP BY pipeline, step;",
 };
 

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "log.h"
 #include "loop.h"
 #include "pipeline.h"
 #include "runner.h"
+#include "worker.h"
 
 struct lane;
 
@@ -58,6 +60,7 @@ struct lane {
 };
 
 struct dispatch {
+    char exe[4096];             /* this binary, for worker processes */
     struct loop *loop;
     struct writer *writer;
     sqlite3 *reader;
@@ -341,27 +344,39 @@ static void run_batch(struct lane *lane, struct run_env *env, struct job **jobs,
     free(outcome);
 }
 
+static void lane_serve(struct lane *lane, struct run_env *env);
+
 static void *lane_thread(void *arg)
 {
     struct lane *lane = arg;
-    struct run_env env = {.writer = lane->d->writer, .wait = lane_wait, .wait_arg = lane};
+    struct exec_slot slot = {.exe = lane->d->exe, .p = lane->p, .wait = lane_wait,
+                             .wait_arg = lane};
+    struct run_env env = {.writer = lane->d->writer, .wait = lane_wait, .wait_arg = lane,
+                          .slot = lane->p->isolation == ISOLATION_PROCESS ? &slot : NULL};
+    lane_serve(lane, &env);
+    exec_slot_release(&slot);
+    return NULL;
+}
+
+/* Executor thread: run jobs (one by one or in batches) until stopping. */
+static void lane_serve(struct lane *lane, struct run_env *env)
+{
     if (lane->p->batch.size > 1) {
         struct job **jobs = calloc((size_t)lane->p->batch.size, sizeof *jobs);
         size_t n;
         while (jobs && (n = lane_pop_batch(lane, jobs)) > 0)
-            run_batch(lane, &env, jobs, n);
+            run_batch(lane, env, jobs, n);
         free(jobs);
-        return NULL;
+        return;
     }
     struct job *j;
     while ((j = lane_pop(lane))) {
         struct run_input in = {.journal_id = j->id, .event_id = j->event_id,
                                .source = j->source, .payload = j->payload};
-        j->outcome = runner_run(&env, lane->p, &in, j->reply.fn ? &j->response : NULL,
+        j->outcome = runner_run(env, lane->p, &in, j->reply.fn ? &j->response : NULL,
                                 j->request_id);
         loop_post(lane->d->loop, &j->task);
     }
-    return NULL;
 }
 
 static int lane_init(struct lane *lane, struct dispatch *d, const struct pipeline *p,
@@ -386,6 +401,12 @@ int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
     struct dispatch *d = calloc(1, sizeof *d);
     if (!d)
         return err_set(e, "out of memory");
+    ssize_t n = readlink("/proc/self/exe", d->exe, sizeof d->exe - 1);
+    if (n <= 0) {
+        free(d);
+        return err_set(e, "cannot find this program's file (/proc/self/exe) to start workers");
+    }
+    d->exe[n] = '\0';
     d->loop = l;
     d->writer = w;
     d->reader = reader;

@@ -12,6 +12,7 @@
 #include "host.h"
 #include "loader.h"
 #include "pipeline.h"
+#include "worker.h"
 #include "writer.h"
 
 #define LOG_LINE_MAX 16384
@@ -61,7 +62,21 @@ static void take_response(struct attempt *a, int rc, struct sl_response *res)
         set_error(a, INV_ERROR, type, "the handler answered statusCode %d", res->status_code);
 }
 
-void executor_run(struct writer *w, struct attempt *a)
+void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a)
+{
+    a->max_memory_kb = -1;
+    a->plugin_version = a->step->plugin ? a->step->plugin->version : NULL;
+    if (slot) {
+        worker_run_attempt(slot, w, a);
+        return;
+    }
+    int64_t deadline = clock_mono_ns() + (int64_t)a->step->timeout_ms * 1000000;
+    executor_call(a, deadline, log_to_db, w);
+}
+
+void executor_call(struct attempt *a, int64_t deadline_ns,
+                   void (*log)(void *arg, const sl_context *ctx, int level, const char *msg),
+                   void *log_arg)
 {
     const struct step *s = a->step;
     struct plugin *plugin = s->plugin;
@@ -69,6 +84,7 @@ void executor_run(struct writer *w, struct attempt *a)
     a->started_ms = clock_wall_ms();
     int64_t t0 = clock_mono_ns();
     a->status = INV_OK;
+    a->init_ms = -1;
     if (plugin_ensure_init(plugin, &host_table, &a->init_ms, &e) < 0) {
         a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
         set_error(a, INV_ERROR, "Runtime.InitError", "%s", e.msg);
@@ -76,10 +92,10 @@ void executor_run(struct writer *w, struct attempt *a)
     }
     int64_t start = clock_mono_ns();
     struct host_call call = {
-        .deadline_ns = start + (int64_t)s->timeout_ms * 1000000,
+        .deadline_ns = deadline_ns,
         .event = &(sl_event){.json = a->event, .len = a->event_len},
-        .log = log_to_db,
-        .log_arg = w,
+        .log = log,
+        .log_arg = log_arg,
     };
     sl_context ctx = {
         .size = sizeof ctx,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "invlog.h"
+#include "sluice/handler.h"
 
 struct pipeline;
 struct step;
@@ -34,10 +35,21 @@ struct attempt {
     size_t body_len;
     char *error_type;
     char *error;
+    int64_t max_memory_kb;      /* peak RSS of the worker; < 0 if unknown */
+    const char *plugin_version; /* of the code that ran */
 };
 
-/* Run the attempt on this thread. Handler log lines go to w. */
-void executor_run(struct writer *w, struct attempt *a);
+struct exec_slot;
+
+/* Run the attempt: on this thread when slot is NULL (isolation "thread"),
+ * else in the slot's worker process. Handler log lines go to w. */
+void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a);
+
+/* The call itself, in this process, with a deadline (CLOCK_MONOTONIC) and a
+ * sink for log lines. Used by the thread executor and inside workers. */
+void executor_call(struct attempt *a, int64_t deadline_ns,
+                   void (*log)(void *arg, const sl_context *ctx, int level, const char *msg),
+                   void *log_arg);
 void attempt_release(struct attempt *a);
 
 #endif

@@ -13,8 +13,8 @@
 static const char SQL_INVOCATION[] =
     "INSERT INTO invocations (request_id, event_id, pipeline, step, handler, source, attempt,"
     " started_at, duration_ms, init_ms, status, status_code, error, input_bytes, output_bytes,"
-    " plugin_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-    " ?16)";
+    " plugin_version, max_memory_kb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+    " ?13, ?14, ?15, ?16, ?17)";
 static const char SQL_LOG[] =
     "INSERT INTO logs (request_id, pipeline, step, at, level, message)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -86,6 +86,8 @@ static int inv_apply(struct wop *op, struct writer *w, struct err *e)
     sqlite3_bind_int64(st, 14, (sqlite3_int64)o->inv.input_bytes);
     sqlite3_bind_int64(st, 15, (sqlite3_int64)o->inv.output_bytes);
     bind_opt(st, 16, o->s[S_VERSION]);
+    if (o->inv.max_memory_kb >= 0)
+        sqlite3_bind_int64(st, 17, o->inv.max_memory_kb);
     if (sqlite3_step(st) != SQLITE_DONE)
         return err_set(e, "logging invocation: %s", sqlite3_errmsg(writer_db(w)));
     return 0;

@@ -30,6 +30,7 @@ struct invocation {
     size_t input_bytes;
     size_t output_bytes;
     const char *plugin_version;
+    int64_t max_memory_kb;      /* < 0: unknown (thread isolation) */
 };
 
 const char *invlog_status_name(enum inv_status s);

@@ -92,6 +92,8 @@ static char *find_file(const struct loader *l, const char *module, struct err *e
     return NULL;
 }
 
+static void file_version(const char *path, char *out, size_t len);
+
 static int check_descriptor(const sl_plugin *d, const char *module, const char *path,
                             struct err *e)
 {
@@ -115,11 +117,9 @@ static int check_descriptor(const sl_plugin *d, const char *module, const char *
 
 static int plugin_open(struct plugin *p, const char *module, struct err *e)
 {
-    struct stat st;
-    if (stat(p->path, &st) < 0)
-        return err_set(e, "cannot stat plugin %s: %s", p->path, strerror(errno));
-    snprintf(p->version, sizeof p->version, "%lld-%lld", (long long)st.st_mtime,
-             (long long)st.st_size);
+    if (access(p->path, R_OK) < 0)
+        return err_set(e, "cannot read plugin %s: %s", p->path, strerror(errno));
+    file_version(p->path, p->version, sizeof p->version);
     p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl)
         return err_set(e, "cannot load plugin %s: %s", p->path, dlerror());
@@ -131,20 +131,29 @@ static int plugin_open(struct plugin *p, const char *module, struct err *e)
     return check_descriptor(p->desc, module, p->path, e);
 }
 
-int loader_open(struct loader *l, const char *module, struct plugin **out, struct err *e)
+static struct plugin *find_loaded(struct loader *l, const char *module)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->plugins[i]->name, module) == 0) {
-            *out = l->plugins[i];
-            return 0;
-        }
+        if (strcmp(l->plugins[i]->name, module) == 0)
+            return l->plugins[i];
+    return NULL;
+}
+
+/* Open path as module and keep it. path is taken over (freed on failure). */
+static int open_and_keep(struct loader *l, const char *module, char *path, struct plugin **out,
+                         struct err *e)
+{
     struct plugin *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p) {
+        free(path);
         return err_set(e, "out of memory");
+    }
     pthread_mutex_init(&p->init_lock, NULL);
     p->name = strdup(module);
-    p->path = find_file(l, module, e);
+    p->path = path;
     if (!p->name || !p->path || plugin_open(p, module, e) < 0) {
+        if (!p->name || !p->path)
+            err_set(e, "out of memory");
         plugin_free(p);
         return -1;
     }
@@ -157,6 +166,44 @@ int loader_open(struct loader *l, const char *module, struct plugin **out, struc
     l->plugins[l->n++] = p;
     *out = p;
     return 0;
+}
+
+int loader_open(struct loader *l, const char *module, struct plugin **out, struct err *e)
+{
+    if ((*out = find_loaded(l, module)))
+        return 0;
+    char *path = find_file(l, module, e);
+    if (!path)
+        return -1;
+    return open_and_keep(l, module, path, out, e);
+}
+
+int loader_open_file(struct loader *l, const char *module, const char *path,
+                     struct plugin **out, struct err *e)
+{
+    if ((*out = find_loaded(l, module)))
+        return 0;
+    char *copy = strdup(path);
+    if (!copy)
+        return err_set(e, "out of memory");
+    return open_and_keep(l, module, copy, out, e);
+}
+
+static void file_version(const char *path, char *out, size_t len)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        snprintf(out, len, "missing");
+    else
+        snprintf(out, len, "%lld.%09ld-%lld-%llu", (long long)st.st_mtim.tv_sec,
+                 (long)st.st_mtim.tv_nsec, (long long)st.st_size, (unsigned long long)st.st_ino);
+}
+
+bool plugin_changed(const struct plugin *p)
+{
+    char now[64];
+    file_version(p->path, now, sizeof now);
+    return strcmp(now, p->version) != 0;
 }
 
 sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e)

@@ -42,6 +42,12 @@ void loader_free(struct loader **l);
 
 /* Open MODULE (once; later calls return the same plugin). */
 int loader_open(struct loader *l, const char *module, struct plugin **out, struct err *e);
+/* Open MODULE from exactly this file (worker processes use the file the
+ * daemon resolved). */
+int loader_open_file(struct loader *l, const char *module, const char *path,
+                     struct plugin **out, struct err *e);
+/* Has the file changed since p was loaded (hot reload)? */
+bool plugin_changed(const struct plugin *p);
 /* The handler FUNCTION of plugin p, or NULL with a message listing those it has. */
 sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "worker.h"
 
 static const char usage[] =
     "usage: sluice COMMAND [OPTIONS]\n"
@@ -30,7 +31,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats},
-                {"publish", cmd_publish}, {"invoke", cmd_invoke}};
+                {"publish", cmd_publish}, {"invoke", cmd_invoke},
+                {"worker", worker_main}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

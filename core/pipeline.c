@@ -22,7 +22,7 @@
 struct raw_pipeline {
     char *name, *description, *isolation;
     const cJSON *trigger, *steps, *on_failure, *batch;
-    int concurrency;
+    int concurrency, memory_mb, cpu_seconds, max_open_files;
 };
 
 static const struct confmap pipeline_map[] = {
@@ -40,6 +40,12 @@ static const struct confmap pipeline_map[] = {
      "events of this pipeline run at once (default: config's workers)"},
     {"isolation", CONFMAP_STRING, offsetof(struct raw_pipeline, isolation), 0, 0,
      "\"process\" (default) or \"thread\""},
+    {"memory_mb", CONFMAP_INT, offsetof(struct raw_pipeline, memory_mb), 16, 1 << 20,
+     "address-space limit of each worker process, like Lambda's memory setting"},
+    {"cpu_seconds", CONFMAP_INT, offsetof(struct raw_pipeline, cpu_seconds), 1, 1 << 24,
+     "CPU time a worker process may use in all before it is killed"},
+    {"max_open_files", CONFMAP_INT, offsetof(struct raw_pipeline, max_open_files), 8, 1 << 20,
+     "open-file limit of each worker process"},
     {"batch", CONFMAP_OBJECT, offsetof(struct raw_pipeline, batch), 0, 0,
      "{\"size\": N, \"window_ms\": W}: the first step gets up to N events at once"},
     {NULL, 0, 0, 0, 0, NULL},
@@ -345,9 +351,6 @@ static int parse_isolation(struct pipeline *p, const char *isolation, struct dia
 {
     if (!isolation || strcmp(isolation, "process") == 0) {
         p->isolation = ISOLATION_PROCESS;
-        diag_warning(d, p->file, "isolation \"process\" is not implemented yet: handlers run in "
-                     "the daemon's threads (as with \"thread\"), so a crashing handler stops the "
-                     "daemon");
         return 0;
     }
     if (strcmp(isolation, "thread") == 0) {
@@ -373,6 +376,8 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     p->name = r->name;
     r->name = NULL;
     p->concurrency = r->concurrency ? r->concurrency : cfg->workers;
+    p->limits = (struct limits){.memory_mb = r->memory_mb, .cpu_seconds = r->cpu_seconds,
+                                .max_open_files = r->max_open_files};
     errors += parse_isolation(p, r->isolation, d);
     p->batch = (struct batch){.size = 1, .window_ms = 0};
     if (r->batch) {

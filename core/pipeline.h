@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "diag.h"
+#include "worker.h"
 
 struct config;
 struct match;
@@ -57,6 +58,7 @@ struct pipeline {
         int size;               /* 1: no batching */
         int window_ms;
     } batch;
+    struct limits limits;       /* for worker processes */
 };
 
 struct pipeline_set {

@@ -45,7 +45,8 @@ static void record(struct run_state *rs, const struct attempt *a)
         .error = a->error,
         .input_bytes = a->event_len,
         .output_bytes = a->body ? a->body_len : 0,
-        .plugin_version = a->step->plugin ? a->step->plugin->version : NULL,
+        .plugin_version = a->plugin_version,
+        .max_memory_kb = a->max_memory_kb,
     };
     struct err e;
     if (invlog_record(rs->env->writer, &inv, &e) < 0)
@@ -70,7 +71,7 @@ static bool run_step(struct run_state *rs, const struct step *s, const char *eve
         attempt_release(a);
         *a = (struct attempt){.pipeline = rs->p, .step = s, .request_id = rs->request_id,
                               .event = event, .event_len = len, .number = n};
-        executor_run(rs->env->writer, a);
+        executor_run(rs->env->writer, rs->env->slot, a);
         rs->attempts++;
         record(rs, a);
         if (a->status == INV_OK && a->body)

@@ -13,8 +13,11 @@
 struct pipeline;
 struct writer;
 
+struct exec_slot;
+
 struct run_env {
     struct writer *writer;
+    struct exec_slot *slot;     /* the worker process slot, NULL for "thread" */
     /* Sleep ms before a retry; false if the daemon is stopping meanwhile. */
     bool (*wait)(void *arg, int ms);
     void *wait_arg;

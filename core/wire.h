@@ -1,0 +1,78 @@
+/* wire.h - the framed protocol between the daemon and a worker process.
+ *
+ * A frame is an 8-byte header (u32 payload length, u32 type, both little-
+ * endian as the host is) and the payload. The daemon trusts nothing a worker
+ * sends: every frame is bounded and fully validated, and a bad one ends that
+ * worker, never the daemon.
+ *
+ *   daemon -> worker   WIRE_INIT    JSON: {"pipeline", "steps": [{"name", "handler",
+ *                                    "function", "path", "config"}]}
+ *                      WIRE_INVOKE  step, attempt, deadline, request id, event
+ *   worker -> daemon   WIRE_READY   ok flag, error text
+ *                      WIRE_LOG     level, message (any number, before the result)
+ *                      WIRE_RESULT  status, code, timings, peak memory, body, error
+ */
+#ifndef SLUICE_WIRE_H
+#define SLUICE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define WIRE_MAX_FRAME (64u << 20) /* 64 MiB: the largest event or response */
+#define WIRE_LOG_MAX 16384
+
+enum wire_type {
+    WIRE_INIT = 1,
+    WIRE_READY,
+    WIRE_INVOKE,
+    WIRE_LOG,
+    WIRE_RESULT,
+};
+
+struct wire_frame {
+    uint32_t type;
+    uint32_t len;
+    unsigned char *data;        /* owned, len bytes plus a NUL */
+};
+
+struct wire_invoke {
+    uint32_t step;
+    uint32_t attempt;
+    int64_t deadline_ns;        /* CLOCK_MONOTONIC, shared by both processes */
+    char request_id[37];
+    const char *event;
+    size_t event_len;
+};
+
+struct wire_result {
+    uint32_t status;            /* enum inv_status */
+    int32_t status_code;
+    double init_ms;             /* < 0: warm */
+    double duration_ms;
+    int64_t max_rss_kb;
+    const char *body;           /* JSON text or NULL */
+    size_t body_len;
+    const char *error_type;     /* NULL if none; not NUL-terminated when decoded */
+    size_t error_type_len;
+    const char *error;
+    size_t error_len;
+};
+
+/* Blocking I/O on a socket. wire_read waits until deadline_ns (CLOCK_MONOTONIC;
+ * 0: forever); returns 0, or -1 with e (EOF, timeout, bad frame), and sets
+ * *timed_out when the deadline passed. */
+int wire_write(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen,
+               struct err *e);
+int wire_read(int fd, int64_t deadline_ns, struct wire_frame *f, int *timed_out, struct err *e);
+void wire_frame_release(struct wire_frame *f);
+
+/* Encode into a malloc'd buffer; decode views into the frame (no copies). */
+int wire_send_invoke(int fd, const struct wire_invoke *in, struct err *e);
+int wire_decode_invoke(const struct wire_frame *f, struct wire_invoke *out, struct err *e);
+int wire_send_result(int fd, const struct wire_result *r, struct err *e);
+int wire_decode_result(const struct wire_frame *f, struct wire_result *out, struct err *e);
+int wire_decode_log(const struct wire_frame *f, int *level, const char **msg, struct err *e);
+
+#endif

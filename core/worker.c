@@ -1,0 +1,363 @@
+/* worker.c - the daemon's side of worker processes (see worker.h). */
+#include "worker.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "executor.h"
+#include "loader.h"
+#include "log.h"
+#include "pipeline.h"
+#include "wire.h"
+#include "writer.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 30000
+#define STOP_GRACE_MS 2000
+
+extern char **environ;
+
+struct worker {
+    pid_t pid;
+    int fd;
+    double start_ms;            /* spawn to ready: part of the first invocation's init */
+    int served;                 /* invocations answered */
+};
+
+/* The INIT frame: what the worker must load, by resolved file. */
+static char *init_json(const struct pipeline *p)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "pipeline", p->name);
+    cJSON *steps = cJSON_AddArrayToObject(root, "steps");
+    for (size_t i = 0; i < p->n_steps; i++) {
+        const struct step *s = &p->steps[i];
+        cJSON *js = cJSON_CreateObject();
+        cJSON_AddStringToObject(js, "name", s->name);
+        cJSON_AddStringToObject(js, "handler", s->handler);
+        cJSON_AddStringToObject(js, "module", s->module);
+        cJSON_AddStringToObject(js, "function", s->function);
+        cJSON_AddStringToObject(js, "path", s->plugin->path);
+        cJSON_AddStringToObject(js, "config", s->config_json);
+        cJSON_AddItemToArray(steps, js);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+static void apply_limits(pid_t pid, const struct limits *l)
+{
+    struct rlimit r;
+    if (l->memory_mb > 0) {
+        r.rlim_cur = r.rlim_max = (rlim_t)l->memory_mb << 20;
+        prlimit(pid, RLIMIT_AS, &r, NULL);
+    }
+    if (l->cpu_seconds > 0) {
+        r.rlim_cur = (rlim_t)l->cpu_seconds;
+        r.rlim_max = (rlim_t)l->cpu_seconds + 1;
+        prlimit(pid, RLIMIT_CPU, &r, NULL);
+    }
+    if (l->max_open_files > 0) {
+        r.rlim_cur = r.rlim_max = (rlim_t)l->max_open_files;
+        prlimit(pid, RLIMIT_NOFILE, &r, NULL);
+    }
+}
+
+/* Describe how a reaped worker ended. */
+static void describe_exit(int status, char *out, size_t len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, len, "the worker was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(out, len, "the worker exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(out, len, "the worker ended (wait status %d)", status);
+}
+
+/* SIGKILL, reap, and say how it ended. */
+static void worker_kill(struct worker **wp, char *why, size_t len)
+{
+    struct worker *w = *wp;
+    if (!w)
+        return;
+    close(w->fd);
+    int status = 0;
+    if (waitpid(w->pid, &status, WNOHANG) == 0) {
+        kill(w->pid, SIGKILL);
+        waitpid(w->pid, &status, 0);
+    }
+    if (why)
+        describe_exit(status, why, len);
+    free(w);
+    *wp = NULL;
+}
+
+/* Ask it to finish (EOF on its socket), then insist. */
+static void worker_stop(struct worker **wp)
+{
+    struct worker *w = *wp;
+    if (!w)
+        return;
+    shutdown(w->fd, SHUT_WR);
+    int64_t until = clock_mono_ns() + (int64_t)STOP_GRACE_MS * 1000000;
+    struct wire_frame f;
+    int timed_out;
+    struct err e;
+    while (wire_read(w->fd, until, &f, &timed_out, &e) == 0) /* drain until EOF */
+        wire_frame_release(&f);
+    worker_kill(wp, NULL, 0);
+}
+
+static int spawn(const struct exec_slot *slot, struct worker **out, struct err *e)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return err_set(e, "socketpair: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    posix_spawnattr_init(&attr);
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGIO);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGHUP);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &dflt);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char *argv[] = {(char *)slot->exe, "worker", (char *)slot->p->name, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, slot->exe, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(sv[1]);
+    if (rc != 0) {
+        close(sv[0]);
+        return err_set(e, "cannot start a worker (%s): %s", slot->exe, strerror(rc));
+    }
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        close(sv[0]);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return err_set(e, "out of memory");
+    }
+    w->pid = pid;
+    w->fd = sv[0];
+    apply_limits(pid, &slot->p->limits);
+    *out = w;
+    return 0;
+}
+
+/* Send INIT and wait for READY. */
+static int handshake(struct worker *w, const struct pipeline *p, int64_t deadline,
+                     struct err *e)
+{
+    char *json = init_json(p);
+    if (!json)
+        return err_set(e, "out of memory");
+    int rc = wire_write(w->fd, WIRE_INIT, json, strlen(json), NULL, 0, e);
+    free(json);
+    if (rc < 0)
+        return -1;
+    struct wire_frame f;
+    int timed_out;
+    if (wire_read(w->fd, deadline, &f, &timed_out, e) < 0)
+        return -1;
+    if (f.type != WIRE_READY || f.len < 4) {
+        wire_frame_release(&f);
+        return err_set(e, "protocol error: expected a ready frame");
+    }
+    int32_t ok;
+    memcpy(&ok, f.data, 4);
+    if (!ok)
+        err_set(e, "%.900s", (const char *)f.data + 4);
+    wire_frame_release(&f);
+    return ok ? 0 : -1;
+}
+
+static void set_failure(struct attempt *a, enum inv_status status, const char *type,
+                        const char *msg)
+{
+    a->status = status;
+    free(a->error_type);
+    free(a->error);
+    a->error_type = strdup(type);
+    a->error = strdup(msg);
+}
+
+/* Wait before the next start after n failures in a row: 100 ms doubling to
+ * 30 s, so a plugin that can never start is not respawned in a hot loop. */
+static int backoff_ms(int n)
+{
+    int ms = BACKOFF_FIRST_MS << (n > 9 ? 9 : n - 1);
+    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+/* Make sure the slot has a ready worker. On failure a is filled. */
+static int ensure_worker(struct exec_slot *slot, struct attempt *a)
+{
+    if (slot->worker && plugin_changed(a->step->plugin)) {
+        log_msg(LOG_INFO, "pipeline %s: plugin %s changed on disk; recycling a worker",
+                slot->p->name, a->step->plugin->path);
+        worker_stop(&slot->worker); /* the next one loads the new file */
+    }
+    if (slot->worker)
+        return 0;
+    if (slot->init_failures > 0) {
+        if (!slot->wait(slot->wait_arg, backoff_ms(slot->init_failures))) {
+            set_failure(a, INV_ERROR, "Runtime.Stopping", "sluice is stopping");
+            return -1;
+        }
+    }
+    int64_t t0 = clock_mono_ns();
+    struct err e;
+    int64_t deadline = t0 + (int64_t)a->step->timeout_ms * 1000000 + 10000000000LL;
+    if (spawn(slot, &slot->worker, &e) == 0 && handshake(slot->worker, slot->p, deadline, &e) == 0) {
+        slot->worker->start_ms = (double)(clock_mono_ns() - t0) / 1e6;
+        return 0;
+    }
+    char why[256] = "";
+    if (slot->worker)
+        worker_kill(&slot->worker, why, sizeof why);
+    slot->init_failures++;
+    char msg[1400];
+    snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", e.msg, *why ? "; " : "",
+             why);
+    log_msg(LOG_ERROR, "pipeline %s: %s (%d in a row; the next one starts after %d ms)",
+            slot->p->name, msg, slot->init_failures, backoff_ms(slot->init_failures));
+    set_failure(a, INV_CRASHED, "Runtime.InitError", msg);
+    return -1;
+}
+
+static void forward_log(struct writer *w, const struct attempt *a, const struct wire_frame *f)
+{
+    int level;
+    const char *msg;
+    struct err e;
+    if (wire_decode_log(f, &level, &msg, &e) == 0)
+        invlog_line(w, a->request_id, a->pipeline->name, a->step->name, level, msg, NULL);
+}
+
+static int take_result(struct attempt *a, const struct wire_frame *f, struct err *e)
+{
+    struct wire_result r;
+    if (wire_decode_result(f, &r, e) < 0)
+        return -1;
+    if (r.body) {
+        cJSON *v = cJSON_ParseWithLength(r.body, r.body_len);
+        if (!v)
+            return err_set(e, "protocol error: the response body is not JSON");
+        cJSON_Delete(v);
+    }
+    a->status = (enum inv_status)r.status;
+    a->status_code = r.status_code;
+    a->init_ms = r.init_ms;
+    a->duration_ms = r.duration_ms;
+    a->max_memory_kb = r.max_rss_kb;
+    a->body = r.body ? strndup(r.body, r.body_len) : strdup("null");
+    a->body_len = r.body ? r.body_len : 4;
+    if (r.error_type)
+        a->error_type = strndup(r.error_type, r.error_type_len);
+    if (r.error)
+        a->error = strndup(r.error, r.error_len);
+    return 0;
+}
+
+/* The worker is gone or misbehaved: record why, reap it. */
+static void worker_lost(struct exec_slot *slot, struct attempt *a, enum inv_status status,
+                        const char *what)
+{
+    char why[256];
+    bool never_served = slot->worker->served == 0;
+    worker_kill(&slot->worker, why, sizeof why);
+    char msg[1400];
+    snprintf(msg, sizeof msg, "%s: %s", what, why);
+    set_failure(a, status, status == INV_TIMEOUT ? "Sandbox.Timedout" : "Runtime.ExitError",
+                msg);
+    if (never_served && status == INV_CRASHED) {
+        slot->init_failures++;
+        log_msg(LOG_ERROR, "pipeline %s: a worker died before answering anything (%d in a row; "
+                "the next one starts after %d ms): %s", slot->p->name, slot->init_failures,
+                backoff_ms(slot->init_failures), why);
+    }
+}
+
+void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt *a)
+{
+    a->started_ms = clock_wall_ms();
+    a->init_ms = -1;
+    int64_t t0 = clock_mono_ns();
+    if (ensure_worker(slot, a) < 0) {
+        a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+        return;
+    }
+    int64_t start = clock_mono_ns();
+    int64_t deadline = start + (int64_t)a->step->timeout_ms * 1000000;
+    struct wire_invoke in = {.step = (uint32_t)(a->step - slot->p->steps),
+                             .attempt = (uint32_t)a->number, .deadline_ns = deadline,
+                             .event = a->event, .event_len = a->event_len};
+    snprintf(in.request_id, sizeof in.request_id, "%s", a->request_id);
+    struct err e;
+    if (wire_send_invoke(slot->worker->fd, &in, &e) < 0) {
+        worker_lost(slot, a, INV_CRASHED, "the worker stopped taking work");
+        a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
+        return;
+    }
+    for (;;) {
+        struct wire_frame f;
+        int timed_out;
+        /* a little grace so a result written at the deadline still counts */
+        if (wire_read(slot->worker->fd, deadline + 50000000, &f, &timed_out, &e) < 0) {
+            char what[1100];
+            if (timed_out)
+                snprintf(what, sizeof what, "Task timed out after %d ms (timeout_ms); the worker "
+                         "was killed and will be replaced", a->step->timeout_ms);
+            else if (strstr(e.msg, "protocol error"))
+                snprintf(what, sizeof what, "the worker broke the protocol (%s) and was killed",
+                         e.msg);
+            else
+                snprintf(what, sizeof what, "the worker died during the invocation");
+            worker_lost(slot, a, timed_out ? INV_TIMEOUT : INV_CRASHED, what);
+            break;
+        }
+        if (f.type == WIRE_LOG) {
+            forward_log(w, a, &f);
+            wire_frame_release(&f);
+            continue;
+        }
+        int rc = f.type == WIRE_RESULT ? take_result(a, &f, &e)
+                                       : err_set(&e, "protocol error: frame type %u", f.type);
+        wire_frame_release(&f);
+        if (rc < 0) {
+            worker_lost(slot, a, INV_CRASHED, e.msg);
+            break;
+        }
+        if (slot->worker->served++ == 0 && a->init_ms >= 0)
+            a->init_ms += slot->worker->start_ms; /* a cold start: the worker's own start */
+        slot->init_failures = 0;
+        return;
+    }
+    a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
+}
+
+void exec_slot_release(struct exec_slot *slot)
+{
+    worker_stop(&slot->worker);
+}

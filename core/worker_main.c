@@ -1,0 +1,150 @@
+/* worker_main.c - `sluice worker`, the process behind a process-isolated
+ * pipeline's executor slot (see worker.h). It reads what to load from the
+ * INIT frame, opens exactly those plugin files, answers READY, then serves
+ * INVOKE frames until its socket closes, running the same in-process call as
+ * the thread executor. Everything it says goes back over fd 3. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "confmap.h"
+#include "executor.h"
+#include "loader.h"
+#include "pipeline.h"
+#include "wire.h"
+#include "worker.h"
+
+#define WORKER_FD 3
+
+static void send_log(void *arg, const sl_context *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    int fd = *(int *)arg;
+    int32_t lv = level;
+    size_t len = strlen(msg);
+    if (len > WIRE_LOG_MAX)
+        len = WIRE_LOG_MAX;
+    wire_write(fd, WIRE_LOG, &lv, sizeof lv, msg, len, NULL);
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int load_step(struct loader *l, struct step *s, const cJSON *js, struct err *e)
+{
+    const char *name = json_str(js, "name"), *handler = json_str(js, "handler");
+    const char *module = json_str(js, "module"), *function = json_str(js, "function");
+    const char *path = json_str(js, "path"), *config = json_str(js, "config");
+    if (!name || !handler || !module || !function || !path || !config)
+        return err_set(e, "a malformed init frame");
+    s->name = strdup(name);
+    s->handler = strdup(handler);
+    s->module = strdup(module);
+    s->function = strdup(function);
+    s->config_json = strdup(config);
+    if (!s->name || !s->handler || !s->module || !s->function || !s->config_json)
+        return err_set(e, "out of memory");
+    if (loader_open_file(l, module, path, &s->plugin, e) < 0)
+        return -1;
+    s->fn = (void *)loader_find(s->plugin, function, e);
+    return s->fn ? 0 : -1;
+}
+
+/* Build the pipeline the INIT frame describes. */
+static int load(struct loader *l, struct pipeline *p, const struct wire_frame *f, struct err *e)
+{
+    cJSON *root = cJSON_ParseWithLength((const char *)f->data, f->len);
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "steps");
+    const char *name = json_str(root, "pipeline");
+    int rc = 0;
+    if (!cJSON_IsArray(steps) || !name) {
+        rc = err_set(e, "a malformed init frame");
+    } else if (!(p->name = strdup(name)) ||
+               !(p->steps = calloc((size_t)cJSON_GetArraySize(steps) + 1, sizeof *p->steps))) {
+        rc = err_set(e, "out of memory");
+    } else {
+        const cJSON *js;
+        cJSON_ArrayForEach(js, steps) {
+            if (load_step(l, &p->steps[p->n_steps++], js, e) < 0) {
+                rc = -1;
+                break;
+            }
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int send_ready(int fd, int ok, const char *msg)
+{
+    int32_t flag = ok;
+    return wire_write(fd, WIRE_READY, &flag, sizeof flag, msg, strlen(msg) + 1, NULL);
+}
+
+static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f)
+{
+    struct wire_invoke in;
+    struct err e;
+    if (wire_decode_invoke(f, &in, &e) < 0 || in.step >= p->n_steps)
+        return -1;
+    struct attempt a = {.pipeline = p, .step = &p->steps[in.step], .request_id = in.request_id,
+                        .event = in.event, .event_len = in.event_len, .number = (int)in.attempt};
+    executor_call(&a, in.deadline_ns, send_log, &fd);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct wire_result r = {
+        .status = (uint32_t)a.status, .status_code = a.status_code, .init_ms = a.init_ms,
+        .duration_ms = a.duration_ms, .max_rss_kb = ru.ru_maxrss,
+        .body = a.body, .body_len = a.body ? a.body_len : 0,
+        .error_type = a.error_type, .error_type_len = a.error_type ? strlen(a.error_type) : 0,
+        .error = a.error, .error_len = a.error ? strlen(a.error) : 0,
+    };
+    int rc = wire_send_result(fd, &r, &e);
+    attempt_release(&a);
+    return rc;
+}
+
+int worker_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    int fd = WORKER_FD;
+    struct wire_frame f;
+    int timed_out;
+    struct err e;
+    if (wire_read(fd, 0, &f, &timed_out, &e) < 0 || f.type != WIRE_INIT) {
+        fprintf(stderr, "sluice worker: expected an init frame on fd %d (this command is "
+                "started by `sluice run`, not by hand)\n", fd);
+        return 2;
+    }
+    struct strv none = {0};
+    struct loader *l = NULL;
+    struct pipeline p = {0};
+    int rc = loader_new(&none, &l, &e);
+    if (rc == 0)
+        rc = load(l, &p, &f, &e);
+    wire_frame_release(&f);
+    send_ready(fd, rc == 0, rc == 0 ? "" : e.msg);
+    while (rc == 0 && wire_read(fd, 0, &f, &timed_out, &e) == 0) {
+        if (f.type != WIRE_INVOKE || serve_one(fd, &p, &f) < 0)
+            rc = -1;
+        wire_frame_release(&f);
+    }
+    for (size_t i = 0; i < p.n_steps; i++) {
+        free(p.steps[i].name);
+        free(p.steps[i].handler);
+        free(p.steps[i].module);
+        free(p.steps[i].function);
+        free(p.steps[i].config_json);
+    }
+    free(p.steps);
+    free(p.name);
+    loader_free(&l);
+    return 0;
+}

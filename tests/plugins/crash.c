@@ -1,0 +1,109 @@
+/* crash.c - fixture: handlers that take their process down in each way a
+ * worker can die, or break the worker protocol on purpose. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sluice/handler.h>
+
+static int crash_segv(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    (void)ctx;
+    (void)res;
+    raise(SIGSEGV);
+    return 0;
+}
+
+static int crash_abort(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    (void)ctx;
+    (void)res;
+    abort();
+}
+
+static int crash_exit(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    (void)ctx;
+    (void)res;
+    _exit(7);
+}
+
+static int crash_hang(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    (void)ctx;
+    (void)res;
+    while (ctx)
+        pause();
+    return 0;
+}
+
+/* Writes a bogus frame header (a 3 GB frame of type 99) on the worker socket. */
+static int crash_garbage_frame(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    (void)ctx;
+    (void)res;
+    unsigned int head[2] = {3000000000u, 99};
+    ssize_t n = write(3, head, sizeof head);
+    (void)n;
+    pause();
+    return 0;
+}
+
+/* Allocates and touches ~N MB (config {"mb": N}); fails under memory_mb. */
+static int crash_hog(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    size_t mb = (size_t)ctx->host->json_number(ctx->host->json_get(ctx->host->config(ctx), "/mb"),
+                                               64);
+    char *p = malloc(mb << 20);
+    if (!p) {
+        ctx->host->fail(res, "MemoryError", "malloc failed under the memory limit");
+        return 1;
+    }
+    memset(p, 1, mb << 20);
+    free(p);
+    return ctx->host->respond(res, 200, "{\"ok\":true}", 11);
+}
+
+/* Answers with its process id, so tests can tell workers apart. */
+static int crash_pid(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    char body[64];
+    int n = 0;
+    long pid = (long)getpid();
+    body[n++] = '{';
+    memcpy(body + n, "\"pid\":", 6);
+    n += 6;
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + pid % 10);
+        pid /= 10;
+    } while (pid);
+    while (k)
+        body[n++] = digits[--k];
+    body[n++] = '}';
+    return ctx->host->respond(res, 200, body, (size_t)n);
+}
+
+static const sl_handler_def handlers[] = {
+    {"segv", crash_segv},   {"abort", crash_abort},
+    {"exit", crash_exit},   {"hang", crash_hang},
+    {"garbage_frame", crash_garbage_frame},
+    {"hog", crash_hog},     {"pid", crash_pid},
+    {NULL, NULL},
+};
+
+SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
+    .abi_version = SL_ABI_VERSION,
+    .size = sizeof(sl_plugin),
+    .name = "crash",
+    .handlers = handlers,
+};
