@@ -411,6 +411,14 @@ static int serve(struct daemon *dm)
             log_msg(LOG_ERROR, "%s", e.msg);
             return 1;
         }
+        if (dm->zmq && dm->gen && dm->gen->dispatch) {
+            long waiting = dispatch_waiting(dm->gen->dispatch);
+            long high = (long)dm->cfg->queue_size * 64;
+            if (waiting > high)
+                source_zmq_pause(dm->zmq, true);
+            else if (waiting < high / 2)
+                source_zmq_pause(dm->zmq, false);
+        }
         if (dm->reload && !dm->stop) {
             dm->reload = false;
             reload(dm);

@@ -48,6 +48,7 @@ struct lane {
     int capacity;
     int64_t loaded_max;         /* highest journal id handed to this lane */
     bool backlog;               /* pending events wait in the journal */
+    long waiting;               /* how many (new ones counted; refills subtract) */
     /* shared with executor threads */
     pthread_mutex_t lock;
     pthread_cond_t cond;        /* a job was queued, or stopping */
@@ -134,6 +135,8 @@ static void refill_one(void *arg, const struct journal_entry *entry)
         return;
     }
     j->id = entry->id;
+    if (lane->waiting > 0)
+        lane->waiting--;
     lane_push(lane, j);
 }
 
@@ -152,8 +155,10 @@ static void lane_refill(struct lane *lane)
                 e.msg);
         return;
     }
-    if (got < room)
+    if (got < room) {
         lane->backlog = false;
+        lane->waiting = 0;
+    }
 }
 
 /* Loop thread: a run finished (or an append completed and was not queued). */
@@ -204,6 +209,7 @@ static void on_job_journaled(struct loop_task *t)
     }
     if (lane->backlog || lane->inflight + lane->reserved >= lane->capacity) {
         lane->backlog = true; /* it waits in the journal */
+        lane->waiting++;
         job_free(j);
         return;
     }
@@ -467,6 +473,14 @@ int dispatch_inflight(const struct dispatch *d)
     int n = 0;
     for (size_t i = 0; i < d->n_lanes; i++)
         n += d->lanes[i].inflight;
+    return n;
+}
+
+long dispatch_waiting(const struct dispatch *d)
+{
+    long n = 0;
+    for (size_t i = 0; i < d->n_lanes; i++)
+        n += d->lanes[i].waiting;
     return n;
 }
 

@@ -54,6 +54,9 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
 void dispatch_stop(struct dispatch *d);
 /* Events queued or running, over all lanes. */
 int dispatch_inflight(const struct dispatch *d);
+/* Events accepted since the lanes filled up, waiting in the journal: the
+ * daemon stops reading its sockets while this is high (backpressure). */
+long dispatch_waiting(const struct dispatch *d);
 void dispatch_free(struct dispatch **d);
 
 #endif

@@ -376,9 +376,13 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     p->name = r->name;
     r->name = NULL;
     p->concurrency = r->concurrency ? r->concurrency : cfg->workers;
+    errors += parse_isolation(p, r->isolation, d);
     p->limits = (struct limits){.memory_mb = r->memory_mb, .cpu_seconds = r->cpu_seconds,
                                 .max_open_files = r->max_open_files};
-    errors += parse_isolation(p, r->isolation, d);
+    if (p->isolation == ISOLATION_THREAD &&
+        (r->memory_mb || r->cpu_seconds || r->max_open_files))
+        diag_warning(d, p->file, "memory_mb, cpu_seconds and max_open_files limit worker "
+                     "processes; with isolation \"thread\" they are ignored");
     p->batch = (struct batch){.size = 1, .window_ms = 0};
     if (r->batch) {
         p->batch.size = 10;

@@ -43,6 +43,7 @@ struct source_zmq {
     struct sock *socks;
     size_t n_socks;
     bool freeing;
+    bool paused;
 };
 
 struct zmq_peer {
@@ -202,6 +203,8 @@ static void drain_again(struct loop_task *t);
 /* Read up to a budget of messages; re-queue if more wait. */
 static void drain(struct sock *s)
 {
+    if (s->owner->paused && s->kind != KIND_ROUTER)
+        return;
     for (int i = 0; i < ROUND_BUDGET; i++) {
         zmq_msg_t frames[MAX_FRAMES];
         int n = recv_frames(s->z, frames);
@@ -339,6 +342,18 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
     }
     *out = zs;
     return 0;
+}
+
+void source_zmq_pause(struct source_zmq *zs, bool paused)
+{
+    if (zs->paused == paused)
+        return;
+    zs->paused = paused;
+    log_msg(paused ? LOG_WARN : LOG_INFO, paused ? "the journal backlog is high: not reading the "
+            "zmq event sockets until the pipelines catch up (producers meet backpressure)"
+            : "the backlog is down: reading the zmq event sockets again");
+    for (size_t i = 0; !paused && i < zs->n_socks; i++)
+        drain(&zs->socks[i]); /* edge-triggered: what queued meanwhile signals nothing new */
 }
 
 void source_zmq_free(struct source_zmq **zp)

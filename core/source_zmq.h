@@ -40,6 +40,10 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
 /* Send the answer (ok: the run succeeded) and free peer. */
 void source_zmq_answer(struct source_zmq *s, struct zmq_peer *peer, bool ok, const char *json,
                        const char *request_id);
+/* Stop (true) or resume reading the event sockets (PULL, SUB); invokes are
+ * still read. While paused libzmq queues up to the high-water mark, then
+ * producers block: backpressure instead of memory. */
+void source_zmq_pause(struct source_zmq *s, bool paused);
 void source_zmq_free(struct source_zmq **s);
 
 /* The endpoint a client connects to for a bound one: a wildcard host (the
