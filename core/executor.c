@@ -65,7 +65,8 @@ static void take_response(struct attempt *a, int rc, struct sl_response *res)
 void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a)
 {
     a->max_memory_kb = -1;
-    a->plugin_version = a->step->plugin ? a->step->plugin->version : NULL;
+    snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
+             a->step->plugin ? a->step->plugin->version : "");
     if (slot) {
         worker_run_attempt(slot, w, a);
         return;

@@ -36,7 +36,7 @@ struct attempt {
     char *error_type;
     char *error;
     int64_t max_memory_kb;      /* peak RSS of the worker; < 0 if unknown */
-    const char *plugin_version; /* of the code that ran */
+    char plugin_version[64];    /* of the code that ran ("" if unknown) */
 };
 
 struct exec_slot;

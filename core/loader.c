@@ -92,8 +92,6 @@ static char *find_file(const struct loader *l, const char *module, struct err *e
     return NULL;
 }
 
-static void file_version(const char *path, char *out, size_t len);
-
 static int check_descriptor(const sl_plugin *d, const char *module, const char *path,
                             struct err *e)
 {
@@ -119,7 +117,7 @@ static int plugin_open(struct plugin *p, const char *module, struct err *e)
 {
     if (access(p->path, R_OK) < 0)
         return err_set(e, "cannot read plugin %s: %s", p->path, strerror(errno));
-    file_version(p->path, p->version, sizeof p->version);
+    loader_file_version(p->path, p->version, sizeof p->version);
     p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl)
         return err_set(e, "cannot load plugin %s: %s", p->path, dlerror());
@@ -189,7 +187,7 @@ int loader_open_file(struct loader *l, const char *module, const char *path,
     return open_and_keep(l, module, copy, out, e);
 }
 
-static void file_version(const char *path, char *out, size_t len)
+void loader_file_version(const char *path, char *out, size_t len)
 {
     struct stat st;
     if (stat(path, &st) < 0)
@@ -197,13 +195,6 @@ static void file_version(const char *path, char *out, size_t len)
     else
         snprintf(out, len, "%lld.%09ld-%lld-%llu", (long long)st.st_mtim.tv_sec,
                  (long)st.st_mtim.tv_nsec, (long long)st.st_size, (unsigned long long)st.st_ino);
-}
-
-bool plugin_changed(const struct plugin *p)
-{
-    char now[64];
-    file_version(p->path, now, sizeof now);
-    return strcmp(now, p->version) != 0;
 }
 
 sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e)

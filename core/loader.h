@@ -46,8 +46,8 @@ int loader_open(struct loader *l, const char *module, struct plugin **out, struc
  * daemon resolved). */
 int loader_open_file(struct loader *l, const char *module, const char *path,
                      struct plugin **out, struct err *e);
-/* Has the file changed since p was loaded (hot reload)? */
-bool plugin_changed(const struct plugin *p);
+/* A file's version as "mtime-size-inode": replacing a plugin changes it. */
+void loader_file_version(const char *path, char *out, size_t len);
 /* The handler FUNCTION of plugin p, or NULL with a message listing those it has. */
 sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e);
 

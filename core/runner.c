@@ -45,7 +45,7 @@ static void record(struct run_state *rs, const struct attempt *a)
         .error = a->error,
         .input_bytes = a->event_len,
         .output_bytes = a->body ? a->body_len : 0,
-        .plugin_version = a->plugin_version,
+        .plugin_version = a->plugin_version[0] ? a->plugin_version : NULL,
         .max_memory_kb = a->max_memory_kb,
     };
     struct err e;

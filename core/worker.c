@@ -32,7 +32,20 @@ struct worker {
     int fd;
     double start_ms;            /* spawn to ready: part of the first invocation's init */
     int served;                 /* invocations answered */
+    char (*versions)[64];       /* of each step's plugin file, as this worker loaded it */
 };
+
+/* Did any of the pipeline's plugin files change since w loaded them? */
+static bool plugins_changed(const struct worker *w, const struct pipeline *p)
+{
+    for (size_t i = 0; i < p->n_steps; i++) {
+        char now[64];
+        loader_file_version(p->steps[i].plugin->path, now, sizeof now);
+        if (strcmp(now, w->versions[i]) != 0)
+            return true;
+    }
+    return false;
+}
 
 /* The INIT frame: what the worker must load, by resolved file. */
 static char *init_json(const struct pipeline *p)
@@ -100,6 +113,7 @@ static void worker_kill(struct worker **wp, char *why, size_t len)
     }
     if (why)
         describe_exit(status, why, len);
+    free(w->versions);
     free(w);
     *wp = NULL;
 }
@@ -152,6 +166,10 @@ static int spawn(const struct exec_slot *slot, struct worker **out, struct err *
         return err_set(e, "cannot start a worker (%s): %s", slot->exe, strerror(rc));
     }
     struct worker *w = calloc(1, sizeof *w);
+    if (w && !(w->versions = calloc(slot->p->n_steps, sizeof *w->versions))) {
+        free(w);
+        w = NULL;
+    }
     if (!w) {
         close(sv[0]);
         kill(pid, SIGKILL);
@@ -160,6 +178,8 @@ static int spawn(const struct exec_slot *slot, struct worker **out, struct err *
     }
     w->pid = pid;
     w->fd = sv[0];
+    for (size_t i = 0; i < slot->p->n_steps; i++) /* before the worker opens them */
+        loader_file_version(slot->p->steps[i].plugin->path, w->versions[i], sizeof w->versions[i]);
     apply_limits(pid, &slot->p->limits);
     *out = w;
     return 0;
@@ -213,9 +233,9 @@ static int backoff_ms(int n)
 /* Make sure the slot has a ready worker. On failure a is filled. */
 static int ensure_worker(struct exec_slot *slot, struct attempt *a)
 {
-    if (slot->worker && plugin_changed(a->step->plugin)) {
-        log_msg(LOG_INFO, "pipeline %s: plugin %s changed on disk; recycling a worker",
-                slot->p->name, a->step->plugin->path);
+    if (slot->worker && plugins_changed(slot->worker, slot->p)) {
+        log_msg(LOG_INFO, "pipeline %s: a plugin file changed on disk; recycling a worker",
+                slot->p->name);
         worker_stop(&slot->worker); /* the next one loads the new file */
     }
     if (slot->worker)
@@ -310,6 +330,8 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
     }
     int64_t start = clock_mono_ns();
     int64_t deadline = start + (int64_t)a->step->timeout_ms * 1000000;
+    snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
+             slot->worker->versions[a->step - slot->p->steps]);
     struct wire_invoke in = {.step = (uint32_t)(a->step - slot->p->steps),
                              .attempt = (uint32_t)a->number, .deadline_ns = deadline,
                              .event = a->event, .event_len = a->event_len};
