@@ -35,6 +35,7 @@ struct raw {
     struct strv plugin_path;
     int workers, queue_size;
     const cJSON *zmq;
+    char *python, *node;
 };
 
 static const struct confmap config_map[] = {
@@ -50,6 +51,10 @@ static const struct confmap config_map[] = {
      "default concurrency of a pipeline that sets none (default: number of CPUs)"},
     {"queue_size", CONFMAP_INT, offsetof(struct raw, queue_size), 1, 1 << 20,
      "events each pipeline holds in memory; more wait in the journal (default 1024)"},
+    {"python", CONFMAP_STRING, offsetof(struct raw, python), 0, 0,
+     "interpreter for \"runtime\": \"python3\" steps (default: python3 on PATH)"},
+    {"node", CONFMAP_STRING, offsetof(struct raw, node), 0, 0,
+     "interpreter for \"runtime\": \"nodejs\" steps (default: node on PATH)"},
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw, zmq), 0, 0,
      "ZeroMQ endpoints: pull, router, sub: [{endpoint, topics}]"},
     {NULL, 0, 0, 0, 0, NULL},
@@ -162,6 +167,14 @@ static int apply_doc(struct config *c, struct diag *d)
     if (!r.plugin_path.v && fill_default_plugin_path(&r.plugin_path) < 0)
         errors++;
     c->workers = r.workers > 0 ? r.workers : 1;
+    /* Debian's interpreters first: their python3-* and node-* packages
+     * install for them, whatever else is on PATH. */
+    c->python = r.python ? r.python
+                         : strdup(access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
+                                                                         : "python3");
+    c->node = r.node ? r.node
+                     : strdup(access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "node");
+    r.python = r.node = NULL;
     c->queue_size = r.queue_size;
     if (!c->zmq.pull)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
@@ -229,6 +242,8 @@ void config_free(struct config **cp)
     strv_free(&c->plugin_path);
     free(c->zmq.pull);
     free(c->zmq.router);
+    free(c->python);
+    free(c->node);
     cJSON_Delete(c->doc);
     free(c);
     *cp = NULL;

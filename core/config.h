@@ -32,6 +32,8 @@ struct config {
     int workers;                /* default concurrency of a pipeline */
     int queue_size;             /* events held in memory per pipeline */
     struct config_zmq zmq;
+    char *python;               /* interpreter for "python3" steps */
+    char *node;                 /* interpreter for "nodejs" steps */
     cJSON *doc;                 /* the parsed document (owns *_raw) */
 };
 

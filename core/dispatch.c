@@ -358,7 +358,7 @@ static void *lane_thread(void *arg)
     struct exec_slot slot = {.exe = lane->d->exe, .p = lane->p, .wait = lane_wait,
                              .wait_arg = lane};
     struct run_env env = {.writer = lane->d->writer, .wait = lane_wait, .wait_arg = lane,
-                          .slot = lane->p->isolation == ISOLATION_PROCESS ? &slot : NULL};
+                          .slot = &slot};
     lane_serve(lane, &env);
     exec_slot_release(&slot);
     return NULL;

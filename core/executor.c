@@ -67,7 +67,7 @@ void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a)
     a->max_memory_kb = -1;
     snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
              a->step->plugin ? a->step->plugin->version : "");
-    if (slot) {
+    if (slot && worker_needed(a->pipeline, a->step)) {
         worker_run_attempt(slot, w, a);
         return;
     }
@@ -130,5 +130,6 @@ void attempt_release(struct attempt *a)
     free(a->body);
     free(a->error_type);
     free(a->error);
-    a->body = a->error_type = a->error = NULL;
+    free(a->stack);
+    a->body = a->error_type = a->error = a->stack = NULL;
 }

@@ -35,6 +35,7 @@ struct attempt {
     size_t body_len;
     char *error_type;
     char *error;
+    char *stack;                /* stackTrace as a JSON array, from script runtimes */
     int64_t max_memory_kb;      /* peak RSS of the worker; < 0 if unknown */
     char plugin_version[64];    /* of the code that ran ("" if unknown) */
 };

@@ -218,6 +218,8 @@ int loader_bind_pipeline(struct loader *l, struct pipeline *pl, struct diag *d)
     int errors = 0;
     for (size_t i = 0; i < pl->n_steps; i++) {
         struct step *s = &pl->steps[i];
+        if (s->runtime != RUNTIME_C)
+            continue; /* scripts load in their interpreter */
         struct err e;
         sl_handler_fn fn = NULL;
         if (loader_open(l, s->module, &s->plugin, &e) == 0)

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "confmap.h"
 #include "match.h"
+#include "loader.h"
 #include "path.h"
 
 #define TIMEOUT_DEFAULT_MS 3000 /* Lambda's default */
@@ -148,7 +149,9 @@ static bool valid_name(const char *s, size_t max)
 static int split_handler(struct step *s, const char *file, const char *where, struct diag *d)
 {
     const char *dot = strrchr(s->handler, '.');
-    if (!dot || dot == s->handler || !dot[1] || strchr(s->handler, '/')) {
+    bool script = s->runtime != RUNTIME_C;
+    if (!dot || dot == s->handler || !dot[1] || (!script && strchr(s->handler, '/')) ||
+        strstr(s->handler, "..")) {
         diag_error(d, file, "%s: handler \"%s\" must be MODULE.FUNCTION, e.g. \"echo.handler\"",
                    where, s->handler);
         return 1;
@@ -159,7 +162,7 @@ static int split_handler(struct step *s, const char *file, const char *where, st
         diag_error(d, file, "%s: out of memory", where);
         return 1;
     }
-    if (!valid_name(s->module, 64) || strchr(s->module, '.')) {
+    if (!script && (!valid_name(s->module, 64) || strchr(s->module, '.'))) {
         diag_error(d, file, "%s: module \"%s\" in handler \"%s\" may hold only letters, digits, "
                    "'_' and '-'", where, s->module, s->handler);
         return 1;
@@ -179,16 +182,102 @@ static int parse_retry(struct step *s, const cJSON *retry, const char *file, con
     return confmap_apply(retry_map, retry, &s->retry, file, sub, d);
 }
 
+const char *runtime_name(enum runtime r)
+{
+    static const char *const names[] = {"c", "python3", "nodejs"};
+    return r < RUNTIME_COUNT ? names[r] : "?";
+}
+
+const char *step_file(const struct step *s)
+{
+    if (s->runtime != RUNTIME_C)
+        return s->source;
+    return s->plugin ? s->plugin->path : NULL;
+}
+
+static int parse_runtime(struct step *s, const char *name)
+{
+    if (strncmp(name, "python", 6) == 0)
+        s->runtime = RUNTIME_PYTHON;
+    else if (strncmp(name, "node", 4) == 0)
+        s->runtime = RUNTIME_NODE;
+    else
+        return -1;
+    return 0;
+}
+
+/* The first executable `name` on PATH, or NULL. */
+static char *which(const char *name)
+{
+    const char *path = getenv("PATH");
+    char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *found = NULL, *save = NULL;
+    for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir && !found;
+         dir = strtok_r(NULL, ":", &save)) {
+        char *cand = path_join(dir, name);
+        if (cand && access(cand, X_OK) == 0)
+            found = cand;
+        else
+            free(cand);
+    }
+    free(copy);
+    return found;
+}
+
+/* The handler's file in the code folder: FILE.py, or FILE.js/.mjs/.cjs. */
+static char *find_source(const struct step *s)
+{
+    static const char *const py[] = {".py", NULL}, *const js[] = {".js", ".mjs", ".cjs", NULL};
+    for (const char *const *ext = s->runtime == RUNTIME_PYTHON ? py : js; *ext; ext++) {
+        size_t len = strlen(s->code) + strlen(s->module) + strlen(*ext) + 2;
+        char *cand = malloc(len);
+        if (!cand)
+            return NULL;
+        snprintf(cand, len, "%s/%s%s", s->code, s->module, *ext);
+        if (access(cand, R_OK) == 0)
+            return cand;
+        free(cand);
+    }
+    return NULL;
+}
+
+static int script_fill(struct step *s, struct raw_step *r, const struct config *cfg,
+                       const char *file, const char *where, struct diag *d)
+{
+    const char *want = s->runtime == RUNTIME_PYTHON ? cfg->python : cfg->node;
+    if (!r->code) {
+        diag_error(d, file, "%s: a \"%s\" step needs \"code\": the folder that holds %s", where,
+                   runtime_name(s->runtime), s->module);
+        return 1;
+    }
+    s->code = path_resolve(cfg->base_dir, r->code);
+    s->interpreter = strchr(want, '/') ? strdup(want) : which(want);
+    if (!s->interpreter || access(s->interpreter, X_OK) < 0) {
+        diag_error(d, file, "%s: runtime %s needs the interpreter \"%s\", which is not installed "
+                   "(apt-get install %s, or set \"%s\" in sluice.json)", where,
+                   runtime_name(s->runtime), want,
+                   s->runtime == RUNTIME_PYTHON ? "python3" : "nodejs",
+                   s->runtime == RUNTIME_PYTHON ? "python" : "node");
+        return 1;
+    }
+    if (!s->code || !(s->source = find_source(s))) {
+        diag_error(d, file, "%s: handler \"%s\": no %s%s in %s", where, s->handler, s->module,
+                   s->runtime == RUNTIME_PYTHON ? ".py" : ".js (or .mjs, .cjs)",
+                   s->code ? s->code : r->code);
+        return 1;
+    }
+    return 0;
+}
+
 static int step_fill(struct step *s, struct raw_step *r, size_t index, const char *file,
-                     struct diag *d)
+                     const struct config *cfg, struct diag *d)
 {
     char where[64];
     snprintf(where, sizeof where, "steps[%zu]", index);
     int errors = 0;
-    if (r->runtime) {
-        diag_error(d, file, "%s: runtime \"%s\" is not supported by this version of sluice; "
-                   "only C plugins run (drop \"runtime\" and name a MODULE.FUNCTION)",
-                   where, r->runtime);
+    if (r->runtime && parse_runtime(s, r->runtime) < 0) {
+        diag_error(d, file, "%s: runtime \"%s\" is not one of \"python3\", \"nodejs\"", where,
+                   r->runtime);
         errors++;
     }
     if (!r->handler) {
@@ -206,6 +295,10 @@ static int step_fill(struct step *s, struct raw_step *r, size_t index, const cha
                    where, s->name);
         errors++;
     }
+    if (errors == 0 && s->runtime != RUNTIME_C)
+        errors += script_fill(s, r, cfg, file, where, d);
+    else if (r->code)
+        diag_warning(d, file, "%s: \"code\" is only used with \"runtime\"", where);
     s->config_json = r->config ? cJSON_PrintUnformatted(r->config) : strdup("{}");
     s->timeout_ms = r->timeout_ms ? r->timeout_ms : TIMEOUT_DEFAULT_MS;
     errors += parse_retry(s, r->retry, file, where, d);
@@ -216,7 +309,8 @@ static int step_fill(struct step *s, struct raw_step *r, size_t index, const cha
     return errors;
 }
 
-static int parse_steps(struct pipeline *p, const cJSON *steps, struct diag *d)
+static int parse_steps(struct pipeline *p, const cJSON *steps, const struct config *cfg,
+                       struct diag *d)
 {
     int n = cJSON_GetArraySize(steps);
     if (n == 0) {
@@ -237,7 +331,7 @@ static int parse_steps(struct pipeline *p, const cJSON *steps, struct diag *d)
         snprintf(where, sizeof where, "steps[%zu]", p->n_steps);
         int e = confmap_apply(step_map, it, &r, p->file, where, d);
         if (e == 0)
-            e = step_fill(&p->steps[p->n_steps], &r, p->n_steps, p->file, d);
+            e = step_fill(&p->steps[p->n_steps], &r, p->n_steps, p->file, cfg, d);
         errors += e;
         confmap_release(step_map, &r);
         p->n_steps++;
@@ -394,7 +488,7 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
         diag_error(d, p->file, "missing \"steps\" (e.g. [{\"handler\": \"echo.handler\"}])");
         errors++;
     } else {
-        errors += parse_steps(p, r->steps, d);
+        errors += parse_steps(p, r->steps, cfg, d);
     }
     if (r->on_failure)
         errors += parse_failure(p, r->on_failure, cfg, d);
@@ -447,6 +541,9 @@ static void step_release(struct step *s)
     free(s->module);
     free(s->function);
     free(s->config_json);
+    free(s->code);
+    free(s->source);
+    free(s->interpreter);
 }
 
 void pipeline_free(struct pipeline **pp)

@@ -11,7 +11,6 @@
 #include <stddef.h>
 
 #include "diag.h"
-#include "worker.h"
 
 struct config;
 struct match;
@@ -19,6 +18,13 @@ struct plugin;
 
 enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP };
 enum isolation { ISOLATION_PROCESS, ISOLATION_THREAD };
+enum runtime { RUNTIME_C, RUNTIME_PYTHON, RUNTIME_NODE, RUNTIME_COUNT };
+
+struct limits {
+    int memory_mb;              /* RLIMIT_AS of worker processes; 0: none */
+    int cpu_seconds;            /* RLIMIT_CPU per worker; 0: none */
+    int max_open_files;         /* RLIMIT_NOFILE; 0: inherit */
+};
 
 struct retry {
     int max_attempts;           /* 1 = no retry */
@@ -29,9 +35,13 @@ struct retry {
 
 struct step {
     char *name;
-    char *handler;              /* "MODULE.FUNCTION" */
+    char *handler;              /* "MODULE.FUNCTION" (C) or "FILE.FUNCTION" (scripts) */
     char *module;
     char *function;
+    enum runtime runtime;
+    char *code;                 /* script handlers: the folder, resolved */
+    char *source;               /* script handlers: the handler's file, resolved */
+    char *interpreter;          /* script handlers: python3 or node, resolved */
     char *config_json;          /* the step's "config" as compact JSON text */
     int timeout_ms;
     struct retry retry;
@@ -68,6 +78,10 @@ struct pipeline_set {
 
 /* Parse one pipeline file. Returns 0 and a pipeline, or -1 with problems in
  * d. Relative paths resolve against cfg->base_dir. */
+/* The file whose change means new code: the plugin or the script. */
+const char *step_file(const struct step *s);
+const char *runtime_name(enum runtime r);
+
 int pipeline_load(const char *file, const struct config *cfg, struct pipeline **out,
                   struct diag *d);
 void pipeline_free(struct pipeline **p);

@@ -113,6 +113,8 @@ static char *dead_letter_record(struct run_state *rs, const struct attempt *a)
     cJSON_AddStringToObject(resp, "functionError", "Unhandled");
     cJSON_AddStringToObject(payload, "errorType", a->error_type ? a->error_type : "Error");
     cJSON_AddStringToObject(payload, "errorMessage", a->error ? a->error : "");
+    if (a->stack)
+        cJSON_AddItemToObject(payload, "stackTrace", parse_or_string(a->stack));
     cJSON_AddItemToObject(r, "responsePayload", payload);
     cJSON_AddStringToObject(sl, "pipeline", rs->p->name);
     cJSON_AddStringToObject(sl, "step", a->step->name);
@@ -157,6 +159,8 @@ static char *answer(enum run_outcome out, const struct attempt *a, const char *b
     } else if (out == RUN_DEAD) {
         cJSON_AddStringToObject(r, "errorType", a->error_type ? a->error_type : "Error");
         cJSON_AddStringToObject(r, "errorMessage", a->error ? a->error : "");
+        if (a->stack)
+            cJSON_AddItemToObject(r, "stackTrace", parse_or_string(a->stack));
         cJSON_AddStringToObject(r, "status", invlog_status_name(a->status));
         cJSON_AddStringToObject(r, "step", a->step ? a->step->name : "");
     } else {

@@ -207,6 +207,7 @@ int wire_send_result(int fd, const struct wire_result *res, struct err *e)
     put_str(&w, res->body, res->body_len);
     put_str(&w, res->error_type, res->error_type_len);
     put_str(&w, res->error, res->error_len);
+    put_str(&w, res->stack, res->stack_len);
     int rc = w.bad ? err_set(e, "out of memory encoding a result")
                    : wire_write(fd, WIRE_RESULT, w.p, w.len, NULL, 0, e);
     free(w.p);
@@ -224,6 +225,7 @@ int wire_decode_result(const struct wire_frame *f, struct wire_result *out, stru
     out->body = take_str(&r, &out->body_len);
     out->error_type = take_str(&r, &out->error_type_len);
     out->error = take_str(&r, &out->error_len);
+    out->stack = take_str(&r, &out->stack_len);
     if (r.bad || r.left != 0)
         return err_set(e, "protocol error: a malformed result frame");
     if (out->status > 3)

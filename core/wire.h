@@ -10,7 +10,8 @@
  *                      WIRE_INVOKE  step, attempt, deadline, request id, event
  *   worker -> daemon   WIRE_READY   ok flag, error text
  *                      WIRE_LOG     level, message (any number, before the result)
- *                      WIRE_RESULT  status, code, timings, peak memory, body, error
+ *                      WIRE_RESULT  status, code, timings, peak memory, body, error,
+ *                                   stack trace
  */
 #ifndef SLUICE_WIRE_H
 #define SLUICE_WIRE_H
@@ -58,6 +59,8 @@ struct wire_result {
     size_t error_type_len;
     const char *error;
     size_t error_len;
+    const char *stack;          /* JSON array of strings (stackTrace) or NULL */
+    size_t stack_len;
 };
 
 /* Blocking I/O on a socket. wire_read waits until deadline_ns (CLOCK_MONOTONIC;

@@ -32,36 +32,53 @@ struct worker {
     int fd;
     double start_ms;            /* spawn to ready: part of the first invocation's init */
     int served;                 /* invocations answered */
-    char (*versions)[64];       /* of each step's plugin file, as this worker loaded it */
+    enum runtime kind;
+    char (*versions)[64];       /* of each of its steps' files, as this worker loaded them */
 };
 
-/* Did any of the pipeline's plugin files change since w loaded them? */
-static bool plugins_changed(const struct worker *w, const struct pipeline *p)
+bool worker_needed(const struct pipeline *p, const struct step *s)
+{
+    return p->isolation == ISOLATION_PROCESS || s->runtime != RUNTIME_C;
+}
+
+/* Did any file behind w's steps change since w loaded it (hot reload)? */
+static bool code_changed(const struct worker *w, const struct pipeline *p)
 {
     for (size_t i = 0; i < p->n_steps; i++) {
+        if (p->steps[i].runtime != w->kind)
+            continue;
         char now[64];
-        loader_file_version(p->steps[i].plugin->path, now, sizeof now);
+        loader_file_version(step_file(&p->steps[i]), now, sizeof now);
         if (strcmp(now, w->versions[i]) != 0)
             return true;
     }
     return false;
 }
 
-/* The INIT frame: what the worker must load, by resolved file. */
-static char *init_json(const struct pipeline *p)
+/* The INIT frame: the steps this kind of worker serves, by resolved file,
+ * each with its index in the pipeline (INVOKE frames name steps by it). */
+static char *init_json(const struct pipeline *p, enum runtime kind)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "pipeline", p->name);
+    cJSON_AddStringToObject(root, "runtime", runtime_name(kind));
+    cJSON_AddNumberToObject(root, "memory_mb", p->limits.memory_mb);
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     for (size_t i = 0; i < p->n_steps; i++) {
         const struct step *s = &p->steps[i];
+        if (s->runtime != kind)
+            continue;
         cJSON *js = cJSON_CreateObject();
+        cJSON_AddNumberToObject(js, "index", (double)i);
         cJSON_AddStringToObject(js, "name", s->name);
         cJSON_AddStringToObject(js, "handler", s->handler);
         cJSON_AddStringToObject(js, "module", s->module);
         cJSON_AddStringToObject(js, "function", s->function);
-        cJSON_AddStringToObject(js, "path", s->plugin->path);
+        cJSON_AddStringToObject(js, "path", step_file(s));
+        if (s->code)
+            cJSON_AddStringToObject(js, "code", s->code);
         cJSON_AddStringToObject(js, "config", s->config_json);
+        cJSON_AddNumberToObject(js, "timeout_ms", s->timeout_ms);
         cJSON_AddItemToArray(steps, js);
     }
     char *text = cJSON_PrintUnformatted(root);
@@ -134,7 +151,38 @@ static void worker_stop(struct worker **wp)
     worker_kill(wp, NULL, 0);
 }
 
-static int spawn(const struct exec_slot *slot, struct worker **out, struct err *e)
+#ifndef SLUICE_RUNTIME_DIR
+#define SLUICE_RUNTIME_DIR "runtimes"
+#endif
+
+/* The program and arguments of a worker of this kind. */
+static void worker_argv(const struct exec_slot *slot, enum runtime kind, char *argv[6],
+                        const char **prog)
+{
+    static const char py_boot[] = SLUICE_RUNTIME_DIR "/python/bootstrap.py";
+    static const char js_boot[] = SLUICE_RUNTIME_DIR "/node/bootstrap.js";
+    const char *interp = NULL;
+    for (size_t i = 0; i < slot->p->n_steps && !interp; i++)
+        if (slot->p->steps[i].runtime == kind)
+            interp = slot->p->steps[i].interpreter;
+    int n = 0;
+    if (kind == RUNTIME_C) {
+        *prog = slot->exe;
+        argv[n++] = (char *)slot->exe;
+        argv[n++] = "worker";
+    } else {
+        *prog = interp;
+        argv[n++] = (char *)interp;
+        if (kind == RUNTIME_PYTHON)
+            argv[n++] = "-u";
+        argv[n++] = (char *)(kind == RUNTIME_PYTHON ? py_boot : js_boot);
+    }
+    argv[n++] = (char *)slot->p->name;
+    argv[n] = NULL;
+}
+
+static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker **out,
+                 struct err *e)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -155,15 +203,17 @@ static int spawn(const struct exec_slot *slot, struct worker **out, struct err *
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &dflt);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char *argv[] = {(char *)slot->exe, "worker", (char *)slot->p->name, NULL};
+    char *argv[6];
+    const char *prog;
+    worker_argv(slot, kind, argv, &prog);
     pid_t pid;
-    int rc = posix_spawn(&pid, slot->exe, &fa, &attr, argv, environ);
+    int rc = posix_spawn(&pid, prog, &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(sv[1]);
     if (rc != 0) {
         close(sv[0]);
-        return err_set(e, "cannot start a worker (%s): %s", slot->exe, strerror(rc));
+        return err_set(e, "cannot start a worker (%s): %s", prog, strerror(rc));
     }
     struct worker *w = calloc(1, sizeof *w);
     if (w && !(w->versions = calloc(slot->p->n_steps, sizeof *w->versions))) {
@@ -178,8 +228,11 @@ static int spawn(const struct exec_slot *slot, struct worker **out, struct err *
     }
     w->pid = pid;
     w->fd = sv[0];
+    w->kind = kind;
     for (size_t i = 0; i < slot->p->n_steps; i++) /* before the worker opens them */
-        loader_file_version(slot->p->steps[i].plugin->path, w->versions[i], sizeof w->versions[i]);
+        if (slot->p->steps[i].runtime == kind)
+            loader_file_version(step_file(&slot->p->steps[i]), w->versions[i],
+                                sizeof w->versions[i]);
     apply_limits(pid, &slot->p->limits);
     *out = w;
     return 0;
@@ -189,7 +242,7 @@ static int spawn(const struct exec_slot *slot, struct worker **out, struct err *
 static int handshake(struct worker *w, const struct pipeline *p, int64_t deadline,
                      struct err *e)
 {
-    char *json = init_json(p);
+    char *json = init_json(p, w->kind);
     if (!json)
         return err_set(e, "out of memory");
     int rc = wire_write(w->fd, WIRE_INIT, json, strlen(json), NULL, 0, e);
@@ -233,15 +286,16 @@ static int backoff_ms(int n)
 /* Make sure the slot has a ready worker. On failure a is filled. */
 static int ensure_worker(struct exec_slot *slot, struct attempt *a)
 {
-    if (slot->worker && plugins_changed(slot->worker, slot->p)) {
+    enum runtime k = a->step->runtime;
+    if (slot->workers[k] && code_changed(slot->workers[k], slot->p)) {
         log_msg(LOG_INFO, "pipeline %s: a plugin file changed on disk; recycling a worker",
                 slot->p->name);
-        worker_stop(&slot->worker); /* the next one loads the new file */
+        worker_stop(&slot->workers[k]); /* the next one loads the new file */
     }
-    if (slot->worker)
+    if (slot->workers[k])
         return 0;
-    if (slot->init_failures > 0) {
-        if (!slot->wait(slot->wait_arg, backoff_ms(slot->init_failures))) {
+    if (slot->init_failures[k] > 0) {
+        if (!slot->wait(slot->wait_arg, backoff_ms(slot->init_failures[k]))) {
             set_failure(a, INV_ERROR, "Runtime.Stopping", "sluice is stopping");
             return -1;
         }
@@ -249,19 +303,19 @@ static int ensure_worker(struct exec_slot *slot, struct attempt *a)
     int64_t t0 = clock_mono_ns();
     struct err e;
     int64_t deadline = t0 + (int64_t)a->step->timeout_ms * 1000000 + 10000000000LL;
-    if (spawn(slot, &slot->worker, &e) == 0 && handshake(slot->worker, slot->p, deadline, &e) == 0) {
-        slot->worker->start_ms = (double)(clock_mono_ns() - t0) / 1e6;
+    if (spawn(slot, k, &slot->workers[k], &e) == 0 && handshake(slot->workers[k], slot->p, deadline, &e) == 0) {
+        slot->workers[k]->start_ms = (double)(clock_mono_ns() - t0) / 1e6;
         return 0;
     }
     char why[256] = "";
-    if (slot->worker)
-        worker_kill(&slot->worker, why, sizeof why);
-    slot->init_failures++;
+    if (slot->workers[k])
+        worker_kill(&slot->workers[k], why, sizeof why);
+    slot->init_failures[k]++;
     char msg[1400];
     snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", e.msg, *why ? "; " : "",
              why);
     log_msg(LOG_ERROR, "pipeline %s: %s (%d in a row; the next one starts after %d ms)",
-            slot->p->name, msg, slot->init_failures, backoff_ms(slot->init_failures));
+            slot->p->name, msg, slot->init_failures[k], backoff_ms(slot->init_failures[k]));
     set_failure(a, INV_CRASHED, "Runtime.InitError", msg);
     return -1;
 }
@@ -297,6 +351,12 @@ static int take_result(struct attempt *a, const struct wire_frame *f, struct err
         a->error_type = strndup(r.error_type, r.error_type_len);
     if (r.error)
         a->error = strndup(r.error, r.error_len);
+    if (r.stack) {
+        cJSON *v = cJSON_ParseWithLength(r.stack, r.stack_len);
+        if (cJSON_IsArray(v))
+            a->stack = strndup(r.stack, r.stack_len);
+        cJSON_Delete(v);
+    }
     return 0;
 }
 
@@ -304,23 +364,25 @@ static int take_result(struct attempt *a, const struct wire_frame *f, struct err
 static void worker_lost(struct exec_slot *slot, struct attempt *a, enum inv_status status,
                         const char *what)
 {
+    enum runtime k = a->step->runtime;
     char why[256];
-    bool never_served = slot->worker->served == 0;
-    worker_kill(&slot->worker, why, sizeof why);
+    bool never_served = slot->workers[k]->served == 0;
+    worker_kill(&slot->workers[k], why, sizeof why);
     char msg[1400];
     snprintf(msg, sizeof msg, "%s: %s", what, why);
     set_failure(a, status, status == INV_TIMEOUT ? "Sandbox.Timedout" : "Runtime.ExitError",
                 msg);
     if (never_served && status == INV_CRASHED) {
-        slot->init_failures++;
+        slot->init_failures[k]++;
         log_msg(LOG_ERROR, "pipeline %s: a worker died before answering anything (%d in a row; "
-                "the next one starts after %d ms): %s", slot->p->name, slot->init_failures,
-                backoff_ms(slot->init_failures), why);
+                "the next one starts after %d ms): %s", slot->p->name, slot->init_failures[k],
+                backoff_ms(slot->init_failures[k]), why);
     }
 }
 
 void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt *a)
 {
+    enum runtime k = a->step->runtime;
     a->started_ms = clock_wall_ms();
     a->init_ms = -1;
     int64_t t0 = clock_mono_ns();
@@ -331,13 +393,13 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
     int64_t start = clock_mono_ns();
     int64_t deadline = start + (int64_t)a->step->timeout_ms * 1000000;
     snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
-             slot->worker->versions[a->step - slot->p->steps]);
+             slot->workers[k]->versions[a->step - slot->p->steps]);
     struct wire_invoke in = {.step = (uint32_t)(a->step - slot->p->steps),
                              .attempt = (uint32_t)a->number, .deadline_ns = deadline,
                              .event = a->event, .event_len = a->event_len};
     snprintf(in.request_id, sizeof in.request_id, "%s", a->request_id);
     struct err e;
-    if (wire_send_invoke(slot->worker->fd, &in, &e) < 0) {
+    if (wire_send_invoke(slot->workers[k]->fd, &in, &e) < 0) {
         worker_lost(slot, a, INV_CRASHED, "the worker stopped taking work");
         a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
         return;
@@ -346,7 +408,7 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
         struct wire_frame f;
         int timed_out;
         /* a little grace so a result written at the deadline still counts */
-        if (wire_read(slot->worker->fd, deadline + 50000000, &f, &timed_out, &e) < 0) {
+        if (wire_read(slot->workers[k]->fd, deadline + 50000000, &f, &timed_out, &e) < 0) {
             char what[1100];
             if (timed_out)
                 snprintf(what, sizeof what, "Task timed out after %d ms (timeout_ms); the worker "
@@ -371,9 +433,9 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
             worker_lost(slot, a, INV_CRASHED, e.msg);
             break;
         }
-        if (slot->worker->served++ == 0 && a->init_ms >= 0)
-            a->init_ms += slot->worker->start_ms; /* a cold start: the worker's own start */
-        slot->init_failures = 0;
+        if (slot->workers[k]->served++ == 0 && a->init_ms >= 0)
+            a->init_ms += slot->workers[k]->start_ms; /* a cold start: the worker's own start */
+        slot->init_failures[k] = 0;
         return;
     }
     a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
@@ -381,5 +443,6 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
 
 void exec_slot_release(struct exec_slot *slot)
 {
-    worker_stop(&slot->worker);
+    for (int k = 0; k < RUNTIME_COUNT; k++)
+        worker_stop(&slot->workers[k]);
 }

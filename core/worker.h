@@ -17,31 +17,32 @@
 
 #include "err.h"
 
+#include "pipeline.h"
+
 struct attempt;
-struct pipeline;
 struct writer;
 struct worker;
 
-struct limits {
-    int memory_mb;              /* RLIMIT_AS; 0: none */
-    int cpu_seconds;            /* RLIMIT_CPU per worker; 0: none */
-    int max_open_files;         /* RLIMIT_NOFILE; 0: inherit */
-};
-
+/* One worker per kind of code a pipeline's steps need: C plugins (`sluice
+ * worker`), Python (python3 running runtimes/python/bootstrap.py) and
+ * Node.js (node running runtimes/node/bootstrap.js), all speaking wire.h. */
 struct exec_slot {
     const char *exe;            /* the sluice binary */
     const struct pipeline *p;
-    struct worker *worker;
-    int init_failures;          /* workers in a row that died before serving */
+    struct worker *workers[RUNTIME_COUNT];
+    int init_failures[RUNTIME_COUNT]; /* workers in a row that died before serving */
     /* Sleep before a respawn; false if stopping. */
     bool (*wait)(void *arg, int ms);
     void *wait_arg;
 };
 
+/* Does this step run in a worker process (rather than on the thread)? */
+bool worker_needed(const struct pipeline *p, const struct step *s);
+
 /* Run one attempt in the slot's worker, starting one if needed. Fills a
  * like the thread executor does, plus max_memory_kb. */
 void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt *a);
-/* Stop the slot's worker gracefully (its plugins' destroy runs). */
+/* Stop the slot's workers gracefully (their plugins' destroy runs). */
 void exec_slot_release(struct exec_slot *slot);
 
 /* `sluice worker`: the worker process's main, serving on fd 3. */

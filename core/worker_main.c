@@ -56,22 +56,42 @@ static int load_step(struct loader *l, struct step *s, const cJSON *js, struct e
     return s->fn ? 0 : -1;
 }
 
+/* Steps keep their index in the pipeline; the ones other kinds of worker
+ * serve stay empty here. */
+static size_t steps_needed(const cJSON *steps)
+{
+    size_t n = 0;
+    const cJSON *js;
+    cJSON_ArrayForEach(js, steps) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(js, "index");
+        if (cJSON_IsNumber(idx) && idx->valuedouble >= 0 && idx->valuedouble < 1024 &&
+            (size_t)idx->valuedouble + 1 > n)
+            n = (size_t)idx->valuedouble + 1;
+    }
+    return n;
+}
+
 /* Build the pipeline the INIT frame describes. */
 static int load(struct loader *l, struct pipeline *p, const struct wire_frame *f, struct err *e)
 {
     cJSON *root = cJSON_ParseWithLength((const char *)f->data, f->len);
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "steps");
     const char *name = json_str(root, "pipeline");
+    size_t n = steps_needed(steps);
     int rc = 0;
-    if (!cJSON_IsArray(steps) || !name) {
+    if (!cJSON_IsArray(steps) || !name || n == 0) {
         rc = err_set(e, "a malformed init frame");
-    } else if (!(p->name = strdup(name)) ||
-               !(p->steps = calloc((size_t)cJSON_GetArraySize(steps) + 1, sizeof *p->steps))) {
+    } else if (!(p->name = strdup(name)) || !(p->steps = calloc(n, sizeof *p->steps))) {
         rc = err_set(e, "out of memory");
     } else {
+        p->n_steps = n;
         const cJSON *js;
         cJSON_ArrayForEach(js, steps) {
-            if (load_step(l, &p->steps[p->n_steps++], js, e) < 0) {
+            const cJSON *idx = cJSON_GetObjectItemCaseSensitive(js, "index");
+            size_t i = cJSON_IsNumber(idx) ? (size_t)idx->valuedouble : n;
+            if (i >= n || load_step(l, &p->steps[i], js, e) < 0) {
+                if (i >= n)
+                    err_set(e, "a malformed init frame");
                 rc = -1;
                 break;
             }
@@ -91,7 +111,7 @@ static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f)
 {
     struct wire_invoke in;
     struct err e;
-    if (wire_decode_invoke(f, &in, &e) < 0 || in.step >= p->n_steps)
+    if (wire_decode_invoke(f, &in, &e) < 0 || in.step >= p->n_steps || !p->steps[in.step].fn)
         return -1;
     struct attempt a = {.pipeline = p, .step = &p->steps[in.step], .request_id = in.request_id,
                         .event = in.event, .event_len = in.event_len, .number = (int)in.attempt};
