@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "journal.h"
 #include "log.h"
 #include "loop.h"
@@ -37,6 +38,10 @@ struct job {
     enum run_outcome outcome;
     char *response;
     char request_id[37];
+    int64_t received_ms;
+    struct run_resume resume;   /* a run waiting for its retry */
+    struct loop_timer timer;    /* ... fires when it is due */
+    struct job *next_waiting;   /* the lane's list of jobs waiting for a timer */
 };
 
 struct lane {
@@ -48,7 +53,7 @@ struct lane {
     int capacity;
     int64_t loaded_max;         /* highest journal id handed to this lane */
     bool backlog;               /* pending events wait in the journal */
-    long waiting;               /* how many (new ones counted; refills subtract) */
+    long journal_waiting;       /* how many (new ones counted; refills subtract) */
     /* shared with executor threads */
     pthread_mutex_t lock;
     pthread_cond_t cond;        /* a job was queued, or stopping */
@@ -56,6 +61,7 @@ struct lane {
     struct job **ring;
     int head, count;
     bool stopping;
+    struct job *waiting;        /* loop thread: jobs whose retry timer is armed */
     pthread_t *threads;
     int n_threads;
 };
@@ -78,6 +84,7 @@ static void job_free(struct job *j)
     free(j->source);
     free(j->payload);
     free(j->response);
+    free(j->resume.event);
     free(j);
 }
 
@@ -100,6 +107,7 @@ static struct job *job_new(struct lane *lane, const char *event_id, const char *
     if (!j)
         return NULL;
     j->lane = lane;
+    j->received_ms = clock_wall_ms();
     j->event_id = strdup(event_id);
     j->source = strdup(source);
     j->payload = strdup(payload);
@@ -135,8 +143,9 @@ static void refill_one(void *arg, const struct journal_entry *entry)
         return;
     }
     j->id = entry->id;
-    if (lane->waiting > 0)
-        lane->waiting--;
+    j->received_ms = entry->received_ms;
+    if (lane->journal_waiting > 0)
+        lane->journal_waiting--;
     lane_push(lane, j);
 }
 
@@ -157,8 +166,25 @@ static void lane_refill(struct lane *lane)
     }
     if (got < room) {
         lane->backlog = false;
-        lane->waiting = 0;
+        lane->journal_waiting = 0;
     }
+}
+
+/* Loop thread: a retry is due; the job still holds its slot in the lane. */
+static void on_retry_due(struct loop_timer *t)
+{
+    struct job *j = (struct job *)((char *)t - offsetof(struct job, timer));
+    struct lane *lane = j->lane;
+    for (struct job **p = &lane->waiting; *p; p = &(*p)->next_waiting)
+        if (*p == j) {
+            *p = j->next_waiting;
+            break;
+        }
+    pthread_mutex_lock(&lane->lock);
+    lane->ring[(lane->head + lane->count) % lane->capacity] = j;
+    lane->count++;
+    pthread_cond_signal(&lane->cond);
+    pthread_mutex_unlock(&lane->lock);
 }
 
 /* Loop thread: a run finished (or an append completed and was not queued). */
@@ -166,6 +192,13 @@ static void on_job_finished(struct loop_task *t)
 {
     struct job *j = (struct job *)t;
     struct lane *lane = j->lane;
+    if (j->outcome == RUN_RETRY && !lane->stopping) {
+        j->timer.fire = on_retry_due;
+        j->next_waiting = lane->waiting;
+        lane->waiting = j;
+        loop_timer_arm(lane->d->loop, &j->timer, j->resume.due_ns);
+        return;
+    }
     lane->inflight--;
     job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
     job_free(j);
@@ -209,7 +242,7 @@ static void on_job_journaled(struct loop_task *t)
     }
     if (lane->backlog || lane->inflight + lane->reserved >= lane->capacity) {
         lane->backlog = true; /* it waits in the journal */
-        lane->waiting++;
+        lane->journal_waiting++;
         job_free(j);
         return;
     }
@@ -336,7 +369,8 @@ static void run_batch(struct lane *lane, struct run_env *env, struct job **jobs,
     enum run_outcome *outcome = calloc(n, sizeof *outcome);
     for (size_t i = 0; in && inputs && outcome && i < n; i++) {
         inputs[i] = (struct run_input){.journal_id = jobs[i]->id, .event_id = jobs[i]->event_id,
-                                       .source = jobs[i]->source, .payload = jobs[i]->payload};
+                                       .source = jobs[i]->source, .payload = jobs[i]->payload,
+                                       .received_ms = jobs[i]->received_ms};
         in[i] = &inputs[i];
     }
     if (in && inputs && outcome)
@@ -378,7 +412,8 @@ static void lane_serve(struct lane *lane, struct run_env *env)
     struct job *j;
     while ((j = lane_pop(lane))) {
         struct run_input in = {.journal_id = j->id, .event_id = j->event_id,
-                               .source = j->source, .payload = j->payload};
+                               .source = j->source, .payload = j->payload,
+                               .received_ms = j->received_ms, .resume = &j->resume};
         j->outcome = runner_run(env, lane->p, &in, j->reply.fn ? &j->response : NULL,
                                 j->request_id);
         loop_post(lane->d->loop, &j->task);
@@ -480,7 +515,7 @@ long dispatch_waiting(const struct dispatch *d)
 {
     long n = 0;
     for (size_t i = 0; i < d->n_lanes; i++)
-        n += d->lanes[i].waiting;
+        n += d->lanes[i].journal_waiting;
     return n;
 }
 
@@ -492,6 +527,13 @@ void dispatch_free(struct dispatch **dp)
     dispatch_stop(d);
     for (size_t i = 0; i < d->n_lanes; i++) {
         struct lane *lane = &d->lanes[i];
+        while (lane->waiting) { /* retries not yet due: the events stay pending */
+            struct job *j = lane->waiting;
+            lane->waiting = j->next_waiting;
+            loop_timer_cancel(d->loop, &j->timer);
+            job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
+            job_free(j);
+        }
         for (int k = 0; k < lane->count; k++) {
             struct job *j = lane->ring[(lane->head + k) % lane->capacity];
             job_answer(j, RUN_INTERRUPTED, INTERRUPTED);

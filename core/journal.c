@@ -143,7 +143,8 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
                          struct err *e)
 {
     static const char sql[] =
-        "SELECT id, event_id, source, payload, attempts FROM events"
+        "SELECT id, event_id, source, payload, attempts,"
+        " CAST((julianday(received_at) - 2440587.5) * 86400000 AS INTEGER) FROM events"
         " WHERE state = 'pending' AND pipeline = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -160,6 +161,7 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
             .source = (char *)sqlite3_column_text(st, 2),
             .payload = (char *)sqlite3_column_text(st, 3),
             .attempts = sqlite3_column_int(st, 4),
+            .received_ms = sqlite3_column_int64(st, 5),
         };
         cb(arg, &entry);
         n++;

@@ -24,6 +24,7 @@ struct journal_entry {
     char *source;
     char *payload;
     int attempts;               /* attempts made before */
+    int64_t received_ms;        /* when it was accepted */
 };
 
 /* inserted is false when (pipeline, event_id) was already journaled. */

@@ -2,6 +2,8 @@
  * (see loop.h). */
 #include "loop.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ struct loop {
     struct watcher *watchers;
     pthread_mutex_t lock;
     struct loop_task *inbox_head, *inbox_tail;
+    struct loop_timer *timers;  /* sorted by due time */
 };
 
 int loop_new(struct loop **out, struct err *e)
@@ -146,10 +149,56 @@ void loop_cancel(struct loop *l, struct loop_task *task)
     pthread_mutex_unlock(&l->lock);
 }
 
+void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+    for (struct loop_timer **p = &l->timers; *p; p = &(*p)->next)
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    t->armed = 0;
+}
+
+void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t due_ns)
+{
+    if (t->armed)
+        loop_timer_cancel(l, t);
+    t->due_ns = due_ns;
+    t->armed = 1;
+    struct loop_timer **p = &l->timers;
+    while (*p && (*p)->due_ns <= due_ns)
+        p = &(*p)->next;
+    t->next = *p;
+    *p = t;
+}
+
+static int timer_timeout(struct loop *l, int timeout_ms)
+{
+    if (!l->timers)
+        return timeout_ms;
+    int64_t left = (l->timers->due_ns - clock_mono_ns() + 999999) / 1000000;
+    if (left < 0)
+        left = 0;
+    if (timeout_ms >= 0 && left > timeout_ms)
+        return timeout_ms;
+    return left > 86400000 ? 86400000 : (int)left;
+}
+
+static void fire_timers(struct loop *l)
+{
+    int64_t now = clock_mono_ns();
+    while (l->timers && l->timers->due_ns <= now) {
+        struct loop_timer *t = l->timers;
+        l->timers = t->next;
+        t->armed = 0;
+        t->fire(t);
+    }
+}
+
 int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
 {
     struct epoll_event evs[64];
-    int n = epoll_wait(l->epfd, evs, 64, timeout_ms);
+    int n = epoll_wait(l->epfd, evs, 64, timer_timeout(l, timeout_ms));
     if (n < 0) {
         if (errno == EINTR)
             return 0;
@@ -166,5 +215,6 @@ int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
         w->fn(w->arg, evs[i].events);
     }
     loop_run_inbox(l);
+    fire_timers(l);
     return 0;
 }

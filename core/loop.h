@@ -22,6 +22,14 @@ struct loop_task {
     struct loop_task *next;
 };
 
+/* A one-shot timer on the loop thread (CLOCK_MONOTONIC), owned by the caller. */
+struct loop_timer {
+    int64_t due_ns;
+    void (*fire)(struct loop_timer *timer);
+    struct loop_timer *next;
+    int armed;
+};
+
 int loop_new(struct loop **out, struct err *e);
 /* Runs the tasks still in the inbox, then frees. Fds must be removed first. */
 void loop_free(struct loop **l);
@@ -35,11 +43,15 @@ void loop_post(struct loop *l, struct loop_task *task);
 /* Take task out of the inbox if it is still there (its owner is going away). */
 void loop_cancel(struct loop *l, struct loop_task *task);
 
+/* Loop thread only: arm (or re-arm) t to fire at due_ns; cancel disarms. */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, int64_t due_ns);
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+
 /* Run the tasks posted so far, and nothing else. */
 void loop_run_inbox(struct loop *l);
 
-/* Wait up to timeout_ms (-1: forever) and dispatch what is ready, the inbox
- * included. Returns 0, or -1 on an epoll failure. */
+/* Wait up to timeout_ms (-1: forever; sooner if a timer is due) and
+ * dispatch what is ready, the inbox and due timers included. Returns 0, or -1 on an epoll failure. */
 int loop_run_once(struct loop *l, int timeout_ms, struct err *e);
 
 #endif

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "confmap.h"
 #include "match.h"
+#include "invlog.h"
 #include "loader.h"
 #include "path.h"
 
@@ -23,7 +24,7 @@
 struct raw_pipeline {
     char *name, *description, *isolation;
     const cJSON *trigger, *steps, *on_failure, *batch;
-    int concurrency, memory_mb, cpu_seconds, max_open_files;
+    int concurrency, memory_mb, cpu_seconds, max_open_files, max_event_age_ms;
 };
 
 static const struct confmap pipeline_map[] = {
@@ -47,6 +48,8 @@ static const struct confmap pipeline_map[] = {
      "CPU time a worker process may use in all before it is killed"},
     {"max_open_files", CONFMAP_INT, offsetof(struct raw_pipeline, max_open_files), 8, 1 << 20,
      "open-file limit of each worker process"},
+    {"max_event_age_ms", CONFMAP_INT, offsetof(struct raw_pipeline, max_event_age_ms), 1,
+     2147483647, "an event older than this is not retried again but dead-lettered"},
     {"batch", CONFMAP_OBJECT, offsetof(struct raw_pipeline, batch), 0, 0,
      "{\"size\": N, \"window_ms\": W}: the first step gets up to N events at once"},
     {NULL, 0, 0, 0, 0, NULL},
@@ -104,15 +107,25 @@ static const struct confmap step_map[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+struct raw_retry {
+    struct retry r;
+    struct strv on;
+    char *jitter;
+};
+
 static const struct confmap retry_map[] = {
-    {"max_attempts", CONFMAP_INT, offsetof(struct retry, max_attempts), 1, 100,
+    {"max_attempts", CONFMAP_INT, offsetof(struct raw_retry, r.max_attempts), 1, 100,
      "attempts in all, the first included (default 1: no retry)"},
-    {"interval_ms", CONFMAP_INT, offsetof(struct retry, interval_ms), 0, 3600000,
+    {"interval_ms", CONFMAP_INT, offsetof(struct raw_retry, r.interval_ms), 0, 3600000,
      "wait before the first retry (default 1000)"},
-    {"backoff_rate", CONFMAP_NUMBER, offsetof(struct retry, backoff_rate), 1.0, 10.0,
+    {"backoff_rate", CONFMAP_NUMBER, offsetof(struct raw_retry, r.backoff_rate), 1.0, 10.0,
      "multiplier of the wait after each retry (default 2.0)"},
-    {"max_interval_ms", CONFMAP_INT, offsetof(struct retry, max_interval_ms), 0, 3600000,
+    {"max_interval_ms", CONFMAP_INT, offsetof(struct raw_retry, r.max_interval_ms), 0, 3600000,
      "cap on the wait (default 60000)"},
+    {"on", CONFMAP_STRINGS, offsetof(struct raw_retry, on), 0, 0,
+     "failure kinds retried: \"error\", \"timeout\", \"crashed\" (default all)"},
+    {"jitter", CONFMAP_STRING, offsetof(struct raw_retry, jitter), 0, 0,
+     "\"full\": wait a random time up to the interval; \"none\" (default)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -173,13 +186,36 @@ static int split_handler(struct step *s, const char *file, const char *where, st
 static int parse_retry(struct step *s, const cJSON *retry, const char *file, const char *where,
                        struct diag *d)
 {
-    s->retry = (struct retry){.max_attempts = 1, .interval_ms = 1000, .backoff_rate = 2.0,
-                              .max_interval_ms = 60000};
-    if (!retry)
-        return 0;
+    struct raw_retry raw = {.r = {.max_attempts = 1, .interval_ms = 1000, .backoff_rate = 2.0,
+                                  .max_interval_ms = 60000,
+                                  .on = 1u << INV_ERROR | 1u << INV_TIMEOUT | 1u << INV_CRASHED}};
+    int errors = 0;
     char sub[96];
     snprintf(sub, sizeof sub, "%s.retry", where);
-    return confmap_apply(retry_map, retry, &s->retry, file, sub, d);
+    if (retry)
+        errors = confmap_apply(retry_map, retry, &raw, file, sub, d);
+    if (raw.on.v)
+        raw.r.on = 0;
+    for (size_t i = 0; i < raw.on.n; i++) {
+        static const char *const kinds[] = {"ok", "error", "timeout", "crashed"};
+        size_t k = 1;
+        while (k < 4 && strcmp(raw.on.v[i], kinds[k]) != 0)
+            k++;
+        if (k == 4) {
+            diag_error(d, file, "%s.on: \"%s\" is not one of \"error\", \"timeout\", "
+                       "\"crashed\"", sub, raw.on.v[i]);
+            errors++;
+        }
+        raw.r.on |= 1u << k;
+    }
+    if (raw.jitter && strcmp(raw.jitter, "full") != 0 && strcmp(raw.jitter, "none") != 0) {
+        diag_error(d, file, "%s.jitter: \"%s\" is not \"full\" or \"none\"", sub, raw.jitter);
+        errors++;
+    }
+    raw.r.jitter = raw.jitter && strcmp(raw.jitter, "full") == 0;
+    s->retry = raw.r;
+    confmap_release(retry_map, &raw);
+    return errors;
 }
 
 const char *runtime_name(enum runtime r)
@@ -470,6 +506,7 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     p->name = r->name;
     r->name = NULL;
     p->concurrency = r->concurrency ? r->concurrency : cfg->workers;
+    p->max_event_age_ms = r->max_event_age_ms;
     errors += parse_isolation(p, r->isolation, d);
     p->limits = (struct limits){.memory_mb = r->memory_mb, .cpu_seconds = r->cpu_seconds,
                                 .max_open_files = r->max_open_files};

@@ -31,6 +31,8 @@ struct retry {
     int interval_ms;
     double backoff_rate;
     int max_interval_ms;
+    unsigned on;                /* bit (1 << inv_status) for each status retried */
+    bool jitter;                /* full jitter: wait a random part of the interval */
 };
 
 struct step {
@@ -69,6 +71,7 @@ struct pipeline {
         int window_ms;
     } batch;
     struct limits limits;       /* for worker processes */
+    int max_event_age_ms;       /* 0: no limit */
 };
 
 struct pipeline_set {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "clock.h"
 #include "executor.h"
@@ -22,6 +23,9 @@ struct run_state {
     char request_id[UUID_STR_LEN];
     int attempts;               /* all attempts of this run */
     int first_attempt;          /* attempt number of a step's first try */
+    size_t first_step;          /* where a resumed run starts */
+    int retry_wait_ms;          /* >= 0: the failed step is retried after this */
+    const char *condition;      /* why an event died: RetriesExhausted, EventAgeExceeded */
     /* Batches: called when the first step succeeded, with its body. */
     void (*first_step_done)(struct run_state *rs, const struct attempt *a);
     void *batch;
@@ -63,7 +67,32 @@ static int next_wait(const struct retry *r, int retry_index)
     return (int)ms;
 }
 
-/* Run one step with its retries. On return a holds the last attempt. */
+static int jittered(const struct retry *r, int ms)
+{
+    unsigned int x;
+    if (!r->jitter || ms <= 0 || getrandom(&x, sizeof x, 0) != sizeof x)
+        return ms;
+    return (int)(x % (unsigned)(ms + 1));
+}
+
+/* Should the failed attempt a (number n) be tried again? */
+static bool retryable(struct run_state *rs, const struct step *s, const struct attempt *a, int n)
+{
+    if (n >= s->retry.max_attempts || !(s->retry.on & (1u << a->status))) {
+        rs->condition = "RetriesExhausted";
+        return false;
+    }
+    if (rs->p->max_event_age_ms > 0 && rs->in->received_ms > 0 &&
+        clock_wall_ms() - rs->in->received_ms > rs->p->max_event_age_ms) {
+        rs->condition = "EventAgeExceeded";
+        return false;
+    }
+    return true;
+}
+
+/* Run one step. A failure that may be retried either returns at once with
+ * retry_wait_ms set (a run that can resume) or waits here (batches). On
+ * return a holds the last attempt. */
 static bool run_step(struct run_state *rs, const struct step *s, const char *event,
                      size_t len, struct attempt *a, bool *interrupted)
 {
@@ -76,9 +105,14 @@ static bool run_step(struct run_state *rs, const struct step *s, const char *eve
         record(rs, a);
         if (a->status == INV_OK && a->body)
             return true;
-        if (n >= s->retry.max_attempts)
+        if (!retryable(rs, s, a, n))
             return false;
-        if (!rs->env->wait(rs->env->wait_arg, next_wait(&s->retry, n - rs->first_attempt))) {
+        int ms = jittered(&s->retry, next_wait(&s->retry, n - 1));
+        if (rs->in->resume) {
+            rs->retry_wait_ms = ms;
+            return false;
+        }
+        if (!rs->env->wait(rs->env->wait_arg, ms)) {
             *interrupted = true;
             return false;
         }
@@ -106,7 +140,7 @@ static char *dead_letter_record(struct run_state *rs, const struct attempt *a)
     cJSON_AddStringToObject(r, "timestamp", when);
     cJSON_AddStringToObject(rc, "requestId", rs->request_id);
     cJSON_AddStringToObject(rc, "functionArn", a->step->handler);
-    cJSON_AddStringToObject(rc, "condition", "RetriesExhausted");
+    cJSON_AddStringToObject(rc, "condition", rs->condition ? rs->condition : "RetriesExhausted");
     cJSON_AddNumberToObject(rc, "approximateInvokeCount", a->number);
     cJSON_AddItemToObject(r, "requestPayload", parse_or_string(rs->in->payload));
     cJSON_AddNumberToObject(resp, "statusCode", a->status_code ? a->status_code : 500);
@@ -187,11 +221,15 @@ static enum run_outcome run_steps(struct run_state *rs, char *event, struct atte
     size_t len = event ? strlen(event) : 0;
     bool interrupted = false;
     enum run_outcome out = RUN_DONE;
-    for (size_t i = 0; event && i < rs->p->n_steps; i++) {
+    rs->retry_wait_ms = -1;
+    for (size_t i = rs->first_step; event && i < rs->p->n_steps; i++) {
         if (!run_step(rs, &rs->p->steps[i], event, len, a, &interrupted)) {
-            out = interrupted ? RUN_INTERRUPTED : RUN_DEAD;
+            out = interrupted ? RUN_INTERRUPTED : rs->retry_wait_ms >= 0 ? RUN_RETRY : RUN_DEAD;
+            if (out == RUN_RETRY)
+                rs->first_step = i;
             break;
         }
+        rs->first_attempt = 1; /* a resumed step's numbering ends with it */
         if (i == 0 && rs->first_step_done)
             rs->first_step_done(rs, a);
         free(event);
@@ -208,14 +246,46 @@ static enum run_outcome run_steps(struct run_state *rs, char *event, struct atte
     return out;
 }
 
+/* Take up a run where its last retry left it, or start it. */
+static char *begin(struct run_state *rs, struct run_resume *resume)
+{
+    if (!resume || !resume->event) {
+        new_request_id(rs);
+        return strdup(rs->in->payload);
+    }
+    rs->first_step = resume->step;
+    rs->first_attempt = resume->attempt + 1;
+    rs->attempts = resume->attempts;
+    memcpy(rs->request_id, resume->request_id, UUID_STR_LEN);
+    char *event = resume->event;
+    resume->event = NULL;
+    return event;
+}
+
+/* Remember where to pick up after the wait. */
+static void suspend(struct run_state *rs, struct run_resume *resume, const struct attempt *a,
+                    char *event)
+{
+    resume->step = rs->first_step;
+    resume->attempt = a->number;
+    resume->event = event;
+    resume->attempts = rs->attempts;
+    memcpy(resume->request_id, rs->request_id, UUID_STR_LEN);
+    resume->due_ns = clock_mono_ns() + (int64_t)rs->retry_wait_ms * 1000000;
+}
+
 enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
                             const struct run_input *in, char **response, char request_id[37])
 {
     struct run_state rs = {.env = env, .p = p, .in = in, .first_attempt = 1};
-    new_request_id(&rs);
     struct attempt a = {0};
     char *event = NULL;
-    enum run_outcome out = run_steps(&rs, strdup(in->payload), &a, &event);
+    enum run_outcome out = run_steps(&rs, begin(&rs, in->resume), &a, &event);
+    if (out == RUN_RETRY) {
+        suspend(&rs, in->resume, &a, event);
+        attempt_release(&a);
+        return out;
+    }
     if (out == RUN_DEAD) {
         dead_letter(&rs, &a);
         finish(&rs, "dead", a.error);

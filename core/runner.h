@@ -23,17 +23,32 @@ struct run_env {
     void *wait_arg;
 };
 
+/* Where a run that waits for a retry picks up again. The runner fills it
+ * when it returns RUN_RETRY; the dispatcher keeps it, waits on a loop timer
+ * (never by sleeping an executor thread) and runs the event again with it. */
+struct run_resume {
+    size_t step;                /* the step to try again */
+    int attempt;                /* attempts of that step so far */
+    char *event;                /* its input (owned) */
+    int attempts;               /* attempts of the whole run so far */
+    char request_id[37];
+    int64_t due_ns;             /* CLOCK_MONOTONIC */
+};
+
 struct run_input {
     int64_t journal_id;
     const char *event_id;
     const char *source;
     const char *payload;
+    int64_t received_ms;        /* when the event was accepted (wall clock) */
+    struct run_resume *resume;  /* NULL: retries wait on this thread (batches) */
 };
 
 enum run_outcome {
     RUN_DONE,                   /* every step succeeded */
     RUN_DEAD,                   /* a step failed for good */
     RUN_INTERRUPTED,            /* stopping: left pending, resumed at next start */
+    RUN_RETRY,                  /* a step failed and is retried at resume->due_ns */
 };
 
 /* If response is not NULL it receives the run's answer as JSON text (the
