@@ -234,6 +234,36 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
     }
 }
 
+/* Loop thread: a finished event's record for a pipeline or ZeroMQ
+ * destination. (Folders are written by the runner.) */
+static void deliver(void *arg, const struct pipeline *p, bool ok, const char *record,
+                    const char *event_id)
+{
+    struct daemon *dm = arg;
+    const struct destination *dst = ok ? &p->on_success : &p->on_failure;
+    const char *which = ok ? "on_success" : "on_failure";
+    struct err e;
+    int rc = 0;
+    if (dst->kind == DEST_PIPELINE) {
+        struct pipeline *target = pipeline_set_find(&dm->gen->set, dst->pipeline);
+        size_t len = strlen(event_id) + strlen(p->name) + 32;
+        char *id = malloc(len), source[160];
+        snprintf(source, sizeof source, "destination:%s", p->name);
+        if (!target || !id)
+            rc = err_set(&e, "%s", !id ? "out of memory" : "the pipeline is gone");
+        else {
+            snprintf(id, len, "%s/%s.%s", event_id, p->name, which);
+            rc = dispatch_accept(dm->gen->dispatch, target, id, source, record, NULL, &e);
+        }
+        free(id);
+    } else if (dst->kind == DEST_ZMQ && dm->zmq) {
+        rc = source_zmq_push(dm->zmq, dst->endpoint, dst->topic, record, &e);
+    }
+    if (rc < 0)
+        log_msg(LOG_ERROR, "pipeline %s: the %s record of event %s was not delivered: %s "
+                "(the journal keeps the event)", p->name, which, event_id, e.msg);
+}
+
 /* Create trigger folders and canonicalise their paths, so every path the
  * watcher reports can be compared by prefix. */
 static int prepare_dirs(struct generation *g, struct err *e)
@@ -310,8 +340,12 @@ static int generation_start(struct daemon *dm, struct generation **out)
         return -1;
     if (prepare_dirs(g, &e) < 0 ||
         dispatch_new(dm->loop, dm->writer, dm->reader, &g->set, dm->cfg->queue_size,
-                     &g->dispatch, &e) < 0 ||
-        dispatch_start(g->dispatch, &e) < 0 || start_sources(dm, g, &e) < 0) {
+                     &g->dispatch, &e) < 0) {
+        log_msg(LOG_ERROR, "%s", e.msg);
+        return -1;
+    }
+    dispatch_set_delivery(g->dispatch, deliver, dm);
+    if (dispatch_start(g->dispatch, &e) < 0 || start_sources(dm, g, &e) < 0) {
         log_msg(LOG_ERROR, "%s", e.msg);
         return -1;
     }

@@ -38,6 +38,7 @@ struct job {
     enum run_outcome outcome;
     char *response;
     char request_id[37];
+    char *record;               /* for a pipeline or ZeroMQ destination */
     int64_t received_ms;
     struct run_resume resume;   /* a run waiting for its retry */
     struct loop_timer timer;    /* ... fires when it is due */
@@ -74,7 +75,15 @@ struct dispatch {
     struct lane *lanes;
     size_t n_lanes;
     bool started;
+    dispatch_deliver_fn deliver;
+    void *deliver_arg;
 };
+
+void dispatch_set_delivery(struct dispatch *d, dispatch_deliver_fn fn, void *arg)
+{
+    d->deliver = fn;
+    d->deliver_arg = arg;
+}
 
 static void job_free(struct job *j)
 {
@@ -84,6 +93,7 @@ static void job_free(struct job *j)
     free(j->source);
     free(j->payload);
     free(j->response);
+    free(j->record);
     free(j->resume.event);
     free(j);
 }
@@ -199,6 +209,9 @@ static void on_job_finished(struct loop_task *t)
         loop_timer_arm(lane->d->loop, &j->timer, j->resume.due_ns);
         return;
     }
+    if (j->record && lane->d->deliver)
+        lane->d->deliver(lane->d->deliver_arg, lane->p, j->outcome == RUN_DONE, j->record,
+                         j->event_id);
     lane->inflight--;
     job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
     job_free(j);
@@ -367,18 +380,23 @@ static void run_batch(struct lane *lane, struct run_env *env, struct job **jobs,
     const struct run_input **in = calloc(n, sizeof *in);
     struct run_input *inputs = calloc(n, sizeof *inputs);
     enum run_outcome *outcome = calloc(n, sizeof *outcome);
-    for (size_t i = 0; in && inputs && outcome && i < n; i++) {
+    char **records = calloc(n, sizeof *records);
+    for (size_t i = 0; in && inputs && outcome && records && i < n; i++) {
         inputs[i] = (struct run_input){.journal_id = jobs[i]->id, .event_id = jobs[i]->event_id,
                                        .source = jobs[i]->source, .payload = jobs[i]->payload,
                                        .received_ms = jobs[i]->received_ms};
         in[i] = &inputs[i];
     }
-    if (in && inputs && outcome)
-        runner_run_batch(env, lane->p, in, n, outcome);
+    if (in && inputs && outcome && records)
+        runner_run_batch(env, lane->p, in, n, outcome, records);
     else /* they stay pending and run at the next start */
         log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu", lane->p->name, n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->outcome = outcome ? outcome[i] : RUN_INTERRUPTED;
+        jobs[i]->record = records ? records[i] : NULL;
         loop_post(lane->d->loop, &jobs[i]->task);
+    }
+    free(records);
     free(in);
     free(inputs);
     free(outcome);
@@ -415,7 +433,7 @@ static void lane_serve(struct lane *lane, struct run_env *env)
                                .source = j->source, .payload = j->payload,
                                .received_ms = j->received_ms, .resume = &j->resume};
         j->outcome = runner_run(env, lane->p, &in, j->reply.fn ? &j->response : NULL,
-                                j->request_id);
+                                j->request_id, &j->record);
         loop_post(lane->d->loop, &j->task);
     }
 }

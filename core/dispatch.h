@@ -14,6 +14,7 @@
 #define SLUICE_DISPATCH_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 
 #include "err.h"
 #include "runner.h"
@@ -28,6 +29,12 @@ struct dispatch;
 int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
                  const struct pipeline_set *set, int queue_size, struct dispatch **out,
                  struct err *e);
+/* Delivers a destination record (pipeline or ZeroMQ destinations) on the
+ * loop thread; ok tells on_success from on_failure. */
+typedef void (*dispatch_deliver_fn)(void *arg, const struct pipeline *p, bool ok,
+                                    const char *record, const char *event_id);
+void dispatch_set_delivery(struct dispatch *d, dispatch_deliver_fn fn, void *arg);
+
 /* Start the executor threads and load each lane's pending events. */
 int dispatch_start(struct dispatch *d, struct err *e);
 /* Called on the loop thread when a run that wants an answer ends. response

@@ -23,7 +23,7 @@
 
 struct raw_pipeline {
     char *name, *description, *isolation;
-    const cJSON *trigger, *steps, *on_failure, *batch;
+    const cJSON *trigger, *steps, *on_failure, *on_success, *batch;
     int concurrency, memory_mb, cpu_seconds, max_open_files, max_event_age_ms;
 };
 
@@ -37,7 +37,9 @@ static const struct confmap pipeline_map[] = {
     {"steps", CONFMAP_ARRAY, offsetof(struct raw_pipeline, steps), 0, 0,
      "handler steps, run in order; each step's response body is the next one's event"},
     {"on_failure", CONFMAP_OBJECT, offsetof(struct raw_pipeline, on_failure), 0, 0,
-     "dead-letter destination: {\"directory\": PATH}"},
+     "where dead events' records go: {\"directory\"|\"pipeline\"|\"zmq\": ...}"},
+    {"on_success", CONFMAP_OBJECT, offsetof(struct raw_pipeline, on_success), 0, 0,
+     "where finished events' records go: {\"directory\"|\"pipeline\"|\"zmq\": ...}"},
     {"concurrency", CONFMAP_INT, offsetof(struct raw_pipeline, concurrency), 1, 1024,
      "events of this pipeline run at once (default: config's workers)"},
     {"isolation", CONFMAP_STRING, offsetof(struct raw_pipeline, isolation), 0, 0,
@@ -137,13 +139,30 @@ static const struct confmap batch_map[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-struct raw_failure {
-    char *directory;
+struct raw_destination {
+    char *directory, *pipeline;
+    const cJSON *zmq;
 };
 
-static const struct confmap failure_map[] = {
-    {"directory", CONFMAP_STRING, offsetof(struct raw_failure, directory), 0, 0,
-     "folder that receives a JSON record of each dead event"},
+static const struct confmap destination_map[] = {
+    {"directory", CONFMAP_STRING, offsetof(struct raw_destination, directory), 0, 0,
+     "folder that receives a JSON record of each event"},
+    {"pipeline", CONFMAP_STRING, offsetof(struct raw_destination, pipeline), 0, 0,
+     "another pipeline that receives the record as its event"},
+    {"zmq", CONFMAP_OBJECT, offsetof(struct raw_destination, zmq), 0, 0,
+     "{\"endpoint\": E, \"topic\": T}: a PUSH socket sends TOPIC and the record"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+struct raw_zmq_dest {
+    char *endpoint, *topic;
+};
+
+static const struct confmap zmq_dest_map[] = {
+    {"endpoint", CONFMAP_STRING, offsetof(struct raw_zmq_dest, endpoint), 0, 0,
+     "where to connect, e.g. \"tcp://127.0.0.1:5560\""},
+    {"topic", CONFMAP_STRING, offsetof(struct raw_zmq_dest, topic), 0, 0,
+     "first frame (default: the pipeline's name)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -460,21 +479,57 @@ static int parse_trigger(struct pipeline *p, const cJSON *trigger, const struct 
     return errors;
 }
 
-static int parse_failure(struct pipeline *p, const cJSON *on_failure, const struct config *cfg,
-                         struct diag *d)
+static int parse_zmq_dest(struct pipeline *p, struct destination *dst, const cJSON *zmq,
+                          const char *where, struct diag *d)
 {
-    struct raw_failure f = {0};
-    int errors = confmap_apply(failure_map, on_failure, &f, p->file, "on_failure", d);
-    if (errors == 0 && !f.directory) {
-        diag_error(d, p->file, "on_failure: give a \"directory\" for dead events");
+    struct raw_zmq_dest z = {0};
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s.zmq", where);
+    int errors = confmap_apply(zmq_dest_map, zmq, &z, p->file, sub, d);
+    if (errors == 0 && !z.endpoint) {
+        diag_error(d, p->file, "%s: missing \"endpoint\"", sub);
         errors++;
     }
-    if (errors == 0) {
-        p->dead_letter_dir = path_resolve(cfg->base_dir, f.directory);
-        errors += check_dir(p->file, "on_failure.directory", p->dead_letter_dir, d);
-    }
-    confmap_release(failure_map, &f);
+    dst->kind = DEST_ZMQ;
+    dst->endpoint = z.endpoint;
+    dst->topic = z.topic ? z.topic : strdup(p->name ? p->name : "");
     return errors;
+}
+
+static int parse_destination(struct pipeline *p, struct destination *dst, const cJSON *json,
+                             const char *where, const struct config *cfg, struct diag *d)
+{
+    struct raw_destination r = {0};
+    int errors = confmap_apply(destination_map, json, &r, p->file, where, d);
+    int kinds = (r.directory != NULL) + (r.pipeline != NULL) + (r.zmq != NULL);
+    if (errors == 0 && kinds != 1) {
+        diag_error(d, p->file, "%s: give exactly one of \"directory\", \"pipeline\", \"zmq\"",
+                   where);
+        errors++;
+    } else if (errors == 0 && r.directory) {
+        char what[64];
+        snprintf(what, sizeof what, "%s.directory", where);
+        dst->kind = DEST_DIRECTORY;
+        dst->directory = path_resolve(cfg->base_dir, r.directory);
+        errors += check_dir(p->file, what, dst->directory, d);
+    } else if (errors == 0 && r.pipeline) {
+        dst->kind = DEST_PIPELINE;
+        dst->pipeline = r.pipeline;
+        r.pipeline = NULL;
+    } else if (errors == 0) {
+        errors += parse_zmq_dest(p, dst, r.zmq, where, d);
+    }
+    confmap_release(destination_map, &r);
+    return errors;
+}
+
+static void destination_release(struct destination *dst)
+{
+    free(dst->directory);
+    free(dst->pipeline);
+    free(dst->endpoint);
+    free(dst->topic);
+    memset(dst, 0, sizeof *dst);
 }
 
 static int parse_isolation(struct pipeline *p, const char *isolation, struct diag *d)
@@ -528,7 +583,9 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
         errors += parse_steps(p, r->steps, cfg, d);
     }
     if (r->on_failure)
-        errors += parse_failure(p, r->on_failure, cfg, d);
+        errors += parse_destination(p, &p->on_failure, r->on_failure, "on_failure", cfg, d);
+    if (r->on_success)
+        errors += parse_destination(p, &p->on_success, r->on_success, "on_success", cfg, d);
     return errors;
 }
 
@@ -597,7 +654,8 @@ void pipeline_free(struct pipeline **pp)
     free(p->dir);
     free(p->zmq_topic);
     match_free(&p->match);
-    free(p->dead_letter_dir);
+    destination_release(&p->on_success);
+    destination_release(&p->on_failure);
     free(p);
     *pp = NULL;
 }
@@ -626,6 +684,26 @@ static int set_add(struct pipeline_set *set, struct pipeline *p, struct diag *d)
     return 0;
 }
 
+/* A destination pipeline must exist; one that sends to itself would loop. */
+static void check_destinations(const struct pipeline_set *set, struct diag *d)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct pipeline *p = set->v[i];
+        const struct destination *dests[2] = {&p->on_success, &p->on_failure};
+        static const char *const names[2] = {"on_success", "on_failure"};
+        for (int k = 0; k < 2; k++) {
+            if (dests[k]->kind != DEST_PIPELINE)
+                continue;
+            if (!pipeline_set_find(set, dests[k]->pipeline))
+                diag_error(d, p->file, "%s.pipeline: no pipeline named \"%s\"", names[k],
+                           dests[k]->pipeline);
+            else if (strcmp(dests[k]->pipeline, p->name) == 0)
+                diag_error(d, p->file, "%s.pipeline: a pipeline cannot be its own destination "
+                           "(records would loop)", names[k]);
+        }
+    }
+}
+
 int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct diag *d)
 {
     memset(set, 0, sizeof *set);
@@ -649,6 +727,7 @@ int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct
     if (n == 0)
         diag_warning(d, cfg->pipelines_dir, "no pipeline files (*.json) here; the daemon will "
                      "have nothing to run");
+    check_destinations(set, d);
     return d->errors > before ? -1 : 0;
 }
 

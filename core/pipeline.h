@@ -52,6 +52,17 @@ struct step {
     void *fn;                   /* sl_handler_fn */
 };
 
+/* Where a finished event's record goes (on_success / on_failure). */
+enum dest_kind { DEST_NONE, DEST_DIRECTORY, DEST_PIPELINE, DEST_ZMQ };
+
+struct destination {
+    enum dest_kind kind;
+    char *directory;            /* resolved */
+    char *pipeline;
+    char *endpoint;             /* zmq: connect a PUSH socket here */
+    char *topic;
+};
+
 struct pipeline {
     char *name;
     char *file;                 /* the pipeline file, for messages */
@@ -63,7 +74,8 @@ struct pipeline {
     struct match *match;
     struct step *steps;
     size_t n_steps;
-    char *dead_letter_dir;      /* on_failure.directory, resolved; NULL if none */
+    struct destination on_success;
+    struct destination on_failure;  /* the dead-letter destination */
     int concurrency;
     enum isolation isolation;
     struct batch {

@@ -125,31 +125,40 @@ static cJSON *parse_or_string(const char *json)
     return v ? v : cJSON_CreateString(json ? json : "");
 }
 
-/* A record shaped like a Lambda destination record, so tools can tell why
- * it arrived. */
-static char *dead_letter_record(struct run_state *rs, const struct attempt *a)
+/* A record shaped like a Lambda destination record, so downstream tools
+ * can tell why it arrived: condition "Success", "RetriesExhausted" or
+ * "EventAgeExceeded"; body is the final response when it succeeded. */
+static char *destination_record(struct run_state *rs, const struct attempt *a, bool ok,
+                                const char *body)
 {
     char when[32];
     clock_iso8601(clock_wall_ms(), when);
     cJSON *r = cJSON_CreateObject();
-    cJSON *rc = cJSON_AddObjectToObject(r, "requestContext");
-    cJSON *resp = cJSON_AddObjectToObject(r, "responseContext");
-    cJSON *payload = cJSON_CreateObject();
-    cJSON *sl = cJSON_AddObjectToObject(r, "sluice");
     cJSON_AddStringToObject(r, "version", "1.0");
     cJSON_AddStringToObject(r, "timestamp", when);
+    cJSON *rc = cJSON_AddObjectToObject(r, "requestContext");
     cJSON_AddStringToObject(rc, "requestId", rs->request_id);
     cJSON_AddStringToObject(rc, "functionArn", a->step->handler);
-    cJSON_AddStringToObject(rc, "condition", rs->condition ? rs->condition : "RetriesExhausted");
-    cJSON_AddNumberToObject(rc, "approximateInvokeCount", a->number);
+    cJSON_AddStringToObject(rc, "condition", ok ? "Success" : rs->condition ? rs->condition
+                                                                               : "RetriesExhausted");
+    cJSON_AddNumberToObject(rc, "approximateInvokeCount", rs->attempts);
     cJSON_AddItemToObject(r, "requestPayload", parse_or_string(rs->in->payload));
+    cJSON *resp = cJSON_AddObjectToObject(r, "responseContext");
     cJSON_AddNumberToObject(resp, "statusCode", a->status_code ? a->status_code : 500);
-    cJSON_AddStringToObject(resp, "functionError", "Unhandled");
-    cJSON_AddStringToObject(payload, "errorType", a->error_type ? a->error_type : "Error");
-    cJSON_AddStringToObject(payload, "errorMessage", a->error ? a->error : "");
-    if (a->stack)
-        cJSON_AddItemToObject(payload, "stackTrace", parse_or_string(a->stack));
+    cJSON_AddStringToObject(resp, "executedVersion", "$LATEST");
+    cJSON *payload;
+    if (ok) {
+        payload = parse_or_string(body);
+    } else {
+        cJSON_AddStringToObject(resp, "functionError", "Unhandled");
+        payload = cJSON_CreateObject();
+        cJSON_AddStringToObject(payload, "errorType", a->error_type ? a->error_type : "Error");
+        cJSON_AddStringToObject(payload, "errorMessage", a->error ? a->error : "");
+        if (a->stack)
+            cJSON_AddItemToObject(payload, "stackTrace", parse_or_string(a->stack));
+    }
     cJSON_AddItemToObject(r, "responsePayload", payload);
+    cJSON *sl = cJSON_AddObjectToObject(r, "sluice");
     cJSON_AddStringToObject(sl, "pipeline", rs->p->name);
     cJSON_AddStringToObject(sl, "step", a->step->name);
     cJSON_AddStringToObject(sl, "status", invlog_status_name(a->status));
@@ -160,18 +169,27 @@ static char *dead_letter_record(struct run_state *rs, const struct attempt *a)
     return text;
 }
 
-static void dead_letter(struct run_state *rs, const struct attempt *a)
+/* Send the run's record where the pipeline says. A folder is written here;
+ * a pipeline or a ZeroMQ endpoint is the event loop's job, so the record is
+ * handed back in *out. */
+static void send_record(struct run_state *rs, const struct attempt *a, bool ok,
+                        const char *body, char **out)
 {
-    if (!rs->p->dead_letter_dir)
+    const struct destination *dst = ok ? &rs->p->on_success : &rs->p->on_failure;
+    if (dst->kind == DEST_NONE)
         return;
-    char *text = dead_letter_record(rs, a);
+    char *text = destination_record(rs, a, ok, body);
+    if (dst->kind != DEST_DIRECTORY && out) {
+        *out = text;
+        return;
+    }
     char name[64];
     snprintf(name, sizeof name, "%s.json", rs->request_id);
     struct err e;
-    if (!text || path_mkdirs(rs->p->dead_letter_dir, 0750, &e) < 0 ||
-        path_write_atomic(rs->p->dead_letter_dir, name, text, strlen(text), &e) < 0)
-        log_msg(LOG_ERROR, "pipeline %s: dead event %s stays only in the journal: %s",
-                rs->p->name, rs->in->event_id, text ? e.msg : "out of memory");
+    if (!text || path_mkdirs(dst->directory, 0750, &e) < 0 ||
+        path_write_atomic(dst->directory, name, text, strlen(text), &e) < 0)
+        log_msg(LOG_ERROR, "pipeline %s: the record of event %s did not reach %s: %s",
+                rs->p->name, rs->in->event_id, dst->directory, text ? e.msg : "out of memory");
     free(text);
 }
 
@@ -275,7 +293,8 @@ static void suspend(struct run_state *rs, struct run_resume *resume, const struc
 }
 
 enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
-                            const struct run_input *in, char **response, char request_id[37])
+                            const struct run_input *in, char **response, char request_id[37],
+                            char **record)
 {
     struct run_state rs = {.env = env, .p = p, .in = in, .first_attempt = 1};
     struct attempt a = {0};
@@ -287,9 +306,10 @@ enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
         return out;
     }
     if (out == RUN_DEAD) {
-        dead_letter(&rs, &a);
+        send_record(&rs, &a, false, NULL, record);
         finish(&rs, "dead", a.error);
     } else if (out == RUN_DONE) {
+        send_record(&rs, &a, true, event, record);
         finish(&rs, "done", NULL);
     }
     if (response)
@@ -310,6 +330,7 @@ struct batch_state {
     bool *failed;               /* named in batchItemFailures this round */
     int *attempts;              /* attempts each item took part in */
     enum run_outcome *outcome;
+    char **records;             /* for destinations the loop delivers */
     int step0_attempt;          /* the first step's last attempt number */
 };
 
@@ -373,7 +394,7 @@ static void first_step_done(struct run_state *rs, const struct attempt *a)
 }
 
 static void finish_item(struct run_state *rs, struct batch_state *b, size_t i,
-                        enum run_outcome out, const struct attempt *a)
+                        enum run_outcome out, const struct attempt *a, const char *body)
 {
     struct run_state one = *rs;
     one.in = b->in[i];
@@ -381,9 +402,10 @@ static void finish_item(struct run_state *rs, struct batch_state *b, size_t i,
     b->outcome[i] = out;
     b->active[i] = false;
     if (out == RUN_DEAD) {
-        dead_letter(&one, a);
+        send_record(&one, a, false, NULL, &b->records[i]);
         finish(&one, "dead", a->error ? a->error : "named in batchItemFailures");
     } else if (out == RUN_DONE) {
+        send_record(&one, a, true, body, &b->records[i]);
         finish(&one, "done", NULL);
     }
 }
@@ -410,12 +432,12 @@ static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
             continue;
         b->attempts[i] += rs->attempts;
         if (out != RUN_DONE || !b->failed[i])
-            finish_item(rs, b, i, out, &a);
+            finish_item(rs, b, i, out, &a, last);
         else if (b->step0_attempt >= r->max_attempts) /* the step succeeded, the item not */
             finish_item(rs, b, i, RUN_DEAD, &(struct attempt){.step = &rs->p->steps[0],
                         .number = b->step0_attempt, .error_type = "BatchItemFailure",
                         .error = "the handler named this item in batchItemFailures",
-                        .status = INV_ERROR});
+                        .status = INV_ERROR}, NULL);
         else
             retry = true;
     }
@@ -426,9 +448,10 @@ static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
 }
 
 void runner_run_batch(const struct run_env *env, const struct pipeline *p,
-                      const struct run_input *const *in, size_t n, enum run_outcome *outcome)
+                      const struct run_input *const *in, size_t n, enum run_outcome *outcome,
+                      char **records)
 {
-    struct batch_state b = {.in = in, .n = n, .outcome = outcome};
+    struct batch_state b = {.in = in, .n = n, .outcome = outcome, .records = records};
     b.active = calloc(n, sizeof *b.active);
     b.failed = calloc(n, sizeof *b.failed);
     b.attempts = calloc(n, sizeof *b.attempts);

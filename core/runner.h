@@ -54,18 +54,21 @@ enum run_outcome {
 /* If response is not NULL it receives the run's answer as JSON text (the
  * caller frees it): {"statusCode": N, "body": BODY} when done, else
  * {"errorType", "errorMessage", "status", "step"}; request_id receives the
- * run's request id. */
+ * run's request id. *record receives the destination record when the
+ * pipeline's on_success/on_failure is a pipeline or ZeroMQ endpoint (the
+ * caller delivers and frees it); folders are written by the runner. */
 enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
                             const struct run_input *in, char **response,
-                            char request_id[37]);
+                            char request_id[37], char **record);
 
 /* Run n events as batches (the pipeline's batch setting): the first step
  * receives {"Records": [{"eventId", "eventSource", "body"}...]} and may
  * answer {"batchItemFailures": [{"itemIdentifier": ID}...]}; those items are
  * retried in a smaller batch as the first step's retry policy says, then
  * dead-lettered. Each event keeps its own journal row. outcome[i] receives
- * each event's end. */
+ * each event's end; records[i] its destination record, if the loop must deliver one. */
 void runner_run_batch(const struct run_env *env, const struct pipeline *p,
-                      const struct run_input *const *in, size_t n, enum run_outcome *outcome);
+                      const struct run_input *const *in, size_t n, enum run_outcome *outcome,
+                      char **records);
 
 #endif

@@ -44,6 +44,12 @@ struct source_zmq {
     size_t n_socks;
     bool freeing;
     bool paused;
+    int hwm;
+    struct pusher {
+        char *endpoint;
+        void *z;
+    } *pushers;
+    size_t n_pushers;
 };
 
 struct zmq_peer {
@@ -328,6 +334,7 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
     if (!zs)
         return err_set(e, "out of memory");
     zs->loop = l;
+    zs->hwm = cfg->zmq.hwm;
     zs->cb = *cb;
     zs->arg = arg;
     zs->ctx = zmq_ctx_new();
@@ -341,6 +348,42 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
         drain(&zs->socks[i]); /* anything that arrived before the fd was watched */
     }
     *out = zs;
+    return 0;
+}
+
+static void *pusher(struct source_zmq *zs, const char *endpoint, struct err *e)
+{
+    for (size_t i = 0; i < zs->n_pushers; i++)
+        if (strcmp(zs->pushers[i].endpoint, endpoint) == 0)
+            return zs->pushers[i].z;
+    struct pusher *v = realloc(zs->pushers, (zs->n_pushers + 1) * sizeof *v);
+    if (!v)
+        return err_set(e, "out of memory"), NULL;
+    zs->pushers = v;
+    void *z = zmq_socket(zs->ctx, ZMQ_PUSH);
+    char *copy = strdup(endpoint);
+    if (!z || !copy || set_int(z, ZMQ_SNDHWM, zs->hwm) < 0 || set_int(z, ZMQ_LINGER, 2000) < 0 ||
+        zmq_connect(z, endpoint) < 0) {
+        err_set(e, "cannot connect a PUSH socket to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        if (z)
+            zmq_close(z);
+        free(copy);
+        return NULL;
+    }
+    zs->pushers[zs->n_pushers++] = (struct pusher){.endpoint = copy, .z = z};
+    return z;
+}
+
+int source_zmq_push(struct source_zmq *zs, const char *endpoint, const char *topic,
+                    const char *payload, struct err *e)
+{
+    void *z = pusher(zs, endpoint, e);
+    if (!z)
+        return -1;
+    if (zmq_send(z, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(z, payload, strlen(payload), ZMQ_DONTWAIT) < 0)
+        return err_set(e, "sending to %s: %s (its queue of %d messages is full: is anyone "
+                       "receiving?)", endpoint, zmq_strerror(zmq_errno()), zs->hwm);
     return 0;
 }
 
@@ -373,6 +416,11 @@ void source_zmq_free(struct source_zmq **zp)
         free(s->endpoint);
     }
     free(zs->socks);
+    for (size_t i = 0; i < zs->n_pushers; i++) {
+        zmq_close(zs->pushers[i].z);
+        free(zs->pushers[i].endpoint);
+    }
+    free(zs->pushers);
     if (zs->ctx)
         zmq_ctx_term(zs->ctx);
     free(zs);
