@@ -9,6 +9,11 @@ int cmd_logs(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+
+/* Ask a running daemon to load pending events from the journal. 0 if it
+ * answered, -1 if none is running. */
+int cli_poke_refill(const char *config, int timeout_ms);
 
 /* Shared option parsing: -c FILE / --config FILE and -h / --help. Returns
  * the index of the first unparsed argument, or -1 after printing an error

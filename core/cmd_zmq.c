@@ -20,21 +20,23 @@
 #include "source_zmq.h"
 
 static const char publish_usage[] =
-    "usage: sluice publish [-c FILE] [--lines] [--timeout MS] TOPIC [JSON|-]\n"
+    "usage: sluice publish [-c FILE] [--lines] [--id ID] [--timeout MS] TOPIC [JSON|-]\n"
     "\n"
     "Publishes one event to the daemon's PULL socket (zmq.pull in sluice.json) as two\n"
     "frames, TOPIC and the JSON payload. JSON comes from the argument, or from stdin\n"
     "when it is - or absent. With --lines, each non-empty stdin line is one event.\n"
     "Fire and forget: the daemon journals what it accepts; `sluice logs` shows runs.\n"
+    "  --id ID        the event's id: an id the pipeline already ran is not run again\n"
     "  --timeout MS   give up if no daemon accepts within MS (default 5000)\n";
 
 static const char invoke_usage[] =
-    "usage: sluice invoke [-c FILE] [--timeout MS] [-v] PIPELINE [JSON|-]\n"
+    "usage: sluice invoke [-c FILE] [--id ID] [--timeout MS] [-v] PIPELINE [JSON|-]\n"
     "\n"
     "Runs PIPELINE synchronously through the daemon (zmq.router in sluice.json) and\n"
     "prints its response, {\"statusCode\":...,\"body\":...}. On failure prints the error\n"
     "JSON ({\"errorType\":...,\"errorMessage\":...}) and exits non-zero. The event is\n"
     "the JSON argument, stdin with -, or {} when absent.\n"
+    "  --id ID        the event's id: an id the pipeline already ran is refused\n"
     "  --timeout MS   wait at most MS for the answer (default 30000)\n"
     "  -v             also print the request id (to find the run in `sluice logs`)\n"
     "exit status: 0 success, 1 the pipeline failed, 2 usage, 3 no answer in time\n";
@@ -46,6 +48,7 @@ struct client_opts {
     int verbose;
     const char *target;         /* TOPIC or PIPELINE */
     const char *json;           /* NULL or "-": stdin */
+    const char *id;             /* the producer's event id, or NULL */
 };
 
 /* Options may come before or after the positional arguments. Returns an
@@ -63,6 +66,8 @@ static int parse_opts(int argc, char **argv, const char *usage, struct client_op
             o->lines = 1;
         } else if (strcmp(a, "-v") == 0 && usage == invoke_usage) {
             o->verbose = 1;
+        } else if (strcmp(a, "--id") == 0 && i + 1 < argc) {
+            o->id = argv[++i];
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
             o->config = argv[++i];
         } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
@@ -90,6 +95,11 @@ static int parse_opts(int argc, char **argv, const char *usage, struct client_op
     }
     o->target = pos[0];
     o->json = n_pos > 1 ? pos[1] : NULL;
+    if (o->id && (o->lines || !*o->id || strlen(o->id) > 200)) {
+        fprintf(stderr, "sluice %s: --id wants 1 to 200 characters, and one event (not "
+                "--lines)\n", argv[0]);
+        return 2;
+    }
     return -1;
 }
 
@@ -209,10 +219,11 @@ static char *endpoint_from_config(const char *config, int router)
     return ep;
 }
 
-static int send_event(void *sock, const char *topic, const char *json)
+static int send_event(void *sock, const char *topic, const char *json, const char *id)
 {
     if (zmq_send(sock, topic, strlen(topic), ZMQ_SNDMORE) < 0 ||
-        zmq_send(sock, json, strlen(json), 0) < 0) {
+        zmq_send(sock, json, strlen(json), id ? ZMQ_SNDMORE : 0) < 0 ||
+        (id && zmq_send(sock, id, strlen(id), 0) < 0)) {
         fprintf(stderr, "sluice publish: send failed: %s\n", zmq_strerror(zmq_errno()));
         return -1;
     }
@@ -235,7 +246,7 @@ static int publish_lines(void *sock, const char *topic)
         snprintf(what, sizeof what, "line %d", number);
         if (check_json(line, what) < 0)
             bad++;
-        else if (send_event(sock, topic, line) < 0) {
+        else if (send_event(sock, topic, line, NULL) < 0) {
             bad++;
             break;
         }
@@ -261,7 +272,7 @@ static int publish(void *ctx, const struct client_opts *o, const char *endpoint)
         } else {
             char *text = o->json && strcmp(o->json, "-") != 0 ? strdup(o->json) : read_stdin();
             if (text && check_json(text, "the payload") == 0)
-                status = send_event(sock, o->target, text) < 0;
+                status = send_event(sock, o->target, text, o->id) < 0;
             free(text);
         }
     }
@@ -349,7 +360,8 @@ static int invoke(void *ctx, const struct client_opts *o, const char *endpoint)
         if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 ||
             zmq_send(sock, "invoke", 6, ZMQ_SNDMORE) < 0 ||
             zmq_send(sock, o->target, strlen(o->target), ZMQ_SNDMORE) < 0 ||
-            zmq_send(sock, text, strlen(text), 0) < 0)
+            zmq_send(sock, text, strlen(text), o->id ? ZMQ_SNDMORE : 0) < 0 ||
+            (o->id && zmq_send(sock, o->id, strlen(o->id), 0) < 0))
             fprintf(stderr, "sluice invoke: send failed: %s\n", zmq_strerror(zmq_errno()));
         else
             status = await_answer(sock, o, endpoint);
@@ -373,4 +385,26 @@ int cmd_invoke(int argc, char **argv)
     zmq_ctx_term(ctx);
     free(endpoint);
     return status;
+}
+
+int cli_poke_refill(const char *config, int timeout_ms)
+{
+    char *endpoint = endpoint_from_config(config, 1);
+    if (!endpoint)
+        return -1;
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    struct err why;
+    int rc = -1;
+    if (connect_wait(ctx, sock, endpoint, timeout_ms, &why) == 0 &&
+        zmq_send(sock, "", 0, ZMQ_SNDMORE) >= 0 && zmq_send(sock, "refill", 6, 0) >= 0) {
+        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+        rc = zmq_poll(&item, 1, timeout_ms) == 1 ? 0 : -1;
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    free(endpoint);
+    return rc;
 }

@@ -145,13 +145,24 @@ static bool topic_matches(const struct pipeline *p, const char *topic, const cha
     return match_test(p->match, topic, *parsed);
 }
 
-static void on_zmq_event(void *arg, const char *socket, const char *topic, const char *payload)
+/* The producer's event id, else a new UUIDv7. */
+static int event_id(const char *given, char id[256])
+{
+    if (given) {
+        snprintf(id, 256, "%s", given);
+        return 0;
+    }
+    return uuid_v7(id);
+}
+
+static void on_zmq_event(void *arg, const char *socket, const char *topic, const char *payload,
+                         const char *given_id)
 {
     struct daemon *dm = arg;
-    char id[UUID_STR_LEN];
+    char id[256];
     size_t len = strlen(topic) + 8;
     char *source = malloc(len);
-    if (!source || uuid_v7(id) < 0) {
+    if (!source || event_id(given_id, id) < 0) {
         free(source);
         on_reject(dm, "zmq", "out of memory (or no randomness) while accepting", payload,
                   strlen(payload));
@@ -206,11 +217,11 @@ static void answer_error(struct daemon *dm, struct zmq_peer *peer, const char *t
 }
 
 static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline,
-                          const char *payload)
+                          const char *payload, const char *given_id)
 {
     struct daemon *dm = arg;
     struct pipeline *p = pipeline_set_find(&dm->gen->set, pipeline);
-    char id[UUID_STR_LEN], msg[400];
+    char id[256], msg[400];
     struct err e;
     if (!p) {
         snprintf(msg, sizeof msg, "no pipeline named \"%.200s\" (`sluice check` lists them)",
@@ -220,7 +231,7 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
         return;
     }
     struct waiter *w = malloc(sizeof *w);
-    if (!w || uuid_v7(id) < 0) {
+    if (!w || event_id(given_id, id) < 0) {
         free(w);
         answer_error(dm, peer, "InternalError", "out of memory or randomness");
         return;
@@ -232,6 +243,13 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
         free(w);
         answer_error(dm, peer, rc == -EBUSY ? "TooManyRequests" : "InternalError", e.msg);
     }
+}
+
+static void on_refill(void *arg)
+{
+    struct daemon *dm = arg;
+    if (dm->gen && dm->gen->dispatch)
+        dispatch_refill(dm->gen->dispatch);
 }
 
 /* Loop thread: a finished event's record for a pipeline or ZeroMQ
@@ -481,7 +499,8 @@ int daemon_run(const char *config_file)
     if (generation_start(&dm, &dm.gen) < 0)
         goto out;
     static const struct source_zmq_callbacks zmq_cb = {
-        .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject};
+        .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject,
+        .refill = on_refill};
     if (source_zmq_new(dm.loop, dm.cfg, &zmq_cb, &dm, &dm.zmq, &e) < 0) {
         log_msg(LOG_ERROR, "%s", e.msg);
         goto out;

@@ -24,6 +24,8 @@ static const char *const migrations[] = {
     "  received_at TEXT NOT NULL,"
     "  finished_at TEXT,"
     "  error TEXT,"
+    "  duplicates INTEGER NOT NULL DEFAULT 0,"
+    "  replay_of INTEGER REFERENCES events (id),"
     "  UNIQUE (pipeline, event_id));"
     "CREATE INDEX events_pending ON events (pipeline, id) WHERE state = 'pending';"
     "CREATE INDEX events_received ON events (received_at);"

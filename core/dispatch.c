@@ -529,6 +529,14 @@ int dispatch_inflight(const struct dispatch *d)
     return n;
 }
 
+void dispatch_refill(struct dispatch *d)
+{
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        d->lanes[i].backlog = true;
+        lane_refill(&d->lanes[i]);
+    }
+}
+
 long dispatch_waiting(const struct dispatch *d)
 {
     long n = 0;

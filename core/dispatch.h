@@ -61,6 +61,10 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
 void dispatch_stop(struct dispatch *d);
 /* Events queued or running, over all lanes. */
 int dispatch_inflight(const struct dispatch *d);
+/* Look in the journal for pending events (added from outside, e.g. by
+ * `sluice replay`) and load them as room allows. */
+void dispatch_refill(struct dispatch *d);
+
 /* Events accepted since the lanes filled up, waiting in the journal: the
  * daemon stops reading its sockets while this is high (backpressure). */
 long dispatch_waiting(const struct dispatch *d);

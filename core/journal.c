@@ -11,6 +11,8 @@
 static const char SQL_APPEND[] =
     "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at)"
     " VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_DUPLICATE[] =
+    "UPDATE events SET duplicates = duplicates + 1 WHERE pipeline = ?2 AND event_id = ?1";
 static const char SQL_FINISH[] =
     "UPDATE events SET state = ?2, attempts = attempts + ?3, finished_at = ?4, error = ?5"
     " WHERE id = ?1";
@@ -40,6 +42,17 @@ static int append_apply(struct wop *op, struct writer *w, struct err *e)
         return err_set(e, "journaling event %s: %s", a->event_id, sqlite3_errmsg(writer_db(w)));
     a->inserted = sqlite3_changes(writer_db(w)) == 1;
     a->id = a->inserted ? sqlite3_last_insert_rowid(writer_db(w)) : 0;
+    if (a->inserted)
+        return 0;
+    /* seen before: count it, so a retrying producer shows up in the journal */
+    sqlite3_stmt *dup = writer_stmt(w, SQL_DUPLICATE, e);
+    if (!dup)
+        return -1;
+    sqlite3_bind_text(dup, 1, a->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(dup, 2, a->pipeline, -1, SQLITE_STATIC);
+    if (sqlite3_step(dup) != SQLITE_DONE)
+        return err_set(e, "counting a duplicate of %s: %s", a->event_id,
+                       sqlite3_errmsg(writer_db(w)));
     return 0;
 }
 

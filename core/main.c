@@ -21,6 +21,8 @@ static const char usage[] =
     "                                    publish an event to the daemon over ZeroMQ\n"
     "  invoke  [-c FILE] [--timeout MS] PIPELINE [JSON|-]\n"
     "                                    run a pipeline synchronously, print its response\n"
+    "  replay  [-c FILE] [--pipeline P] [--id ID] [--since T]\n"
+    "                                    re-run dead events\n"
     "\n"
     "Without -c, sluice reads ./sluice.json if present, else its embedded default\n"
     "(state in ./var, pipelines from ./pipelines). `sluice COMMAND --help` for more.\n";
@@ -31,7 +33,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats},
-                {"publish", cmd_publish}, {"invoke", cmd_invoke},
+                {"publish", cmd_publish}, {"invoke", cmd_invoke}, {"replay", cmd_replay},
                 {"worker", worker_main}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

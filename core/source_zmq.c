@@ -119,13 +119,30 @@ static bool json_ok(zmq_msg_t *m, char *reason, size_t len)
     return false;
 }
 
+/* An optional event id frame: printable, at most 200 bytes. NULL if bad. */
+static char *id_frame(zmq_msg_t *m)
+{
+    size_t len = zmq_msg_size(m);
+    const unsigned char *p = zmq_msg_data(m);
+    if (len == 0 || len > 200)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return NULL;
+    return frame_str(m);
+}
+
 static void handle_event(struct sock *s, zmq_msg_t *frames, int n)
 {
     char reason[200];
     char *topic = n >= 1 ? frame_str(&frames[0]) : NULL;
-    if (n != 2) {
-        snprintf(reason, sizeof reason, "expected 2 frames (TOPIC, JSON payload), got %d", n);
+    char *id = n == 3 ? id_frame(&frames[2]) : NULL;
+    if (n != 2 && n != 3) {
+        snprintf(reason, sizeof reason, "expected 2 frames (TOPIC, JSON payload) or 3 (and an "
+                 "event id), got %d", n);
         reject(s, topic, reason, n >= 2 ? &frames[1] : NULL);
+    } else if (n == 3 && !id) {
+        reject(s, topic, "the event id frame must be 1 to 200 printable bytes", &frames[1]);
     } else if (!topic || memchr(zmq_msg_data(&frames[0]), 0, zmq_msg_size(&frames[0]))) {
         reject(s, NULL, "the topic frame holds a NUL byte", &frames[1]);
     } else if (!json_ok(&frames[1], reason, sizeof reason)) {
@@ -133,9 +150,10 @@ static void handle_event(struct sock *s, zmq_msg_t *frames, int n)
     } else {
         char *payload = frame_str(&frames[1]);
         if (payload)
-            s->owner->cb.event(s->owner->arg, kind_name(s->kind), topic, payload);
+            s->owner->cb.event(s->owner->arg, kind_name(s->kind), topic, payload, id);
         free(payload);
     }
+    free(id);
     free(topic);
 }
 
@@ -170,16 +188,26 @@ static void handle_invoke(struct sock *s, zmq_msg_t *frames, int n)
     peer.id_len = zmq_msg_size(&frames[0]);
     memcpy(peer.id, zmq_msg_data(&frames[0]), peer.id_len);
     char reason[200];
-    if (n != 5 || zmq_msg_size(&frames[1]) != 0 || zmq_msg_size(&frames[2]) != 6 ||
+    if (n == 3 && zmq_msg_size(&frames[1]) == 0 && zmq_msg_size(&frames[2]) == 6 &&
+        memcmp(zmq_msg_data(&frames[2]), "refill", 6) == 0) {
+        s->owner->cb.refill(s->owner->arg);
+        send_reply(s->z, &peer, "ok", "{}", "");
+        return;
+    }
+    if ((n != 5 && n != 6) || zmq_msg_size(&frames[1]) != 0 || zmq_msg_size(&frames[2]) != 6 ||
         memcmp(zmq_msg_data(&frames[2]), "invoke", 6) != 0) {
         snprintf(reason, sizeof reason, "expected frames \"\", \"invoke\", PIPELINE, JSON "
-                 "(a REQ socket adds the empty one), got %d frames", n - 1);
+                 "[, EVENT_ID] (a REQ socket adds the empty one), got %d frames", n - 1);
         reject(s, NULL, reason, n >= 5 ? &frames[4] : NULL);
         invoke_error(s, &peer, "InvalidRequest", reason);
         return;
     }
     char *pipeline = frame_str(&frames[3]);
-    if (!json_ok(&frames[4], reason, sizeof reason)) {
+    char *id = n == 6 ? id_frame(&frames[5]) : NULL;
+    if (n == 6 && !id) {
+        reject(s, pipeline, "the event id frame must be 1 to 200 printable bytes", &frames[4]);
+        invoke_error(s, &peer, "InvalidRequest", "the event id must be 1 to 200 printable bytes");
+    } else if (!json_ok(&frames[4], reason, sizeof reason)) {
         reject(s, pipeline, reason, &frames[4]);
         invoke_error(s, &peer, "InvalidRequest", reason);
     } else {
@@ -187,13 +215,14 @@ static void handle_invoke(struct sock *s, zmq_msg_t *frames, int n)
         struct zmq_peer *owned = malloc(sizeof *owned);
         if (pipeline && payload && owned) {
             *owned = peer;
-            s->owner->cb.invoke(s->owner->arg, owned, pipeline, payload);
+            s->owner->cb.invoke(s->owner->arg, owned, pipeline, payload, id);
         } else {
             free(owned);
             invoke_error(s, &peer, "OutOfMemory", "sluice is out of memory");
         }
         free(payload);
     }
+    free(id);
     free(pipeline);
 }
 

@@ -1,9 +1,10 @@
 /* source_zmq.h - the ZeroMQ sources, all on the daemon's event loop:
  *
- *   PULL   (bound; producers PUSH)        frames: TOPIC, JSON payload
- *   SUB    (connected to publishers)      frames: TOPIC, JSON payload
- *   ROUTER (bound; `sluice invoke`)       frames: [id], "", "invoke", PIPELINE, JSON
+ *   PULL   (bound; producers PUSH)        frames: TOPIC, JSON payload [, EVENT_ID]
+ *   SUB    (connected to publishers)      frames: TOPIC, JSON payload [, EVENT_ID]
+ *   ROUTER (bound; `sluice invoke`)       frames: [id], "", "invoke", PIPELINE, JSON [, EVENT_ID]
  *                                         reply:  [id], "", "ok"|"error", JSON, REQUEST_ID
+ *                                         frames: [id], "", "refill" (after `sluice replay`)
  *
  * Each socket's ZMQ_FD is watched by the loop; a readable socket is drained in
  * bounded rounds so one flood cannot starve the rest. High-water marks bound
@@ -24,11 +25,16 @@ struct source_zmq;
 struct zmq_peer;                /* who is waiting for an invoke's answer */
 
 struct source_zmq_callbacks {
-    /* A well-formed event (payload is valid JSON, NUL-terminated). */
-    void (*event)(void *arg, const char *socket, const char *topic, const char *payload);
+    /* A well-formed event (payload is valid JSON, NUL-terminated); id is the
+     * producer's event id (a third frame) or NULL. */
+    void (*event)(void *arg, const char *socket, const char *topic, const char *payload,
+                  const char *id);
     /* An invoke request; answer it with source_zmq_answer (peer is owned by
-     * the callee from now on). */
-    void (*invoke)(void *arg, struct zmq_peer *peer, const char *pipeline, const char *payload);
+     * the callee from now on). id as for events. */
+    void (*invoke)(void *arg, struct zmq_peer *peer, const char *pipeline, const char *payload,
+                   const char *id);
+    /* `sluice replay` added pending events to the journal: load them. */
+    void (*refill)(void *arg);
     /* A message refused before it became an event. */
     void (*reject)(void *arg, const char *source, const char *reason, const char *payload,
                    size_t len);
