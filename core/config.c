@@ -34,7 +34,7 @@ struct raw {
     char *state_dir, *database, *pipelines_dir;
     struct strv plugin_path;
     int workers, queue_size;
-    const cJSON *zmq;
+    const cJSON *zmq, *http;
     char *python, *node;
 };
 
@@ -55,6 +55,8 @@ static const struct confmap config_map[] = {
      "interpreter for \"runtime\": \"python3\" steps (default: python3 on PATH)"},
     {"node", CONFMAP_STRING, offsetof(struct raw, node), 0, 0,
      "interpreter for \"runtime\": \"nodejs\" steps (default: node on PATH)"},
+    {"http", CONFMAP_OBJECT, offsetof(struct raw, http), 0, 0,
+     "HTTP trigger listener: listen, max_body_bytes, timeout_ms"},
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw, zmq), 0, 0,
      "ZeroMQ endpoints: pull, router, sub: [{endpoint, topics}]"},
     {NULL, 0, 0, 0, 0, NULL},
@@ -84,6 +86,16 @@ static const struct confmap sub_map[] = {
      "publisher to connect to, e.g. \"tcp://127.0.0.1:5556\""},
     {"topics", CONFMAP_STRINGS, offsetof(struct raw_sub, topics), 0, 0,
      "topic prefixes to subscribe to (default: all)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct confmap http_map[] = {
+    {"listen", CONFMAP_STRING, offsetof(struct config_http, listen), 0, 0,
+     "HOST:PORT to listen on (default 127.0.0.1:8080)"},
+    {"max_body_bytes", CONFMAP_INT, offsetof(struct config_http, max_body_bytes), 0, 1 << 30,
+     "largest request body; larger ones get 413 (default 1048576)"},
+    {"timeout_ms", CONFMAP_INT, offsetof(struct config_http, timeout_ms), 1, 900000,
+     "answer 504 when the pipeline takes longer (default 30000)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -162,6 +174,12 @@ static int apply_doc(struct config *c, struct diag *d)
     int errors = confmap_apply(config_map, c->doc, &r, c->file, "", d);
     if (r.zmq)
         errors += confmap_apply(zmq_map, r.zmq, &c->zmq, c->file, "zmq", d);
+    c->http.max_body_bytes = 1 << 20;
+    c->http.timeout_ms = 30000;
+    if (r.http)
+        errors += confmap_apply(http_map, r.http, &c->http, c->file, "http", d);
+    if (!c->http.listen)
+        c->http.listen = strdup("127.0.0.1:8080");
     if (c->zmq.sub_raw)
         errors += check_subs(c->zmq.sub_raw, c->file, d);
     if (!r.plugin_path.v && fill_default_plugin_path(&r.plugin_path) < 0)
@@ -242,6 +260,7 @@ void config_free(struct config **cp)
     strv_free(&c->plugin_path);
     free(c->zmq.pull);
     free(c->zmq.router);
+    free(c->http.listen);
     free(c->python);
     free(c->node);
     cJSON_Delete(c->doc);

@@ -22,6 +22,12 @@ struct config_zmq {
     int hwm;                    /* ZMQ_RCVHWM / ZMQ_SNDHWM */
 };
 
+struct config_http {
+    char *listen;               /* HOST:PORT; on only when a pipeline has an http trigger */
+    int max_body_bytes;
+    int timeout_ms;
+};
+
 struct config {
     char *file;                 /* the config file as named, or "(embedded default)" */
     char *base_dir;             /* relative paths resolve against this */
@@ -32,6 +38,7 @@ struct config {
     int workers;                /* default concurrency of a pipeline */
     int queue_size;             /* events held in memory per pipeline */
     struct config_zmq zmq;
+    struct config_http http;
     char *python;               /* interpreter for "python3" steps */
     char *node;                 /* interpreter for "nodejs" steps */
     cJSON *doc;                 /* the parsed document (owns *_raw) */

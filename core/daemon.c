@@ -33,7 +33,9 @@
 #include "path.h"
 #include "pipeline.h"
 #include "s3event.h"
+#include "http_event.h"
 #include "source_dir.h"
+#include "source_http.h"
 #include "source_zmq.h"
 #include "uuid.h"
 #include "writer.h"
@@ -56,6 +58,7 @@ struct daemon {
     bool reload;
     struct generation *gen;
     struct source_zmq *zmq;
+    struct source_http *http;
     unsigned long rejected;
 };
 
@@ -252,6 +255,111 @@ static void on_refill(void *arg)
         dispatch_refill(dm->gen->dispatch);
 }
 
+/* An HTTP request waiting for its pipeline. */
+struct http_waiter {
+    struct daemon *dm;
+    struct http_call *call;
+};
+
+static void http_answer(void *arg, enum run_outcome outcome, const char *response,
+                        const char *request_id)
+{
+    struct http_waiter *w = arg;
+    struct http_response r;
+    http_response_from_answer(outcome == RUN_DONE, response, &r);
+    if (w->dm->http)
+        source_http_answer(w->dm->http, w->call, &r, request_id);
+    http_response_release(&r);
+    free(w);
+}
+
+static void http_fail(struct daemon *dm, struct http_call *call, int status, const char *msg,
+                      const char *allow)
+{
+    struct http_response r;
+    http_response_error(status, msg, &r);
+    if (allow)
+        cJSON_AddStringToObject(r.headers, "allow", allow);
+    source_http_answer(dm->http, call, &r, "");
+    http_response_release(&r);
+}
+
+/* The pipeline whose route matches; 404 or 405 (with the allowed methods). */
+static struct pipeline *http_route(struct daemon *dm, const struct http_incoming *in,
+                                   cJSON *params, char *allow, size_t allow_len)
+{
+    allow[0] = '\0';
+    for (size_t i = 0; i < dm->gen->set.n; i++) {
+        struct pipeline *p = dm->gen->set.v[i];
+        if (p->trigger != TRIGGER_HTTP || !http_route_match(p->http_path, in->path, NULL))
+            continue;
+        if (strcmp(p->http_method, "ANY") == 0 || strcmp(p->http_method, in->method) == 0) {
+            http_route_match(p->http_path, in->path, params);
+            return p;
+        }
+        size_t used = strlen(allow);
+        snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", p->http_method);
+    }
+    return NULL;
+}
+
+static void on_http(void *arg, struct http_call *call, const struct http_incoming *in)
+{
+    struct daemon *dm = arg;
+    char allow[128], id[256], route_key[300], source[320];
+    cJSON *params = cJSON_CreateObject();
+    struct pipeline *p = http_route(dm, in, params, allow, sizeof allow);
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(in->headers, "idempotency-key");
+    struct http_waiter *w = p ? malloc(sizeof *w) : NULL;
+    if (!p) {
+        http_fail(dm, call, allow[0] ? 405 : 404, allow[0] ? "method not allowed on this route"
+                  : "no route for this path", allow[0] ? allow : NULL);
+    } else if (!w || event_id(cJSON_IsString(key) ? key->valuestring : NULL, id) < 0) {
+        http_fail(dm, call, 500, "out of memory", NULL);
+    } else {
+        snprintf(route_key, sizeof route_key, "%s %s", p->http_method, p->http_path);
+        snprintf(source, sizeof source, "http:%s", route_key);
+        struct http_request req = {.method = in->method, .route_key = route_key,
+                                   .path = in->path, .raw_query = in->raw_query,
+                                   .source_ip = in->source_ip, .request_id = id,
+                                   .time_ms = clock_wall_ms(), .headers = in->headers,
+                                   .path_params = params, .body = in->body,
+                                   .body_len = in->body_len, .protocol = in->protocol};
+        char *event = http_event_json(&req);
+        *w = (struct http_waiter){.dm = dm, .call = call};
+        struct dispatch_reply reply = {.fn = http_answer, .arg = w};
+        struct err e;
+        int rc = event ? dispatch_accept(dm->gen->dispatch, p, id, source, event, &reply, &e)
+                       : err_set(&e, "out of memory");
+        if (rc < 0) {
+            http_fail(dm, call, rc == -EBUSY ? 429 : 500, e.msg, NULL);
+            free(w);
+        }
+        w = NULL;
+        free(event);
+    }
+    free(w);
+    cJSON_Delete(params);
+}
+
+static int start_http(struct daemon *dm)
+{
+    bool wanted = false;
+    for (size_t i = 0; dm->gen && i < dm->gen->set.n; i++)
+        wanted = wanted || dm->gen->set.v[i]->trigger == TRIGGER_HTTP;
+    if (!wanted || dm->http)
+        return 0;
+    struct http_settings set = {.listen = dm->cfg->http.listen,
+                                .max_body_bytes = (size_t)dm->cfg->http.max_body_bytes,
+                                .timeout_ms = dm->cfg->http.timeout_ms};
+    struct err e;
+    if (source_http_new(dm->loop, &set, on_http, dm, &dm->http, &e) < 0) {
+        log_msg(LOG_ERROR, "%s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Loop thread: a finished event's record for a pipeline or ZeroMQ
  * destination. (Folders are written by the runner.) */
 static void deliver(void *arg, const struct pipeline *p, bool ok, const char *record,
@@ -391,6 +499,8 @@ static void reload(struct daemon *dm)
         dm->stop = true;
         return;
     }
+    if (start_http(dm) < 0)
+        dm->stop = true;
     log_msg(LOG_INFO, "reloaded: %zu pipeline%s", dm->gen->set.n, dm->gen->set.n == 1 ? "" : "s");
 }
 
@@ -443,7 +553,8 @@ static int open_state(struct daemon *dm, struct err *e)
 
 static void shutdown_all(struct daemon *dm)
 {
-    generation_free(dm, &dm->gen); /* waiting invokes are answered here */
+    generation_free(dm, &dm->gen); /* waiting invokes and requests are answered here */
+    source_http_free(&dm->http);
     source_zmq_free(&dm->zmq);
     if (dm->sigfd >= 0) {
         loop_del_fd(dm->loop, dm->sigfd);
@@ -505,6 +616,8 @@ int daemon_run(const char *config_file)
         log_msg(LOG_ERROR, "%s", e.msg);
         goto out;
     }
+    if (start_http(&dm) < 0)
+        goto out;
     log_msg(LOG_INFO, "running %zu pipeline%s (pid %d)", dm.gen->set.n,
             dm.gen->set.n == 1 ? "" : "s", (int)getpid());
     status = serve(&dm);

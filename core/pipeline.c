@@ -3,6 +3,7 @@
 #include "pipeline.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include "config.h"
 #include "confmap.h"
 #include "match.h"
+#include "http_event.h"
 #include "invlog.h"
 #include "loader.h"
 #include "path.h"
@@ -423,6 +425,47 @@ static int check_dir(const char *file, const char *what, const char *dir, struct
     return 0;
 }
 
+struct raw_http {
+    char *method, *path;
+};
+
+static const struct confmap http_trigger_map[] = {
+    {"method", CONFMAP_STRING, offsetof(struct raw_http, method), 0, 0,
+     "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY (default ANY)"},
+    {"path", CONFMAP_STRING, offsetof(struct raw_http, path), 0, 0,
+     "route, with {name} path parameters and an optional last {name+}: /users/{id}"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static int parse_http_trigger(struct pipeline *p, const cJSON *http, struct diag *d)
+{
+    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                          "OPTIONS", "ANY", NULL};
+    struct raw_http h = {0};
+    int errors = confmap_apply(http_trigger_map, http, &h, p->file, "trigger.http", d);
+    p->trigger = TRIGGER_HTTP;
+    p->http_method = h.method ? h.method : strdup("ANY");
+    p->http_path = h.path;
+    for (char *c = p->http_method; c && *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    size_t k = 0;
+    while (p->http_method && methods[k] && strcmp(methods[k], p->http_method) != 0)
+        k++;
+    struct err e;
+    if (errors == 0 && !methods[k]) {
+        diag_error(d, p->file, "trigger.http.method: \"%s\" is not one of GET, POST, PUT, "
+                   "PATCH, DELETE, HEAD, OPTIONS, ANY", p->http_method);
+        errors++;
+    } else if (errors == 0 && !p->http_path) {
+        diag_error(d, p->file, "trigger.http: missing \"path\", e.g. \"/users/{id}\"");
+        errors++;
+    } else if (errors == 0 && http_route_check(p->http_path, &e) < 0) {
+        diag_error(d, p->file, "trigger.http.%s", e.msg);
+        errors++;
+    }
+    return errors;
+}
+
 static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct diag *d)
 {
     int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL);
@@ -431,11 +474,8 @@ static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct 
                    kinds);
         return 1;
     }
-    if (t->http) {
-        diag_error(d, p->file, "trigger: \"http\" triggers are not supported by this version of "
-                   "sluice; use a \"directory\" or \"zmq\" trigger");
-        return 1;
-    }
+    if (t->http)
+        return parse_http_trigger(p, t->http, d);
     if (t->zmq) {
         struct raw_zmq z = {0};
         int errors = confmap_apply(zmq_trigger_map, t->zmq, &z, p->file, "trigger.zmq", d);
@@ -653,6 +693,8 @@ void pipeline_free(struct pipeline **pp)
     free(p->dir_spec);
     free(p->dir);
     free(p->zmq_topic);
+    free(p->http_method);
+    free(p->http_path);
     match_free(&p->match);
     destination_release(&p->on_success);
     destination_release(&p->on_failure);
@@ -682,6 +724,23 @@ static int set_add(struct pipeline_set *set, struct pipeline *p, struct diag *d)
     set->v = v;
     set->v[set->n++] = p;
     return 0;
+}
+
+/* Two pipelines claiming one route is an error: which should answer? */
+static void check_routes(const struct pipeline_set *set, struct diag *d)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct pipeline *p = set->v[i];
+        for (size_t j = 0; p->trigger == TRIGGER_HTTP && j < i; j++) {
+            const struct pipeline *q = set->v[j];
+            if (q->trigger != TRIGGER_HTTP || strcmp(p->http_path, q->http_path) != 0)
+                continue;
+            if (strcmp(p->http_method, q->http_method) == 0 ||
+                strcmp(p->http_method, "ANY") == 0 || strcmp(q->http_method, "ANY") == 0)
+                diag_error(d, p->file, "trigger.http: route %s %s is also claimed by %s",
+                           p->http_method, p->http_path, q->file);
+        }
+    }
 }
 
 /* A destination pipeline must exist; one that sends to itself would loop. */
@@ -728,6 +787,7 @@ int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct
         diag_warning(d, cfg->pipelines_dir, "no pipeline files (*.json) here; the daemon will "
                      "have nothing to run");
     check_destinations(set, d);
+    check_routes(set, d);
     return d->errors > before ? -1 : 0;
 }
 

@@ -71,6 +71,8 @@ struct pipeline {
     char *dir;                  /* trigger directory, resolved */
     bool recursive;
     char *zmq_topic;
+    char *http_method;          /* upper case, or "ANY" */
+    char *http_path;            /* route template, "/users/{id}" */
     struct match *match;
     struct step *steps;
     size_t n_steps;
