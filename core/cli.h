@@ -10,6 +10,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 /* Ask a running daemon to load pending events from the journal. 0 if it
  * answered, -1 if none is running. */

@@ -168,7 +168,9 @@ static int connect_wait(void *ctx, void *sock, const char *endpoint, int timeout
 {
     char mon_ep[64];
     snprintf(mon_ep, sizeof mon_ep, "inproc://sluice-monitor-%p", sock);
-    zmq_socket_monitor(sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
+    zmq_socket_monitor(sock, mon_ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_CONNECT_RETRIED |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL);
     void *mon = zmq_socket(ctx, ZMQ_PAIR);
     zmq_connect(mon, mon_ep);
     int rc = zmq_connect(sock, endpoint);
@@ -188,8 +190,15 @@ static int connect_wait(void *ctx, void *sock, const char *endpoint, int timeout
             break;
         }
         uint16_t event = monitor_event(mon);
-        if (event == ZMQ_EVENT_CONNECTED) {
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             rc = 0;
+            break;
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            err_set(why, "the daemon at %s refused the connection (CURVE: is this client's "
+                    "public key in zmq.curve.allowed_clients, and are the keys in sluice.json "
+                    "right?)", endpoint);
             break;
         }
         if (event == ZMQ_EVENT_CONNECT_RETRIED) {
@@ -203,8 +212,13 @@ static int connect_wait(void *ctx, void *sock, const char *endpoint, int timeout
     return rc;
 }
 
-/* The endpoint to connect to, from the config. */
-static char *endpoint_from_config(const char *config, int router)
+/* The client's CURVE keys, when the daemon wants them. */
+struct client_keys {
+    char server[41], secret[41], public[41];
+};
+
+/* The endpoint to connect to, and CURVE keys, from the config. */
+static char *endpoint_from_config(const char *config, int router, struct client_keys *keys)
 {
     struct diag d = {0};
     struct config *cfg = NULL;
@@ -215,8 +229,23 @@ static char *endpoint_from_config(const char *config, int router)
     }
     diag_free(&d);
     char *ep = source_zmq_connect_endpoint(router ? cfg->zmq.router : cfg->zmq.pull);
+    memset(keys, 0, sizeof *keys);
+    if (cfg->zmq.curve_public && cfg->zmq.client_secret && cfg->zmq.client_public) {
+        snprintf(keys->server, sizeof keys->server, "%s", cfg->zmq.curve_public);
+        snprintf(keys->secret, sizeof keys->secret, "%s", cfg->zmq.client_secret);
+        snprintf(keys->public, sizeof keys->public, "%s", cfg->zmq.client_public);
+    }
     config_free(&cfg);
     return ep;
+}
+
+static void use_keys(void *sock, const struct client_keys *k)
+{
+    if (!k->server[0])
+        return;
+    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, k->server, 40);
+    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, k->public, 40);
+    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, k->secret, 40);
 }
 
 static int send_event(void *sock, const char *topic, const char *json, const char *id)
@@ -255,9 +284,11 @@ static int publish_lines(void *sock, const char *topic)
     return bad ? 1 : 0;
 }
 
-static int publish(void *ctx, const struct client_opts *o, const char *endpoint)
+static int publish(void *ctx, const struct client_opts *o, const char *endpoint,
+                   const struct client_keys *keys)
 {
     void *sock = zmq_socket(ctx, ZMQ_PUSH);
+    use_keys(sock, keys);
     int one = 1, linger = o->timeout_ms;
     zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -286,11 +317,12 @@ int cmd_publish(int argc, char **argv)
     int rc = parse_opts(argc, argv, publish_usage, &o);
     if (rc >= 0)
         return rc;
-    char *endpoint = endpoint_from_config(o.config, 0);
+    struct client_keys keys;
+    char *endpoint = endpoint_from_config(o.config, 0, &keys);
     if (!endpoint)
         return 1;
     void *ctx = zmq_ctx_new();
-    int status = publish(ctx, &o, endpoint);
+    int status = publish(ctx, &o, endpoint, &keys);
     zmq_ctx_term(ctx);
     free(endpoint);
     return status;
@@ -332,7 +364,8 @@ static int await_answer(void *sock, const struct client_opts *o, const char *end
     return status;
 }
 
-static int invoke(void *ctx, const struct client_opts *o, const char *endpoint)
+static int invoke(void *ctx, const struct client_opts *o, const char *endpoint,
+                  const struct client_keys *keys)
 {
     char *text = !o->json ? strdup("{}") : strcmp(o->json, "-") == 0 ? read_stdin()
                                                                      : strdup(o->json);
@@ -341,6 +374,7 @@ static int invoke(void *ctx, const struct client_opts *o, const char *endpoint)
         return 2;
     }
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    use_keys(sock, keys);
     int one = 1, zero = 0;
     zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
@@ -349,7 +383,7 @@ static int invoke(void *ctx, const struct client_opts *o, const char *endpoint)
     struct err why;
     if (connect_wait(ctx, sock, endpoint, o->timeout_ms, &why) < 0) {
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "errorType", "NoDaemon");
+        cJSON_AddStringToObject(r, "errorType", "NotConnected");
         cJSON_AddStringToObject(r, "errorMessage", why.msg);
         char *json = cJSON_PrintUnformatted(r);
         printf("%s\n", json ? json : "{}");
@@ -377,11 +411,12 @@ int cmd_invoke(int argc, char **argv)
     int rc = parse_opts(argc, argv, invoke_usage, &o);
     if (rc >= 0)
         return rc;
-    char *endpoint = endpoint_from_config(o.config, 1);
+    struct client_keys keys;
+    char *endpoint = endpoint_from_config(o.config, 1, &keys);
     if (!endpoint)
         return 2;
     void *ctx = zmq_ctx_new();
-    int status = invoke(ctx, &o, endpoint);
+    int status = invoke(ctx, &o, endpoint, &keys);
     zmq_ctx_term(ctx);
     free(endpoint);
     return status;
@@ -389,11 +424,13 @@ int cmd_invoke(int argc, char **argv)
 
 int cli_poke_refill(const char *config, int timeout_ms)
 {
-    char *endpoint = endpoint_from_config(config, 1);
+    struct client_keys keys;
+    char *endpoint = endpoint_from_config(config, 1, &keys);
     if (!endpoint)
         return -1;
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    use_keys(sock, &keys);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
     struct err why;
@@ -407,4 +444,28 @@ int cli_poke_refill(const char *config, int timeout_ms)
     zmq_ctx_term(ctx);
     free(endpoint);
     return rc;
+}
+
+static const char keygen_usage[] =
+    "usage: sluice keygen\n"
+    "\n"
+    "Prints a new CURVE key pair (Z85) as JSON. Give the daemon one pair as\n"
+    "zmq.curve.secret_key/public_key, each remote client its own pair, and list the\n"
+    "clients' public keys in zmq.curve.allowed_clients.\n";
+
+int cmd_keygen(int argc, char **argv)
+{
+    if (argc > 1) {
+        fputs(keygen_usage, strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0
+                                ? stdout : stderr);
+        return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
+    }
+    char pub[41], sec[41];
+    if (zmq_curve_keypair(pub, sec) < 0) {
+        fprintf(stderr, "sluice keygen: %s (libzmq without CURVE support?)\n",
+                zmq_strerror(zmq_errno()));
+        return 1;
+    }
+    printf("{\"public_key\": \"%s\", \"secret_key\": \"%s\"}\n", pub, sec);
+    return 0;
 }

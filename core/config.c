@@ -73,8 +73,95 @@ static const struct confmap zmq_map[] = {
      1 << 30, "largest message accepted (ZMQ_MAXMSGSIZE; default 1048576)"},
     {"hwm", CONFMAP_INT, offsetof(struct config_zmq, hwm), 1, 10000000,
      "messages libzmq queues per socket before pushing back (default 10000)"},
+    {"allow_remote", CONFMAP_BOOL, offsetof(struct config_zmq, allow_remote), 0, 0,
+     "allow binding beyond loopback without CURVE (default false)"},
+    {"curve", CONFMAP_OBJECT, offsetof(struct config_zmq, curve_raw), 0, 0,
+     "CURVE: {secret_key, public_key, allowed_clients: [..], client_secret_key, "
+     "client_public_key} (Z85, from `sluice keygen`)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
+
+static const struct confmap curve_map[] = {
+    {"secret_key", CONFMAP_STRING, offsetof(struct config_zmq, curve_secret), 0, 0,
+     "the daemon's secret key"},
+    {"public_key", CONFMAP_STRING, offsetof(struct config_zmq, curve_public), 0, 0,
+     "the daemon's public key (clients need it)"},
+    {"allowed_clients", CONFMAP_STRINGS, offsetof(struct config_zmq, curve_clients), 0, 0,
+     "public keys of the clients allowed in"},
+    {"client_secret_key", CONFMAP_STRING, offsetof(struct config_zmq, client_secret), 0, 0,
+     "secret key `sluice publish`/`invoke` use"},
+    {"client_public_key", CONFMAP_STRING, offsetof(struct config_zmq, client_public), 0, 0,
+     "public key `sluice publish`/`invoke` use"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+bool config_listen_local(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    return (n == 9 && strncmp(listen, "localhost", 9) == 0) ||
+           (n >= 4 && strncmp(listen, "127.", 4) == 0) || (n == 5 && strncmp(listen, "[::1]", 5) == 0);
+}
+
+bool config_endpoint_local(const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    return config_listen_local(endpoint + 6);
+}
+
+static int check_z85(const char *key, const char *file, const char *what, struct diag *d)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (key && n != 40) {
+        diag_error(d, file, "zmq.curve.%s: a key is 40 Z85 characters (from `sluice keygen`), "
+                   "got %zu", what, n);
+        return 1;
+    }
+    return 0;
+}
+
+static int check_curve(struct config *c, struct diag *d)
+{
+    struct config_zmq *z = &c->zmq;
+    int errors = check_z85(z->curve_secret, c->file, "secret_key", d) +
+                 check_z85(z->curve_public, c->file, "public_key", d) +
+                 check_z85(z->client_secret, c->file, "client_secret_key", d) +
+                 check_z85(z->client_public, c->file, "client_public_key", d);
+    for (size_t i = 0; i < z->curve_clients.n; i++)
+        errors += check_z85(z->curve_clients.v[i], c->file, "allowed_clients[]", d);
+    if (z->curve_secret && (!z->curve_public || z->curve_clients.n == 0)) {
+        diag_error(d, c->file, "zmq.curve: with secret_key give public_key and "
+                   "allowed_clients (the client public keys let in)");
+        errors++;
+    }
+    return errors;
+}
+
+/* Binding beyond loopback needs authentication or an explicit opt-in. */
+static int check_exposure(struct config *c, struct diag *d)
+{
+    int errors = 0;
+    const char *binds[2] = {c->zmq.pull, c->zmq.router};
+    for (int i = 0; i < 2; i++) {
+        if (binds[i] && !config_endpoint_local(binds[i]) && !c->zmq.curve_secret &&
+            !c->zmq.allow_remote) {
+            diag_error(d, c->file, "zmq.%s: %s is reachable from other machines without "
+                       "authentication; configure zmq.curve (see `sluice keygen`) or set "
+                       "zmq.allow_remote to true", i ? "router" : "pull", binds[i]);
+            errors++;
+        }
+    }
+    if (c->http.listen && !config_listen_local(c->http.listen) && !c->http.allow_remote) {
+        diag_error(d, c->file, "http.listen: %s is reachable from other machines and the HTTP "
+                   "trigger has no authentication; put it behind a proxy that has, and set "
+                   "http.allow_remote to true", c->http.listen);
+        errors++;
+    }
+    return errors;
+}
 
 struct raw_sub {
     char *endpoint;
@@ -96,6 +183,8 @@ static const struct confmap http_map[] = {
      "largest request body; larger ones get 413 (default 1048576)"},
     {"timeout_ms", CONFMAP_INT, offsetof(struct config_http, timeout_ms), 1, 900000,
      "answer 504 when the pipeline takes longer (default 30000)"},
+    {"allow_remote", CONFMAP_BOOL, offsetof(struct config_http, allow_remote), 0, 0,
+     "allow listening beyond loopback (default false)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -180,6 +269,9 @@ static int apply_doc(struct config *c, struct diag *d)
         errors += confmap_apply(http_map, r.http, &c->http, c->file, "http", d);
     if (!c->http.listen)
         c->http.listen = strdup("127.0.0.1:8080");
+    if (c->zmq.curve_raw)
+        errors += confmap_apply(curve_map, c->zmq.curve_raw, &c->zmq, c->file, "zmq.curve", d);
+    errors += check_curve(c, d);
     if (c->zmq.sub_raw)
         errors += check_subs(c->zmq.sub_raw, c->file, d);
     if (!r.plugin_path.v && fill_default_plugin_path(&r.plugin_path) < 0)
@@ -198,6 +290,8 @@ static int apply_doc(struct config *c, struct diag *d)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
     if (!c->zmq.router)
         c->zmq.router = strdup("tcp://127.0.0.1:5558");
+    if (errors == 0)
+        errors += check_exposure(c, d);
     if (errors == 0)
         errors += resolve_paths(c, &r, d) < 0;
     confmap_release(config_map, &r);
@@ -261,6 +355,11 @@ void config_free(struct config **cp)
     free(c->zmq.pull);
     free(c->zmq.router);
     free(c->http.listen);
+    free(c->zmq.curve_secret);
+    free(c->zmq.curve_public);
+    strv_free(&c->zmq.curve_clients);
+    free(c->zmq.client_secret);
+    free(c->zmq.client_public);
     free(c->python);
     free(c->node);
     cJSON_Delete(c->doc);

@@ -10,6 +10,7 @@
 #define SLUICE_CONFIG_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 #include "confmap.h"
 #include "diag.h"
@@ -18,14 +19,22 @@ struct config_zmq {
     char *pull;                 /* endpoint the PULL socket binds */
     char *router;               /* endpoint the ROUTER socket (invoke) binds */
     const cJSON *sub_raw;       /* [{endpoint, topics}] (borrowed, validated) */
+    const cJSON *curve_raw;     /* borrowed */
     int max_message_bytes;      /* ZMQ_MAXMSGSIZE */
     int hwm;                    /* ZMQ_RCVHWM / ZMQ_SNDHWM */
+    bool allow_remote;          /* bind beyond loopback without CURVE */
+    /* CURVE (all Z85, 40 characters): the daemon's key pair, the client
+     * keys it accepts, and the keys `sluice publish/invoke` use. */
+    char *curve_secret, *curve_public;
+    struct strv curve_clients;
+    char *client_secret, *client_public;
 };
 
 struct config_http {
     char *listen;               /* HOST:PORT; on only when a pipeline has an http trigger */
     int max_body_bytes;
     int timeout_ms;
+    bool allow_remote;          /* listen beyond loopback (HTTP has no auth here) */
 };
 
 struct config {
@@ -52,6 +61,12 @@ struct config {
  * or -1 with errors in d and *out NULL. */
 int config_load(const char *file, struct config **out, struct diag *d);
 void config_free(struct config **c);
+
+/* Is a bind endpoint ("tcp://HOST:PORT", "ipc://...") reachable only from
+ * this machine? */
+bool config_endpoint_local(const char *endpoint);
+/* Same for an HTTP listen address HOST:PORT. */
+bool config_listen_local(const char *listen);
 
 /* The embedded default, as JSON text (for docs and `sluice check -v`). */
 const char *config_default_json(void);

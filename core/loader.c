@@ -113,8 +113,30 @@ static int check_descriptor(const sl_plugin *d, const char *module, const char *
     return 0;
 }
 
+/* Refuse code that other users could have replaced: a plugin file or
+ * folder writable by anyone, as the dynamic loader refuses such paths for
+ * setuid programs. */
+static int check_trust(const char *path, struct err *e)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return err_set(e, "cannot read plugin %s: %s", path, strerror(errno));
+    if (st.st_mode & S_IWOTH)
+        return err_set(e, "refusing plugin %s: the file is writable by other users (chmod o-w "
+                       "it)", path);
+    char *dir = path_dirname(path);
+    int rc = 0;
+    if (dir && stat(dir, &st) == 0 && (st.st_mode & S_IWOTH))
+        rc = err_set(e, "refusing plugin %s: its folder %s is writable by other users, who "
+                     "could replace it (chmod o-w the folder, or move the plugin)", path, dir);
+    free(dir);
+    return rc;
+}
+
 static int plugin_open(struct plugin *p, const char *module, struct err *e)
 {
+    if (check_trust(p->path, e) < 0)
+        return -1;
     if (access(p->path, R_OK) < 0)
         return err_set(e, "cannot read plugin %s: %s", p->path, strerror(errno));
     loader_file_version(p->path, p->version, sizeof p->version);

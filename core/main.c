@@ -23,6 +23,7 @@ static const char usage[] =
     "                                    run a pipeline synchronously, print its response\n"
     "  replay  [-c FILE] [--pipeline P] [--id ID] [--since T]\n"
     "                                    re-run dead events\n"
+    "  keygen                            print a CURVE key pair for remote clients\n"
     "\n"
     "Without -c, sluice reads ./sluice.json if present, else its embedded default\n"
     "(state in ./var, pipelines from ./pipelines). `sluice COMMAND --help` for more.\n";
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats},
                 {"publish", cmd_publish}, {"invoke", cmd_invoke}, {"replay", cmd_replay},
+                {"keygen", cmd_keygen},
                 {"worker", worker_main}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

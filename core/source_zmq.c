@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "confmap.h"
 #include "log.h"
 #include "loop.h"
 
@@ -45,6 +46,9 @@ struct source_zmq {
     bool freeing;
     bool paused;
     int hwm;
+    void *zap;                  /* ZAP handler (REP) when CURVE is on */
+    int zap_fd;
+    struct strv allowed;        /* client public keys, Z85 */
     struct pusher {
         char *endpoint;
         void *z;
@@ -290,6 +294,17 @@ static int set_int(void *z, int opt, int value)
     return zmq_setsockopt(z, opt, &value, sizeof value);
 }
 
+/* CURVE server side on a bound socket. */
+static int curve_server(void *z, const struct config *cfg, struct err *e)
+{
+    int one = 1;
+    if (zmq_setsockopt(z, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+        zmq_setsockopt(z, ZMQ_CURVE_SECRETKEY, cfg->zmq.curve_secret, 40) < 0)
+        return err_set(e, "CURVE: %s (is libzmq built with libsodium? is the key from `sluice "
+                       "keygen`?)", zmq_strerror(zmq_errno()));
+    return 0;
+}
+
 static int open_sock(struct source_zmq *zs, struct sock *s, enum kind kind, const char *endpoint,
                      const struct config *cfg, struct err *e)
 {
@@ -306,6 +321,8 @@ static int open_sock(struct source_zmq *zs, struct sock *s, enum kind kind, cons
     set_int(s->z, ZMQ_RCVHWM, cfg->zmq.hwm);
     set_int(s->z, ZMQ_SNDHWM, cfg->zmq.hwm);
     set_int(s->z, ZMQ_LINGER, kind == KIND_ROUTER ? 1000 : 0);
+    if (kind != KIND_SUB && cfg->zmq.curve_secret && curve_server(s->z, cfg, e) < 0)
+        return -1;
     int rc = kind == KIND_SUB ? zmq_connect(s->z, endpoint) : zmq_bind(s->z, endpoint);
     if (rc < 0)
         return err_set(e, "cannot %s the ZeroMQ %s socket %s %s: %s%s",
@@ -333,8 +350,59 @@ static int subscribe(struct sock *s, const cJSON *sub)
     return 0;
 }
 
+/* ZAP (RFC 27): libzmq asks, for each CURVE handshake, whether the
+ * client's public key may come in. Answered on the loop, from the allow-list. */
+static void on_zap(void *arg, uint32_t events)
+{
+    struct source_zmq *zs = arg;
+    (void)events;
+    for (;;) {
+        zmq_msg_t frames[MAX_FRAMES];
+        int n = recv_frames(zs->zap, frames);
+        if (n == 0)
+            break;
+        bool ok = false;
+        char key[41] = "";
+        if (n >= 7 && zmq_msg_size(&frames[6]) == 32) {
+            zmq_z85_encode(key, zmq_msg_data(&frames[6]), 32);
+            for (size_t i = 0; i < zs->allowed.n && !ok; i++)
+                ok = strcmp(zs->allowed.v[i], key) == 0;
+        }
+        if (!ok)
+            log_msg(LOG_WARN, "zmq: refused a CURVE client whose key %s is not in "
+                    "zmq.curve.allowed_clients", key[0] ? key : "(none)");
+        const char *status = ok ? "200" : "400";
+        zmq_send(zs->zap, "1.0", 3, ZMQ_SNDMORE);
+        if (n >= 2)
+            zmq_send(zs->zap, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), ZMQ_SNDMORE);
+        else
+            zmq_send(zs->zap, "", 0, ZMQ_SNDMORE);
+        zmq_send(zs->zap, status, 3, ZMQ_SNDMORE);
+        zmq_send(zs->zap, ok ? "OK" : "key not allowed", ok ? 2 : 15, ZMQ_SNDMORE);
+        zmq_send(zs->zap, key, strlen(key), ZMQ_SNDMORE);
+        zmq_send(zs->zap, "", 0, 0);
+        close_frames(frames, n);
+    }
+}
+
+static int start_zap(struct source_zmq *zs, const struct config *cfg, struct err *e)
+{
+    zs->allowed.v = calloc(cfg->zmq.curve_clients.n + 1, sizeof(char *));
+    for (size_t i = 0; zs->allowed.v && i < cfg->zmq.curve_clients.n; i++)
+        if ((zs->allowed.v[i] = strdup(cfg->zmq.curve_clients.v[i])))
+            zs->allowed.n++;
+    zs->zap = zmq_socket(zs->ctx, ZMQ_REP);
+    size_t len = sizeof zs->zap_fd;
+    if (!zs->allowed.v || !zs->zap || zmq_bind(zs->zap, "inproc://zeromq.zap.01") < 0 ||
+        zmq_getsockopt(zs->zap, ZMQ_FD, &zs->zap_fd, &len) < 0)
+        return err_set(e, "cannot start the CURVE authenticator: %s", zmq_strerror(zmq_errno()));
+    return loop_add_fd(zs->loop, zs->zap_fd, EPOLLIN | EPOLLET, on_zap, zs, e);
+}
+
 static int open_all(struct source_zmq *zs, const struct config *cfg, struct err *e)
 {
+    if (cfg->zmq.curve_secret && start_zap(zs, cfg, e) < 0)
+        return -1;
     size_t n_subs = cfg->zmq.sub_raw ? (size_t)cJSON_GetArraySize(cfg->zmq.sub_raw) : 0;
     zs->socks = calloc(2 + n_subs, sizeof *zs->socks);
     if (!zs->socks)
@@ -450,6 +518,12 @@ void source_zmq_free(struct source_zmq **zp)
         free(zs->pushers[i].endpoint);
     }
     free(zs->pushers);
+    if (zs->zap) {
+        if (zs->zap_fd > 0)
+            loop_del_fd(zs->loop, zs->zap_fd);
+        zmq_close(zs->zap);
+    }
+    strv_free(&zs->allowed);
     if (zs->ctx)
         zmq_ctx_term(zs->ctx);
     free(zs);
