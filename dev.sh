@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="cmake make gcc clang pkg-config libzmq3-dev libcjson-dev libsqlite3-dev libsodium-dev libmicrohttpd-dev
+PACKAGES="cmake make gcc clang pkg-config libzmq3-dev libcjson-dev libsqlite3-dev libsodium-dev libmicrohttpd-dev libseccomp-dev
 python3 python3-zmq sqlite3"
 
 install_missing() {

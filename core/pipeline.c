@@ -27,6 +27,7 @@ struct raw_pipeline {
     char *name, *description, *isolation;
     const cJSON *trigger, *steps, *on_failure, *on_success, *batch;
     int concurrency, memory_mb, cpu_seconds, max_open_files, max_event_age_ms;
+    bool sandbox;
 };
 
 static const struct confmap pipeline_map[] = {
@@ -52,6 +53,8 @@ static const struct confmap pipeline_map[] = {
      "CPU time a worker process may use in all before it is killed"},
     {"max_open_files", CONFMAP_INT, offsetof(struct raw_pipeline, max_open_files), 8, 1 << 20,
      "open-file limit of each worker process"},
+    {"sandbox", CONFMAP_BOOL, offsetof(struct raw_pipeline, sandbox), 0, 0,
+     "C workers run under a seccomp filter that forbids ptrace, mount, module loading..."},
     {"max_event_age_ms", CONFMAP_INT, offsetof(struct raw_pipeline, max_event_age_ms), 1,
      2147483647, "an event older than this is not retried again but dead-lettered"},
     {"batch", CONFMAP_OBJECT, offsetof(struct raw_pipeline, batch), 0, 0,
@@ -605,10 +608,11 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     errors += parse_isolation(p, r->isolation, d);
     p->limits = (struct limits){.memory_mb = r->memory_mb, .cpu_seconds = r->cpu_seconds,
                                 .max_open_files = r->max_open_files};
+    p->sandbox = r->sandbox;
     if (p->isolation == ISOLATION_THREAD &&
-        (r->memory_mb || r->cpu_seconds || r->max_open_files))
-        diag_warning(d, p->file, "memory_mb, cpu_seconds and max_open_files limit worker "
-                     "processes; with isolation \"thread\" they are ignored");
+        (r->memory_mb || r->cpu_seconds || r->max_open_files || r->sandbox))
+        diag_warning(d, p->file, "memory_mb, cpu_seconds, max_open_files and sandbox apply to "
+                     "worker processes; with isolation \"thread\" they are ignored");
     p->batch = (struct batch){.size = 1, .window_ms = 0};
     if (r->batch) {
         p->batch.size = 10;

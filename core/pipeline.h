@@ -85,6 +85,7 @@ struct pipeline {
         int window_ms;
     } batch;
     struct limits limits;       /* for worker processes */
+    bool sandbox;               /* seccomp filter in C workers */
     int max_event_age_ms;       /* 0: no limit */
 };
 

@@ -63,6 +63,7 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
     cJSON_AddStringToObject(root, "pipeline", p->name);
     cJSON_AddStringToObject(root, "runtime", runtime_name(kind));
     cJSON_AddNumberToObject(root, "memory_mb", p->limits.memory_mb);
+    cJSON_AddBoolToObject(root, "sandbox", p->sandbox);
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     for (size_t i = 0; i < p->n_steps; i++) {
         const struct step *s = &p->steps[i];

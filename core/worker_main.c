@@ -4,6 +4,8 @@
  * INVOKE frames until its socket closes, running the same in-process call as
  * the thread executor. Everything it says goes back over fd 3. */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,29 @@ static int load_step(struct loader *l, struct step *s, const cJSON *js, struct e
     return s->fn ? 0 : -1;
 }
 
+/* What a handler has no business doing; each is refused with EPERM. */
+static int sandbox(struct err *e)
+{
+    static const int denied[] = {
+        SCMP_SYS(ptrace), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(reboot),
+        SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(init_module),
+        SCMP_SYS(finit_module), SCMP_SYS(delete_module), SCMP_SYS(swapon), SCMP_SYS(swapoff),
+        SCMP_SYS(pivot_root), SCMP_SYS(chroot), SCMP_SYS(setns), SCMP_SYS(unshare),
+        SCMP_SYS(bpf), SCMP_SYS(perf_event_open), SCMP_SYS(keyctl), SCMP_SYS(add_key),
+        SCMP_SYS(request_key), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+        SCMP_SYS(open_by_handle_at), SCMP_SYS(acct), SCMP_SYS(settimeofday),
+        SCMP_SYS(clock_settime), SCMP_SYS(sethostname), SCMP_SYS(setdomainname),
+    };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int rc = ctx ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < sizeof denied / sizeof denied[0]; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    return rc == 0 ? 0 : err_set(e, "cannot install the seccomp sandbox: %s", strerror(-rc));
+}
+
 /* Steps keep their index in the pipeline; the ones other kinds of worker
  * serve stay empty here. */
 static size_t steps_needed(const cJSON *steps)
@@ -97,6 +122,9 @@ static int load(struct loader *l, struct pipeline *p, const struct wire_frame *f
             }
         }
     }
+    const cJSON *sb = cJSON_GetObjectItemCaseSensitive(root, "sandbox");
+    if (rc == 0 && cJSON_IsTrue(sb))
+        rc = sandbox(e);
     cJSON_Delete(root);
     return rc;
 }

@@ -1,6 +1,9 @@
 /* crash.c - fixture: handlers that take their process down in each way a
  * worker can die, or break the worker protocol on purpose. */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,7 +96,20 @@ static int crash_pid(const sl_event *event, sl_context *ctx, sl_response *res)
     return ctx->host->respond(res, 200, body, (size_t)n);
 }
 
+/* Tries what the seccomp sandbox forbids (ptrace on itself) and answers
+ * {"errno": E}: 0 when allowed, EPERM (1) under "sandbox": true. */
+static int crash_forbidden(const sl_event *event, sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    errno = 0;
+    long rc = syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
+    char body[32];
+    int n = snprintf(body, sizeof body, "{\"errno\":%d}", rc < 0 ? errno : 0);
+    return ctx->host->respond(res, 200, body, (size_t)n);
+}
+
 static const sl_handler_def handlers[] = {
+    {"forbidden", crash_forbidden},
     {"segv", crash_segv},   {"abort", crash_abort},
     {"exit", crash_exit},   {"hang", crash_hang},
     {"garbage_frame", crash_garbage_frame},
