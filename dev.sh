@@ -32,6 +32,19 @@ build() { # build DIR [cmake args...]
     cmake --build "$dir" -j "$(nproc)"
 }
 
+# Each fuzz target runs for a few seconds from its seed corpus; what it
+# finds is written to a temporary folder, never into the repository.
+fuzz_briefly() {
+    for f in build-fuzz/tests/fuzz_*; do
+        name=$(basename "$f")
+        out=$(mktemp -d)
+        echo "dev.sh: fuzzing $name for $1 s"
+        "$f" -max_total_time="$1" -print_final_stats=0 "$out" "tests/fuzz/corpus/$name" \
+            >"$out.log" 2>&1 || { tail -40 "$out.log"; echo "dev.sh: $name failed" >&2; exit 1; }
+        rm -rf "$out" "$out.log"
+    done
+}
+
 cmd=${1:-}
 case "$cmd" in
 run)
@@ -47,6 +60,9 @@ test)
     build build-asan -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir build-asan -j 2 --output-on-failure
+    build build-fuzz -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON
+    ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure
+    fuzz_briefly "${FUZZ_SECONDS:-5}"
     ;;
 build)
     install_missing

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "json.h"
 #include "clock.h"
 #include "config.h"
 #include "source_zmq.h"
@@ -129,14 +130,14 @@ static char *read_stdin(void)
 
 static int check_json(const char *text, const char *what)
 {
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithOpts(text, &end, 1);
+    size_t at = 0;
+    cJSON *v = json_parse_exact(text, strlen(text), &at);
     if (v) {
         cJSON_Delete(v);
         return 0;
     }
-    fprintf(stderr, "sluice: %s is not valid JSON (near byte %ld); nothing sent for it\n", what,
-            end ? (long)(end - text) : 0L);
+    fprintf(stderr, "sluice: %s is not valid JSON (near byte %zu); nothing sent for it\n", what,
+            at);
     return -1;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "path.h"
 
 #ifndef SLUICE_PLUGIN_DIR
@@ -231,13 +232,13 @@ oom:
     return -1;
 }
 
-static int parse_doc(struct config *c, const char *text, struct diag *d)
+static int parse_doc(struct config *c, const char *text, size_t len, struct diag *d)
 {
-    const char *end = NULL;
-    c->doc = cJSON_ParseWithOpts(text, &end, 1);
+    size_t at = 0;
+    c->doc = json_parse_exact(text, len, &at);
     if (!c->doc) {
-        diag_error(d, c->file, "not valid JSON near byte %ld: fix the syntax (a missing comma "
-                   "or quote?)", end ? (long)(end - text) : 0L);
+        diag_error(d, c->file, "not valid JSON near byte %zu: fix the syntax (a missing comma "
+                   "or quote?)", at);
         return -1;
     }
     return 0;
@@ -310,6 +311,9 @@ static int config_base(struct config *c, const char *file)
     return c->file && c->base_dir ? 0 : -1;
 }
 
+static int config_build(struct config *c, const char *text, size_t len, struct config **out,
+                        struct diag *d);
+
 int config_load(const char *file, struct config **out, struct diag *d)
 {
     *out = NULL;
@@ -322,23 +326,42 @@ int config_load(const char *file, struct config **out, struct diag *d)
         return -1;
     }
     char *text = NULL;
+    size_t len = 0;
     struct err e;
-    if (file && path_read_file(file, &text, NULL, &e) < 0) {
+    if (file && path_read_file(file, &text, &len, &e) < 0) {
         diag_error(d, file, "%s (pass an existing file with -c, or none for the embedded default)",
                    e.msg);
         config_free(&c);
         return -1;
     }
-    int rc = parse_doc(c, file ? text : default_json, d);
+    int rc = config_build(c, file ? text : default_json, file ? len : strlen(default_json), out, d);
     free(text);
-    if (rc == 0)
-        rc = apply_doc(c, d);
-    if (rc < 0) {
+    return rc;
+}
+
+/* Parse and validate text into c; takes c over (freed on failure). */
+static int config_build(struct config *c, const char *text, size_t len, struct config **out,
+                        struct diag *d)
+{
+    if (parse_doc(c, text, len, d) < 0 || apply_doc(c, d) < 0) {
         config_free(&c);
         return -1;
     }
     *out = c;
     return 0;
+}
+
+int config_parse(const char *name, const char *text, size_t len, struct config **out,
+                 struct diag *d)
+{
+    *out = NULL;
+    struct config *c = calloc(1, sizeof *c);
+    if (!c || config_base(c, name) < 0) {
+        diag_error(d, name, "out of memory");
+        config_free(&c);
+        return -1;
+    }
+    return config_build(c, text, len, out, d);
 }
 
 void config_free(struct config **cp)

@@ -60,6 +60,10 @@ struct config {
  * Problems are added to d; returns 0 and a config (possibly with warnings),
  * or -1 with errors in d and *out NULL. */
 int config_load(const char *file, struct config **out, struct diag *d);
+/* The same from text in memory; name stands for the file in messages and
+ * its folder is the base for relative paths. */
+int config_parse(const char *name, const char *text, size_t len, struct config **out,
+                 struct diag *d);
 void config_free(struct config **c);
 
 /* Is a bind endpoint ("tcp://HOST:PORT", "ipc://...") reachable only from

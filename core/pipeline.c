@@ -17,6 +17,7 @@
 #include "match.h"
 #include "http_event.h"
 #include "invlog.h"
+#include "json.h"
 #include "loader.h"
 #include "path.h"
 
@@ -638,20 +639,28 @@ int pipeline_load(const char *file, const struct config *cfg, struct pipeline **
 {
     *out = NULL;
     char *text = NULL;
+    size_t len = 0;
     struct err e;
-    if (path_read_file(file, &text, NULL, &e) < 0) {
+    if (path_read_file(file, &text, &len, &e) < 0) {
         diag_error(d, file, "%s", e.msg);
         return -1;
     }
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
+    int rc = pipeline_parse(file, text, len, cfg, out, d);
+    free(text);
+    return rc;
+}
+
+int pipeline_parse(const char *file, const char *text, size_t len, const struct config *cfg,
+                   struct pipeline **out, struct diag *d)
+{
+    *out = NULL;
+    size_t at = 0;
+    cJSON *doc = json_parse_exact(text, len, &at);
     if (!doc) {
-        diag_error(d, file, "not valid JSON near byte %ld: fix the syntax (a missing comma or "
-                   "quote?)", end ? (long)(end - text) : 0L);
-        free(text);
+        diag_error(d, file, "not valid JSON near byte %zu: fix the syntax (a missing comma or "
+                   "quote?)", at);
         return -1;
     }
-    free(text);
     struct pipeline *p = calloc(1, sizeof *p);
     struct raw_pipeline r = {0};
     int errors = 1;

@@ -102,6 +102,9 @@ const char *runtime_name(enum runtime r);
 
 int pipeline_load(const char *file, const struct config *cfg, struct pipeline **out,
                   struct diag *d);
+/* The same from text already in memory (file names it in messages). */
+int pipeline_parse(const char *file, const char *text, size_t len, const struct config *cfg,
+                   struct pipeline **out, struct diag *d);
 void pipeline_free(struct pipeline **p);
 
 /* Load every *.json in cfg->pipelines_dir (sorted by name), reporting every

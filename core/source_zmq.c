@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "json.h"
 #include "confmap.h"
 #include "log.h"
 #include "loop.h"
@@ -108,56 +109,66 @@ static void reject(struct sock *s, const char *topic, const char *reason, zmq_ms
                         payload ? zmq_msg_size(payload) : 0);
 }
 
-/* Is the frame valid JSON? Fills reason if not. */
-static bool json_ok(zmq_msg_t *m, char *reason, size_t len)
+/* Is this exactly one JSON value, with no NUL bytes? */
+static bool json_ok(const void *data, size_t size, char *reason, size_t len)
 {
-    const char *text = zmq_msg_data(m);
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts(text, zmq_msg_size(m), &end, 0);
+    size_t at = 0;
+    cJSON *v = json_parse_exact(data, size, &at);
     if (v) {
         cJSON_Delete(v);
         return true;
     }
-    snprintf(reason, len, "payload is not valid JSON (near byte %ld of %zu)",
-             end ? (long)(end - text) : 0L, zmq_msg_size(m));
+    snprintf(reason, len, "payload is not valid JSON (near byte %zu of %zu)", at, size);
     return false;
 }
 
-/* An optional event id frame: printable, at most 200 bytes. NULL if bad. */
-static char *id_frame(zmq_msg_t *m)
+static bool id_ok(const struct zmq_frame *f)
 {
-    size_t len = zmq_msg_size(m);
-    const unsigned char *p = zmq_msg_data(m);
-    if (len == 0 || len > 200)
-        return NULL;
-    for (size_t i = 0; i < len; i++)
+    const unsigned char *p = f->data;
+    if (f->size == 0 || f->size > 200)
+        return false;
+    for (size_t i = 0; i < f->size; i++)
         if (p[i] < 0x20 || p[i] == 0x7f)
-            return NULL;
-    return frame_str(m);
+            return false;
+    return true;
+}
+
+int source_zmq_check_event(const struct zmq_frame *f, int n, char *reason, size_t len)
+{
+    if (n != 2 && n != 3)
+        snprintf(reason, len, "expected 2 frames (TOPIC, JSON payload) or 3 (and an event id), "
+                 "got %d", n);
+    else if (memchr(f[0].data, 0, f[0].size))
+        snprintf(reason, len, "the topic frame holds a NUL byte");
+    else if (n == 3 && !id_ok(&f[2]))
+        snprintf(reason, len, "the event id frame must be 1 to 200 printable bytes");
+    else if (json_ok(f[1].data, f[1].size, reason, len))
+        return 0;
+    return -1;
+}
+
+static struct zmq_frame view(zmq_msg_t *m)
+{
+    return (struct zmq_frame){.data = zmq_msg_data(m), .size = zmq_msg_size(m)};
 }
 
 static void handle_event(struct sock *s, zmq_msg_t *frames, int n)
 {
     char reason[200];
+    struct zmq_frame f[3];
+    for (int i = 0; i < n && i < 3; i++)
+        f[i] = view(&frames[i]);
     char *topic = n >= 1 ? frame_str(&frames[0]) : NULL;
-    char *id = n == 3 ? id_frame(&frames[2]) : NULL;
-    if (n != 2 && n != 3) {
-        snprintf(reason, sizeof reason, "expected 2 frames (TOPIC, JSON payload) or 3 (and an "
-                 "event id), got %d", n);
+    if (source_zmq_check_event(f, n, reason, sizeof reason) < 0) {
         reject(s, topic, reason, n >= 2 ? &frames[1] : NULL);
-    } else if (n == 3 && !id) {
-        reject(s, topic, "the event id frame must be 1 to 200 printable bytes", &frames[1]);
-    } else if (!topic || memchr(zmq_msg_data(&frames[0]), 0, zmq_msg_size(&frames[0]))) {
-        reject(s, NULL, "the topic frame holds a NUL byte", &frames[1]);
-    } else if (!json_ok(&frames[1], reason, sizeof reason)) {
-        reject(s, topic, reason, &frames[1]);
     } else {
         char *payload = frame_str(&frames[1]);
-        if (payload)
+        char *id = n == 3 ? frame_str(&frames[2]) : NULL;
+        if (payload && (n == 2 || id))
             s->owner->cb.event(s->owner->arg, kind_name(s->kind), topic, payload, id);
         free(payload);
+        free(id);
     }
-    free(id);
     free(topic);
 }
 
@@ -207,11 +218,13 @@ static void handle_invoke(struct sock *s, zmq_msg_t *frames, int n)
         return;
     }
     char *pipeline = frame_str(&frames[3]);
-    char *id = n == 6 ? id_frame(&frames[5]) : NULL;
+    struct zmq_frame idf = n == 6 ? view(&frames[5]) : (struct zmq_frame){0};
+    char *id = n == 6 && id_ok(&idf) ? frame_str(&frames[5]) : NULL;
+    struct zmq_frame payload_f = view(&frames[4]);
     if (n == 6 && !id) {
         reject(s, pipeline, "the event id frame must be 1 to 200 printable bytes", &frames[4]);
         invoke_error(s, &peer, "InvalidRequest", "the event id must be 1 to 200 printable bytes");
-    } else if (!json_ok(&frames[4], reason, sizeof reason)) {
+    } else if (!json_ok(payload_f.data, payload_f.size, reason, sizeof reason)) {
         reject(s, pipeline, reason, &frames[4]);
         invoke_error(s, &peer, "InvalidRequest", reason);
     } else {

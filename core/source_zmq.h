@@ -58,6 +58,16 @@ int source_zmq_push(struct source_zmq *s, const char *endpoint, const char *topi
 void source_zmq_pause(struct source_zmq *s, bool paused);
 void source_zmq_free(struct source_zmq **s);
 
+/* One received frame, as bytes. */
+struct zmq_frame {
+    const void *data;
+    size_t size;
+};
+
+/* Do these frames make a valid event (TOPIC, JSON payload [, EVENT_ID])?
+ * 0, or -1 with the reason. Pure: fuzzed and unit-tested. */
+int source_zmq_check_event(const struct zmq_frame *f, int n, char *reason, size_t len);
+
 /* The endpoint a client connects to for a bound one: a wildcard host (the
  * star or 0.0.0.0) becomes 127.0.0.1. Caller frees. */
 char *source_zmq_connect_endpoint(const char *bind_endpoint);
