@@ -64,6 +64,9 @@ static int parse_logs(int argc, char **argv, int i, struct logs_opts *o)
                 return -1;
             }
             o->limit = (int)n;
+        } else if (strcmp(argv[i], "--pipeline") == 0 || strcmp(argv[i], "--limit") == 0) {
+            fprintf(stderr, "sluice logs: %s needs a value\n\n%s", argv[i], logs_usage);
+            return -1;
         } else {
             fprintf(stderr, "sluice logs: unknown option \"%s\"\n\n%s", argv[i], logs_usage);
             return -1;

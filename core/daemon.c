@@ -56,6 +56,7 @@ struct daemon {
     int sigfd;
     bool stop;
     bool reload;
+    int status;                 /* exit status once stopped */
     struct generation *gen;
     struct source_zmq *zmq;
     struct source_http *http;
@@ -63,17 +64,38 @@ struct daemon {
 };
 
 /* Load and bind everything a generation needs; print problems. */
-static int load_pipelines(struct daemon *dm, struct generation *g)
+/* Drop the pipelines whose plugins do not load, keeping the rest running
+ * (a reload must not take down pipelines that are fine). */
+static void bind_tolerant(struct generation *g, struct diag *d)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < g->set.n; i++) {
+        struct pipeline *p = g->set.v[i];
+        if (loader_bind_pipeline(g->loader, p, d) == 0) {
+            g->set.v[kept++] = p;
+            continue;
+        }
+        log_msg(LOG_ERROR, "pipeline %s is not running until its plugins load (fix them and "
+                "send SIGHUP)", p->name);
+        pipeline_free(&p);
+    }
+    g->set.n = kept;
+    d->errors = 0;
+}
+
+static int load_pipelines(struct daemon *dm, struct generation *g, bool tolerant)
 {
     struct diag d = {0};
     struct err e;
     pipeline_set_load(dm->cfg, &g->set, &d);
     if (d.errors == 0 && loader_new(&dm->cfg->plugin_path, &g->loader, &e) < 0)
         diag_error(&d, dm->cfg->file, "%s", e.msg);
-    if (d.errors == 0)
+    if (d.errors == 0 && tolerant)
+        bind_tolerant(g, &d);
+    else if (d.errors == 0)
         loader_bind_set(g->loader, &g->set, &d);
-    for (size_t i = 0; i < d.n; i++)
-        log_msg(d.items[i].severity == DIAG_ERROR ? LOG_ERROR : LOG_WARN, "%s", d.items[i].text);
+    for (size_t i = 0; i < d.n; i++) /* warnings say "warning:" themselves */
+        log_msg(d.items[i].severity == DIAG_ERROR ? LOG_ERROR : LOG_INFO, "%s", d.items[i].text);
     int errors = d.errors;
     diag_free(&d);
     if (errors) {
@@ -329,9 +351,15 @@ static void on_http(void *arg, struct http_call *call, const struct http_incomin
         *w = (struct http_waiter){.dm = dm, .call = call};
         struct dispatch_reply reply = {.fn = http_answer, .arg = w};
         struct err e;
-        int rc = event ? dispatch_accept(dm->gen->dispatch, p, id, source, event, &reply, &e)
-                       : err_set(&e, "out of memory");
-        if (rc < 0) {
+        cJSON *parsed = p->match && event ? cJSON_Parse(event) : NULL;
+        int rc = !event ? err_set(&e, "out of memory")
+                 : !match_test(p->match, in->path, parsed) ? -ENOENT
+                 : dispatch_accept(dm->gen->dispatch, p, id, source, event, &reply, &e);
+        cJSON_Delete(parsed);
+        if (rc == -ENOENT) {
+            http_fail(dm, call, 404, "the request does not pass the route's match filter", NULL);
+            free(w);
+        } else if (rc < 0) {
             http_fail(dm, call, rc == -EBUSY ? 429 : 500, e.msg, NULL);
             free(w);
         }
@@ -453,7 +481,7 @@ static void generation_free(struct daemon *dm, struct generation **gp)
     *gp = NULL;
 }
 
-static int generation_start(struct daemon *dm, struct generation **out)
+static int generation_start(struct daemon *dm, struct generation **out, bool tolerant)
 {
     struct generation *g = calloc(1, sizeof *g);
     struct err e;
@@ -462,7 +490,7 @@ static int generation_start(struct daemon *dm, struct generation **out)
         return -1;
     }
     *out = g;
-    if (load_pipelines(dm, g) < 0)
+    if (load_pipelines(dm, g, tolerant) < 0)
         return -1;
     if (prepare_dirs(g, &e) < 0 ||
         dispatch_new(dm->loop, dm->writer, dm->reader, &g->set, dm->cfg->queue_size,
@@ -484,7 +512,7 @@ static void reload(struct daemon *dm)
     struct generation *old = dm->gen;
     /* Check the new pipelines before letting go of the old ones. */
     struct generation probe = {0};
-    if (load_pipelines(dm, &probe) < 0) {
+    if (load_pipelines(dm, &probe, false) < 0) {
         log_msg(LOG_ERROR, "reload refused; the running pipelines stay as they were");
         pipeline_set_free(&probe.set);
         loader_free(&probe.loader);
@@ -494,9 +522,13 @@ static void reload(struct daemon *dm)
     loader_free(&probe.loader);
     generation_free(dm, &old);
     dm->gen = NULL;
-    if (generation_start(dm, &dm->gen) < 0) {
+    /* A plugin the probe saw (dlopen shares a file already loaded) may
+     * still fail now that the old copy is gone: such pipelines are left out
+     * and the rest run. */
+    if (generation_start(dm, &dm->gen, true) < 0) {
         log_msg(LOG_ERROR, "reload failed; stopping");
         dm->stop = true;
+        dm->status = 1;
         return;
     }
     if (start_http(dm) < 0)
@@ -607,7 +639,7 @@ int daemon_run(const char *config_file)
         log_msg(LOG_ERROR, "%s", e.msg);
         goto out;
     }
-    if (generation_start(&dm, &dm.gen) < 0)
+    if (generation_start(&dm, &dm.gen, false) < 0)
         goto out;
     static const struct source_zmq_callbacks zmq_cb = {
         .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject,
@@ -621,6 +653,8 @@ int daemon_run(const char *config_file)
     log_msg(LOG_INFO, "running %zu pipeline%s (pid %d)", dm.gen->set.n,
             dm.gen->set.n == 1 ? "" : "s", (int)getpid());
     status = serve(&dm);
+    if (status == 0)
+        status = dm.status;
     if (status == 0)
         log_msg(LOG_INFO, "stopped cleanly");
 out:

@@ -71,7 +71,7 @@ static const char *const migrations[] = {
     "CREATE VIEW failures AS"
     "  SELECT started_at, pipeline, step, handler, attempt, status, status_code, error,"
     "         request_id, event_id, source"
-    "  FROM invocations WHERE status <> 'ok' ORDER BY id DESC;"
+    "  FROM invocations INDEXED BY invocations_failed WHERE status <> 'ok' ORDER BY id DESC;"
     "CREATE VIEW pipeline_stats AS"
     "  WITH ranked AS ("
     "    SELECT pipeline, step, status, duration_ms, init_ms, started_at,"
@@ -139,6 +139,23 @@ static int migrate(sqlite3 *db, const char *path, struct err *e)
     return 0;
 }
 
+/* Readers never migrate: they refuse what they do not understand. */
+static int check_version(sqlite3 *db, const char *path, struct err *e)
+{
+    int version;
+    if (user_version(db, &version, e) < 0) {
+        err_prefix(e, "database %s", path);
+        return -1;
+    }
+    if (version == 0)
+        return err_set(e, "%s is not a sluice database yet (start `sluice run` with this config "
+                       "once)", path);
+    if (version > N_MIGRATIONS)
+        return err_set(e, "database %s has schema version %d, this sluice knows up to %d: use a "
+                       "newer sluice", path, version, N_MIGRATIONS);
+    return 0;
+}
+
 int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
 {
     *out = NULL;
@@ -156,13 +173,14 @@ int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
     const char *pragmas = writable ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                                      "PRAGMA foreign_keys = ON;"
                                    : "PRAGMA query_only = ON;";
-    if (db_exec(db, pragmas, e) < 0 || (writable && migrate(db, path, e) < 0)) {
+    if (db_exec(db, pragmas, e) < 0)
         err_prefix(e, "database %s", path);
-        sqlite3_close(db);
-        return -1;
+    else if ((writable ? migrate(db, path, e) : check_version(db, path, e)) == 0) {
+        *out = db;
+        return 0;
     }
-    *out = db;
-    return 0;
+    sqlite3_close(db);
+    return -1;
 }
 
 void db_close(sqlite3 **db)

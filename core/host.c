@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "json.h"
 
 static struct host_call *call_of(const sl_context *ctx)
 {
@@ -44,7 +45,8 @@ static int h_respond(sl_response *res, int status_code, const char *body, size_t
 {
     if (!res || !body)
         return -1;
-    cJSON *v = cJSON_ParseWithLength(body, len);
+    size_t at;
+    cJSON *v = json_parse_exact(body, len, &at);
     if (!v)
         return -1;
     cJSON_Delete(v);

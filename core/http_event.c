@@ -302,15 +302,19 @@ void http_response_from_answer(bool ok, const char *answer, struct http_response
     if (!ok) {
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(a, "status");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(a, "errorType");
-        bool timeout = cJSON_IsString(status) && strcmp(status->valuestring, "timeout") == 0;
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", timeout ? "the handler did not answer before its deadline"
-                 : cJSON_IsString(type) && strcmp(type->valuestring, "TooManyRequests") == 0
-                     ? "too many requests; retry later"
-                     : "the handler failed; see sluice logs with the x-request-id");
-        int code = timeout ? 504 : cJSON_IsString(type) &&
-                                   strcmp(type->valuestring, "TooManyRequests") == 0 ? 429 : 502;
-        http_response_error(code, msg, r);
+        const char *t = cJSON_IsString(type) ? type->valuestring : "";
+        if (cJSON_IsString(status) && strcmp(status->valuestring, "timeout") == 0)
+            http_response_error(504, "the handler did not answer before its deadline", r);
+        else if (strcmp(t, "TooManyRequests") == 0)
+            http_response_error(429, "too many requests; retry later", r);
+        else if (strcmp(t, "DuplicateEvent") == 0)
+            http_response_error(409, "this Idempotency-Key was already used for this route; the "
+                                "request is not run twice", r);
+        else if (strcmp(t, "Interrupted") == 0)
+            http_response_error(503, "sluice is stopping or reloading; retry", r);
+        else
+            http_response_error(502, "the handler failed; see `sluice logs` for the "
+                                "x-request-id", r);
         cJSON_Delete(a);
         return;
     }

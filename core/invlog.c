@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 #include "sluice/handler.h"
 #include "writer.h"
 
@@ -93,10 +94,14 @@ static int inv_apply(struct wop *op, struct writer *w, struct err *e)
     return 0;
 }
 
+/* A row that could not be written is logged, not silently lost; the
+ * first few in full, then one in a thousand, so a broken database cannot
+ * flood stderr. */
 static void free_op(struct wop *op, int rc, const struct err *e)
 {
-    (void)rc;
-    (void)e;
+    static unsigned long failures; /* the writer thread's own */
+    if (rc < 0 && (++failures <= 10 || failures % 1000 == 0))
+        log_msg(LOG_ERROR, "database writer: %s (%lu rows lost so far)", e->msg, failures);
     free(op);
 }
 

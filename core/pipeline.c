@@ -109,7 +109,7 @@ static const struct confmap step_map[] = {
     {"retry", CONFMAP_OBJECT, offsetof(struct raw_step, retry), 0, 0,
      "{max_attempts, interval_ms, backoff_rate, max_interval_ms}"},
     {"runtime", CONFMAP_STRING, offsetof(struct raw_step, runtime), 0, 0,
-     "\"python3\" or \"nodejs\" for script handlers (not in this version)"},
+     "\"python3\" or \"nodejs\": a Lambda-style script handler in \"code\""},
     {"code", CONFMAP_STRING, offsetof(struct raw_step, code), 0, 0,
      "folder of a script handler (with runtime)"},
     {NULL, 0, 0, 0, 0, NULL},
@@ -756,7 +756,28 @@ static void check_routes(const struct pipeline_set *set, struct diag *d)
     }
 }
 
-/* A destination pipeline must exist; one that sends to itself would loop. */
+/* Does following destinations from `next` lead back to `from`? */
+static bool destination_loops(const struct pipeline_set *set, const struct pipeline *from,
+                              const char *next)
+{
+    for (size_t hops = 0; next && hops <= set->n; hops++) {
+        if (strcmp(next, from->name) == 0)
+            return true;
+        const struct pipeline *q = pipeline_set_find(set, next);
+        if (!q)
+            return false;
+        /* a record is sent by on_success or on_failure: follow both */
+        if (q->on_success.kind == DEST_PIPELINE && q->on_failure.kind == DEST_PIPELINE &&
+            strcmp(q->on_success.pipeline, q->on_failure.pipeline) != 0 &&
+            destination_loops(set, from, q->on_failure.pipeline))
+            return true;
+        next = q->on_success.kind == DEST_PIPELINE ? q->on_success.pipeline
+               : q->on_failure.kind == DEST_PIPELINE ? q->on_failure.pipeline : NULL;
+    }
+    return false;
+}
+
+/* A destination pipeline must exist, and records must not loop. */
 static void check_destinations(const struct pipeline_set *set, struct diag *d)
 {
     for (size_t i = 0; i < set->n; i++) {
@@ -769,9 +790,10 @@ static void check_destinations(const struct pipeline_set *set, struct diag *d)
             if (!pipeline_set_find(set, dests[k]->pipeline))
                 diag_error(d, p->file, "%s.pipeline: no pipeline named \"%s\"", names[k],
                            dests[k]->pipeline);
-            else if (strcmp(dests[k]->pipeline, p->name) == 0)
-                diag_error(d, p->file, "%s.pipeline: a pipeline cannot be its own destination "
-                           "(records would loop)", names[k]);
+            else if (destination_loops(set, p, dests[k]->pipeline))
+                diag_error(d, p->file, "%s.pipeline: records sent to \"%s\" come back to \"%s\" "
+                           "through destinations, and would loop for ever", names[k],
+                           dests[k]->pipeline, p->name);
         }
     }
 }

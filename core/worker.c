@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "executor.h"
+#include "json.h"
 #include "loader.h"
 #include "log.h"
 #include "pipeline.h"
@@ -239,7 +240,8 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     return 0;
 }
 
-/* Send INIT and wait for READY. */
+/* Send INIT and wait for READY: 0, -1 with e (I/O or protocol), or 1 when
+ * the worker refused (e holds its reason: a plugin that does not load). */
 static int handshake(struct worker *w, const struct pipeline *p, int64_t deadline,
                      struct err *e)
 {
@@ -263,7 +265,7 @@ static int handshake(struct worker *w, const struct pipeline *p, int64_t deadlin
     if (!ok)
         err_set(e, "%.900s", (const char *)f.data + 4);
     wire_frame_release(&f);
-    return ok ? 0 : -1;
+    return ok ? 0 : 1;
 }
 
 static void set_failure(struct attempt *a, enum inv_status status, const char *type,
@@ -304,13 +306,16 @@ static int ensure_worker(struct exec_slot *slot, struct attempt *a)
     int64_t t0 = clock_mono_ns();
     struct err e;
     int64_t deadline = t0 + (int64_t)a->step->timeout_ms * 1000000 + 10000000000LL;
-    if (spawn(slot, k, &slot->workers[k], &e) == 0 && handshake(slot->workers[k], slot->p, deadline, &e) == 0) {
+    int hs = -1;
+    if (spawn(slot, k, &slot->workers[k], &e) == 0 &&
+        (hs = handshake(slot->workers[k], slot->p, deadline, &e)) == 0) {
         slot->workers[k]->start_ms = (double)(clock_mono_ns() - t0) / 1e6;
         return 0;
     }
     char why[256] = "";
+    bool refused = hs == 1; /* it said why; how it then ended adds nothing */
     if (slot->workers[k])
-        worker_kill(&slot->workers[k], why, sizeof why);
+        worker_kill(&slot->workers[k], refused ? NULL : why, sizeof why);
     slot->init_failures[k]++;
     char msg[1400];
     snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", e.msg, *why ? "; " : "",
@@ -336,7 +341,8 @@ static int take_result(struct attempt *a, const struct wire_frame *f, struct err
     if (wire_decode_result(f, &r, e) < 0)
         return -1;
     if (r.body) {
-        cJSON *v = cJSON_ParseWithLength(r.body, r.body_len);
+        size_t at;
+        cJSON *v = json_parse_exact(r.body, r.body_len, &at);
         if (!v)
             return err_set(e, "protocol error: the response body is not JSON");
         cJSON_Delete(v);
@@ -436,6 +442,12 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
         }
         if (slot->workers[k]->served++ == 0 && a->init_ms >= 0)
             a->init_ms += slot->workers[k]->start_ms; /* a cold start: the worker's own start */
+        if (a->error_type && strcmp(a->error_type, "Runtime.InitError") == 0) {
+            /* init failed: the next try starts a fresh worker, after a back-off */
+            worker_stop(&slot->workers[k]);
+            slot->init_failures[k]++;
+            return;
+        }
         slot->init_failures[k] = 0;
         return;
     }
