@@ -486,8 +486,24 @@ static int fail_not_array(struct ctx *c, const cJSON *v)
     return rc;
 }
 
+/* {"numeric": [...]} where a list was meant: an object holding exactly one
+ * operator name is a condition missing its [ ], not a field named so. */
+static bool bare_condition(const cJSON *v)
+{
+    static const char *const ops[] = {"prefix", "suffix", "equals-ignore-case", "anything-but",
+                                      "exists", "numeric", NULL};
+    if (cJSON_GetArraySize(v) != 1)
+        return false;
+    for (const char *const *op = ops; *op; op++)
+        if (strcmp(v->child->string, *op) == 0)
+            return true;
+    return false;
+}
+
 static int compile_node(struct ctx *c, struct node *n, const cJSON *v)
 {
+    if (cJSON_IsObject(v) && bare_condition(v))
+        return fail_not_array(c, v);
     if (cJSON_IsObject(v))
         return compile_object(c, n, v);
     if (cJSON_IsArray(v))
