@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -120,12 +121,15 @@ void loop_post(struct loop *l, struct loop_task *task)
 {
     task->next = NULL;
     pthread_mutex_lock(&l->lock);
+    bool was_empty = l->inbox_head == NULL;
     if (l->inbox_tail)
         l->inbox_tail->next = task;
     else
         l->inbox_head = task;
     l->inbox_tail = task;
     pthread_mutex_unlock(&l->lock);
+    if (!was_empty)
+        return; /* the loop was woken for the first task and takes them all */
     uint64_t one = 1;
     ssize_t w = write(l->wakefd, &one, sizeof one);
     (void)w; /* EAGAIN means a wake-up is already pending */
