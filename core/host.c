@@ -119,7 +119,7 @@ static int token_equals(const char *tok, size_t len, const char *key)
 static const cJSON *step_into(const cJSON *v, const char *tok, size_t len)
 {
     if (cJSON_IsArray(v)) {
-        if (len == 0 || len > 9)
+        if (len == 0 || len > 9 || (len > 1 && tok[0] == '0')) /* RFC 6901: no leading 0 */
             return NULL;
         size_t idx = 0;
         for (size_t i = 0; i < len; i++) {

@@ -26,6 +26,7 @@
 
 struct raw_pipeline {
     char *name, *description, *isolation;
+    const cJSON *json;          /* the whole object, to tell absent keys from wrong ones */
     const cJSON *trigger, *steps, *on_failure, *on_success, *batch;
     int concurrency, memory_mb, cpu_seconds, max_open_files, max_event_age_ms;
     bool sandbox;
@@ -92,6 +93,7 @@ static const struct confmap zmq_trigger_map[] = {
 };
 
 struct raw_step {
+    const cJSON *json;
     char *name, *handler, *runtime, *code;
     const cJSON *config, *retry;
     int timeout_ms;
@@ -342,6 +344,8 @@ static int step_fill(struct step *s, struct raw_step *r, size_t index, const cha
         errors++;
     }
     if (!r->handler) {
+        if (cJSON_HasObjectItem(r->json, "handler"))
+            return errors + 1; /* present with the wrong type: already reported */
         diag_error(d, file, "%s: missing \"handler\" (MODULE.FUNCTION, e.g. \"echo.handler\")",
                    where);
         return errors + 1;
@@ -390,9 +394,10 @@ static int parse_steps(struct pipeline *p, const cJSON *steps, const struct conf
         struct raw_step r = {0};
         char where[64];
         snprintf(where, sizeof where, "steps[%zu]", p->n_steps);
+        r.json = it;
         int e = confmap_apply(step_map, it, &r, p->file, where, d);
-        if (e == 0)
-            e = step_fill(&p->steps[p->n_steps], &r, p->n_steps, p->file, cfg, d);
+        if (cJSON_IsObject(it))
+            e += step_fill(&p->steps[p->n_steps], &r, p->n_steps, p->file, cfg, d);
         errors += e;
         confmap_release(step_map, &r);
         p->n_steps++;
@@ -505,14 +510,13 @@ static int parse_trigger(struct pipeline *p, const cJSON *trigger, const struct 
 {
     struct raw_trigger t = {.recursive = true};
     int errors = confmap_apply(trigger_map, trigger, &t, p->file, "trigger", d);
-    if (errors == 0)
-        errors += parse_trigger_kind(p, &t, d);
+    errors += parse_trigger_kind(p, &t, d);
     p->recursive = t.recursive;
-    if (errors == 0 && p->dir_spec) {
+    if (p->dir_spec) {
         p->dir = path_resolve(cfg->base_dir, p->dir_spec);
         errors += check_dir(p->file, "trigger.directory", p->dir, d);
     }
-    if (errors == 0 && t.match) {
+    if (t.match) {
         struct err e;
         if (match_compile(t.match, &p->match, &e) < 0) {
             diag_error(d, p->file, "trigger.%s", e.msg);
@@ -594,10 +598,10 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
                          struct diag *d)
 {
     int errors = 0;
-    if (!r->name) {
+    if (!r->name && !cJSON_HasObjectItem(r->json, "name")) {
         diag_error(d, p->file, "missing \"name\"");
         errors++;
-    } else if (!valid_name(r->name, 64)) {
+    } else if (r->name && !valid_name(r->name, 64)) {
         diag_error(d, p->file, "name \"%s\" may hold only letters, digits, '_', '-', '.' "
                    "(at most 64)", r->name);
         errors++;
@@ -621,10 +625,10 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     }
     if (r->trigger)
         errors += parse_trigger(p, r->trigger, cfg, d);
-    if (!r->steps) {
+    if (!r->steps && !cJSON_HasObjectItem(r->json, "steps")) {
         diag_error(d, p->file, "missing \"steps\" (e.g. [{\"handler\": \"echo.handler\"}])");
         errors++;
-    } else {
+    } else if (r->steps) {
         errors += parse_steps(p, r->steps, cfg, d);
     }
     if (r->on_failure)
@@ -665,9 +669,11 @@ int pipeline_parse(const char *file, const char *text, size_t len, const struct 
     struct raw_pipeline r = {0};
     int errors = 1;
     if (p && (p->file = strdup(file))) {
+        /* every stage runs whatever the ones before found, so that one
+         * look at `sluice check` shows every problem */
+        r.json = doc;
         errors = confmap_apply(pipeline_map, doc, &r, file, "", d);
-        if (errors == 0)
-            errors = pipeline_fill(p, &r, cfg, d);
+        errors += pipeline_fill(p, &r, cfg, d);
     } else {
         diag_error(d, file, "out of memory");
     }
