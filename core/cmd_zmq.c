@@ -312,21 +312,31 @@ static int publish(void *ctx, const struct client_opts *o, const char *endpoint,
     return status;
 }
 
-int cmd_publish(int argc, char **argv)
+typedef int (*client_fn)(void *ctx, const struct client_opts *o, const char *endpoint,
+                         const struct client_keys *keys);
+
+/* What publish and invoke share: options, endpoint and keys, a context. */
+static int run_client(int argc, char **argv, const char *usage, int timeout_ms, int router,
+                      client_fn fn)
 {
-    struct client_opts o = {.timeout_ms = 5000};
-    int rc = parse_opts(argc, argv, publish_usage, &o);
+    struct client_opts o = {.timeout_ms = timeout_ms};
+    int rc = parse_opts(argc, argv, usage, &o);
     if (rc >= 0)
         return rc;
     struct client_keys keys;
-    char *endpoint = endpoint_from_config(o.config, 0, &keys);
+    char *endpoint = endpoint_from_config(o.config, router, &keys);
     if (!endpoint)
-        return 1;
+        return router ? 2 : 1;
     void *ctx = zmq_ctx_new();
-    int status = publish(ctx, &o, endpoint, &keys);
+    int status = fn(ctx, &o, endpoint, &keys);
     zmq_ctx_term(ctx);
     free(endpoint);
     return status;
+}
+
+int cmd_publish(int argc, char **argv)
+{
+    return run_client(argc, argv, publish_usage, 5000, 0, publish);
 }
 
 /* Wait for the answer: "", STATUS, JSON, REQUEST_ID. */
@@ -408,19 +418,7 @@ static int invoke(void *ctx, const struct client_opts *o, const char *endpoint,
 
 int cmd_invoke(int argc, char **argv)
 {
-    struct client_opts o = {.timeout_ms = 30000};
-    int rc = parse_opts(argc, argv, invoke_usage, &o);
-    if (rc >= 0)
-        return rc;
-    struct client_keys keys;
-    char *endpoint = endpoint_from_config(o.config, 1, &keys);
-    if (!endpoint)
-        return 2;
-    void *ctx = zmq_ctx_new();
-    int status = invoke(ctx, &o, endpoint, &keys);
-    zmq_ctx_term(ctx);
-    free(endpoint);
-    return status;
+    return run_client(argc, argv, invoke_usage, 30000, 1, invoke);
 }
 
 int cli_poke_refill(const char *config, int timeout_ms)
