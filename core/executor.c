@@ -35,7 +35,7 @@ static void set_error(struct attempt *a, enum inv_status status, const char *typ
 static void set_error(struct attempt *a, enum inv_status status, const char *type,
                       const char *fmt, ...)
 {
-    char buf[1200];
+    char buf[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
@@ -54,8 +54,11 @@ static void take_response(struct attempt *a, int rc, struct sl_response *res)
     a->body_len = res->body ? res->body_len : 4;
     res->body = NULL;
     const char *type = res->error_type ? res->error_type : "HandlerError";
+    /* a handler that reports its own deadline passing (exec killing its
+     * child, say) timed out, whatever else went wrong */
+    enum inv_status failed = strcmp(type, "Sandbox.Timedout") == 0 ? INV_TIMEOUT : INV_ERROR;
     if (rc != 0 && res->error_message)
-        set_error(a, INV_ERROR, type, "%s", res->error_message);
+        set_error(a, failed, type, "%s", res->error_message);
     else if (rc != 0)
         set_error(a, INV_ERROR, type, "the handler returned %d", rc);
     else if (res->status_code >= 500)

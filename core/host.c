@@ -231,6 +231,14 @@ static sl_json *h_json_copy(const sl_json *value)
     return value ? (sl_json *)cJSON_Duplicate((const cJSON *)value, 1) : NULL;
 }
 
+static const char *h_json_key(const sl_json *object, size_t index)
+{
+    const cJSON *o = (const cJSON *)object;
+    if (!cJSON_IsObject(o) || index >= (size_t)cJSON_GetArraySize(o))
+        return NULL;
+    return cJSON_GetArrayItem(o, (int)index)->string;
+}
+
 const sl_host host_table = {
     .abi_version = SL_ABI_VERSION,
     .size = sizeof(sl_host),
@@ -257,6 +265,7 @@ const sl_host host_table = {
     .json_set = h_json_set,
     .json_append = h_json_append,
     .json_copy = h_json_copy,
+    .json_key = h_json_key,
 };
 
 void response_init(struct sl_response *r)

@@ -147,6 +147,9 @@ struct sl_host {
     int (*json_set)(sl_json *object, const char *key, sl_json *item);
     int (*json_append)(sl_json *array, sl_json *item);
     sl_json *(*json_copy)(const sl_json *value);
+    /* The key of an object's index-th member (NULL past the end or for a
+     * non-object): walk json_size/json_key/json_at to see every member. */
+    const char *(*json_key)(const sl_json *object, size_t index);
 };
 
 #ifdef __cplusplus
