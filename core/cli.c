@@ -9,8 +9,8 @@
 int cli_common(int argc, char **argv, const char *usage, const char **config, int *help)
 {
     *help = 0;
-    int i = 1;
-    for (; i < argc; i++) {
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage, stdout);
             *help = 1;
@@ -24,9 +24,9 @@ int cli_common(int argc, char **argv, const char *usage, const char **config, in
             *config = argv[++i];
             continue;
         }
-        break;
+        argv[kept++] = argv[i]; /* the command's own arguments, in order */
     }
-    return i;
+    return kept;
 }
 
 static const char run_usage[] =
@@ -42,9 +42,10 @@ int cmd_run(int argc, char **argv)
 {
     const char *config = NULL;
     int help;
-    int i = cli_common(argc, argv, run_usage, &config, &help);
-    if (i < 0)
+    argc = cli_common(argc, argv, run_usage, &config, &help);
+    if (argc < 0)
         return help ? 0 : 2;
+    int i = 1;
     if (i < argc) {
         fprintf(stderr, "sluice run: unexpected argument \"%s\"\n\n%s", argv[i], run_usage);
         return 2;

@@ -16,9 +16,10 @@ int cmd_keygen(int argc, char **argv);
  * answered, -1 if none is running. */
 int cli_poke_refill(const char *config, int timeout_ms);
 
-/* Shared option parsing: -c FILE / --config FILE and -h / --help. Returns
- * the index of the first unparsed argument, or -1 after printing an error
- * (or usage, with *help set). */
+/* Shared option parsing: -c FILE / --config FILE and -h / --help, anywhere
+ * on the line. The other arguments are moved to argv[1..] in order; returns
+ * how many argv then holds (so they are argv[1] to argv[n - 1]), or -1
+ * after printing an error (or usage, with *help set). */
 int cli_common(int argc, char **argv, const char *usage, const char **config, int *help);
 
 #endif

@@ -19,9 +19,10 @@ int cmd_check(int argc, char **argv)
 {
     const char *config = NULL;
     int help;
-    int i = cli_common(argc, argv, check_usage, &config, &help);
-    if (i < 0)
+    argc = cli_common(argc, argv, check_usage, &config, &help);
+    if (argc < 0)
         return help ? 0 : 2;
+    int i = 1;
     if (i < argc) {
         fprintf(stderr, "sluice check: unexpected argument \"%s\"\n\n%s", argv[i], check_usage);
         return 2;

@@ -93,9 +93,10 @@ int cmd_logs(int argc, char **argv)
 {
     const char *config = NULL;
     int help;
-    int i = cli_common(argc, argv, logs_usage, &config, &help);
-    if (i < 0)
+    argc = cli_common(argc, argv, logs_usage, &config, &help);
+    if (argc < 0)
         return help ? 0 : 2;
+    int i = 1;
     struct logs_opts o = {.limit = 20};
     if (parse_logs(argc, argv, i, &o) < 0)
         return 2;
@@ -131,9 +132,10 @@ int cmd_stats(int argc, char **argv)
 {
     const char *config = NULL;
     int help;
-    int i = cli_common(argc, argv, stats_usage, &config, &help);
-    if (i < 0)
+    argc = cli_common(argc, argv, stats_usage, &config, &help);
+    if (argc < 0)
         return help ? 0 : 2;
+    int i = 1;
     if (i < argc) {
         fprintf(stderr, "sluice stats: unexpected argument \"%s\"\n\n%s", argv[i], stats_usage);
         return 2;

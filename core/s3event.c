@@ -156,12 +156,28 @@ char *s3event_json(const struct file_event *f)
     return text;
 }
 
+static bool utf8_valid(const char *s)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c;) {
+        size_t n = utf8_seq(c);
+        if (n == 0)
+            return false;
+        c += n;
+    }
+    return true;
+}
+
 char *s3event_id(const struct file_event *f)
 {
-    size_t len = strlen(f->path) + 80;
+    /* the id goes into TEXT columns: a name that is not UTF-8 is kept
+     * exactly, percent-encoded, rather than made invalid or lossy */
+    char *encoded = utf8_valid(f->path) ? NULL : s3event_url_encode(f->path);
+    const char *path = encoded ? encoded : f->path;
+    size_t len = strlen(path) + 80;
     char *id = malloc(len);
     if (id)
-        snprintf(id, len, "file:%s@%" PRIu64 ":%" PRIu64 ":%" PRId64, f->path, f->inode, f->size,
+        snprintf(id, len, "file:%s@%" PRIu64 ":%" PRIu64 ":%" PRId64, path, f->inode, f->size,
                  f->mtime_ns);
+    free(encoded);
     return id;
 }

@@ -111,12 +111,22 @@ class Sandbox:
         self.config_path = os.path.join(self.root, "sluice.json")
         self.pipelines_dir = os.path.join(self.root, "pipelines")
         os.mkdir(self.pipelines_dir)
+        # Processes run from an empty folder of their own, so a relative path
+        # resolved against the working directory instead of the config's
+        # folder shows up as files in the wrong place.
+        self.cwd = os.path.join(self.root, "cwd")
+        os.mkdir(self.cwd)
         self.config = {
             "state_dir": "var",
             "database": "var/sluice.db",
             "pipelines_dir": "pipelines",
             "plugin_path": plugin_dirs(),
             "workers": 2,
+            # the daemon binds its ZeroMQ sockets at every start: endpoints of
+            # its own, so sandboxes (and test files run in parallel) never
+            # fight over the default TCP ports
+            "zmq": {"pull": "ipc://%s/pull.sock" % self.root,
+                    "router": "ipc://%s/router.sock" % self.root},
         }
         if config:
             self.config.update(config)
@@ -162,7 +172,7 @@ class Sandbox:
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- database ----------------------------------------------------------
-    def db_rows(self, sql, params=()):
+    def db_rows(self, sql, params=(), strict_utf8=False):
         """Rows of a query as dicts, on a fresh read-only connection (so
         each call sees what the daemon has committed by then). Returns []
         while the database does not exist yet."""
@@ -172,6 +182,10 @@ class Sandbox:
         con = sqlite3.connect(uri, uri=True, timeout=10)
         try:
             con.row_factory = sqlite3.Row
+            if not strict_utf8:
+                # a text value that is not valid UTF-8 (file names may hold
+                # any bytes) must not make every later query fail
+                con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
             return [dict(r) for r in con.execute(sql, params).fetchall()]
         finally:
             con.close()
@@ -186,13 +200,14 @@ class Sandbox:
         return self.db_value("SELECT count(*) FROM " + table_and_where, params) or 0
 
     # -- CLI ---------------------------------------------------------------
-    def cli(self, *args, timeout=60, with_config=True):
-        """Run `sluice ARGS [-c sluice.json]`; returns CompletedProcess with
+    def cli(self, *args, timeout=60, with_config=True, cwd=None):
+        """Run `sluice COMMAND -c sluice.json REST...` (the config right after
+        the command, as the usage shows it); returns a CompletedProcess with
         text stdout/stderr."""
-        argv = [sluice_bin()] + list(args)
-        if with_config:
-            argv += ["-c", self.config_path]
-        return subprocess.run(argv, cwd=self.root, stdout=subprocess.PIPE,
+        args = list(args)
+        argv = [sluice_bin()] + args[:1] + (["-c", self.config_path] if with_config else [])
+        argv += args[1:]
+        return subprocess.run(argv, cwd=cwd or self.cwd, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 
@@ -209,8 +224,12 @@ class Daemon:
 
     _starts = 0
 
-    def __init__(self, sandbox, label=None):
+    def __init__(self, sandbox, label=None, argv=None, cwd=None):
+        """argv: the arguments after the binary (default: run -c CONFIG);
+        cwd: the working directory (default: the sandbox's empty cwd/)."""
         self.sandbox = sandbox
+        self.argv = argv or ["run", "-c", sandbox.config_path]
+        self.cwd = cwd or sandbox.cwd
         Daemon._starts += 1
         self.label = label or "daemon-%d" % Daemon._starts
         self.log_path = sandbox.path("%s.stderr" % self.label)
@@ -219,8 +238,8 @@ class Daemon:
 
     def start(self, wait_running=True, timeout=DEFAULT_TIMEOUT_S):
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sluice_bin(), "run", "-c", self.sandbox.config_path],
-                                     cwd=self.sandbox.root, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([sluice_bin()] + self.argv,
+                                     cwd=self.cwd, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log)
         if wait_running:
             wait_for(lambda: self.running_logged() or self.proc.poll() is not None,
@@ -332,8 +351,8 @@ class SluiceTestCase(unittest.TestCase):
         self._sandboxes.append(sb)
         return sb
 
-    def daemon(self, sandbox, start=True):
-        d = Daemon(sandbox, label="%s-%d" % (self._testMethodName, len(self._daemons) + 1))
+    def daemon(self, sandbox, start=True, **kw):
+        d = Daemon(sandbox, label="%s-%d" % (self._testMethodName, len(self._daemons) + 1), **kw)
         self._daemons.append(d)
         self.addCleanup(d.cleanup)
         if start:
@@ -369,10 +388,18 @@ class SluiceTestCase(unittest.TestCase):
             self.fail("%s stopped holding within %.2f s" % (what, duration))
 
     def stop(self, daemon, **kw):
+        """Stop the daemon (asserting exit 0) and check that it wrote nothing
+        into its working directory: every relative path in the config must
+        resolve against the config's folder."""
         try:
-            return daemon.stop(**kw)
+            log = daemon.stop(**kw)
         except AssertionError as e:
             self.fail(str(e))
+        if daemon.cwd == daemon.sandbox.cwd:
+            self.assertEqual(os.listdir(daemon.cwd), [],
+                             "the daemon created files in its working directory, not beside "
+                             "its config")
+        return log
 
     # -- common waits on the journal ---------------------------------------
     def wait_events(self, sb, n, state="done", pipeline=None, timeout=DEFAULT_TIMEOUT_S):

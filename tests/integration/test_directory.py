@@ -9,7 +9,7 @@ earlier file would have been too.
 import json
 import os
 import re
-import time
+import sqlite3
 import urllib.parse
 
 import harness
@@ -280,6 +280,119 @@ class DirectoryTrigger(SluiceTestCase):
                          " sum(status = 'ok') AS ok FROM invocations")[0]
         self.assertEqual(inv, {"n": n, "ids": n, "ok": n})
         self.assertEqual(sorted(self.keys(sb)), names)
+        self.stop(d)
+
+    def test_burst_larger_than_the_queue_waits_in_the_journal(self):
+        n = 400
+        sb = self.sandbox({"queue_size": 4})
+        sb.add_pipeline(echo_pipeline("files", "inbox", concurrency=2))
+        d = self.daemon(sb)
+        names = ["g%03d.dat" % i for i in range(n)]
+        for name in names:
+            with open(sb.path("inbox", name), "w") as f:
+                f.write(name)
+        self.wait_events(sb, n, timeout=60)
+        sb.drop("inbox/sentinel.txt")
+        self.wait_events(sb, n + 1)
+        self.assert_each_once(sb, names + ["sentinel.txt"])
+        self.stop(d)
+
+    def test_odd_file_names_and_empty_files(self):
+        sb, d = self.start_echo()
+        inbox = os.fsencode(sb.path("inbox"))
+        odd = [b"latin1-\xe9t\xe9.txt", b"line\nbreak.txt", b"tab\tand %25 percent.txt"]
+        for name in odd:
+            with open(os.path.join(inbox, name), "wb") as f:
+                f.write(b"odd")
+        open(sb.path("inbox", "empty.txt"), "w").close()   # created and closed, never written
+        self.wait_events(sb, len(odd) + 1)
+        rows = sb.db_rows("SELECT payload FROM events ORDER BY id")
+        objs = {}
+        for r in rows:
+            obj = json.loads(r["payload"])["Records"][0]["s3"]["object"]
+            objs[urllib.parse.unquote_to_bytes(obj["key"].replace("+", " "))] = obj
+        self.assertEqual(sorted(objs), sorted(odd + [b"empty.txt"]),
+                         "the URL-encoded key gives the exact bytes of the name back")
+        self.assertEqual(objs[b"empty.txt"]["size"], 0)
+        for name in odd:
+            self.assertEqual(objs[name]["size"], 3)
+        self.assertEqual(sb.count("invocations WHERE status = 'ok'"), len(odd) + 1)
+        self.stop(d)
+
+    def test_database_text_stays_valid_utf8_for_any_file_name(self):
+        """A file name that is not valid UTF-8 must not put invalid UTF-8
+        into the database's TEXT columns (the payload replaces such bytes,
+        and the URL-encoded key keeps them exactly): SQLite's text functions
+        and clients such as Python's sqlite3 cannot read such values."""
+        sb, d = self.start_echo()
+        with open(os.path.join(os.fsencode(sb.path("inbox")), b"latin1-\xe9t\xe9.txt"),
+                  "wb") as f:
+            f.write(b"odd")
+        self.wait_events(sb, 1)
+        self.stop(d)
+        for table, cols in (("events", "event_id, pipeline, source, payload, error"),
+                            ("invocations", "request_id, event_id, pipeline, step, handler,"
+                                            " source, error"),
+                            ("logs", "request_id, message")):
+            try:
+                sb.db_rows("SELECT %s FROM %s" % (cols, table), strict_utf8=True)
+            except sqlite3.OperationalError as e:
+                self.fail("%s holds text that is not UTF-8: %s" % (table, e))
+
+    def test_symlinks_are_not_followed(self):
+        sb, d = self.start_echo()
+        target = sb.drop("outside/secret.txt", "not in the inbox")
+        os.makedirs(sb.path("outside", "dir"))
+        sb.drop("outside/dir/inner.txt", "not in the inbox either")
+        os.symlink(target, sb.path("inbox", "link.txt"))
+        os.symlink(sb.path("outside", "dir"), sb.path("inbox", "linkdir"))
+        sb.drop("outside/dir/later.txt", "written through no watch")
+        sb.drop("inbox/sentinel.txt")
+        self.wait_events(sb, 1)
+        self.assert_each_once(sb, ["sentinel.txt"])
+        self.stop(d)
+        # nor at start-up
+        d = self.daemon(sb)
+        sb.drop("inbox/sentinel2.txt")
+        self.wait_events(sb, 2)
+        self.assert_each_once(sb, ["sentinel.txt", "sentinel2.txt"])
+        self.stop(d)
+
+    def test_folder_moved_out_is_no_longer_watched(self):
+        sb, d = self.start_echo()
+        sb.drop("inbox/sub/a.txt", "a")
+        self.wait_events(sb, 1)
+        os.makedirs(sb.path("elsewhere"))
+        os.rename(sb.path("inbox", "sub"), sb.path("elsewhere", "sub"))
+        sb.drop("elsewhere/sub/b.txt", "written after the move out")
+        sb.drop("inbox/sentinel.txt")
+        self.wait_events(sb, 2)
+        # a new folder reusing the old name is watched afresh
+        sb.drop("inbox/sub/c.txt", "c")
+        self.wait_events(sb, 3)
+        self.assert_each_once(sb, ["sub/a.txt", "sentinel.txt", "sub/c.txt"])
+        self.stop(d)
+
+    def test_nested_trigger_folders_each_get_their_events(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("outer", "inbox"))
+        sb.add_pipeline(echo_pipeline("inner", "inbox/sub"))
+        sb.add_pipeline(echo_pipeline("flat", "inbox", trigger={"directory": "inbox",
+                                                               "recursive": False}))
+        sb.drop("inbox/sub/present.txt", "there at start")
+        d = self.daemon(sb)
+        sb.drop("inbox/top.txt", "top")
+        sb.drop("inbox/sub/deep.txt", "deep")
+        self.wait_events(sb, 3, pipeline="outer")
+        self.wait_events(sb, 2, pipeline="inner")
+        self.wait_events(sb, 1, pipeline="flat")
+        sb.drop("inbox/sentinel.txt")
+        self.wait_events(sb, 4, pipeline="outer")
+        self.wait_events(sb, 2, pipeline="flat")
+        self.assert_each_once(sb, ["top.txt", "sub/present.txt", "sub/deep.txt",
+                                   "sentinel.txt"], "outer")
+        self.assert_each_once(sb, ["present.txt", "deep.txt"], "inner")
+        self.assert_each_once(sb, ["top.txt", "sentinel.txt"], "flat")
         self.stop(d)
 
 

@@ -182,5 +182,45 @@ class Restart(SluiceTestCase):
         self.assertEqual(sb.count("invocations WHERE event_id = 'by-hand-1'"), 1)
 
 
+class Database(SluiceTestCase):
+
+    def test_database_is_wal_versioned_and_private(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("files", "inbox"))
+        d = self.daemon(sb)
+        sb.drop("inbox/a.txt")
+        self.wait_events(sb, 1)
+        self.assertEqual(sb.db_value("PRAGMA journal_mode"), "wal")
+        version = sb.db_value("PRAGMA user_version")
+        self.assertGreaterEqual(version, 1)
+        names = {r["name"] for r in sb.db_rows(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        self.assertTrue({"events", "invocations", "logs", "failures",
+                         "pipeline_stats"} <= names, names)
+        self.assertEqual(os.stat(sb.database).st_mode & 0o007, 0,
+                         "the database holds event payloads: not world-readable")
+        self.stop(d)
+        # a restart keeps the schema version and the rows
+        d = self.daemon(sb)
+        self.assertEqual(sb.db_value("PRAGMA user_version"), version)
+        self.assertEqual(sb.count("events"), 1)
+        self.stop(d)
+
+    def test_database_from_a_newer_sluice_is_refused(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("files", "inbox"))
+        d = self.daemon(sb)
+        self.stop(d)
+        con = sqlite3.connect(sb.database)
+        con.execute("PRAGMA user_version = 9999")
+        con.close()
+        d = self.daemon(sb, start=False)
+        d.start(wait_running=False)
+        rc = d.wait_exit(timeout=30)
+        self.assertNotEqual(rc, 0, d.log())
+        self.assertIn("9999", d.log())
+        self.assertNotIn("sluice info: running", d.log())
+
+
 if __name__ == "__main__":
     harness.main()
