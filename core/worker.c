@@ -204,7 +204,11 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     sigaddset(&dflt, SIGHUP);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &dflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    /* its own process group: a Ctrl-C at the terminal reaches the daemon,
+     * which stops workers in order, not the workers mid-invocation */
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
     char *argv[6];
     const char *prog;
     worker_argv(slot, kind, argv, &prog);
@@ -373,18 +377,12 @@ static void worker_lost(struct exec_slot *slot, struct attempt *a, enum inv_stat
 {
     enum runtime k = a->step->runtime;
     char why[256];
-    bool never_served = slot->workers[k]->served == 0;
     worker_kill(&slot->workers[k], why, sizeof why);
     char msg[1400];
     snprintf(msg, sizeof msg, "%s: %s", what, why);
     set_failure(a, status, status == INV_TIMEOUT ? "Sandbox.Timedout" : "Runtime.ExitError",
                 msg);
-    if (never_served && status == INV_CRASHED) {
-        slot->init_failures[k]++;
-        log_msg(LOG_ERROR, "pipeline %s: a worker died before answering anything (%d in a row; "
-                "the next one starts after %d ms): %s", slot->p->name, slot->init_failures[k],
-                backoff_ms(slot->init_failures[k]), why);
-    }
+    /* its init had passed (READY): the next worker starts at once */
 }
 
 void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt *a)
@@ -399,6 +397,9 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
     }
     int64_t start = clock_mono_ns();
     int64_t deadline = start + (int64_t)a->step->timeout_ms * 1000000;
+    /* a cold start: this worker's start (spawn, load, init) is this
+     * invocation's init_ms, however it ends */
+    double cold = slot->workers[k]->served == 0 ? slot->workers[k]->start_ms : -1;
     snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
              slot->workers[k]->versions[a->step - slot->p->steps]);
     struct wire_invoke in = {.step = (uint32_t)(a->step - slot->p->steps),
@@ -406,12 +407,10 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
                              .event = a->event, .event_len = a->event_len};
     snprintf(in.request_id, sizeof in.request_id, "%s", a->request_id);
     struct err e;
-    if (wire_send_invoke(slot->workers[k]->fd, &in, &e) < 0) {
+    bool sent = wire_send_invoke(slot->workers[k]->fd, &in, &e) == 0;
+    if (!sent)
         worker_lost(slot, a, INV_CRASHED, "the worker stopped taking work");
-        a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
-        return;
-    }
-    for (;;) {
+    while (sent) {
         struct wire_frame f;
         int timed_out;
         /* a little grace so a result written at the deadline still counts */
@@ -440,18 +439,23 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
             worker_lost(slot, a, INV_CRASHED, e.msg);
             break;
         }
-        if (slot->workers[k]->served++ == 0 && a->init_ms >= 0)
-            a->init_ms += slot->workers[k]->start_ms; /* a cold start: the worker's own start */
+        slot->workers[k]->served++;
+        if (a->status == INV_OK && a->status_code >= 500) {
+            set_failure(a, INV_ERROR, "HandlerError", "the handler answered statusCode >= 500");
+        }
         if (a->error_type && strcmp(a->error_type, "Runtime.InitError") == 0) {
             /* init failed: the next try starts a fresh worker, after a back-off */
             worker_stop(&slot->workers[k]);
             slot->init_failures[k]++;
-            return;
+            break;
         }
         slot->init_failures[k] = 0;
-        return;
+        break;
     }
-    a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
+    if (a->duration_ms <= 0)
+        a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
+    if (cold >= 0)
+        a->init_ms = cold + (a->init_ms > 0 ? a->init_ms : 0);
 }
 
 void exec_slot_release(struct exec_slot *slot)

@@ -14,6 +14,7 @@
 
 #include "confmap.h"
 #include "executor.h"
+#include "host.h"
 #include "loader.h"
 #include "pipeline.h"
 #include "wire.h"
@@ -178,6 +179,13 @@ int worker_main(int argc, char **argv)
     if (rc == 0)
         rc = load(l, &p, &f, &e);
     wire_frame_release(&f);
+    /* Lambda's init phase, before READY: a crash here is a failed start
+     * (backed off), a crash later is the handler's */
+    for (size_t i = 0; rc == 0 && i < p.n_steps; i++) {
+        double ms;
+        if (p.steps[i].plugin && plugin_ensure_init(p.steps[i].plugin, &host_table, &ms, &e) < 0)
+            rc = -1;
+    }
     send_ready(fd, rc == 0, rc == 0 ? "" : e.msg);
     while (rc == 0 && wire_read(fd, 0, &f, &timed_out, &e) == 0) {
         if (f.type != WIRE_INVOKE || serve_one(fd, &p, &f) < 0)

@@ -1,0 +1,191 @@
+/* thumb_util.c - helpers of the thumbnail plugin (see thumb_util.h). */
+#include "thumb_util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* p at an opening quote: the position after the closing one. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\' && p + 1 < end)
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+/* One JSON value at p: the position after it. */
+static const char *skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            p = skip_string(p, end);
+            if (depth == 0)
+                return p;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return p;
+            if (--depth == 0)
+                return p + 1;
+        } else if (c == ',' && depth == 0) {
+            return p;
+        }
+        p++;
+    }
+    return p;
+}
+
+int config_unknown_key(const char *json, size_t len, const char *const known[], char *bad,
+                       size_t badlen)
+{
+    const char *end = json + len, *p = skip_ws(json, end);
+    if (p >= end || *p != '{')
+        return 0;
+    p = skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *key = p + 1, *after = skip_string(p, end);
+        size_t klen = (size_t)(after - 1 - key);
+        int found = 0;
+        for (size_t i = 0; known[i]; i++)
+            if (strlen(known[i]) == klen && memcmp(known[i], key, klen) == 0)
+                found = 1;
+        if (!found) {
+            snprintf(bad, badlen, "%.*s", (int)(klen < 100 ? klen : 100), key);
+            return 1;
+        }
+        p = skip_ws(after, end);
+        if (p < end && *p == ':')
+            p = skip_ws(p + 1, end);
+        p = skip_ws(skip_value(p, end), end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *url_decode(const char *key)
+{
+    size_t n = strlen(key);
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (key[i] == '+') {
+            *o++ = ' ';
+        } else if (key[i] == '%' && i + 2 < n && (hi = hexval(key[i + 1])) >= 0 &&
+                   (lo = hexval(key[i + 2])) >= 0 && (hi | lo) != 0) {
+            *o++ = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            *o++ = key[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int relative_path_safe(const char *p)
+{
+    if (!p || !*p || *p == '/')
+        return 0;
+    while (*p) {
+        size_t len = strcspn(p, "/");
+        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return 0;
+        p += len;
+        if (*p == '/')
+            p++;
+        if (!*p && p[-1] == '/')
+            return 0;
+    }
+    return 1;
+}
+
+int mkdirs(const char *p, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(p);
+    if (len == 0 || len >= sizeof buf) {
+        errno = len ? ENAMETOOLONG : ENOENT;
+        return -1;
+    }
+    memcpy(buf, p, len + 1);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -1;
+        *s = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(buf, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+char *path_under(const char *folder, const char *name)
+{
+    char cwd[PATH_MAX];
+    const char *base = "";
+    if (folder[0] != '/') {
+        if (!getcwd(cwd, sizeof cwd))
+            return NULL;
+        base = cwd;
+    }
+    size_t flen = strlen(folder);
+    while (flen > 1 && folder[flen - 1] == '/')
+        flen--;
+    if (flen == 1 && folder[0] == '.')
+        flen = 0;
+    size_t len = strlen(base) + 1 + flen + 1 + strlen(name) + 1;
+    if (len > PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    if (*base && flen)
+        snprintf(out, len, "%s/%.*s/%s", base, (int)flen, folder, name);
+    else if (*base)
+        snprintf(out, len, "%s/%s", base, name);
+    else
+        snprintf(out, len, "%.*s/%s", (int)flen, folder, name);
+    return out;
+}
