@@ -197,6 +197,11 @@ static void on_zmq_event(void *arg, const char *socket, const char *topic, const
     cJSON *parsed = NULL;
     int matched = 0;
     struct err e;
+    if (!dm->gen) {
+        on_reject(dm, source, "sluice is stopping or reloading", payload, strlen(payload));
+        free(source);
+        return;
+    }
     for (size_t i = 0; i < dm->gen->set.n; i++) {
         struct pipeline *p = dm->gen->set.v[i];
         if (!topic_matches(p, topic, payload, &parsed))
@@ -225,7 +230,10 @@ static void invoke_answer(void *arg, enum run_outcome outcome, const char *respo
                           const char *request_id)
 {
     struct waiter *w = arg;
-    source_zmq_answer(w->dm->zmq, w->peer, outcome == RUN_DONE, response, request_id);
+    if (w->dm->zmq)
+        source_zmq_answer(w->dm->zmq, w->peer, outcome == RUN_DONE, response, request_id);
+    else
+        free(w->peer);
     free(w);
 }
 
@@ -245,6 +253,10 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
                           const char *payload, const char *given_id)
 {
     struct daemon *dm = arg;
+    if (!dm->gen) {
+        answer_error(dm, peer, "Interrupted", "sluice is stopping or reloading; retry");
+        return;
+    }
     struct pipeline *p = pipeline_set_find(&dm->gen->set, pipeline);
     char id[256], msg[400];
     struct err e;
@@ -328,6 +340,10 @@ static struct pipeline *http_route(struct daemon *dm, const struct http_incoming
 static void on_http(void *arg, struct http_call *call, const struct http_incoming *in)
 {
     struct daemon *dm = arg;
+    if (!dm->gen) { /* between generations, or stopping */
+        http_fail(dm, call, 503, "sluice is stopping or reloading; retry", NULL);
+        return;
+    }
     char allow[128], id[256], route_key[300], source[320];
     cJSON *params = cJSON_CreateObject();
     struct pipeline *p = http_route(dm, in, params, allow, sizeof allow);
@@ -349,7 +365,12 @@ static void on_http(void *arg, struct http_call *call, const struct http_incomin
                                    .body_len = in->body_len, .protocol = in->protocol};
         char *event = http_event_json(&req);
         *w = (struct http_waiter){.dm = dm, .call = call};
+        char rid[UUID_STR_LEN];
         struct dispatch_reply reply = {.fn = http_answer, .arg = w};
+        if (uuid_v7(rid) == 0) {
+            reply.request_id = rid;
+            source_http_set_request_id(call, rid);
+        }
         struct err e;
         cJSON *parsed = p->match && event ? cJSON_Parse(event) : NULL;
         int rc = !event ? err_set(&e, "out of memory")
@@ -398,7 +419,9 @@ static void deliver(void *arg, const struct pipeline *p, bool ok, const char *re
     const char *which = ok ? "on_success" : "on_failure";
     struct err e;
     int rc = 0;
-    if (dst->kind == DEST_PIPELINE) {
+    if (dst->kind == DEST_PIPELINE && !dm->gen) {
+        rc = err_set(&e, "sluice is stopping");
+    } else if (dst->kind == DEST_PIPELINE) {
         struct pipeline *target = pipeline_set_find(&dm->gen->set, dst->pipeline);
         size_t len = strlen(event_id) + strlen(p->name) + 32;
         char *id = malloc(len), source[160];
@@ -585,6 +608,8 @@ static int open_state(struct daemon *dm, struct err *e)
 
 static void shutdown_all(struct daemon *dm)
 {
+    if (dm->zmq) /* no new events while the lanes drain; invokes are answered */
+        source_zmq_pause(dm->zmq, true);
     generation_free(dm, &dm->gen); /* waiting invokes and requests are answered here */
     source_http_free(&dm->http);
     source_zmq_free(&dm->zmq);
@@ -609,10 +634,12 @@ static int serve(struct daemon *dm)
         if (dm->zmq && dm->gen && dm->gen->dispatch) {
             long waiting = dispatch_waiting(dm->gen->dispatch);
             long high = (long)dm->cfg->queue_size * 64;
-            if (waiting > high)
-                source_zmq_pause(dm->zmq, true);
-            else if (waiting < high / 2)
-                source_zmq_pause(dm->zmq, false);
+            if (waiting > high && source_zmq_pause(dm->zmq, true))
+                log_msg(LOG_WARN, "the journal backlog is high (%ld events): not reading the zmq "
+                        "event sockets until the pipelines catch up (producers meet "
+                        "backpressure)", waiting);
+            else if (waiting < high / 2 && source_zmq_pause(dm->zmq, false))
+                log_msg(LOG_INFO, "the backlog is down: reading the zmq event sockets again");
         }
         if (dm->reload && !dm->stop) {
             dm->reload = false;
@@ -655,9 +682,9 @@ int daemon_run(const char *config_file)
     status = serve(&dm);
     if (status == 0)
         status = dm.status;
-    if (status == 0)
-        log_msg(LOG_INFO, "stopped cleanly");
 out:
     shutdown_all(&dm);
+    if (status == 0)
+        log_msg(LOG_INFO, "stopped cleanly");
     return status;
 }

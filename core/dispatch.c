@@ -286,8 +286,9 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
             lane = &d->lanes[i];
     if (!lane)
         return err_set(e, "no lane for pipeline %s", p->name);
-    if (reply && (lane->backlog || lane->stopping ||
-                  lane->inflight + lane->reserved >= lane->capacity)) {
+    if (lane->stopping) /* its journal callback would outlive the lane */
+        return err_set(e, "pipeline %s is stopping", p->name);
+    if (reply && (lane->backlog || lane->inflight + lane->reserved >= lane->capacity)) {
         err_set(e, "pipeline %s is at its queue limit (%d events); retry later or raise "
                 "queue_size", p->name, lane->capacity);
         return -EBUSY;
@@ -297,6 +298,9 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
         return err_set(e, "out of memory");
     if (reply) {
         j->reply = *reply;
+        j->reply.request_id = NULL;
+        if (reply->request_id)
+            snprintf(j->request_id, sizeof j->request_id, "%s", reply->request_id);
         lane->reserved++;
     }
     if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j, e) < 0) {
@@ -431,7 +435,8 @@ static void lane_serve(struct lane *lane, struct run_env *env)
     while ((j = lane_pop(lane))) {
         struct run_input in = {.journal_id = j->id, .event_id = j->event_id,
                                .source = j->source, .payload = j->payload,
-                               .received_ms = j->received_ms, .resume = &j->resume};
+                               .received_ms = j->received_ms, .resume = &j->resume,
+                               .request_id = j->request_id[0] ? j->request_id : NULL};
         j->outcome = runner_run(env, lane->p, &in, j->reply.fn ? &j->response : NULL,
                                 j->request_id, &j->record);
         loop_post(lane->d->loop, &j->task);

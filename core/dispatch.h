@@ -45,6 +45,7 @@ typedef void (*dispatch_reply_fn)(void *arg, enum run_outcome outcome, const cha
 struct dispatch_reply {
     dispatch_reply_fn fn;
     void *arg;
+    const char *request_id;     /* optional: the run's request id, chosen by the caller */
 };
 
 /* Journal an event for pipeline p, then run it. Duplicates (same p and

@@ -7,6 +7,7 @@
 #ifndef SLUICE_EXECUTOR_H
 #define SLUICE_EXECUTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,7 @@ struct attempt {
     char *error;
     char *stack;                /* stackTrace as a JSON array, from script runtimes */
     int64_t max_memory_kb;      /* peak RSS of the worker; < 0 if unknown */
+    bool interrupted;           /* sluice stopped before it could run: not an attempt */
     char plugin_version[64];    /* of the code that ran ("" if unknown) */
 };
 

@@ -745,6 +745,24 @@ static int set_add(struct pipeline_set *set, struct pipeline *p, struct diag *d)
     return 0;
 }
 
+/* Same route, whatever the parameters are called: /u/{id} and /u/{name}. */
+static bool same_route(const char *a, const char *b)
+{
+    while (*a && *b) {
+        if (*a == '{' && *b == '{') {
+            const char *ea = strchr(a, '}'), *eb = strchr(b, '}');
+            if (!ea || !eb || (ea[-1] == '+') != (eb[-1] == '+'))
+                return false;
+            a = ea + 1;
+            b = eb + 1;
+            continue;
+        }
+        if (*a++ != *b++)
+            return false;
+    }
+    return *a == *b;
+}
+
 /* Two pipelines claiming one route is an error: which should answer? */
 static void check_routes(const struct pipeline_set *set, struct diag *d)
 {
@@ -752,7 +770,7 @@ static void check_routes(const struct pipeline_set *set, struct diag *d)
         const struct pipeline *p = set->v[i];
         for (size_t j = 0; p->trigger == TRIGGER_HTTP && j < i; j++) {
             const struct pipeline *q = set->v[j];
-            if (q->trigger != TRIGGER_HTTP || strcmp(p->http_path, q->http_path) != 0)
+            if (q->trigger != TRIGGER_HTTP || !same_route(p->http_path, q->http_path))
                 continue;
             if (strcmp(p->http_method, q->http_method) == 0 ||
                 strcmp(p->http_method, "ANY") == 0 || strcmp(q->http_method, "ANY") == 0)

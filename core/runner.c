@@ -101,6 +101,10 @@ static bool run_step(struct run_state *rs, const struct step *s, const char *eve
         *a = (struct attempt){.pipeline = rs->p, .step = s, .request_id = rs->request_id,
                               .event = event, .event_len = len, .number = n};
         executor_run(rs->env->writer, rs->env->slot, a);
+        if (a->interrupted) {
+            *interrupted = true;
+            return false;
+        }
         rs->attempts++;
         record(rs, a);
         if (a->status == INV_OK && a->body)
@@ -268,7 +272,10 @@ static enum run_outcome run_steps(struct run_state *rs, char *event, struct atte
 static char *begin(struct run_state *rs, struct run_resume *resume)
 {
     if (!resume || !resume->event) {
-        new_request_id(rs);
+        if (rs->in->request_id)
+            snprintf(rs->request_id, sizeof rs->request_id, "%s", rs->in->request_id);
+        else
+            new_request_id(rs);
         return strdup(rs->in->payload);
     }
     rs->first_step = resume->step;

@@ -42,6 +42,7 @@ struct run_input {
     const char *payload;
     int64_t received_ms;        /* when the event was accepted (wall clock) */
     struct run_resume *resume;  /* NULL: retries wait on this thread (batches) */
+    const char *request_id;     /* NULL: the run makes a new one */
 };
 
 enum run_outcome {

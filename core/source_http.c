@@ -240,6 +240,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
 }
 
+void source_http_set_request_id(struct http_call *c, const char *request_id)
+{
+    snprintf(c->request_id, sizeof c->request_id, "%s", request_id);
+}
+
 void source_http_answer(struct source_http *s, struct http_call *c, struct http_response *r,
                         const char *request_id)
 {
@@ -251,7 +256,8 @@ void source_http_answer(struct source_http *s, struct http_call *c, struct http_
     }
     c->resp = *r;
     memset(r, 0, sizeof *r);
-    snprintf(c->request_id, sizeof c->request_id, "%s", request_id ? request_id : "");
+    if (request_id && *request_id)
+        snprintf(c->request_id, sizeof c->request_id, "%s", request_id);
     c->answered = true;
     if (c->deadline.armed)
         loop_timer_cancel(s->loop, &c->deadline);

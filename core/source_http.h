@@ -38,6 +38,9 @@ struct http_settings {
 
 int source_http_new(struct loop *l, const struct http_settings *set, source_http_fn fn,
                     void *arg, struct source_http **out, struct err *e);
+/* The request id the run will use, for the x-request-id of any answer
+ * (the 504 of the HTTP timeout included). */
+void source_http_set_request_id(struct http_call *call, const char *request_id);
 /* Answer (r is taken over); request_id goes out as x-request-id. */
 void source_http_answer(struct source_http *s, struct http_call *call, struct http_response *r,
                         const char *request_id);

@@ -497,16 +497,14 @@ int source_zmq_push(struct source_zmq *zs, const char *endpoint, const char *top
     return 0;
 }
 
-void source_zmq_pause(struct source_zmq *zs, bool paused)
+bool source_zmq_pause(struct source_zmq *zs, bool paused)
 {
     if (zs->paused == paused)
-        return;
+        return false;
     zs->paused = paused;
-    log_msg(paused ? LOG_WARN : LOG_INFO, paused ? "the journal backlog is high: not reading the "
-            "zmq event sockets until the pipelines catch up (producers meet backpressure)"
-            : "the backlog is down: reading the zmq event sockets again");
     for (size_t i = 0; !paused && i < zs->n_socks; i++)
         drain(&zs->socks[i]); /* edge-triggered: what queued meanwhile signals nothing new */
+    return true;
 }
 
 void source_zmq_free(struct source_zmq **zp)

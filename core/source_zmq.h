@@ -55,7 +55,7 @@ int source_zmq_push(struct source_zmq *s, const char *endpoint, const char *topi
 /* Stop (true) or resume reading the event sockets (PULL, SUB); invokes are
  * still read. While paused libzmq queues up to the high-water mark, then
  * producers block: backpressure instead of memory. */
-void source_zmq_pause(struct source_zmq *s, bool paused);
+bool source_zmq_pause(struct source_zmq *s, bool paused); /* true if it changed */
 void source_zmq_free(struct source_zmq **s);
 
 /* One received frame, as bytes. */

@@ -303,7 +303,7 @@ static int ensure_worker(struct exec_slot *slot, struct attempt *a)
         return 0;
     if (slot->init_failures[k] > 0) {
         if (!slot->wait(slot->wait_arg, backoff_ms(slot->init_failures[k]))) {
-            set_failure(a, INV_ERROR, "Runtime.Stopping", "sluice is stopping");
+            a->interrupted = true; /* not a failure: the event stays pending */
             return -1;
         }
     }

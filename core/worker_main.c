@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -136,6 +138,21 @@ static int send_ready(int fd, int ok, const char *msg)
     return wire_write(fd, WIRE_READY, &flag, sizeof flag, msg, strlen(msg) + 1, NULL);
 }
 
+/* This process's own peak RSS (VmHWM): getrusage's ru_maxrss would carry
+ * the daemon's peak over from before exec. */
+static long peak_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f)
 {
     struct wire_invoke in;
@@ -145,11 +162,10 @@ static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f)
     struct attempt a = {.pipeline = p, .step = &p->steps[in.step], .request_id = in.request_id,
                         .event = in.event, .event_len = in.event_len, .number = (int)in.attempt};
     executor_call(&a, in.deadline_ns, send_log, &fd);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    long peak_kb = peak_rss_kb();
     struct wire_result r = {
         .status = (uint32_t)a.status, .status_code = a.status_code, .init_ms = a.init_ms,
-        .duration_ms = a.duration_ms, .max_rss_kb = ru.ru_maxrss,
+        .duration_ms = a.duration_ms, .max_rss_kb = peak_kb,
         .body = a.body, .body_len = a.body ? a.body_len : 0,
         .error_type = a.error_type, .error_type_len = a.error_type ? strlen(a.error_type) : 0,
         .error = a.error, .error_len = a.error ? strlen(a.error) : 0,
@@ -164,6 +180,9 @@ int worker_main(int argc, char **argv)
     (void)argc;
     (void)argv;
     int fd = WORKER_FD;
+    /* die with the daemon, even a kill -9 of it, instead of lingering in a
+     * handler; if it died before this line, the socket is closed already */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     struct wire_frame f;
     int timed_out;
     struct err e;
