@@ -128,17 +128,19 @@ static char *read_stdin(void)
     return buf;
 }
 
-static int check_json(const char *text, const char *what)
+/* Is text one JSON value, no larger than the daemon takes (max_bytes; 0:
+ * unknown)? If not, why goes into e. */
+static int check_json(const char *text, size_t max_bytes, const char *what, struct err *e)
 {
-    size_t at = 0;
-    cJSON *v = json_parse_exact(text, strlen(text), &at);
-    if (v) {
-        cJSON_Delete(v);
-        return 0;
-    }
-    fprintf(stderr, "sluice: %s is not valid JSON (near byte %zu); nothing sent for it\n", what,
-            at);
-    return -1;
+    size_t len = strlen(text), at = 0;
+    if (max_bytes && len > max_bytes)
+        return err_set(e, "%s is %zu bytes, over the daemon's zmq.max_message_bytes (%zu); "
+                       "nothing sent for it", what, len, max_bytes);
+    cJSON *v = json_parse_exact(text, len, &at);
+    if (!v)
+        return err_set(e, "%s is not valid JSON (near byte %zu); nothing sent for it", what, at);
+    cJSON_Delete(v);
+    return 0;
 }
 
 /* One monitor event: frame 1 holds the event number and a value, frame 2
@@ -216,6 +218,7 @@ static int connect_wait(void *ctx, void *sock, const char *endpoint, int timeout
 /* The client's CURVE keys, when the daemon wants them. */
 struct client_keys {
     char server[41], secret[41], public[41];
+    size_t max_bytes;           /* the daemon's zmq.max_message_bytes */
 };
 
 /* The endpoint to connect to, and CURVE keys, from the config. */
@@ -231,6 +234,7 @@ static char *endpoint_from_config(const char *config, int router, struct client_
     diag_free(&d);
     char *ep = source_zmq_connect_endpoint(router ? cfg->zmq.router : cfg->zmq.pull);
     memset(keys, 0, sizeof *keys);
+    keys->max_bytes = (size_t)cfg->zmq.max_message_bytes;
     if (cfg->zmq.curve_public && cfg->zmq.client_secret && cfg->zmq.client_public) {
         snprintf(keys->server, sizeof keys->server, "%s", cfg->zmq.curve_public);
         snprintf(keys->secret, sizeof keys->secret, "%s", cfg->zmq.client_secret);
@@ -260,7 +264,21 @@ static int send_event(void *sock, const char *topic, const char *json, const cha
     return 0;
 }
 
-static int publish_lines(void *sock, const char *topic)
+/* An invoke that fails before any answer: the error JSON on stdout (for
+ * scripts, like the daemon's own errors) and the message on stderr. */
+static void print_error(const char *type, const char *message)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "errorType", type);
+    cJSON_AddStringToObject(r, "errorMessage", message);
+    char *json = cJSON_PrintUnformatted(r);
+    printf("%s\n", json ? json : "{}");
+    fprintf(stderr, "sluice invoke: %s\n", message);
+    free(json);
+    cJSON_Delete(r);
+}
+
+static int publish_lines(void *sock, const char *topic, size_t max_bytes)
 {
     char *line = NULL;
     size_t cap = 0;
@@ -274,8 +292,11 @@ static int publish_lines(void *sock, const char *topic)
             continue;
         char what[32];
         snprintf(what, sizeof what, "line %d", number);
-        if (check_json(line, what) < 0)
+        struct err e;
+        if (check_json(line, max_bytes, what, &e) < 0) {
+            fprintf(stderr, "sluice publish: %s\n", e.msg);
             bad++;
+        }
         else if (send_event(sock, topic, line, NULL) < 0) {
             bad++;
             break;
@@ -300,10 +321,13 @@ static int publish(void *ctx, const struct client_opts *o, const char *endpoint,
         fprintf(stderr, "sluice publish: %s\n", why.msg);
     } else {
         if (o->lines) {
-            status = publish_lines(sock, o->target);
+            status = publish_lines(sock, o->target, keys->max_bytes);
         } else {
             char *text = o->json && strcmp(o->json, "-") != 0 ? strdup(o->json) : read_stdin();
-            if (text && check_json(text, "the payload") == 0)
+            struct err e;
+            if (text && check_json(text, keys->max_bytes, "the payload", &e) < 0)
+                fprintf(stderr, "sluice publish: %s\n", e.msg);
+            else if (text)
                 status = send_event(sock, o->target, text, o->id) < 0;
             free(text);
         }
@@ -380,7 +404,10 @@ static int invoke(void *ctx, const struct client_opts *o, const char *endpoint,
 {
     char *text = !o->json ? strdup("{}") : strcmp(o->json, "-") == 0 ? read_stdin()
                                                                      : strdup(o->json);
-    if (!text || check_json(text, "the event") < 0) {
+    struct err e;
+    if (!text || check_json(text, keys->max_bytes, "the event", &e) < 0) {
+        print_error(strstr(e.msg, "max_message_bytes") ? "RequestTooLarge" : "InvalidRequest",
+                    text ? e.msg : "cannot read the event");
         free(text);
         return 2;
     }
@@ -393,14 +420,7 @@ static int invoke(void *ctx, const struct client_opts *o, const char *endpoint,
     int status = 3;
     struct err why;
     if (connect_wait(ctx, sock, endpoint, o->timeout_ms, &why) < 0) {
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "errorType", "NotConnected");
-        cJSON_AddStringToObject(r, "errorMessage", why.msg);
-        char *json = cJSON_PrintUnformatted(r);
-        printf("%s\n", json ? json : "{}");
-        fprintf(stderr, "sluice invoke: %s\n", why.msg);
-        free(json);
-        cJSON_Delete(r);
+        print_error("NotConnected", why.msg);
     } else {
         if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 ||
             zmq_send(sock, "invoke", 6, ZMQ_SNDMORE) < 0 ||

@@ -385,22 +385,25 @@ static void run_batch(struct lane *lane, struct run_env *env, struct job **jobs,
     struct run_input *inputs = calloc(n, sizeof *inputs);
     enum run_outcome *outcome = calloc(n, sizeof *outcome);
     char **records = calloc(n, sizeof *records);
-    for (size_t i = 0; in && inputs && outcome && records && i < n; i++) {
+    char **responses = calloc(n, sizeof *responses);
+    for (size_t i = 0; in && inputs && outcome && records && responses && i < n; i++) {
         inputs[i] = (struct run_input){.journal_id = jobs[i]->id, .event_id = jobs[i]->event_id,
                                        .source = jobs[i]->source, .payload = jobs[i]->payload,
                                        .received_ms = jobs[i]->received_ms};
         in[i] = &inputs[i];
     }
-    if (in && inputs && outcome && records)
-        runner_run_batch(env, lane->p, in, n, outcome, records);
+    if (in && inputs && outcome && records && responses)
+        runner_run_batch(env, lane->p, in, n, outcome, records, responses);
     else /* they stay pending and run at the next start */
         log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu", lane->p->name, n);
     for (size_t i = 0; i < n; i++) {
         jobs[i]->outcome = outcome ? outcome[i] : RUN_INTERRUPTED;
         jobs[i]->record = records ? records[i] : NULL;
+        jobs[i]->response = responses ? responses[i] : NULL;
         loop_post(lane->d->loop, &jobs[i]->task);
     }
     free(records);
+    free(responses);
     free(in);
     free(inputs);
     free(outcome);

@@ -187,8 +187,11 @@ static void send_record(struct run_state *rs, const struct attempt *a, bool ok,
         *out = text;
         return;
     }
-    char name[64];
-    snprintf(name, sizeof name, "%s.json", rs->request_id);
+    char name[96]; /* items of one batch share a request id: their row ids tell them apart */
+    if (rs->batch)
+        snprintf(name, sizeof name, "%s-%lld.json", rs->request_id, (long long)rs->in->journal_id);
+    else
+        snprintf(name, sizeof name, "%s.json", rs->request_id);
     struct err e;
     if (!text || path_mkdirs(dst->directory, 0750, &e) < 0 ||
         path_write_atomic(dst->directory, name, text, strlen(text), &e) < 0)
@@ -268,6 +271,23 @@ static enum run_outcome run_steps(struct run_state *rs, char *event, struct atte
     return out;
 }
 
+/* An event that waited in the queue past max_event_age_ms is not run at
+ * all: it goes to on_failure as EventAgeExceeded, as Lambda does it. */
+static bool too_old(struct run_state *rs, struct attempt *a)
+{
+    int64_t age = clock_wall_ms() - rs->in->received_ms;
+    if (rs->p->max_event_age_ms <= 0 || rs->in->received_ms <= 0 ||
+        age <= rs->p->max_event_age_ms)
+        return false;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the event waited %lld ms, over max_event_age_ms (%d); not run",
+             (long long)age, rs->p->max_event_age_ms);
+    rs->condition = "EventAgeExceeded";
+    *a = (struct attempt){.step = &rs->p->steps[0], .status = INV_ERROR,
+                          .error_type = strdup("EventAgeExceeded"), .error = strdup(msg)};
+    return true;
+}
+
 /* Take up a run where its last retry left it, or start it. */
 static char *begin(struct run_state *rs, struct run_resume *resume)
 {
@@ -306,7 +326,14 @@ enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
     struct run_state rs = {.env = env, .p = p, .in = in, .first_attempt = 1};
     struct attempt a = {0};
     char *event = NULL;
-    enum run_outcome out = run_steps(&rs, begin(&rs, in->resume), &a, &event);
+    char *start = begin(&rs, in->resume);
+    enum run_outcome out;
+    if (!(in->resume && in->resume->attempts) && too_old(&rs, &a)) {
+        out = RUN_DEAD;
+        event = start;
+    } else {
+        out = run_steps(&rs, start, &a, &event);
+    }
     if (out == RUN_RETRY) {
         suspend(&rs, in->resume, &a, event);
         attempt_release(&a);
@@ -338,6 +365,7 @@ struct batch_state {
     int *attempts;              /* attempts each item took part in */
     enum run_outcome *outcome;
     char **records;             /* for destinations the loop delivers */
+    char **responses;           /* each item's answer, for invokes */
     int step0_attempt;          /* the first step's last attempt number */
 };
 
@@ -408,6 +436,8 @@ static void finish_item(struct run_state *rs, struct batch_state *b, size_t i,
     one.attempts = b->attempts[i];
     b->outcome[i] = out;
     b->active[i] = false;
+    if (b->responses && out != RUN_INTERRUPTED)
+        b->responses[i] = answer(out, a, body);
     if (out == RUN_DEAD) {
         send_record(&one, a, false, NULL, &b->records[i]);
         finish(&one, "dead", a->error ? a->error : "named in batchItemFailures");
@@ -456,9 +486,10 @@ static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
 
 void runner_run_batch(const struct run_env *env, const struct pipeline *p,
                       const struct run_input *const *in, size_t n, enum run_outcome *outcome,
-                      char **records)
+                      char **records, char **responses)
 {
-    struct batch_state b = {.in = in, .n = n, .outcome = outcome, .records = records};
+    struct batch_state b = {.in = in, .n = n, .outcome = outcome, .records = records,
+                            .responses = responses};
     b.active = calloc(n, sizeof *b.active);
     b.failed = calloc(n, sizeof *b.failed);
     b.attempts = calloc(n, sizeof *b.attempts);

@@ -70,6 +70,6 @@ enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
  * each event's end; records[i] its destination record, if the loop must deliver one. */
 void runner_run_batch(const struct run_env *env, const struct pipeline *p,
                       const struct run_input *const *in, size_t n, enum run_outcome *outcome,
-                      char **records);
+                      char **records, char **responses);
 
 #endif

@@ -47,6 +47,7 @@ struct source_zmq {
     bool freeing;
     bool paused;
     int hwm;
+    size_t max_bytes;           /* zmq.max_message_bytes: over it, refused with a reason */
     void *zap;                  /* ZAP handler (REP) when CURVE is on */
     int zap_fd;
     struct strv allowed;        /* client public keys, Z85 */
@@ -152,6 +153,19 @@ static struct zmq_frame view(zmq_msg_t *m)
     return (struct zmq_frame){.data = zmq_msg_data(m), .size = zmq_msg_size(m)};
 }
 
+/* The whole message's size against max_message_bytes. */
+static bool too_big(struct sock *s, zmq_msg_t *frames, int n, char *reason, size_t len)
+{
+    size_t total = 0;
+    for (int i = 0; i < n && i < MAX_FRAMES; i++)
+        total += zmq_msg_size(&frames[i]);
+    if (total <= s->owner->max_bytes)
+        return false;
+    snprintf(reason, len, "a message of %zu bytes is over zmq.max_message_bytes (%zu)", total,
+             s->owner->max_bytes);
+    return true;
+}
+
 static void handle_event(struct sock *s, zmq_msg_t *frames, int n)
 {
     char reason[200];
@@ -159,7 +173,9 @@ static void handle_event(struct sock *s, zmq_msg_t *frames, int n)
     for (int i = 0; i < n && i < 3; i++)
         f[i] = view(&frames[i]);
     char *topic = n >= 1 ? frame_str(&frames[0]) : NULL;
-    if (source_zmq_check_event(f, n, reason, sizeof reason) < 0) {
+    if (too_big(s, frames, n, reason, sizeof reason)) {
+        reject(s, topic, reason, NULL);
+    } else if (source_zmq_check_event(f, n, reason, sizeof reason) < 0) {
         reject(s, topic, reason, n >= 2 ? &frames[1] : NULL);
     } else {
         char *payload = frame_str(&frames[1]);
@@ -203,6 +219,11 @@ static void handle_invoke(struct sock *s, zmq_msg_t *frames, int n)
     peer.id_len = zmq_msg_size(&frames[0]);
     memcpy(peer.id, zmq_msg_data(&frames[0]), peer.id_len);
     char reason[200];
+    if (too_big(s, frames, n, reason, sizeof reason)) {
+        reject(s, NULL, reason, NULL);
+        invoke_error(s, &peer, "RequestTooLarge", reason);
+        return;
+    }
     if (n == 3 && zmq_msg_size(&frames[1]) == 0 && zmq_msg_size(&frames[2]) == 6 &&
         memcmp(zmq_msg_data(&frames[2]), "refill", 6) == 0) {
         s->owner->cb.refill(s->owner->arg);
@@ -329,7 +350,10 @@ static int open_sock(struct source_zmq *zs, struct sock *s, enum kind kind, cons
     if (!s->z || !s->endpoint)
         return err_set(e, "cannot create a ZeroMQ %s socket: %s", kind_name(kind),
                        zmq_strerror(zmq_errno()));
-    int64_t max = cfg->zmq.max_message_bytes;
+    /* Messages over max_message_bytes are refused with a clear reason (a row
+     * in rejected, an answer to an invoke); ZMQ_MAXMSGSIZE is the hard wall
+     * far above it, where libzmq drops the peer before reading more. */
+    int64_t max = (int64_t)cfg->zmq.max_message_bytes * 16 + (1 << 20);
     zmq_setsockopt(s->z, ZMQ_MAXMSGSIZE, &max, sizeof max);
     set_int(s->z, ZMQ_RCVHWM, cfg->zmq.hwm);
     set_int(s->z, ZMQ_SNDHWM, cfg->zmq.hwm);
@@ -445,6 +469,7 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
         return err_set(e, "out of memory");
     zs->loop = l;
     zs->hwm = cfg->zmq.hwm;
+    zs->max_bytes = (size_t)cfg->zmq.max_message_bytes;
     zs->cb = *cb;
     zs->arg = arg;
     zs->ctx = zmq_ctx_new();
