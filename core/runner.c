@@ -423,8 +423,9 @@ static void first_step_done(struct run_state *rs, const struct attempt *a)
     cJSON *v = a->body ? cJSON_Parse(a->body) : NULL;
     const cJSON *failures = cJSON_GetObjectItemCaseSensitive(v, "batchItemFailures");
     const cJSON *f;
-    cJSON_ArrayForEach(f, failures) mark_failed(b, cJSON_GetObjectItemCaseSensitive(f,
-                                                                              "itemIdentifier"));
+    cJSON_ArrayForEach(f, failures) {
+        mark_failed(b, cJSON_GetObjectItemCaseSensitive(f, "itemIdentifier"));
+    }
     cJSON_Delete(v);
 }
 

@@ -133,7 +133,7 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
     cJSON *headers = cls;
     char name[256];
     size_t n = 0;
-    for (; key[n] && n < sizeof name - 1; n++)
+    for (; n < sizeof name - 1 && key[n]; n++)
         name[n] = (char)tolower((unsigned char)key[n]);
     name[n] = '\0';
     cJSON *old = cJSON_GetObjectItemCaseSensitive(headers, name);
