@@ -1,0 +1,167 @@
+/* sqlceil - the SQLite ceiling: COUNT rows inserted from C with prepared
+ * statements, BATCH rows per transaction, WAL and synchronous=FULL as
+ * sluice opens its database, into a database whose schema is copied from a
+ * database sluice created (--schema-from), so tables and indexes are
+ * exactly sluice's.
+ *
+ *   --mode inv   one invocations row per event (the issue's ceiling)
+ *   --mode full  what sluice writes per event: the journal append (INSERT
+ *                OR IGNORE INTO events), the invocations row, the journal
+ *                finish (UPDATE events), with sluice's own statements
+ *
+ *   sqlceil --db NEW.db --schema-from SLUICE.db --count N [--batch B] [--mode inv|full]
+ */
+#include <sqlite3.h>
+
+#include "common.h"
+
+static const char SQL_APPEND[] =
+    "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_FINISH[] =
+    "UPDATE events SET state = ?2, attempts = attempts + ?3, finished_at = ?4, error = ?5"
+    " WHERE id = ?1";
+static const char SQL_INVOCATION[] =
+    "INSERT INTO invocations (request_id, event_id, pipeline, step, handler, source, attempt,"
+    " started_at, duration_ms, init_ms, status, status_code, error, input_bytes, output_bytes,"
+    " plugin_version, max_memory_kb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+    " ?13, ?14, ?15, ?16, ?17)";
+
+static void die(sqlite3 *db, const char *what)
+{
+    fprintf(stderr, "sqlceil: %s: %s\n", what, sqlite3_errmsg(db));
+    exit(1);
+}
+
+static void exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "sqlceil: %s: %s\n", sql, msg);
+        exit(1);
+    }
+}
+
+static void copy_schema(sqlite3 *db, const char *from)
+{
+    sqlite3 *src;
+    if (sqlite3_open_v2(from, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        die(src, "opening the schema source");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(src, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name "
+                           "NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 WHEN "
+                           "'index' THEN 1 ELSE 2 END, rowid", -1, &st, NULL) != SQLITE_OK)
+        die(src, "reading the schema");
+    exec(db, "BEGIN");
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        exec(db, (const char *)sqlite3_column_text(st, 0));
+        n++;
+    }
+    exec(db, "COMMIT");
+    sqlite3_finalize(st);
+    sqlite3_close(src);
+    if (n == 0) {
+        fprintf(stderr, "sqlceil: no schema in %s\n", from);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL, *from = NULL, *mode = "inv";
+    long count = 100000, batch = 1000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--db")) path = argv[i + 1];
+        else if (!strcmp(argv[i], "--schema-from")) from = argv[i + 1];
+        else if (!strcmp(argv[i], "--count")) count = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) batch = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
+    }
+    if (!path || !from) {
+        fprintf(stderr, "usage: sqlceil --db NEW --schema-from SLUICE.db --count N\n");
+        return 2;
+    }
+    bool full = !strcmp(mode, "full");
+    sqlite3 *db;
+    unlink(path);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        die(db, "open");
+    exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+    copy_schema(db, from);
+    sqlite3_stmt *ins, *app = NULL, *fin = NULL;
+    if (sqlite3_prepare_v3(db, SQL_INVOCATION, -1, SQLITE_PREPARE_PERSISTENT, &ins, NULL) !=
+        SQLITE_OK)
+        die(db, "prepare");
+    if (full && (sqlite3_prepare_v3(db, SQL_APPEND, -1, SQLITE_PREPARE_PERSISTENT, &app, NULL) !=
+                 SQLITE_OK || sqlite3_prepare_v3(db, SQL_FINISH, -1, SQLITE_PREPARE_PERSISTENT,
+                                                 &fin, NULL) != SQLITE_OK))
+        die(db, "prepare");
+    static const char version[] = "1795429343.449806599-15248-11000465";
+    char payload[512], request_id[37], event_id[37], when[32], done_at[32];
+    int64_t t0 = now_ns();
+    long commits = 0;
+    for (long i = 0; i < count; i++) {
+        if (i % batch == 0)
+            exec(db, "BEGIN");
+        uuid7(event_id);
+        int plen = full ? bench_payload(payload, sizeof payload, i) : 200;
+        int64_t id = 0;
+        if (full) {
+            iso8601(wall_ns() / 1000000, when);
+            sqlite3_reset(app);
+            sqlite3_bind_text(app, 1, event_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(app, 2, "bench", -1, SQLITE_STATIC);
+            sqlite3_bind_text(app, 3, "zmq:bench.tp", -1, SQLITE_STATIC);
+            sqlite3_bind_text(app, 4, payload, plen, SQLITE_STATIC);
+            sqlite3_bind_text(app, 5, when, -1, SQLITE_STATIC);
+            if (sqlite3_step(app) != SQLITE_DONE)
+                die(db, "append");
+            id = sqlite3_last_insert_rowid(db);
+        }
+        uuid7(request_id);
+        iso8601(wall_ns() / 1000000, when);
+        sqlite3_reset(ins);
+        sqlite3_clear_bindings(ins);
+        sqlite3_bind_text(ins, 1, request_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, event_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, "bench", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, "echo", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, "echo.handler", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 6, "zmq:bench.tp", -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 7, 1);
+        sqlite3_bind_text(ins, 8, when, -1, SQLITE_STATIC);
+        sqlite3_bind_double(ins, 9, 0.0042);
+        sqlite3_bind_text(ins, 11, "ok", -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 12, 200);
+        sqlite3_bind_int64(ins, 14, plen);
+        sqlite3_bind_int64(ins, 15, plen);
+        sqlite3_bind_text(ins, 16, version, -1, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            die(db, "insert");
+        if (full) {
+            iso8601(wall_ns() / 1000000, done_at);
+            sqlite3_reset(fin);
+            sqlite3_bind_int64(fin, 1, id);
+            sqlite3_bind_text(fin, 2, "done", -1, SQLITE_STATIC);
+            sqlite3_bind_int(fin, 3, 1);
+            sqlite3_bind_text(fin, 4, done_at, -1, SQLITE_STATIC);
+            sqlite3_bind_null(fin, 5);
+            if (sqlite3_step(fin) != SQLITE_DONE)
+                die(db, "finish");
+        }
+        if (i % batch == batch - 1 || i == count - 1) {
+            exec(db, "COMMIT");
+            commits++;
+        }
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("mode=%s\ncount=%ld\nbatch=%ld\ncommits=%ld\nsecs=%.3f\nrate=%.0f\n", mode, count, batch,
+           commits, secs, count / secs);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(app);
+    sqlite3_finalize(fin);
+    sqlite3_close(db);
+    return 0;
+}
