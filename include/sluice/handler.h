@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -151,6 +152,26 @@ struct sl_host {
      * non-object): walk json_size/json_key/json_at to see every member. */
     const char *(*json_key)(const sl_json *object, size_t index);
 };
+
+/* A convenience compiled into the plugin, not a host service: the first
+ * key of the step's config that is not in known (a NULL-terminated list),
+ * or NULL. Plugins use it to refuse misspelt config keys by name. */
+static inline const char *sl_config_unknown_key(sl_context *ctx, const char *const *known)
+{
+    const sl_host *h = ctx->host;
+    const sl_json *cfg = h->config(ctx);
+    if (h->size < offsetof(sl_host, json_key) + sizeof h->json_key)
+        return NULL; /* an older host: nothing to list keys with */
+    for (size_t i = 0; i < h->json_size(cfg); i++) {
+        const char *key = h->json_key(cfg, i);
+        size_t j = 0;
+        while (key && known[j] && strcmp(known[j], key) != 0)
+            j++;
+        if (key && !known[j])
+            return key;
+    }
+    return NULL;
+}
 
 #ifdef __cplusplus
 }

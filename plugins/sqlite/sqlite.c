@@ -131,76 +131,6 @@ static void sq_destroy(void *state)
 
 /* --- config ------------------------------------------------------------ */
 
-static const char *skip_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static const char *skip_string(const char *p, const char *end)
-{
-    for (p++; p < end && *p != '"'; p++)
-        if (*p == '\\' && p + 1 < end)
-            p++;
-    return p < end ? p + 1 : end;
-}
-
-static const char *skip_value(const char *p, const char *end)
-{
-    int depth = 0;
-    while (p < end) {
-        char c = *p;
-        if (c == '"') {
-            p = skip_string(p, end);
-            if (depth == 0)
-                return p;
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0)
-                return p;
-            if (--depth == 0)
-                return p + 1;
-        } else if (c == ',' && depth == 0) {
-            return p;
-        }
-        p++;
-    }
-    return p;
-}
-
-/* 1 with the key in bad if the object text has a key not in known. The
- * ABI's JSON view cannot list an object's keys, hence this small scanner
- * of text the host has already validated. */
-static int unknown_key(const char *json, size_t len, char *bad, size_t badlen)
-{
-    const char *end = json + len, *p = skip_ws(json, end);
-    if (p >= end || *p != '{')
-        return 0;
-    p = skip_ws(p + 1, end);
-    while (p < end && *p == '"') {
-        const char *key = p + 1, *after = skip_string(p, end);
-        size_t klen = (size_t)(after - 1 - key);
-        int found = 0;
-        for (size_t i = 0; known_keys[i]; i++)
-            if (strlen(known_keys[i]) == klen && memcmp(known_keys[i], key, klen) == 0)
-                found = 1;
-        if (!found) {
-            snprintf(bad, badlen, "%.*s", (int)(klen < 100 ? klen : 100), key);
-            return 1;
-        }
-        p = skip_ws(after, end);
-        if (p < end && *p == ':')
-            p = skip_ws(p + 1, end);
-        p = skip_ws(skip_value(p, end), end);
-        if (p < end && *p == ',')
-            p = skip_ws(p + 1, end);
-    }
-    return 0;
-}
 
 static int read_config(const sl_host *h, sl_context *ctx, struct sq_config *c, struct failure *f)
 {
@@ -210,8 +140,8 @@ static int read_config(const sl_host *h, sl_context *ctx, struct sq_config *c, s
     if (h->json_type(cfg) != SL_JSON_OBJECT)
         return failf(f, "ConfigError", "the step's config must be an object, e.g. "
                      "{\"database\": \"var/app.db\", \"sql\": \"SELECT * FROM users\"}");
-    char bad[128];
-    if (unknown_key(ctx->config_json, ctx->config_len, bad, sizeof bad))
+    const char *bad = sl_config_unknown_key(ctx, known_keys);
+    if (bad)
         return failf(f, "ConfigError", "config key \"%s\" is not known to sqlite.query; its keys "
                      "are database, sql, params, write, create_from and max_rows", bad);
     c->database = h->json_string(h->json_get(cfg, "/database"));

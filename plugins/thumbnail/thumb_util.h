@@ -1,15 +1,10 @@
 /* thumb_util.h - small helpers of the thumbnail plugin that need no libvips:
- * config key checks, S3 key decoding, safe relative paths, folders. */
+ * S3 key decoding, safe relative paths, folders. */
 #ifndef THUMB_UTIL_H
 #define THUMB_UTIL_H
 
 #include <stddef.h>
 #include <sys/types.h>
-
-/* 1 if the top-level object json (valid JSON text) has a key that is not
- * in known (NULL-terminated); the key is copied into bad. 0 otherwise. */
-int config_unknown_key(const char *json, size_t len, const char *const known[], char *bad,
-                       size_t badlen);
 
 /* An S3 object key decoded as S3 encodes it (%XX, '+' for space); a new
  * string, NULL when out of memory. Invalid escapes, and %00 (which would cut

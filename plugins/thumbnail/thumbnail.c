@@ -172,8 +172,8 @@ static int read_config(const sl_host *h, sl_context *ctx, struct thumb_config *c
     if (h->json_type(cfg) != SL_JSON_OBJECT)
         return failf(f, "ConfigError", "the step's config must be an object, e.g. "
                      "{\"output\": \"var/thumbnails\", \"size\": 100}");
-    char bad[128];
-    if (config_unknown_key(ctx->config_json, ctx->config_len, known_keys, bad, sizeof bad))
+    const char *bad = sl_config_unknown_key(ctx, known_keys);
+    if (bad)
         return failf(f, "ConfigError", "config key \"%s\" is not known to thumbnail.handler; "
                      "its keys are output, size, format, quality, upscale, crop and "
                      "max_megapixels", bad);

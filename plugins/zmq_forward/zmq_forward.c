@@ -97,64 +97,17 @@ static void fwd_destroy(void *state)
     free(st);
 }
 
-/* Names of the top-level members of valid JSON object text, one at a time:
- * *p starts at the text; returns 1 with the key in (*key, *len), 0 at the
- * end. The ABI's JSON view cannot list keys, hence this small scanner. */
-static int next_key(const char **p, const char *end, int *depth, const char **key, size_t *len)
-{
-    int want_key = *depth <= 1;
-    while (*p < end) {
-        char c = **p;
-        if (c == '"') {
-            const char *from = ++*p;
-            while (*p < end && **p != '"')
-                *p += (**p == '\\' && *p + 1 < end) ? 2 : 1;
-            (*p)++;
-            if (*depth == 1 && want_key) {
-                *key = from;
-                *len = (size_t)(*p - 1 - from);
-                return 1;
-            }
-            continue;
-        }
-        if (c == '{' || c == '[')
-            ++*depth;
-        else if (c == '}' || c == ']')
-            --*depth;
-        else if (c == ':' && *depth == 1)
-            want_key = 0;
-        else if (c == ',' && *depth == 1)
-            want_key = 1;
-        (*p)++;
-    }
-    return 0;
-}
-
-static int unknown_key(sl_context *ctx, char *msg, size_t msglen)
-{
-    const char *p = ctx->config_json, *end = p + ctx->config_len, *key;
-    size_t len;
-    int depth = 0;
-    while (next_key(&p, end, &depth, &key, &len)) {
-        int known = 0;
-        for (size_t i = 0; known_keys[i] && !known; i++)
-            known = strlen(known_keys[i]) == len && memcmp(known_keys[i], key, len) == 0;
-        if (!known) {
-            snprintf(msg, msglen, "config key \"%.*s\" is not known to zmq_forward.handler; its "
-                     "keys are endpoint, topic, socket and bind", (int)(len > 100 ? 100 : len),
-                     key);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static int parse_config(sl_context *ctx, struct fwd_config *c, char *msg, size_t msglen)
 {
     const sl_host *h = ctx->host;
     const sl_json *cfg = h->config(ctx);
-    if (h->json_type(cfg) == SL_JSON_OBJECT && unknown_key(ctx, msg, msglen))
+    const char *bad = sl_config_unknown_key(ctx, known_keys);
+    if (h->json_type(cfg) == SL_JSON_OBJECT && bad) {
+        snprintf(msg, msglen, "config key \"%.100s\" is not known to zmq_forward.handler; its "
+                 "keys are endpoint, topic, socket and bind", bad);
         return -1;
+    }
     if (h->json_type(cfg) != SL_JSON_OBJECT || !h->json_get(cfg, "/endpoint")) {
         snprintf(msg, msglen, "the step needs \"config\": {\"endpoint\": ...}, the ZeroMQ "
                  "endpoint to send to, e.g. \"tcp://127.0.0.1:5560\"");
