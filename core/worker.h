@@ -1,10 +1,12 @@
 /* worker.h - supervised worker processes ("isolation": "process").
  *
  * Each executor thread of a process-isolated pipeline owns one exec_slot and
- * so at most one worker: `sluice worker`, started with posix_spawn, which
- * loads the pipeline's plugins once (init = Lambda's init phase, a cold
- * start) and then serves invocations warm over a socketpair (wire.h). A
- * worker that crashes, hangs past its deadline or breaks the protocol is
+ * so at most one worker: `sluice-worker worker PIPELINE` (worker_exe.c; the
+ * same worker_main as `sluice worker`, which runs instead when sluice-worker
+ * is not beside the sluice binary), started with posix_spawn, which loads the
+ * pipeline's plugins once (init = Lambda's init phase, a cold start) and then
+ * serves invocations warm over a socketpair (wire.h). A worker that crashes,
+ * hangs past its deadline or breaks the protocol is
  * killed and replaced; one that keeps dying before serving anything is
  * restarted with exponential back-off. A plugin file replaced on disk makes
  * the slot recycle its worker between invocations (hot reload).
@@ -23,8 +25,8 @@ struct attempt;
 struct writer;
 struct worker;
 
-/* One worker per kind of code a pipeline's steps need: C plugins (`sluice
- * worker`), Python (python3 running runtimes/python/bootstrap.py) and
+/* One worker per kind of code a pipeline's steps need: C plugins
+ * (sluice-worker), Python (python3 running runtimes/python/bootstrap.py) and
  * Node.js (node running runtimes/node/bootstrap.js), all speaking wire.h. */
 struct exec_slot {
     const char *exe;            /* the sluice binary */
@@ -45,7 +47,8 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
 /* Stop the slot's workers gracefully (their plugins' destroy runs). */
 void exec_slot_release(struct exec_slot *slot);
 
-/* `sluice worker`: the worker process's main, serving on fd 3. */
+/* `sluice worker` and `sluice-worker worker`: the worker process's main,
+ * serving on fd 3. */
 int worker_main(int argc, char **argv);
 
 #endif

@@ -2,7 +2,11 @@
  * pipeline's executor slot (see worker.h). It reads what to load from the
  * INIT frame, opens exactly those plugin files, answers READY, then serves
  * INVOKE frames until its socket closes, running the same in-process call as
- * the thread executor. Everything it says goes back over fd 3. */
+ * the thread executor. Everything it says goes back over fd 3.
+ *
+ * It is also the whole of sluice-worker (worker_exe.c), which links only the
+ * files of sluice_worker_objs (core/CMakeLists.txt): what this file reaches
+ * must stay among them, or sluice-worker stops linking. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <seccomp.h>
