@@ -61,7 +61,16 @@ struct daemon {
     struct source_zmq *zmq;
     struct source_http *http;
     unsigned long rejected;
+    bool backlog_high;          /* zmq paused: the journal backlog is high (logged) */
+    bool writer_busy;           /* zmq paused: the writer's queue is long (routine) */
+    bool crowded;               /* zmq paused: a lane is filling up (routine, brief) */
 };
+
+/* The writer's queue length (operations) above which the zmq event sockets
+ * wait, and below which they are read again: short enough that a flood
+ * never fills the queue (which would block the loop), long enough for
+ * large group commits. */
+#define WRITER_BUSY 8192
 
 /* Load and bind everything a generation needs; print problems. */
 /* Drop the pipelines whose plugins do not load, keeping the rest running
@@ -130,7 +139,7 @@ static void route_file(struct daemon *dm, struct pipeline *p, const char *path,
                 "scan", p->name, path);
     } else if (match_test(p->match, key, parsed)) {
         sprintf(source, "directory:%s", p->dir_spec);
-        if (dispatch_accept(dm->gen->dispatch, p, id, source, json, NULL, &e) < 0)
+        if (dispatch_accept(dm->gen->dispatch, p, id, false, source, json, NULL, &e) < 0)
             log_msg(LOG_ERROR, "pipeline %s: %s not accepted: %s", p->name, path, e.msg);
     }
     cJSON_Delete(parsed);
@@ -207,7 +216,7 @@ static void on_zmq_event(void *arg, const char *socket, const char *topic, const
         if (!topic_matches(p, topic, payload, &parsed))
             continue;
         matched++;
-        if (dispatch_accept(dm->gen->dispatch, p, id, source, payload, NULL, &e) < 0)
+        if (dispatch_accept(dm->gen->dispatch, p, id, !given_id, source, payload, NULL, &e) < 0)
             on_reject(dm, source, e.msg, payload, strlen(payload));
     }
     if (!matched) {
@@ -275,7 +284,8 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
     }
     *w = (struct waiter){.dm = dm, .peer = peer};
     struct dispatch_reply reply = {.fn = invoke_answer, .arg = w};
-    int rc = dispatch_accept(dm->gen->dispatch, p, id, "invoke", payload, &reply, &e);
+    int rc = dispatch_accept(dm->gen->dispatch, p, id, !given_id, "invoke", payload, &reply,
+                             &e);
     if (rc < 0) {
         free(w);
         answer_error(dm, peer, rc == -EBUSY ? "TooManyRequests" : "InternalError", e.msg);
@@ -375,7 +385,8 @@ static void on_http(void *arg, struct http_call *call, const struct http_incomin
         cJSON *parsed = p->match && event ? cJSON_Parse(event) : NULL;
         int rc = !event ? err_set(&e, "out of memory")
                  : !match_test(p->match, in->path, parsed) ? -ENOENT
-                 : dispatch_accept(dm->gen->dispatch, p, id, source, event, &reply, &e);
+                 : dispatch_accept(dm->gen->dispatch, p, id, !cJSON_IsString(key), source, event,
+                                   &reply, &e);
         cJSON_Delete(parsed);
         if (rc == -ENOENT) {
             http_fail(dm, call, 404, "the request does not pass the route's match filter", NULL);
@@ -430,7 +441,7 @@ static void deliver(void *arg, const struct pipeline *p, bool ok, const char *re
             rc = err_set(&e, "%s", !id ? "out of memory" : "the pipeline is gone");
         else {
             snprintf(id, len, "%s/%s.%s", event_id, p->name, which);
-            rc = dispatch_accept(dm->gen->dispatch, target, id, source, record, NULL, &e);
+            rc = dispatch_accept(dm->gen->dispatch, target, id, false, source, record, NULL, &e);
         }
         free(id);
     } else if (dst->kind == DEST_ZMQ && dm->zmq) {
@@ -623,24 +634,41 @@ static void shutdown_all(struct daemon *dm)
     config_free(&dm->cfg);
 }
 
+/* Producers over ZeroMQ meet backpressure (their high-water mark) while
+ * the journal backlog is high, or, briefly and routinely, while the writer
+ * has a long queue or a lane is filling up. */
+static void flow_control(struct daemon *dm)
+{
+    long waiting = dispatch_waiting(dm->gen->dispatch);
+    long high = (long)dm->cfg->queue_size * 64;
+    int queued = writer_queued(dm->writer);
+    if (waiting > high && !dm->backlog_high) {
+        dm->backlog_high = true;
+        log_msg(LOG_WARN, "the journal backlog is high (%ld events): not reading the zmq event "
+                "sockets until the pipelines catch up (producers meet backpressure)", waiting);
+    } else if (waiting < high / 2 && dm->backlog_high) {
+        dm->backlog_high = false;
+        log_msg(LOG_INFO, "the backlog is down: reading the zmq event sockets again");
+    }
+    if (queued > WRITER_BUSY)
+        dm->writer_busy = true;
+    else if (queued < WRITER_BUSY / 2)
+        dm->writer_busy = false;
+    dm->crowded = dispatch_crowded(dm->gen->dispatch, clock_mono_ns());
+    source_zmq_pause(dm->zmq, dm->backlog_high || dm->writer_busy || dm->crowded);
+}
+
 static int serve(struct daemon *dm)
 {
     struct err e;
     while (!dm->stop) {
-        if (loop_run_once(dm->loop, -1, &e) < 0) {
+        /* paused briefly: look again soon (a commit may post nothing) */
+        if (loop_run_once(dm->loop, dm->writer_busy || dm->crowded ? 1 : -1, &e) < 0) {
             log_msg(LOG_ERROR, "%s", e.msg);
             return 1;
         }
-        if (dm->zmq && dm->gen && dm->gen->dispatch) {
-            long waiting = dispatch_waiting(dm->gen->dispatch);
-            long high = (long)dm->cfg->queue_size * 64;
-            if (waiting > high && source_zmq_pause(dm->zmq, true))
-                log_msg(LOG_WARN, "the journal backlog is high (%ld events): not reading the zmq "
-                        "event sockets until the pipelines catch up (producers meet "
-                        "backpressure)", waiting);
-            else if (waiting < high / 2 && source_zmq_pause(dm->zmq, false))
-                log_msg(LOG_INFO, "the backlog is down: reading the zmq event sockets again");
-        }
+        if (dm->zmq && dm->gen && dm->gen->dispatch)
+            flow_control(dm);
         if (dm->reload && !dm->stop) {
             dm->reload = false;
             reload(dm);

@@ -26,6 +26,9 @@ struct lane;
 static const char INTERRUPTED[] =
     "{\"errorType\":\"Interrupted\",\"errorMessage\":\"sluice stopped before the run "
     "finished; the event stays journaled and runs at the next start\"}";
+static const char JOURNAL_ERROR[] =
+    "{\"errorType\":\"JournalError\",\"errorMessage\":"
+    "\"the event could not be journaled; see the daemon's log\"}";
 
 struct job {
     struct loop_task task;      /* posted back to the loop when journaled or run */
@@ -43,6 +46,17 @@ struct job {
     struct run_resume resume;   /* a run waiting for its retry */
     struct loop_timer timer;    /* ... fires when it is due */
     struct job *next_waiting;   /* the lane's list of jobs waiting for a timer */
+    /* A job started ahead of its journal append (see may_run_ahead) gives
+     * its slot back when its run ends, answers once the append's outcome is
+     * in too, and is freed once the run's outcome has committed. */
+    bool ahead;
+    bool appended;              /* ahead: the append's outcome arrived */
+    bool ran;                   /* ahead: the run ended */
+    bool settled;               /* ahead: the outcome committed */
+    bool exposed;               /* ahead: on the lane's exposed list */
+    struct writer_ticket append;
+    struct loop_task appended_task, settled_task;
+    struct job *next_exposed;
 };
 
 struct lane {
@@ -54,6 +68,10 @@ struct lane {
     int capacity;
     int64_t loaded_max;         /* highest journal id handed to this lane */
     bool backlog;               /* pending events wait in the journal */
+    unsigned long ended;        /* runs ended, ever */
+    unsigned long ended_seen;   /* ... when crowded_since_ns was set */
+    int64_t crowded_since_ns;   /* crowded, and no run ended since; 0 if not crowded */
+    bool crowded_expired;       /* ... for too long to wait for */
     long journal_waiting;       /* how many (new ones counted; refills subtract) */
     /* shared with executor threads */
     pthread_mutex_t lock;
@@ -63,6 +81,11 @@ struct lane {
     int head, count;
     bool stopping;
     struct job *waiting;        /* loop thread: jobs whose retry timer is armed */
+    int ahead_unacked;          /* ahead jobs whose append outcome is not in */
+    /* Ahead jobs whose append committed while events waited in the journal:
+     * loaded_max could not cover them, and their rows read 'pending' until
+     * their outcome commits, so refills skip them by id. */
+    struct job *exposed;
     pthread_t *threads;
     int n_threads;
 };
@@ -135,7 +158,7 @@ static void lane_push(struct lane *lane, struct job *j)
 {
     j->task.run = on_job_finished;
     lane->inflight++;
-    if (j->id > lane->loaded_max)
+    if (!j->ahead && j->id > lane->loaded_max) /* an ahead job's id is not known yet */
         lane->loaded_max = j->id;
     pthread_mutex_lock(&lane->lock);
     lane->ring[(lane->head + lane->count) % lane->capacity] = j;
@@ -144,9 +167,19 @@ static void lane_push(struct lane *lane, struct job *j)
     pthread_mutex_unlock(&lane->lock);
 }
 
+static bool is_exposed(const struct lane *lane, int64_t id)
+{
+    for (const struct job *j = lane->exposed; j; j = j->next_exposed)
+        if (j->id == id)
+            return true;
+    return false;
+}
+
 static void refill_one(void *arg, const struct journal_entry *entry)
 {
     struct lane *lane = arg;
+    if (lane->exposed && is_exposed(lane, entry->id))
+        return;
     struct job *j = job_new(lane, entry->event_id, entry->source, entry->payload);
     if (!j) {
         lane->backlog = true; /* try again at the next refill */
@@ -160,11 +193,12 @@ static void refill_one(void *arg, const struct journal_entry *entry)
 }
 
 /* Loop thread: move pending journal entries into the lane while there is
- * room, oldest first. */
+ * room, oldest first. Not while an ahead job's append may have committed
+ * unseen: its row would look like one waiting to be loaded. */
 static void lane_refill(struct lane *lane)
 {
     int room = lane->capacity - lane->inflight;
-    if (!lane->backlog || room <= 0 || lane->stopping)
+    if (!lane->backlog || room <= 0 || lane->stopping || lane->ahead_unacked > 0)
         return;
     struct err e;
     int got = journal_load_pending(lane->d->reader, lane->p->name, lane->loaded_max, room,
@@ -197,11 +231,53 @@ static void on_retry_due(struct loop_timer *t)
     pthread_mutex_unlock(&lane->lock);
 }
 
+/* Loop thread: deliver the job's record, answer, free. */
+static void job_end(struct job *j)
+{
+    struct lane *lane = j->lane;
+    if (j->record && lane->d->deliver)
+        lane->d->deliver(lane->d->deliver_arg, lane->p, j->outcome == RUN_DONE, j->record,
+                         j->event_id);
+    job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
+    job_free(j);
+}
+
+static void lane_release(struct lane *lane)
+{
+    lane->inflight--;
+    if (lane->inflight <= lane->capacity / 2)
+        lane_refill(lane);
+}
+
+/* Loop thread: an ahead job answers once its event is durable and its run
+ * over, and ends once its outcome is durable too. */
+static void ahead_progress(struct job *j)
+{
+    if (!j->appended || !j->ran)
+        return;
+    if (j->failed && j->reply.fn) { /* it ran, but was never accepted: say so */
+        free(j->response);
+        j->response = NULL;
+        job_answer(j, RUN_DEAD, JOURNAL_ERROR);
+    }
+    job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
+    bool wrote_outcome = j->outcome == RUN_DONE || j->outcome == RUN_DEAD;
+    if (wrote_outcome && !j->settled)
+        return;
+    for (struct job **p = &j->lane->exposed; j->exposed && *p; p = &(*p)->next_exposed)
+        if (*p == j) {
+            *p = j->next_exposed;
+            break;
+        }
+    job_end(j);
+}
+
 /* Loop thread: a run finished (or an append completed and was not queued). */
 static void on_job_finished(struct loop_task *t)
 {
     struct job *j = (struct job *)t;
     struct lane *lane = j->lane;
+    lane->ended++;
     if (j->outcome == RUN_RETRY && !lane->stopping) {
         j->timer.fire = on_retry_due;
         j->next_waiting = lane->waiting;
@@ -209,14 +285,49 @@ static void on_job_finished(struct loop_task *t)
         loop_timer_arm(lane->d->loop, &j->timer, j->resume.due_ns);
         return;
     }
-    if (j->record && lane->d->deliver)
-        lane->d->deliver(lane->d->deliver_arg, lane->p, j->outcome == RUN_DONE, j->record,
-                         j->event_id);
-    lane->inflight--;
-    job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
-    job_free(j);
-    if (lane->inflight <= lane->capacity / 2)
+    if (j->ahead) {
+        j->ran = true;
+        ahead_progress(j);
+    } else {
+        job_end(j);
+    }
+    lane_release(lane);
+}
+
+/* Loop thread: an ahead job's append committed (or failed). While nothing
+ * waits in the journal, every pending row up to its id is loaded, so
+ * loaded_max may cover it; otherwise it is exposed until it ends. */
+static void on_ahead_appended(struct loop_task *t)
+{
+    struct job *j = (struct job *)((char *)t - offsetof(struct job, appended_task));
+    struct lane *lane = j->lane;
+    j->appended = true;
+    lane->ahead_unacked--;
+    if (!j->failed && j->inserted && !lane->backlog && j->id > lane->loaded_max) {
+        lane->loaded_max = j->id;
+    } else if (!j->failed && j->inserted && lane->backlog) {
+        j->exposed = true;
+        j->next_exposed = lane->exposed;
+        lane->exposed = j;
+    }
+    ahead_progress(j);
+    if (lane->ahead_unacked == 0 && lane->inflight <= lane->capacity / 2)
         lane_refill(lane);
+}
+
+static void on_ahead_settled(struct loop_task *t)
+{
+    struct job *j = (struct job *)((char *)t - offsetof(struct job, settled_task));
+    j->settled = true;
+    ahead_progress(j);
+}
+
+/* Writer thread: an ahead job's outcome has committed. */
+static void ahead_settled(void *arg)
+{
+    struct job *j = arg;
+    j->settled_task.run = on_ahead_settled;
+    loop_post(j->lane->d->loop, &j->settled_task);
 }
 
 /* Loop thread: an invoke's append committed (or failed); its slot was
@@ -225,8 +336,7 @@ static void invoke_journaled(struct lane *lane, struct job *j)
 {
     lane->reserved--;
     if (j->failed)
-        job_answer(j, RUN_DEAD, "{\"errorType\":\"JournalError\",\"errorMessage\":"
-                   "\"the event could not be journaled; see the daemon's log\"}");
+        job_answer(j, RUN_DEAD, JOURNAL_ERROR);
     else if (!j->inserted)
         job_answer(j, RUN_DEAD, "{\"errorType\":\"DuplicateEvent\",\"errorMessage\":"
                    "\"an event with this id was already accepted by this pipeline; it is not "
@@ -257,12 +367,15 @@ static void on_job_journaled(struct loop_task *t)
         lane->backlog = true; /* it waits in the journal */
         lane->journal_waiting++;
         job_free(j);
+        if (lane->inflight <= lane->capacity / 2)
+            lane_refill(lane);
         return;
     }
     lane_push(lane, j);
 }
 
-/* Writer thread: after the commit. */
+/* Writer thread: after the commit. An ahead job may be running: only
+ * fields its executor thread does not read are written here. */
 static void journaled(void *arg, int rc, bool inserted, int64_t id, const struct err *e)
 {
     struct job *j = arg;
@@ -272,13 +385,29 @@ static void journaled(void *arg, int rc, bool inserted, int64_t id, const struct
     if (rc < 0)
         log_msg(LOG_ERROR, "pipeline %s: event %s was not accepted: %s", j->lane->p->name,
                 j->event_id, e->msg);
+    if (j->ahead) {
+        j->appended_task.run = on_ahead_appended;
+        loop_post(j->lane->d->loop, &j->appended_task);
+        return;
+    }
     j->task.run = on_job_journaled;
     loop_post(j->lane->d->loop, &j->task);
 }
 
+/* May this event start before its append commits? Only if its id was made
+ * here (so it cannot be a duplicate), nothing waits in the journal ahead of
+ * it, and there is room: then the run overlaps the commit, and when the run
+ * ends before the append is written, the row is written finished at once.
+ * An answer still waits for the commit. */
+static bool may_run_ahead(const struct lane *lane, bool new_id)
+{
+    return new_id && !lane->backlog && lane->p->batch.size <= 1 &&
+           lane->inflight + lane->reserved < lane->capacity;
+}
+
 int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
-                    const char *source, const char *payload, const struct dispatch_reply *reply,
-                    struct err *e)
+                    bool new_id, const char *source, const char *payload,
+                    const struct dispatch_reply *reply, struct err *e)
 {
     struct lane *lane = NULL;
     for (size_t i = 0; i < d->n_lanes; i++)
@@ -296,18 +425,25 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
     struct job *j = job_new(lane, event_id, source, payload);
     if (!j)
         return err_set(e, "out of memory");
+    j->ahead = may_run_ahead(lane, new_id);
     if (reply) {
         j->reply = *reply;
         j->reply.request_id = NULL;
         if (reply->request_id)
             snprintf(j->request_id, sizeof j->request_id, "%s", reply->request_id);
-        lane->reserved++;
+        if (!j->ahead)
+            lane->reserved++;
     }
-    if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j, e) < 0) {
-        if (reply)
+    if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j, &j->append,
+                       e) < 0) {
+        if (reply && !j->ahead)
             lane->reserved--;
         job_free(j);
         return -1;
+    }
+    if (j->ahead) { /* after the append, so its rows follow it in the writer's queue */
+        lane->ahead_unacked++;
+        lane_push(lane, j);
     }
     return 0;
 }
@@ -436,10 +572,13 @@ static void lane_serve(struct lane *lane, struct run_env *env)
     }
     struct job *j;
     while ((j = lane_pop(lane))) {
-        struct run_input in = {.journal_id = j->id, .event_id = j->event_id,
-                               .source = j->source, .payload = j->payload,
-                               .received_ms = j->received_ms, .resume = &j->resume,
-                               .request_id = j->request_id[0] ? j->request_id : NULL};
+        struct run_input in = {.journal_id = j->ahead ? 0 : j->id, .append = j->append,
+                               .event_id = j->event_id, .source = j->source,
+                               .payload = j->payload, .received_ms = j->received_ms,
+                               .resume = &j->resume,
+                               .request_id = j->request_id[0] ? j->request_id : NULL,
+                               .finished = j->ahead ? ahead_settled : NULL,
+                               .finished_arg = j};
         j->outcome = runner_run(env, lane->p, &in, j->reply.fn ? &j->response : NULL,
                                 j->request_id, &j->record);
         loop_post(lane->d->loop, &j->task);
@@ -543,6 +682,33 @@ void dispatch_refill(struct dispatch *d)
         d->lanes[i].backlog = true;
         lane_refill(&d->lanes[i]);
     }
+}
+
+/* Crowded: half full (a drain round reads at most a few hundred events,
+ * so it cannot overflow a default lane from there) until a quarter full,
+ * as long as its runs keep ending. */
+bool dispatch_crowded(struct dispatch *d, int64_t now_ns)
+{
+    bool crowded = false;
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        struct lane *lane = &d->lanes[i];
+        int used = lane->inflight + lane->reserved;
+        if (used <= lane->capacity / 4) {
+            lane->crowded_since_ns = 0;
+            lane->crowded_expired = false;
+            continue;
+        }
+        if (used < lane->capacity / 2 && !lane->crowded_since_ns)
+            continue;
+        if (!lane->crowded_since_ns || lane->ended != lane->ended_seen) {
+            lane->crowded_since_ns = now_ns; /* progress: keep waiting for it */
+            lane->ended_seen = lane->ended;
+        } else if (now_ns - lane->crowded_since_ns > DISPATCH_CROWDED_NS) {
+            lane->crowded_expired = true; /* stuck: its overflow goes to the journal */
+        }
+        crowded = crowded || !lane->crowded_expired;
+    }
+    return crowded;
 }
 
 long dispatch_waiting(const struct dispatch *d)

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "runner.h"
@@ -49,14 +50,17 @@ struct dispatch_reply {
 };
 
 /* Journal an event for pipeline p, then run it. Duplicates (same p and
- * event_id) are recognised by the journal and not run again.
+ * event_id) are recognised by the journal and not run again. new_id says
+ * event_id was just made by sluice (not given by a producer, not derived
+ * from a file): such an event cannot be a duplicate, so while its lane has
+ * room its run starts at once, overlapping the journal's commit.
  *
  * With reply (synchronous invoke), a slot is reserved first: if the lane is
  * full, nothing is journaled and -EBUSY is returned; otherwise reply->fn is
  * called exactly once, on the loop thread, however the run ends. */
 int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
-                    const char *source, const char *payload, const struct dispatch_reply *reply,
-                    struct err *e);
+                    bool new_id, const char *source, const char *payload,
+                    const struct dispatch_reply *reply, struct err *e);
 /* Let running events finish, stop the threads. Queued events stay pending
  * in the journal. Safe to call twice. */
 void dispatch_stop(struct dispatch *d);
@@ -65,6 +69,14 @@ int dispatch_inflight(const struct dispatch *d);
 /* Look in the journal for pending events (added from outside, e.g. by
  * `sluice replay`) and load them as room allows. */
 void dispatch_refill(struct dispatch *d);
+
+/* Is a lane filling faster than its executors drain it? The daemon then
+ * stops reading ZeroMQ for a moment, so that the executors catch up rather
+ * than the overflow taking the slower way through the journal. A crowded
+ * lane where no run ends for DISPATCH_CROWDED_NS (a slow pipeline) stops
+ * counting until it has drained: it must not hold up the others. */
+#define DISPATCH_CROWDED_NS 2000000
+bool dispatch_crowded(struct dispatch *d, int64_t now_ns);
 
 /* Events accepted since the lanes filled up, waiting in the journal: the
  * daemon stops reading its sockets while this is high (backpressure). */

@@ -116,8 +116,7 @@ int invlog_record(struct writer *w, const struct invocation *inv, struct err *e)
     memcpy(o->s, out, sizeof out);
     o->inv = *inv;
     clock_iso8601(inv->started_ms, o->started_at);
-    o->base.apply = inv_apply;
-    o->base.done = free_op;
+    o->base = (struct wop){.apply = inv_apply, .done = free_op};
     writer_submit(w, &o->base);
     return 0;
 }
@@ -170,8 +169,7 @@ int invlog_line(struct writer *w, const char *request_id, const char *pipeline,
     memcpy(o->s, out, sizeof out);
     o->level = level;
     clock_iso8601(clock_wall_ms(), o->at);
-    o->base.apply = log_apply;
-    o->base.done = free_op;
+    o->base = (struct wop){.apply = log_apply, .done = free_op};
     writer_submit(w, &o->base);
     return 0;
 }

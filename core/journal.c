@@ -9,27 +9,47 @@
 #include "writer.h"
 
 static const char SQL_APPEND[] =
-    "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at, state,"
+    " attempts, finished_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char SQL_DUPLICATE[] =
     "UPDATE events SET duplicates = duplicates + 1 WHERE pipeline = ?2 AND event_id = ?1";
 static const char SQL_FINISH[] =
     "UPDATE events SET state = ?2, attempts = attempts + ?3, finished_at = ?4, error = ?5"
     " WHERE id = ?1";
+static const char SQL_FINISH_BY_KEY[] =
+    "UPDATE events SET state = ?2, attempts = attempts + ?3, finished_at = ?4, error = ?5"
+    " WHERE pipeline = ?6 AND event_id = ?7";
+
+struct finish_op;
 
 struct append_op {
     struct wop base;
-    char *pipeline, *event_id, *source, *payload;
+    const char *pipeline, *event_id, *source, *payload; /* in strings */
     char received_at[32];
     journal_appended_fn cb;
     void *arg;
     bool inserted;
     int64_t id;
+    const struct finish_op *outcome; /* folded in: the row is written finished */
+    char strings[];
+};
+
+struct finish_op {
+    struct wop base;
+    int64_t id;                 /* 0: by (pipeline, event_id) */
+    char state[8];
+    int attempts;
+    char finished_at[32];
+    char *error;
+    char *pipeline, *event_id;
+    void (*finished)(void *arg);
+    void *finished_arg;
 };
 
 static int append_apply(struct wop *op, struct writer *w, struct err *e)
 {
     struct append_op *a = (struct append_op *)op;
+    const struct finish_op *f = a->outcome;
     sqlite3_stmt *st = writer_stmt(w, SQL_APPEND, e);
     if (!st)
         return -1;
@@ -38,6 +58,12 @@ static int append_apply(struct wop *op, struct writer *w, struct err *e)
     sqlite3_bind_text(st, 3, a->source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, a->payload, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, a->received_at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, f ? f->state : "pending", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, f ? f->attempts : 0);
+    if (f)
+        sqlite3_bind_text(st, 8, f->finished_at, -1, SQLITE_STATIC);
+    if (f && f->error)
+        sqlite3_bind_text(st, 9, f->error, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         return err_set(e, "journaling event %s: %s", a->event_id, sqlite3_errmsg(writer_db(w)));
     a->inserted = sqlite3_changes(writer_db(w)) == 1;
@@ -60,66 +86,76 @@ static void append_done(struct wop *op, int rc, const struct err *e)
 {
     struct append_op *a = (struct append_op *)op;
     a->cb(a->arg, rc, a->inserted, a->id, e);
-    free(a->pipeline);
-    free(a->event_id);
-    free(a->source);
-    free(a->payload);
     free(a);
+}
+
+/* One allocation for the op and its four strings. */
+static struct append_op *append_new(const char *const in[4])
+{
+    size_t len[4], total = 0;
+    for (int i = 0; i < 4; i++)
+        total += (len[i] = strlen(in[i]) + 1);
+    struct append_op *a = calloc(1, sizeof *a + total);
+    if (!a)
+        return NULL;
+    const char **out[4] = {&a->pipeline, &a->event_id, &a->source, &a->payload};
+    char *at = a->strings;
+    for (int i = 0; i < 4; i++) {
+        memcpy(at, in[i], len[i]);
+        *out[i] = at;
+        at += len[i];
+    }
+    return a;
 }
 
 int journal_append(struct writer *w, const char *pipeline, const char *event_id,
                    const char *source, const char *payload, journal_appended_fn cb, void *arg,
-                   struct err *e)
+                   struct writer_ticket *ticket, struct err *e)
 {
-    struct append_op *a = calloc(1, sizeof *a);
+    struct append_op *a = append_new((const char *const[4]){pipeline, event_id, source, payload});
     if (!a)
         return err_set(e, "out of memory");
-    a->pipeline = strdup(pipeline);
-    a->event_id = strdup(event_id);
-    a->source = strdup(source);
-    a->payload = strdup(payload);
-    if (!a->pipeline || !a->event_id || !a->source || !a->payload) {
-        free(a->pipeline);
-        free(a->event_id);
-        free(a->source);
-        free(a->payload);
-        free(a);
-        return err_set(e, "out of memory");
-    }
     clock_iso8601(clock_wall_ms(), a->received_at);
     a->base.apply = append_apply;
     a->base.done = append_done;
     a->cb = cb;
     a->arg = arg;
-    writer_submit(w, &a->base);
+    struct writer_ticket t = writer_submit(w, &a->base);
+    if (ticket)
+        *ticket = t;
     return 0;
 }
-
-struct finish_op {
-    struct wop base;
-    int64_t id;
-    char state[8];
-    int attempts;
-    char finished_at[32];
-    char *error;
-};
 
 static int finish_apply(struct wop *op, struct writer *w, struct err *e)
 {
     struct finish_op *f = (struct finish_op *)op;
-    sqlite3_stmt *st = writer_stmt(w, SQL_FINISH, e);
+    sqlite3_stmt *st = writer_stmt(w, f->id ? SQL_FINISH : SQL_FINISH_BY_KEY, e);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, f->id);
+    if (f->id) {
+        sqlite3_bind_int64(st, 1, f->id);
+    } else {
+        sqlite3_bind_text(st, 6, f->pipeline, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, f->event_id, -1, SQLITE_STATIC);
+    }
     sqlite3_bind_text(st, 2, f->state, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, f->attempts);
     sqlite3_bind_text(st, 4, f->finished_at, -1, SQLITE_STATIC);
     if (f->error)
         sqlite3_bind_text(st, 5, f->error, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
-        return err_set(e, "finishing event %lld: %s", (long long)f->id,
+        return err_set(e, "finishing event %s: %s", f->id ? "" : f->event_id,
                        sqlite3_errmsg(writer_db(w)));
     return 0;
+}
+
+/* The append is in the same transaction and not written yet: write the row
+ * finished in the first place (one row write instead of two). */
+static bool finish_fold(struct wop *op, struct wop *target)
+{
+    struct append_op *a = (struct append_op *)target;
+    a->outcome = (const struct finish_op *)op; /* freed after a's apply */
+    return true;
 }
 
 static void finish_done(struct wop *op, int rc, const struct err *e)
@@ -127,26 +163,42 @@ static void finish_done(struct wop *op, int rc, const struct err *e)
     struct finish_op *f = (struct finish_op *)op;
     (void)rc;
     (void)e; /* a lost update leaves the event pending: it runs again at start */
+    if (f->finished)
+        f->finished(f->finished_arg);
     free(f->error);
+    free(f->pipeline);
+    free(f->event_id);
     free(f);
 }
 
-int journal_finish(struct writer *w, int64_t id, const char *state, int attempts,
-                   const char *error, struct err *e)
+int journal_finish(struct writer *w, const struct journal_ref *ref, const char *state,
+                   int attempts, const char *error, struct err *e)
 {
     struct finish_op *f = calloc(1, sizeof *f);
     if (!f)
         return err_set(e, "out of memory");
-    f->id = id;
+    f->id = ref->id;
     snprintf(f->state, sizeof f->state, "%s", state);
     f->attempts = attempts;
     clock_iso8601(clock_wall_ms(), f->finished_at);
-    if (error && !(f->error = strdup(error))) {
-        free(f);
+    bool oom = error && !(f->error = strdup(error));
+    if (!ref->id)
+        oom = oom || !(f->pipeline = strdup(ref->pipeline)) ||
+              !(f->event_id = strdup(ref->event_id));
+    if (oom) {
+        finish_done(&f->base, -1, NULL);
+        if (ref->finished)
+            ref->finished(ref->finished_arg);
         return err_set(e, "out of memory");
     }
+    f->finished = ref->finished;
+    f->finished_arg = ref->finished_arg;
     f->base.apply = finish_apply;
     f->base.done = finish_done;
+    if (!ref->id) {
+        f->base.fold = finish_fold;
+        f->base.target = ref->append;
+    }
     writer_submit(w, &f->base);
     return 0;
 }

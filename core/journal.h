@@ -14,8 +14,7 @@
 #include <stdint.h>
 
 #include "err.h"
-
-struct writer;
+#include "writer.h"
 
 struct journal_entry {
     int64_t id;                 /* journal sequence (events.id) */
@@ -32,14 +31,30 @@ typedef void (*journal_appended_fn)(void *arg, int rc, bool inserted, int64_t id
                                     const struct err *e);
 
 /* Queue an append; cb runs on the writer thread after the commit. Strings
- * are copied. Returns -1 (and does not call cb) only when out of memory. */
+ * are copied. ticket (may be NULL) receives the append's writer ticket.
+ * Returns -1 (and does not call cb) only when out of memory. */
 int journal_append(struct writer *w, const char *pipeline, const char *event_id,
                    const char *source, const char *payload, journal_appended_fn cb, void *arg,
-                   struct err *e);
+                   struct writer_ticket *ticket, struct err *e);
 
-/* Record the outcome of a run: state "done" or "dead", attempts made. */
-int journal_finish(struct writer *w, int64_t id, const char *state, int attempts,
-                   const char *error, struct err *e);
+/* Which journal row a run finishes: its id, or, for an event that started
+ * before its append was known to have committed (id 0), its append's ticket
+ * and (pipeline, event_id). */
+struct journal_ref {
+    int64_t id;
+    struct writer_ticket append;
+    const char *pipeline, *event_id;
+    /* Optional: called on the writer thread once the outcome has committed
+     * (or could not be written), or at once if journal_finish fails. */
+    void (*finished)(void *arg);
+    void *finished_arg;
+};
+
+/* Record the outcome of a run: state "done" or "dead", attempts made. When
+ * the append is still waiting in the same transaction, the row is written
+ * finished at once instead of being inserted and then updated. */
+int journal_finish(struct writer *w, const struct journal_ref *ref, const char *state,
+                   int attempts, const char *error, struct err *e);
 
 /* Pending events of a pipeline with id > after, oldest first, at most limit.
  * Calls cb for each (the entry is only valid during the call). Returns the

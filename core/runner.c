@@ -203,7 +203,10 @@ static void send_record(struct run_state *rs, const struct attempt *a, bool ok,
 static void finish(struct run_state *rs, const char *state, const char *error)
 {
     struct err e;
-    if (journal_finish(rs->env->writer, rs->in->journal_id, state, rs->attempts, error, &e) < 0)
+    struct journal_ref ref = {.id = rs->in->journal_id, .append = rs->in->append,
+                              .pipeline = rs->p->name, .event_id = rs->in->event_id,
+                              .finished = rs->in->finished, .finished_arg = rs->in->finished_arg};
+    if (journal_finish(rs->env->writer, &ref, state, rs->attempts, error, &e) < 0)
         log_msg(LOG_ERROR, "pipeline %s: event %s stays pending: %s", rs->p->name,
                 rs->in->event_id, e.msg);
 }

@@ -10,8 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "writer.h"
+
 struct pipeline;
-struct writer;
 
 struct exec_slot;
 
@@ -36,13 +37,18 @@ struct run_resume {
 };
 
 struct run_input {
-    int64_t journal_id;
+    int64_t journal_id;         /* 0: not known yet (the run started early) ... */
+    struct writer_ticket append;    /* ... then this is its journal append */
     const char *event_id;
     const char *source;
     const char *payload;
     int64_t received_ms;        /* when the event was accepted (wall clock) */
     struct run_resume *resume;  /* NULL: retries wait on this thread (batches) */
     const char *request_id;     /* NULL: the run makes a new one */
+    /* Optional: told (on the writer thread) when the run's outcome is in the
+     * journal; see journal_ref.finished. */
+    void (*finished)(void *arg);
+    void *finished_arg;
 };
 
 enum run_outcome {

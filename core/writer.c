@@ -18,6 +18,7 @@ struct writer {
     pthread_cond_t has_room;
     struct wop *head, *tail;
     int queued, max_queued;
+    uint64_t next_seq;          /* the seq of the next submitted op (from 1) */
     bool stopping;
     struct {
         const char *sql;
@@ -63,7 +64,7 @@ static int run_batch(struct writer *w, struct wop *batch, int *rcs, struct err *
         return -1;
     }
     for (struct wop *op = batch; op; op = op->next, i++)
-        rcs[i] = op->apply(op, w, &errs[i]);
+        rcs[i] = op->folded ? 0 : op->apply(op, w, &errs[i]);
     if (db_exec(w->db, "COMMIT", &e) < 0) {
         db_exec(w->db, "ROLLBACK", NULL);
         for (i = 0; i < n; i++)
@@ -73,8 +74,19 @@ static int run_batch(struct writer *w, struct wop *batch, int *rcs, struct err *
     return 0;
 }
 
+/* Ops whose target is in this batch (and so still alive: ops are freed
+ * only after their batch) may merge into it before anything is applied. */
+static void fold_batch(struct wop *batch)
+{
+    uint64_t first = batch->seq;
+    for (struct wop *op = batch; op; op = op->next)
+        if (op->fold && op->target.seq >= first && op->target.seq < op->seq)
+            op->folded = op->fold(op, op->target.op);
+}
+
 static void complete_batch(struct writer *w, struct wop *batch, int n)
 {
+    fold_batch(batch);
     int *rcs = calloc((size_t)n, sizeof *rcs);
     struct err *errs = calloc((size_t)n, sizeof *errs);
     int commit = (rcs && errs) ? run_batch(w, batch, rcs, errs, n) : -1;
@@ -139,9 +151,10 @@ int writer_start(const char *db_path, int max_queued, struct writer **out, struc
     return 0;
 }
 
-void writer_submit(struct writer *w, struct wop *op)
+struct writer_ticket writer_submit(struct writer *w, struct wop *op)
 {
     op->next = NULL;
+    op->folded = false;
     pthread_mutex_lock(&w->lock);
     while (w->queued >= w->max_queued && !w->stopping)
         pthread_cond_wait(&w->has_room, &w->lock);
@@ -150,7 +163,7 @@ void writer_submit(struct writer *w, struct wop *op)
         struct err e;
         err_set(&e, "database writer is stopping");
         op->done(op, -1, &e);
-        return;
+        return (struct writer_ticket){0};
     }
     if (w->tail)
         w->tail->next = op;
@@ -158,8 +171,19 @@ void writer_submit(struct writer *w, struct wop *op)
         w->head = op;
     w->tail = op;
     w->queued++;
+    op->seq = ++w->next_seq;
+    struct writer_ticket ticket = {.op = op, .seq = op->seq};
     pthread_cond_signal(&w->has_work);
     pthread_mutex_unlock(&w->lock);
+    return ticket;
+}
+
+int writer_queued(struct writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int n = w->queued;
+    pthread_mutex_unlock(&w->lock);
+    return n;
 }
 
 void writer_stop(struct writer **wp)

@@ -11,10 +11,21 @@
 #define SLUICE_WRITER_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "err.h"
 
 struct writer;
+struct wop;
+
+/* Names one submitted operation, even after it has been freed: the pointer
+ * is only followed while seq says the operation is still in the writer's
+ * hands (see wop.fold). */
+struct writer_ticket {
+    struct wop *op;
+    uint64_t seq;
+};
 
 struct wop {
     /* Run on the writer thread inside the open transaction. A failure is
@@ -23,13 +34,28 @@ struct wop {
     /* After the commit (rc 0) or after a failure (rc < 0, message in e).
      * Owns op: must free it. */
     void (*done)(struct wop *op, int rc, const struct err *e);
+    /* Optional. When the operation named by target is in the same
+     * transaction (submitted earlier, not applied yet), fold may merge this
+     * one into it (writer thread, before any apply); it returns true if it
+     * did, and then this op's apply is skipped (done still runs). So a row
+     * written and then updated in one transaction is written once. */
+    bool (*fold)(struct wop *op, struct wop *target);
+    struct writer_ticket target;
+    /* the writer's own */
     struct wop *next;
+    uint64_t seq;
+    bool folded;
 };
 
 int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e);
 /* Queue op; blocks while the queue is full. After writer_stop began, op is
- * completed at once with an error. */
-void writer_submit(struct writer *w, struct wop *op);
+ * completed at once with an error. Returns op's ticket (seq 0 if it was
+ * refused). */
+struct writer_ticket writer_submit(struct writer *w, struct wop *op);
+/* Operations submitted and not yet taken by the writer thread: sources
+ * that can wait (ZeroMQ) stop reading while this is high, so the queue
+ * stays short and never blocks the loop. */
+int writer_queued(struct writer *w);
 /* Wait until everything submitted so far has committed and its done
  * callback has run. */
 void writer_flush(struct writer *w);

@@ -18,6 +18,9 @@
 static const char SQL_APPEND[] =
     "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at)"
     " VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_APPEND_DONE[] =
+    "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at, state,"
+    " attempts, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, 'done', 1, ?5)";
 static const char SQL_FINISH[] =
     "UPDATE events SET state = ?2, attempts = attempts + ?3, finished_at = ?4, error = ?5"
     " WHERE id = ?1";
@@ -69,7 +72,7 @@ static void copy_schema(sqlite3 *db, const char *from)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL, *from = NULL, *mode = "inv";
+    const char *path = NULL, *from = NULL, *mode = "inv", *drop = NULL;
     long count = 100000, batch = 1000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--db")) path = argv[i + 1];
@@ -77,12 +80,14 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--count")) count = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
+        else if (!strcmp(argv[i], "--drop-index")) drop = argv[i + 1];
     }
     if (!path || !from) {
         fprintf(stderr, "usage: sqlceil --db NEW --schema-from SLUICE.db --count N\n");
         return 2;
     }
-    bool full = !strcmp(mode, "full");
+    bool merged = !strcmp(mode, "merged");
+    bool full = merged || !strcmp(mode, "full");
     sqlite3 *db;
     unlink(path);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -90,11 +95,16 @@ int main(int argc, char **argv)
         die(db, "open");
     exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
     copy_schema(db, from);
+    if (drop) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "DROP INDEX %s", drop);
+        exec(db, sql);
+    }
     sqlite3_stmt *ins, *app = NULL, *fin = NULL;
     if (sqlite3_prepare_v3(db, SQL_INVOCATION, -1, SQLITE_PREPARE_PERSISTENT, &ins, NULL) !=
         SQLITE_OK)
         die(db, "prepare");
-    if (full && (sqlite3_prepare_v3(db, SQL_APPEND, -1, SQLITE_PREPARE_PERSISTENT, &app, NULL) !=
+    if (full && (sqlite3_prepare_v3(db, merged ? SQL_APPEND_DONE : SQL_APPEND, -1, SQLITE_PREPARE_PERSISTENT, &app, NULL) !=
                  SQLITE_OK || sqlite3_prepare_v3(db, SQL_FINISH, -1, SQLITE_PREPARE_PERSISTENT,
                                                  &fin, NULL) != SQLITE_OK))
         die(db, "prepare");
@@ -140,7 +150,7 @@ int main(int argc, char **argv)
         sqlite3_bind_text(ins, 16, version, -1, SQLITE_STATIC);
         if (sqlite3_step(ins) != SQLITE_DONE)
             die(db, "insert");
-        if (full) {
+        if (full && !merged) {
             iso8601(wall_ns() / 1000000, done_at);
             sqlite3_reset(fin);
             sqlite3_bind_int64(fin, 1, id);

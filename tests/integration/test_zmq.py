@@ -597,6 +597,66 @@ class Routing(ZmqCase):
         self.stop(d)
 
 
+# -- events that start before their journal row commits ---------------------------
+
+class RunAhead(ZmqCase):
+    """Events whose ids sluice makes itself may start while their journal
+    append is still being written (docs/reliability.md, "Run-ahead"). These
+    tests check the guarantees that must still hold: a crash loses nothing
+    that was journaled and leaves nothing pending, and the brief pause that
+    keeps a flood on that path never holds up other pipelines behind a slow
+    one."""
+
+    def test_kill_9_during_a_flood_of_unnamed_events_leaves_nothing_pending(self):
+        """20,000 events without ids (a pyzmq PUSH), SIGKILL once some have
+        run, restart: every journaled event ends done exactly once in the
+        journal, with an ok invocation row; none stays pending or repeats."""
+        n = 20000
+        sb, d = self.start(zmq_pipeline("flood", "flood."))
+        push = self.pusher(sb)
+        for i in range(n):
+            push.send_multipart([b"flood.x", compact({"n": i}).encode()])
+        self.wait_for(lambda: sb.count("invocations WHERE pipeline = 'flood'") >= 2000,
+                      what="2,000 invocations before the kill")
+        d.kill9()
+        d2 = self.daemon(sb)
+        self.wait_for(lambda: sb.count("events WHERE state = 'pending'") == 0 and
+                      sb.count("events WHERE state = 'done'") >= 2000,
+                      timeout=240, what=lambda: "no pending events (journal: %s)"
+                      % harness.LazyJournal(sb))
+        rows = sb.db_rows("SELECT event_id, payload, state, attempts FROM events")
+        self.assertEqual({r["state"] for r in rows}, {"done"})
+        numbers = [json.loads(r["payload"])["n"] for r in rows]
+        self.assertEqual(len(numbers), len(set(numbers)), "an event was journaled twice")
+        self.assertTrue(set(numbers) <= set(range(n)))
+        missing_ok = sb.count("events e WHERE NOT EXISTS (SELECT 1 FROM invocations i WHERE"
+                              " i.event_id = e.event_id AND i.status = 'ok')")
+        self.assertEqual(missing_ok, 0, "a done event without an ok invocation row")
+        self.assertEqual(sb.count("events WHERE attempts < 1"), 0)
+        self.stop(d2)
+
+    def test_a_flooded_slow_pipeline_does_not_hold_up_another(self):
+        """A pipeline whose handler takes 300 ms gets 40 events while a fast
+        one gets 500: the fast ones all finish while most slow ones still
+        wait (their overflow waits in the journal, and the pause that lets a
+        lane's executors catch up gives up on a lane whose runs do not end)."""
+        slow = zmq_pipeline("slow", "slow.", steps=[{"name": "s", "handler": "fail.slow"}],
+                            concurrency=1)
+        sb, d = self.start(slow, zmq_pipeline("fast", "fast."), config={"queue_size": 8})
+        push = self.pusher(sb)
+        for i in range(40):
+            push.send_multipart([b"slow.x", compact({"n": i}).encode()])
+        self.wait_for(lambda: sb.count("invocations WHERE pipeline = 'slow'") >= 1,
+                      what="the slow pipeline running")
+        for i in range(500):
+            push.send_multipart([b"fast.x", compact({"n": i}).encode()])
+        self.wait_events(sb, 500, pipeline="fast", timeout=120)
+        slow_settled = sb.count("events WHERE pipeline = 'slow' AND state <> 'pending'")
+        self.assertLess(slow_settled, 30, "the fast pipeline waited for the slow one")
+        self.wait_settled(sb, 40, pipeline="slow", timeout=240)
+        self.stop(d)
+
+
 # -- batches --------------------------------------------------------------------
 
 def batch_pipeline(name, size=5, window_ms=3000, handler="batch.partial", **extra):

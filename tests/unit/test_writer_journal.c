@@ -104,7 +104,7 @@ static void append(struct writer *w, const char *pipeline, const char *event_id,
     struct err e;
     char payload[128];
     snprintf(payload, sizeof payload, "{\"id\":\"%s\"}", event_id);
-    CHECK(journal_append(w, pipeline, event_id, "test", payload, on_appended, a, &e) == 0);
+    CHECK(journal_append(w, pipeline, event_id, "test", payload, on_appended, a, NULL, &e) == 0);
 }
 
 struct pending {
@@ -179,8 +179,9 @@ static void test_journal(void)
     CHECK(n_pending == 4);
 
     /* finish two: they leave the pending list */
-    CHECK(journal_finish(w, a[2].id, "done", 1, NULL, &e) == 0);
-    CHECK(journal_finish(w, a[4].id, "dead", 3, "step resize: TestError: boom", &e) == 0);
+    CHECK(journal_finish(w, &(struct journal_ref){.id = a[2].id}, "done", 1, NULL, &e) == 0);
+    CHECK(journal_finish(w, &(struct journal_ref){.id = a[4].id}, "dead", 3,
+                         "step resize: TestError: boom", &e) == 0);
     writer_flush(w);
     CHECK_STR(query_text(r, "SELECT state FROM events WHERE event_id='e2'"), "done");
     CHECK_STR(query_text(r, "SELECT state FROM events WHERE event_id='e3'"), "dead");
@@ -370,7 +371,7 @@ static void *produce(void *arg)
         char id[32];
         struct err e;
         snprintf(id, sizeof id, "t%d-%d", p->index, i);
-        journal_append(p->w, "conc", id, "test", "{}", on_appended, &p->a[i], &e);
+        journal_append(p->w, "conc", id, "test", "{}", on_appended, &p->a[i], NULL, &e);
     }
     return NULL;
 }
@@ -404,6 +405,112 @@ static void test_concurrent_producers(void)
     sqlite3 *r = reader(db);
     CHECK(query_int(r, "SELECT count(*) FROM events WHERE pipeline='conc'") == 200);
     db_close(&r);
+    writer_stop(&w);
+    free(db);
+}
+
+/* An op that holds the writer thread until released, so that what is
+ * submitted meanwhile lands in the next transaction together. */
+struct gate {
+    struct wop base;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool entered, open;
+};
+
+static int gate_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    struct gate *g = (struct gate *)op;
+    (void)w;
+    (void)e;
+    pthread_mutex_lock(&g->lock);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+static void gate_done(struct wop *op, int rc, const struct err *e)
+{
+    (void)op;
+    (void)rc;
+    (void)e;
+}
+
+static void gate_close(struct writer *w, struct gate *g)
+{
+    *g = (struct gate){.base = {.apply = gate_apply, .done = gate_done}};
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    writer_submit(w, &g->base);
+    pthread_mutex_lock(&g->lock);
+    while (!g->entered)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_open(struct writer *w, struct gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    writer_flush(w);
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+}
+
+static void on_finished(void *arg)
+{
+    ++*(int *)arg;
+}
+
+/* A run that started before its append committed finishes by ticket and
+ * key: folded into the append when both share a transaction (one row
+ * write, written finished), an update by (pipeline, event_id) otherwise. */
+static void test_finish_folds_into_append(void)
+{
+    char *db = tu_path(tmp, "fold.db");
+    struct writer *w = start(db);
+    sqlite3 *r = reader(db);
+    struct err e = {""};
+    struct appended a[3] = {{0}};
+    struct writer_ticket t[3];
+    int finished = 0;
+    struct gate g;
+
+    gate_close(w, &g); /* f1's append and its finish share the next transaction */
+    CHECK(journal_append(w, "p", "f1", "test", "{}", on_appended, &a[0], &t[0], &e) == 0);
+    CHECK(t[0].seq > 0 && t[0].op != NULL);
+    struct journal_ref ref = {.append = t[0], .pipeline = "p", .event_id = "f1",
+                              .finished = on_finished, .finished_arg = &finished};
+    CHECK(journal_finish(w, &ref, "dead", 2, "boom", &e) == 0);
+    gate_open(w, &g);
+    CHECK(a[0].rc == 0 && a[0].inserted && finished == 1);
+    CHECK_STR(query_text(r, "SELECT state FROM events WHERE event_id='f1'"), "dead");
+    CHECK(query_int(r, "SELECT attempts FROM events WHERE event_id='f1'") == 2);
+    CHECK_STR(query_text(r, "SELECT error FROM events WHERE event_id='f1'"), "boom");
+    CHECK(query_int(r, "SELECT finished_at IS NOT NULL FROM events WHERE event_id='f1'") == 1);
+
+    /* the append committed first: the finish updates the row by its key */
+    CHECK(journal_append(w, "p", "f2", "test", "{}", on_appended, &a[1], &t[1], &e) == 0);
+    CHECK(journal_append(w, "q", "f2", "test", "{}", on_appended, &a[2], &t[2], &e) == 0);
+    writer_flush(w);
+    CHECK_STR(query_text(r, "SELECT state FROM events WHERE event_id='f2' AND pipeline='p'"),
+              "pending");
+    ref = (struct journal_ref){.append = t[1], .pipeline = "p", .event_id = "f2",
+                               .finished = on_finished, .finished_arg = &finished};
+    CHECK(journal_finish(w, &ref, "done", 1, NULL, &e) == 0);
+    writer_flush(w);
+    CHECK(finished == 2);
+    CHECK_STR(query_text(r, "SELECT state FROM events WHERE event_id='f2' AND pipeline='p'"),
+              "done");
+    CHECK(query_int(r, "SELECT attempts FROM events WHERE event_id='f2' AND pipeline='p'") == 1);
+    CHECK_STR(query_text(r, "SELECT state FROM events WHERE event_id='f2' AND pipeline='q'"),
+              "pending"); /* same event id, other pipeline: untouched */
+    sqlite3_close(r);
     writer_stop(&w);
     free(db);
 }
@@ -517,6 +624,7 @@ int main(void)
     test_invlog();
     test_stop_commits();
     test_concurrent_producers();
+    test_finish_folds_into_append();
     test_schema();
     tu_rm_rf(tmp);
     free(tmp);
