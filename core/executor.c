@@ -68,8 +68,11 @@ static void take_response(struct attempt *a, int rc, struct sl_response *res)
 void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a)
 {
     a->max_memory_kb = -1;
-    snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
-             a->step->plugin ? a->step->plugin->version : "");
+    /* a bounded copy, not snprintf: this runs before every handler */
+    const char *version = a->step->plugin ? a->step->plugin->version : "";
+    size_t n = strnlen(version, sizeof a->plugin_version - 1);
+    memcpy(a->plugin_version, version, n);
+    a->plugin_version[n] = '\0';
     if (slot && worker_needed(a->pipeline, a->step)) {
         worker_run_attempt(slot, w, a);
         return;

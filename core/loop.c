@@ -40,7 +40,11 @@ int loop_new(struct loop **out, struct err *e)
         err_set(e, "cannot create the event loop: %s", strerror(errno));
         goto fail;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    /* Edge-triggered and never read: every write to an eventfd signals
+     * epoll again, whatever its count, so a wake-up costs the poster's
+     * write and nothing else (the count cannot reach its limit of 2^64 - 2
+     * writes). */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) < 0) {
         err_set(e, "cannot create the event loop: %s", strerror(errno));
         goto fail;
@@ -132,7 +136,7 @@ void loop_post(struct loop *l, struct loop_task *task)
         return; /* the loop was woken for the first task and takes them all */
     uint64_t one = 1;
     ssize_t w = write(l->wakefd, &one, sizeof one);
-    (void)w; /* EAGAIN means a wake-up is already pending */
+    (void)w; /* cannot fail: the count only grows by one per wake-up */
 }
 
 void loop_cancel(struct loop *l, struct loop_task *task)
@@ -210,13 +214,8 @@ int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
     }
     for (int i = 0; i < n; i++) {
         struct watcher *w = evs[i].data.ptr;
-        if (!w) {
-            uint64_t count;
-            ssize_t r = read(l->wakefd, &count, sizeof count);
-            (void)r;
-            continue;
-        }
-        w->fn(w->arg, evs[i].events);
+        if (w) /* NULL: the inbox's eventfd; the inbox runs below */
+            w->fn(w->arg, evs[i].events);
     }
     loop_run_inbox(l);
     fire_timers(l);

@@ -139,13 +139,13 @@ static bool file_is_complete(const char *path)
     return complete;
 }
 
-static void report(struct source_dir *s, const char *path, bool from_scan)
+/* A file an inotify event named as complete (closed after writing, or
+ * moved in): reported if it is (still) a regular file. */
+static void report(struct source_dir *s, const char *path)
 {
     struct stat st;
     if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
         return; /* gone again, or not a regular file: symlinks are never followed */
-    if (from_scan && !file_is_complete(path))
-        return;
     s->fn(s->arg, path, &st);
 }
 
@@ -169,12 +169,13 @@ static void scan_dir(struct source_dir *s, const char *dir, bool recursive, int 
         char *path = path_join(dir, de->d_name);
         if (!path)
             break;
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        struct stat st; /* one lstat per name: symlinks are never followed */
+        bool found = lstat(path, &st) == 0;
+        if (found && S_ISDIR(st.st_mode)) {
             if (recursive && add_watch(s, path, true) == 0)
                 scan_dir(s, path, true, depth + 1);
-        } else if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            report(s, path, true);
+        } else if (found && S_ISREG(st.st_mode) && file_is_complete(path)) {
+            s->fn(s->arg, path, &st);
         }
         free(path);
     }
@@ -224,7 +225,7 @@ static void handle_event(struct source_dir *s, const struct inotify_event *ev, b
                  add_watch(s, path, true) == 0)
             scan_dir(s, path, true, 1);
     } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
-        report(s, path, false);
+        report(s, path);
     }
     free(path);
 }
@@ -235,18 +236,16 @@ static void on_readable(void *arg, uint32_t events)
     (void)events;
     char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool rescan = false;
-    for (;;) {
-        ssize_t n = read(s->fd, buf, sizeof buf);
-        if (n <= 0) {
-            if (n < 0 && errno != EAGAIN && errno != EINTR)
-                log_msg(LOG_ERROR, "reading inotify events: %s", strerror(errno));
-            break;
-        }
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            handle_event(s, ev, &rescan);
-            p += sizeof *ev + ev->len;
-        }
+    /* One read per wake-up: the fd is level-triggered, so events left in
+     * the queue wake the loop again at once, and a quiet folder costs no
+     * second read that would only say EAGAIN. */
+    ssize_t n = read(s->fd, buf, sizeof buf);
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+        log_msg(LOG_ERROR, "reading inotify events: %s", strerror(errno));
+    for (char *p = buf; n > 0 && p < buf + n;) {
+        const struct inotify_event *ev = (const struct inotify_event *)p;
+        handle_event(s, ev, &rescan);
+        p += sizeof *ev + ev->len;
     }
     if (rescan) {
         log_msg(LOG_WARN, "inotify queue overflowed (raise fs.inotify.max_queued_events for "

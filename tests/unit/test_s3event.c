@@ -1,13 +1,16 @@
 /* test_s3event.c - unit tests for directory-trigger events (core/s3event.c):
  * the S3-notification shape read back with cJSON field by field, the key's
  * URL encoding (and that unquote_plus gives the bytes back), valid JSON for
- * names that are not UTF-8, the idempotency key, and ignored file names. */
+ * names that are not UTF-8, the idempotency key, ignored file names, and
+ * that the event and the id are byte for byte what the earlier cJSON-built
+ * versions gave (kept below as the reference), for odd names and sizes. */
 #include "s3event.h"
 
 #include "clock.h"
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,176 @@ static char *unquote_plus(const char *s)
     }
     *o = '\0';
     return out;
+}
+
+/* --- the reference: how the event and the id were built before (cJSON) --- */
+
+static char *ref_utf8_clean(const char *s)
+{
+    char *out = malloc(strlen(s) * 3 + 1);
+    char *o = out;
+    const unsigned char *c = (const unsigned char *)s;
+    while (out && *c) {
+        size_t n = *c < 0x80 ? 1 : (*c & 0xe0) == 0xc0 ? 2 : (*c & 0xf0) == 0xe0 ? 3
+                   : (*c & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0 || (n == 2 && c[0] < 0xc2) || (n == 4 && c[0] > 0xf4))
+            n = 0;
+        for (size_t i = 1; i < n; i++)
+            if ((c[i] & 0xc0) != 0x80)
+                n = 0;
+        if ((n == 3 && c[0] == 0xe0 && c[1] < 0xa0) || (n == 3 && c[0] == 0xed && c[1] >= 0xa0) ||
+            (n == 4 && c[0] == 0xf0 && c[1] < 0x90) || (n == 4 && c[0] == 0xf4 && c[1] >= 0x90))
+            n = 0;
+        if (n == 0) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            c++;
+            continue;
+        }
+        memcpy(o, c, n);
+        o += n;
+        c += n;
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+static char *ref_json(const struct file_event *f)
+{
+    char when[32], seq[40], arn[4200];
+    clock_iso8601(f->event_ms, when);
+    char *key = s3event_url_encode(f->key);
+    char *path = ref_utf8_clean(f->path);
+    char *bucket = ref_utf8_clean(f->bucket);
+    snprintf(seq, sizeof seq, "%016" PRIX64, (uint64_t)f->mtime_ns);
+    snprintf(arn, sizeof arn, "arn:sluice:s3:::%s", bucket);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *records = cJSON_AddArrayToObject(root, "Records");
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "eventVersion", "2.1");
+    cJSON_AddStringToObject(r, "eventSource", "sluice:directory");
+    cJSON_AddStringToObject(r, "awsRegion", "local");
+    cJSON_AddStringToObject(r, "eventTime", when);
+    cJSON_AddStringToObject(r, "eventName", "ObjectCreated:Put");
+    cJSON *s3 = cJSON_AddObjectToObject(r, "s3");
+    cJSON *b = cJSON_AddObjectToObject(s3, "bucket");
+    cJSON_AddStringToObject(s3, "s3SchemaVersion", "1.0");
+    cJSON_AddStringToObject(s3, "configurationId", f->pipeline);
+    cJSON_AddStringToObject(b, "name", bucket);
+    cJSON_AddStringToObject(b, "arn", arn);
+    cJSON *o = cJSON_AddObjectToObject(s3, "object");
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddNumberToObject(o, "size", (double)f->size);
+    cJSON_AddStringToObject(o, "sequencer", seq);
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddItemToArray(records, r);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    free(key);
+    free(path);
+    free(bucket);
+    return text;
+}
+
+/* Valid UTF-8: cleaning changes nothing (an invalid byte grows to 3). */
+static bool ref_utf8_valid(const char *s)
+{
+    char *clean = ref_utf8_clean(s);
+    bool valid = clean && strcmp(clean, s) == 0;
+    free(clean);
+    return valid;
+}
+
+static char *ref_id(const struct file_event *f)
+{
+    char *encoded = ref_utf8_valid(f->path) ? NULL : s3event_url_encode(f->path);
+    const char *path = encoded ? encoded : f->path;
+    size_t len = strlen(path) + 80;
+    char *id = malloc(len);
+    if (id)
+        snprintf(id, len, "file:%s@%" PRIu64 ":%" PRIu64 ":%" PRId64, path, f->inode, f->size,
+                 f->mtime_ns);
+    free(encoded);
+    return id;
+}
+
+static int compared, differed;
+
+static void compare(const struct file_event *f)
+{
+    char *want = ref_json(f), *got = s3event_json(f);
+    char *want_id = ref_id(f), *got_id = s3event_id(f);
+    compared++;
+    CHECK(want && got && strcmp(want, got) == 0);
+    CHECK(want_id && got_id && strcmp(want_id, got_id) == 0);
+    if (!want || !got || strcmp(want, got) != 0 || !want_id || !got_id ||
+        strcmp(want_id, got_id) != 0) {
+        if (differed++ < 5)
+            fprintf(stderr, "  want %s\n  got  %s\n  want id %s\n  got id  %s\n", want, got,
+                    want_id, got_id);
+    }
+    cJSON *parsed = got ? cJSON_Parse(got) : NULL;
+    CHECK(parsed != NULL);
+    cJSON_Delete(parsed);
+    free(want);
+    free(got);
+    free(want_id);
+    free(got_id);
+}
+
+/* The event and the id are the same bytes as the cJSON-built ones. */
+static void test_same_as_cjson(void)
+{
+    static const char *const names[] = {
+        "a.txt", "holiday photo.jpg", "q\"uote", "back\\slash", "tab\there", "nl\nx",
+        "cr\rx", "bs\bx", "ff\fx", "\x01\x02\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+        "bad\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe0\x80\x80", "\xc3",
+        "trail\xe2\x82", "fffd\xef\xbf\xbd", "per%cent+plus", "/slashes//x/", "</script>", "",
+    };
+    static const uint64_t sizes[] = {
+        0, 1, 100, 2147483647ULL, 2147483648ULL, 4294967296ULL, 999999999999999ULL,
+        1000000000000000ULL, 1234567890123456ULL, 9007199254740993ULL, 99999999999999999ULL,
+        123456789012345678ULL, UINT64_MAX,
+    };
+    static const int64_t mtimes[] = {0, 1, -1, 1795426199000000001LL, INT64_MIN, INT64_MAX};
+    static const char *const pipelines[] = {"p", "thumb nails", "q\"p\\", "caf\xc3\xa9", "x\xff"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[1100], bucket[512];
+        snprintf(bucket, sizeof bucket, "var/in%s", names[i]);
+        snprintf(path, sizeof path, "/srv/%s/%s", bucket, names[i]);
+        struct file_event f = {.pipeline = pipelines[i % 5], .bucket = bucket, .key = names[i],
+                               .path = path, .size = sizes[i % 13], .inode = (uint64_t)i * 977,
+                               .mtime_ns = mtimes[i % 6], .event_ms = 1795426200123 + (int64_t)i};
+        compare(&f);
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        struct file_event f = {.pipeline = "p", .bucket = "in", .key = "k", .path = "/in/k",
+                               .size = sizes[i], .inode = sizes[i], .mtime_ns = mtimes[i % 6],
+                               .event_ms = -1};
+        compare(&f);
+    }
+    /* random names, every byte value (a fixed seed: the same every run) */
+    uint32_t x = 2463534242u;
+    for (int round = 0; round < 2000; round++) {
+        char name[64];
+        size_t n = (size_t)(round % 63);
+        for (size_t k = 0; k < n; k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            unsigned char c = (unsigned char)(x % 7 == 0 ? 0x80 + x % 0x80 : 1 + x % 255);
+            name[k] = (char)c;
+        }
+        name[n] = '\0';
+        char path[128];
+        snprintf(path, sizeof path, "/in/%s", name);
+        struct file_event f = {.pipeline = "p", .bucket = name, .key = name, .path = path,
+                               .size = x, .inode = round, .mtime_ns = (int64_t)x * 1000003,
+                               .event_ms = (int64_t)x * 7};
+        compare(&f);
+    }
+    CHECK(compared > 2000 && differed == 0);
 }
 
 static void test_shape(void)
@@ -260,5 +433,6 @@ int main(void)
     test_invalid_utf8();
     test_event_id();
     test_ignored_names();
+    test_same_as_cjson();
     return test_summary();
 }
