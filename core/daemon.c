@@ -64,13 +64,18 @@ struct daemon {
     bool backlog_high;          /* zmq paused: the journal backlog is high (logged) */
     bool writer_busy;           /* zmq paused: the writer's queue is long (routine) */
     bool crowded;               /* zmq paused: a lane is filling up (routine, brief) */
+    struct loop_timer quiet;    /* gives memory back once a burst is over */
+    uint64_t quiet_seen;        /* writer_submitted() when it was armed */
+    uint64_t trimmed_at;        /* ... at the last trim */
 };
+
+#define QUIET_NS 200000000
 
 /* The writer's queue length (operations) above which the zmq event sockets
  * wait, and below which they are read again: short enough that a flood
  * never fills the queue (which would block the loop), long enough for
  * large group commits. */
-#define WRITER_BUSY 8192
+#define WRITER_BUSY 2048
 
 /* Load and bind everything a generation needs; print problems. */
 /* Drop the pipelines whose plugins do not load, keeping the rest running
@@ -612,7 +617,7 @@ static int open_state(struct daemon *dm, struct err *e)
     free(dbdir);
     if (rc < 0)
         return -1;
-    if (writer_start(dm->cfg->database, 65536, &dm->writer, e) < 0)
+    if (writer_start(dm->cfg->database, 16384, &dm->writer, e) < 0)
         return -1;
     return db_open(dm->cfg->database, false, &dm->reader, e);
 }
@@ -628,6 +633,8 @@ static void shutdown_all(struct daemon *dm)
         loop_del_fd(dm->loop, dm->sigfd);
         close(dm->sigfd);
     }
+    if (dm->loop)
+        loop_timer_cancel(dm->loop, &dm->quiet);
     db_close(&dm->reader);
     writer_stop(&dm->writer);
     loop_free(&dm->loop);
@@ -658,6 +665,34 @@ static void flow_control(struct daemon *dm)
     source_zmq_pause(dm->zmq, dm->backlog_high || dm->writer_busy || dm->crowded);
 }
 
+/* After a burst, glibc keeps the freed heap: RSS would stay at the burst's
+ * high-water mark. Once nothing has been written and nothing run for
+ * QUIET_NS, it goes back to the system and RSS returns to about idle. */
+static void on_quiet(struct loop_timer *t)
+{
+    struct daemon *dm = (struct daemon *)((char *)t - offsetof(struct daemon, quiet));
+    uint64_t seen = writer_submitted(dm->writer);
+    bool running = dm->gen && dm->gen->dispatch && dispatch_inflight(dm->gen->dispatch) > 0;
+    if (seen != dm->quiet_seen || running || writer_queued(dm->writer) > 0) {
+        dm->quiet_seen = seen;
+        loop_timer_arm(dm->loop, &dm->quiet, clock_mono_ns() + QUIET_NS);
+        return;
+    }
+    sqlite3_db_release_memory(dm->reader);
+    writer_release_memory(dm->writer); /* and then trims the heap */
+    dm->trimmed_at = seen + 1; /* the release is a submission too */
+}
+
+static void watch_quiet(struct daemon *dm)
+{
+    uint64_t seen = writer_submitted(dm->writer);
+    if (dm->quiet.armed || seen == dm->trimmed_at)
+        return;
+    dm->quiet_seen = seen;
+    dm->quiet.fire = on_quiet;
+    loop_timer_arm(dm->loop, &dm->quiet, clock_mono_ns() + QUIET_NS);
+}
+
 static int serve(struct daemon *dm)
 {
     struct err e;
@@ -669,6 +704,7 @@ static int serve(struct daemon *dm)
         }
         if (dm->zmq && dm->gen && dm->gen->dispatch)
             flow_control(dm);
+        watch_quiet(dm);
         if (dm->reload && !dm->stop) {
             dm->reload = false;
             reload(dm);

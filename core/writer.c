@@ -1,6 +1,7 @@
 /* writer.c - the database writer thread and its bounded queue (writer.h). */
 #include "writer.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -186,6 +187,14 @@ int writer_queued(struct writer *w)
     return n;
 }
 
+uint64_t writer_submitted(struct writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t n = w->next_seq;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
 void writer_stop(struct writer **wp)
 {
     struct writer *w = *wp;
@@ -206,6 +215,32 @@ void writer_stop(struct writer **wp)
     pthread_cond_destroy(&w->has_room);
     free(w);
     *wp = NULL;
+}
+
+static int release_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    (void)op;
+    (void)e;
+    sqlite3_db_release_memory(w->db);
+    return 0;
+}
+
+static void release_done(struct wop *op, int rc, const struct err *e)
+{
+    (void)rc;
+    (void)e;
+    free(op);
+    malloc_trim(0); /* now that the pages are free too */
+}
+
+void writer_release_memory(struct writer *w)
+{
+    struct wop *op = calloc(1, sizeof *op);
+    if (!op)
+        return;
+    op->apply = release_apply;
+    op->done = release_done;
+    writer_submit(w, op);
 }
 
 struct barrier {

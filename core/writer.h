@@ -56,6 +56,12 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op);
  * that can wait (ZeroMQ) stop reading while this is high, so the queue
  * stays short and never blocks the loop. */
 int writer_queued(struct writer *w);
+/* Operations ever submitted: tells whether anything happened meanwhile. */
+uint64_t writer_submitted(struct writer *w);
+/* Ask the writer thread to give back its connection's cached pages, then
+ * the process's free heap to the system (when quiet: both fill up during a
+ * burst and glibc keeps freed memory). Does not wait. */
+void writer_release_memory(struct writer *w);
 /* Wait until everything submitted so far has committed and its done
  * callback has run. */
 void writer_flush(struct writer *w);

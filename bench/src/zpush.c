@@ -105,6 +105,8 @@ int main(int argc, char **argv)
             printf("rss_anon_end_kb=%ld\nrss_file_end_kb=%ld\n", proc_status_kb(pid, "RssAnon"),
                    proc_status_kb(pid, "RssFile"));
             printf("tree_cpu_ms=%.1f\ncpu_per_event_us=%.2f\n", cpu, cpu * 1e3 / (double)count);
+            sleep_ns(1500000000); /* the daemon at rest after the burst */
+            printf("rss_rest_kb=%ld\n", proc_status_kb(pid, "VmRSS"));
         }
         if (rows < count) {
             fprintf(stderr, "zpush: timed out with %ld of %ld rows\n", rows, count);
