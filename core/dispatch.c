@@ -434,8 +434,8 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
         if (!j->ahead)
             lane->reserved++;
     }
-    if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j, &j->append,
-                       e) < 0) {
+    if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j,
+                       j->ahead ? &j->append : NULL, e) < 0) {
         if (reply && !j->ahead)
             lane->reserved--;
         job_free(j);

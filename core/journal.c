@@ -120,6 +120,7 @@ int journal_append(struct writer *w, const char *pipeline, const char *event_id,
     a->base.done = append_done;
     a->cb = cb;
     a->arg = arg;
+    a->base.hold = ticket != NULL;
     struct writer_ticket t = writer_submit(w, &a->base);
     if (ticket)
         *ticket = t;

@@ -31,7 +31,9 @@ typedef void (*journal_appended_fn)(void *arg, int rc, bool inserted, int64_t id
                                     const struct err *e);
 
 /* Queue an append; cb runs on the writer thread after the commit. Strings
- * are copied. ticket (may be NULL) receives the append's writer ticket.
+ * are copied. ticket (may be NULL) receives the append's writer ticket:
+ * pass one only for an event already running, whose journal_finish is
+ * expected soon (a quiet writer waits a moment for it, to commit once).
  * Returns -1 (and does not call cb) only when out of memory. */
 int journal_append(struct writer *w, const char *pipeline, const char *event_id,
                    const char *source, const char *payload, journal_appended_fn cb, void *arg,

@@ -1,15 +1,19 @@
 /* writer.c - the database writer thread and its bounded queue (writer.h). */
 #include "writer.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "db.h"
 
 #define STMT_CACHE 16
+#define HOLD_NS 1000000         /* how long a small batch waits for a fold */
+#define HOLD_MAX_OPS 64         /* what "small" means */
 
 struct writer {
     sqlite3 *db;
@@ -105,6 +109,56 @@ static void complete_batch(struct writer *w, struct wop *batch, int n)
     free(errs);
 }
 
+/* Lock held: move what is queued to the end of the batch (tail). Ops that
+ * fold into a held op of the batch release it. */
+static struct wop *take_queued(struct writer *w, struct wop *batch, struct wop *tail, int *n)
+{
+    struct wop *more = w->head;
+    if (!more)
+        return tail;
+    for (struct wop *op = more; op; op = op->next)
+        if (op->fold && op->target.seq >= batch->seq)
+            op->target.op->hold = false;
+    if (tail)
+        tail->next = more;
+    *n += w->queued;
+    tail = w->tail;
+    w->head = w->tail = NULL;
+    w->queued = 0;
+    pthread_cond_broadcast(&w->has_room);
+    return tail;
+}
+
+static bool holds(const struct wop *batch)
+{
+    for (const struct wop *op = batch; op; op = op->next)
+        if (op->hold)
+            return true;
+    return false;
+}
+
+/* Lock held: a small batch with a held op (an append whose run is still
+ * going) waits up to HOLD_NS for the op that folds into it, so that a
+ * quiet daemon commits once per event rather than twice. Under load the
+ * batch is large and nothing waits. */
+static void hold_for_folds(struct writer *w, struct wop *batch, struct wop *tail, int *n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += HOLD_NS;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    while (*n <= HOLD_MAX_OPS && !w->stopping && holds(batch)) {
+        if (!w->head && pthread_cond_timedwait(&w->has_work, &w->lock, &until) == ETIMEDOUT)
+            break;
+        tail = take_queued(w, batch, tail, n);
+    }
+    for (struct wop *op = batch; op; op = op->next)
+        op->hold = false;
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -115,10 +169,10 @@ static void *writer_main(void *arg)
         if (!w->head && w->stopping)
             break;
         struct wop *batch = w->head;
-        int n = w->queued;
-        w->head = w->tail = NULL;
-        w->queued = 0;
-        pthread_cond_broadcast(&w->has_room);
+        int n = 0;
+        struct wop *tail = take_queued(w, batch, NULL, &n);
+        if (n <= HOLD_MAX_OPS)
+            hold_for_folds(w, batch, tail, &n);
         pthread_mutex_unlock(&w->lock);
         complete_batch(w, batch, n);
         pthread_mutex_lock(&w->lock);

@@ -41,6 +41,10 @@ struct wop {
      * written and then updated in one transaction is written once. */
     bool (*fold)(struct wop *op, struct wop *target);
     struct writer_ticket target;
+    /* Optional: an op that another will probably fold into soon. A small
+     * transaction holding it waits a moment (about a millisecond) for that
+     * op before committing. */
+    bool hold;
     /* the writer's own */
     struct wop *next;
     uint64_t seq;

@@ -116,6 +116,15 @@ static void test_iso8601(void)
     CHECK_STR(out, "1969-12-31T23:59:59.999Z");
     clock_iso8601(-1500, out);
     CHECK_STR(out, "1969-12-31T23:59:58.500Z");
+    /* the per-thread cache of the seconds: the same second twice, then the
+     * next one, then back to an earlier one */
+    clock_iso8601(1234567890123, out);
+    clock_iso8601(1234567890999, out);
+    CHECK_STR(out, "2009-02-13T23:31:30.999Z");
+    clock_iso8601(1234567891000, out);
+    CHECK_STR(out, "2009-02-13T23:31:31.000Z");
+    clock_iso8601(1234567890007, out);
+    CHECK_STR(out, "2009-02-13T23:31:30.007Z");
     /* text order is time order for the same width */
     char x[32], y[32];
     clock_iso8601(1700000000000, x);
