@@ -8,96 +8,184 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "clock.h"
 
-static int write_all(int fd, const void *buf, size_t len, struct err *e)
+/* Send iov[0..n) whole: one sendmsg unless the socket takes less (a frame
+ * larger than its buffer) or a signal interrupts it. Advances iov. */
+static int send_all(int fd, struct iovec *iov, int n, struct err *e)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
+    while (n > 0) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
             continue;
-        if (n < 0)
+        if (k < 0)
             return err_set(e, "writing to the worker socket: %s", strerror(errno));
-        p += n;
-        len -= (size_t)n;
+        size_t done = (size_t)k;
+        while (n > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            if (k == 0)
+                return err_set(e, "writing to the worker socket: nothing was written");
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
     }
     return 0;
+}
+
+/* One frame whose payload is parts[1..n) (parts[0] is left for the header). */
+static int write_frame(int fd, uint32_t type, struct iovec *parts, int n, struct err *e)
+{
+    size_t total = 0;
+    for (int i = 1; i < n; i++)
+        total += parts[i].iov_len < WIRE_MAX_FRAME ? parts[i].iov_len : (size_t)WIRE_MAX_FRAME + 1;
+    if (total > WIRE_MAX_FRAME)
+        return err_set(e, "a frame over the %u byte limit", WIRE_MAX_FRAME);
+    uint32_t head[2] = {(uint32_t)total, type};
+    parts[0] = (struct iovec){.iov_base = head, .iov_len = sizeof head};
+    return send_all(fd, parts, n, e);
 }
 
 int wire_write(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen,
                struct err *e)
 {
-    if (alen + blen > WIRE_MAX_FRAME)
-        return err_set(e, "frame of %zu bytes is over the %u byte limit", alen + blen,
-                       WIRE_MAX_FRAME);
-    uint32_t head[2] = {(uint32_t)(alen + blen), type};
-    if (write_all(fd, head, sizeof head, e) < 0)
-        return -1;
-    if (alen && write_all(fd, a, alen, e) < 0)
-        return -1;
-    return blen ? write_all(fd, b, blen, e) : 0;
+    struct iovec parts[3] = {{0}, {(void *)a, alen}, {(void *)b, blen}};
+    return write_frame(fd, type, parts, 3, e);
 }
 
-static int read_all(int fd, void *buf, size_t len, int64_t deadline_ns, int *timed_out,
-                    struct err *e)
+#define READ_BUF_MIN 16384u         /* enough for most frames, with room for several */
+#define READ_BUF_KEEP (256u << 10)  /* larger buffers go once their frame is done */
+
+void wire_reader_init(struct wire_reader *r, int fd)
 {
-    char *p = buf;
-    while (len > 0) {
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+}
+
+void wire_reader_free(struct wire_reader *r)
+{
+    free(r->buf);
+    wire_reader_init(r, -1);
+}
+
+void wire_reader_idle(struct wire_reader *r)
+{
+    if (r->holding) { /* the last frame is done with: give back the byte after it */
+        r->buf[r->held_at] = r->held;
+        r->holding = 0;
+    }
+    if (r->start == r->end) {
+        r->start = r->end = 0;
+        if (r->cap > READ_BUF_KEEP) {
+            free(r->buf);
+            r->buf = NULL;
+            r->cap = 0;
+        }
+    }
+}
+
+/* Make room for need bytes from r->start; 0 or -1 with e. */
+static int reserve(struct wire_reader *r, size_t need, struct err *e)
+{
+    if (r->cap - r->start >= need)
+        return 0;
+    size_t have = r->end - r->start;
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, have);
+        r->start = 0;
+        r->end = have;
+    }
+    if (r->cap >= need)
+        return 0;
+    size_t cap = need > READ_BUF_MIN ? need : READ_BUF_MIN;
+    unsigned char *buf = realloc(r->buf, cap + 1);
+    if (!buf)
+        return err_set(e, "out of memory for a %zu byte frame", need);
+    r->buf = buf;
+    r->cap = cap;
+    return 0;
+}
+
+/* Wait for bytes (until deadline_ns, if any) and read what has come, up to
+ * the free room. The wait is a poll() even without a deadline: a read()
+ * blocked on a Unix stream socket is also woken each time the peer reads
+ * what this end sent (the freed send buffer wakes the socket's wait queue,
+ * unfiltered), which would cost the worker a second, useless wake-up per
+ * invocation, often on another CPU; poll() sleeps through those. */
+static int fill(struct wire_reader *r, int64_t deadline_ns, int *timed_out, struct err *e)
+{
+    for (;;) {
+        int ms = -1, rc = 0;
         if (deadline_ns) {
             int64_t left = (deadline_ns - clock_mono_ns()) / 1000000;
-            struct pollfd pfd = {.fd = fd, .events = POLLIN};
-            int rc = left > 0 ? poll(&pfd, 1, (int)(left > 86400000 ? 86400000 : left)) : 0;
-            if (rc < 0 && errno == EINTR)
-                continue;
-            if (rc == 0) {
-                *timed_out = 1;
-                return err_set(e, "deadline passed");
-            }
+            ms = left <= 0 ? 0 : left > 86400000 ? 86400000 : (int)left;
         }
-        ssize_t n = read(fd, p, len);
+        struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+        if (!deadline_ns || ms > 0)
+            rc = poll(&pfd, 1, ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return err_set(e, "waiting for the worker socket: %s", strerror(errno));
+        if (rc == 0) {
+            *timed_out = 1;
+            return err_set(e, "deadline passed");
+        }
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return err_set(e, "reading from the worker socket: %s", strerror(errno));
         if (n == 0)
             return err_set(e, "the other end closed the socket");
-        p += n;
-        len -= (size_t)n;
+        r->end += (size_t)n;
+        return 0;
     }
-    return 0;
 }
 
-int wire_read(int fd, int64_t deadline_ns, struct wire_frame *f, int *timed_out, struct err *e)
+int wire_read(struct wire_reader *r, int64_t deadline_ns, struct wire_frame *f, int *timed_out,
+              struct err *e)
 {
-    uint32_t head[2];
     *timed_out = 0;
     memset(f, 0, sizeof *f);
-    if (read_all(fd, head, sizeof head, deadline_ns, timed_out, e) < 0)
-        return -1;
-    if (head[0] > WIRE_MAX_FRAME)
-        return err_set(e, "protocol error: a frame of %u bytes (limit %u)", head[0],
-                       WIRE_MAX_FRAME);
-    if (head[1] < WIRE_INIT || head[1] > WIRE_RESULT)
-        return err_set(e, "protocol error: unknown frame type %u", head[1]);
-    f->type = head[1];
-    f->len = head[0];
-    f->data = malloc((size_t)f->len + 1);
-    if (!f->data)
-        return err_set(e, "out of memory for a %u byte frame", f->len);
-    if (read_all(fd, f->data, f->len, deadline_ns, timed_out, e) < 0) {
-        wire_frame_release(f);
-        return -1;
+    wire_reader_idle(r);
+    for (;;) {
+        size_t have = r->end - r->start, need = 8;
+        if (have >= 8) {
+            uint32_t head[2];
+            memcpy(head, r->buf + r->start, sizeof head);
+            if (head[0] > WIRE_MAX_FRAME)
+                return err_set(e, "protocol error: a frame of %u bytes (limit %u)", head[0],
+                               WIRE_MAX_FRAME);
+            if (head[1] < WIRE_INIT || head[1] > WIRE_RESULT)
+                return err_set(e, "protocol error: unknown frame type %u", head[1]);
+            need += head[0];
+            if (have >= need) {
+                f->type = head[1];
+                f->len = head[0];
+                f->data = r->buf + r->start + 8;
+                r->start += need;
+                r->held_at = r->start; /* < cap + 1: the buffer has a byte to spare */
+                r->held = r->buf[r->held_at];
+                r->holding = 1;
+                r->buf[r->held_at] = '\0';
+                return 0;
+            }
+        }
+        if (reserve(r, need, e) < 0 || fill(r, deadline_ns, timed_out, e) < 0)
+            return -1;
     }
-    f->data[f->len] = '\0';
-    return 0;
 }
 
 void wire_frame_release(struct wire_frame *f)
 {
-    free(f->data);
     f->data = NULL;
     f->len = 0;
 }
@@ -140,38 +228,6 @@ static const char *take_str(struct reader *r, size_t *len)
     return s;
 }
 
-struct writer_buf {
-    unsigned char *p;
-    size_t len, cap;
-    int bad;
-};
-
-static void put(struct writer_buf *w, const void *data, size_t n)
-{
-    if (w->bad)
-        return;
-    if (w->len + n > w->cap) {
-        size_t cap = (w->cap ? w->cap * 2 : 256) + n;
-        unsigned char *p = realloc(w->p, cap);
-        if (!p) {
-            w->bad = 1;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->len, data, n);
-    w->len += n;
-}
-
-static void put_str(struct writer_buf *w, const char *s, size_t len)
-{
-    uint32_t n = s ? (uint32_t)len : UINT32_MAX;
-    put(w, &n, sizeof n);
-    if (s)
-        put(w, s, len);
-}
-
 int wire_send_invoke(int fd, const struct wire_invoke *in, struct err *e)
 {
     unsigned char head[4 + 4 + 8 + 37];
@@ -196,22 +252,31 @@ int wire_decode_invoke(const struct wire_frame *f, struct wire_invoke *out, stru
     return 0;
 }
 
+/* A u32-length-prefixed string (0xffffffff for NULL) as two parts. */
+static int put_str(struct iovec *parts, uint32_t *len_out, const char *s, size_t len)
+{
+    *len_out = s ? (uint32_t)len : UINT32_MAX;
+    parts[0] = (struct iovec){.iov_base = len_out, .iov_len = sizeof *len_out};
+    parts[1] = (struct iovec){.iov_base = (void *)s, .iov_len = s ? len : 0};
+    return 2;
+}
+
 int wire_send_result(int fd, const struct wire_result *res, struct err *e)
 {
-    struct writer_buf w = {0};
-    put(&w, &res->status, 4);
-    put(&w, &res->status_code, 4);
-    put(&w, &res->init_ms, 8);
-    put(&w, &res->duration_ms, 8);
-    put(&w, &res->max_rss_kb, 8);
-    put_str(&w, res->body, res->body_len);
-    put_str(&w, res->error_type, res->error_type_len);
-    put_str(&w, res->error, res->error_len);
-    put_str(&w, res->stack, res->stack_len);
-    int rc = w.bad ? err_set(e, "out of memory encoding a result")
-                   : wire_write(fd, WIRE_RESULT, w.p, w.len, NULL, 0, e);
-    free(w.p);
-    return rc;
+    unsigned char head[4 + 4 + 8 + 8 + 8];
+    memcpy(head, &res->status, 4);
+    memcpy(head + 4, &res->status_code, 4);
+    memcpy(head + 8, &res->init_ms, 8);
+    memcpy(head + 16, &res->duration_ms, 8);
+    memcpy(head + 24, &res->max_rss_kb, 8);
+    uint32_t lens[4];
+    struct iovec parts[2 + 4 * 2] = {{0}, {head, sizeof head}};
+    int n = 2;
+    n += put_str(parts + n, &lens[0], res->body, res->body_len);
+    n += put_str(parts + n, &lens[1], res->error_type, res->error_type_len);
+    n += put_str(parts + n, &lens[2], res->error, res->error_len);
+    n += put_str(parts + n, &lens[3], res->stack, res->stack_len);
+    return write_frame(fd, WIRE_RESULT, parts, n, e);
 }
 
 int wire_decode_result(const struct wire_frame *f, struct wire_result *out, struct err *e)

@@ -32,10 +32,26 @@ enum wire_type {
     WIRE_RESULT,
 };
 
+/* A frame as wire_read hands it out: a view into its reader's buffer, valid
+ * until the next wire_read on that reader or wire_reader_free. */
 struct wire_frame {
     uint32_t type;
     uint32_t len;
-    unsigned char *data;        /* owned, len bytes plus a NUL */
+    unsigned char *data;        /* len bytes plus a NUL */
+};
+
+/* The receiving end of one socket. It reads whatever has arrived, up to the
+ * free room of its buffer, so a frame (header and payload) and any frames
+ * behind it usually take one read() between them; a frame larger than the
+ * buffer grows it, and the buffer shrinks back once that frame is done with. */
+struct wire_reader {
+    int fd;
+    unsigned char *buf;         /* cap bytes plus one for the NUL after a frame */
+    size_t cap;
+    size_t start, end;          /* bytes received but not yet handed out */
+    size_t held_at;             /* the byte the NUL after the last frame replaced */
+    unsigned char held;         /* its value */
+    int holding;
 };
 
 struct wire_invoke {
@@ -63,15 +79,25 @@ struct wire_result {
     size_t stack_len;
 };
 
-/* Blocking I/O on a socket. wire_read waits until deadline_ns (CLOCK_MONOTONIC;
- * 0: forever); returns 0, or -1 with e (EOF, timeout, bad frame), and sets
- * *timed_out when the deadline passed. */
+/* Blocking I/O on a socket. A frame goes out in one sendmsg (short writes and
+ * EINTR are resumed), so the peer wakes once per frame. wire_read waits until
+ * deadline_ns (CLOCK_MONOTONIC; 0: forever); returns 0, or -1 with e (EOF,
+ * timeout, bad frame), and sets *timed_out when the deadline passed. */
 int wire_write(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen,
                struct err *e);
-int wire_read(int fd, int64_t deadline_ns, struct wire_frame *f, int *timed_out, struct err *e);
+void wire_reader_init(struct wire_reader *r, int fd);
+void wire_reader_free(struct wire_reader *r);
+/* Done with the last frame for now: a buffer grown for a large frame goes
+ * back (wire_read does this too), so an idle worker or slot does not keep a
+ * big event's memory (it would count against the worker's memory_mb). */
+void wire_reader_idle(struct wire_reader *r);
+int wire_read(struct wire_reader *r, int64_t deadline_ns, struct wire_frame *f, int *timed_out,
+              struct err *e);
+/* Forget f (its bytes stay the reader's). */
 void wire_frame_release(struct wire_frame *f);
 
-/* Encode into a malloc'd buffer; decode views into the frame (no copies). */
+/* Encoders send straight from the caller's fields (one sendmsg, no copy into
+ * a buffer); decoders return views into the frame (no copies). */
 int wire_send_invoke(int fd, const struct wire_invoke *in, struct err *e);
 int wire_decode_invoke(const struct wire_frame *f, struct wire_invoke *out, struct err *e);
 int wire_send_result(int fd, const struct wire_result *r, struct err *e);

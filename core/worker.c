@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,13 +32,25 @@
 
 extern char **environ;
 
+/* What a plugin file was when a worker loaded it (loader_file_version's
+ * fields): compared before each attempt without formatting a string. */
+struct file_id {
+    bool present;
+    int64_t mtime_s;
+    long mtime_ns;
+    int64_t size;
+    uint64_t ino;
+};
+
 struct worker {
     pid_t pid;
     int fd;
+    struct wire_reader rd;      /* frames from the worker */
     double start_ms;            /* spawn to ready: part of the first invocation's init */
     int served;                 /* invocations answered */
     enum runtime kind;
     char (*versions)[64];       /* of each of its steps' files, as this worker loaded them */
+    struct file_id *files;      /* the same, to compare */
 };
 
 bool worker_needed(const struct pipeline *p, const struct step *s)
@@ -45,15 +58,41 @@ bool worker_needed(const struct pipeline *p, const struct step *s)
     return p->isolation == ISOLATION_PROCESS || s->runtime != RUNTIME_C;
 }
 
-/* Did any file behind w's steps change since w loaded it (hot reload)? */
+static void file_id_of(const char *path, struct file_id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (stat(path, &st) < 0)
+        return;
+    id->present = true;
+    id->mtime_s = (int64_t)st.st_mtim.tv_sec;
+    id->mtime_ns = (long)st.st_mtim.tv_nsec;
+    id->size = (int64_t)st.st_size;
+    id->ino = (uint64_t)st.st_ino;
+}
+
+/* The plugin_version text: the same as loader_file_version's, from one stat. */
+static void file_id_version(const struct file_id *id, char *out, size_t len)
+{
+    if (!id->present)
+        snprintf(out, len, "missing");
+    else
+        snprintf(out, len, "%lld.%09ld-%lld-%llu", (long long)id->mtime_s, id->mtime_ns,
+                 (long long)id->size, (unsigned long long)id->ino);
+}
+
+/* Did any file behind w's steps change since w loaded it (hot reload)? One
+ * stat per file and attempt. */
 static bool code_changed(const struct worker *w, const struct pipeline *p)
 {
     for (size_t i = 0; i < p->n_steps; i++) {
         if (p->steps[i].runtime != w->kind)
             continue;
-        char now[64];
-        loader_file_version(step_file(&p->steps[i]), now, sizeof now);
-        if (strcmp(now, w->versions[i]) != 0)
+        struct file_id now;
+        const struct file_id *then = &w->files[i];
+        file_id_of(step_file(&p->steps[i]), &now);
+        if (now.present != then->present || now.mtime_s != then->mtime_s ||
+            now.mtime_ns != then->mtime_ns || now.size != then->size || now.ino != then->ino)
             return true;
     }
     return false;
@@ -128,6 +167,7 @@ static void worker_kill(struct worker **wp, char *why, size_t len)
     if (!w)
         return;
     close(w->fd);
+    wire_reader_free(&w->rd);
     int status = 0;
     if (waitpid(w->pid, &status, WNOHANG) == 0) {
         kill(w->pid, SIGKILL);
@@ -136,6 +176,7 @@ static void worker_kill(struct worker **wp, char *why, size_t len)
     if (why)
         describe_exit(status, why, len);
     free(w->versions);
+    free(w->files);
     free(w);
     *wp = NULL;
 }
@@ -151,7 +192,7 @@ static void worker_stop(struct worker **wp)
     struct wire_frame f;
     int timed_out;
     struct err e;
-    while (wire_read(w->fd, until, &f, &timed_out, &e) == 0) /* drain until EOF */
+    while (wire_read(&w->rd, until, &f, &timed_out, &e) == 0) /* drain until EOF */
         wire_frame_release(&f);
     worker_kill(wp, NULL, 0);
 }
@@ -247,7 +288,9 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
         return err_set(e, "cannot start a worker (%s): %s", prog, strerror(rc));
     }
     struct worker *w = calloc(1, sizeof *w);
-    if (w && !(w->versions = calloc(slot->p->n_steps, sizeof *w->versions))) {
+    if (w && (!(w->versions = calloc(slot->p->n_steps, sizeof *w->versions)) ||
+              !(w->files = calloc(slot->p->n_steps, sizeof *w->files)))) {
+        free(w->versions);
         free(w);
         w = NULL;
     }
@@ -259,11 +302,14 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     }
     w->pid = pid;
     w->fd = sv[0];
+    wire_reader_init(&w->rd, w->fd);
     w->kind = kind;
-    for (size_t i = 0; i < slot->p->n_steps; i++) /* before the worker opens them */
-        if (slot->p->steps[i].runtime == kind)
-            loader_file_version(step_file(&slot->p->steps[i]), w->versions[i],
-                                sizeof w->versions[i]);
+    for (size_t i = 0; i < slot->p->n_steps; i++) { /* before the worker opens them */
+        if (slot->p->steps[i].runtime == kind) {
+            file_id_of(step_file(&slot->p->steps[i]), &w->files[i]);
+            file_id_version(&w->files[i], w->versions[i], sizeof w->versions[i]);
+        }
+    }
     apply_limits(pid, &slot->p->limits);
     *out = w;
     return 0;
@@ -283,7 +329,7 @@ static int handshake(struct worker *w, const struct pipeline *p, int64_t deadlin
         return -1;
     struct wire_frame f;
     int timed_out;
-    if (wire_read(w->fd, deadline, &f, &timed_out, e) < 0)
+    if (wire_read(&w->rd, deadline, &f, &timed_out, e) < 0)
         return -1;
     if (f.type != WIRE_READY || f.len < 4) {
         wire_frame_release(&f);
@@ -425,8 +471,10 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
     /* a cold start: this worker's start (spawn, load, init) is this
      * invocation's init_ms, however it ends */
     double cold = slot->workers[k]->served == 0 ? slot->workers[k]->start_ms : -1;
-    snprintf(a->plugin_version, sizeof a->plugin_version, "%s",
-             slot->workers[k]->versions[a->step - slot->p->steps]);
+    const char *version = slot->workers[k]->versions[a->step - slot->p->steps];
+    size_t vlen = strnlen(version, sizeof a->plugin_version - 1);
+    memcpy(a->plugin_version, version, vlen);
+    a->plugin_version[vlen] = '\0';
     struct wire_invoke in = {.step = (uint32_t)(a->step - slot->p->steps),
                              .attempt = (uint32_t)a->number, .deadline_ns = deadline,
                              .event = a->event, .event_len = a->event_len};
@@ -439,7 +487,7 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
         struct wire_frame f;
         int timed_out;
         /* a little grace so a result written at the deadline still counts */
-        if (wire_read(slot->workers[k]->fd, deadline + 50000000, &f, &timed_out, &e) < 0) {
+        if (wire_read(&slot->workers[k]->rd, deadline + 50000000, &f, &timed_out, &e) < 0) {
             char what[1100];
             if (timed_out)
                 snprintf(what, sizeof what, "Task timed out after %d ms (timeout_ms); the worker "
@@ -460,6 +508,7 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
         int rc = f.type == WIRE_RESULT ? take_result(a, &f, &e)
                                        : err_set(&e, "protocol error: frame type %u", f.type);
         wire_frame_release(&f);
+        wire_reader_idle(&slot->workers[k]->rd); /* a big response's buffer goes now */
         if (rc < 0) {
             worker_lost(slot, a, INV_CRASHED, e.msg);
             break;

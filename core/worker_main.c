@@ -196,12 +196,15 @@ int worker_main(int argc, char **argv)
     /* die with the daemon, even a kill -9 of it, instead of lingering in a
      * handler; if it died before this line, the socket is closed already */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct wire_reader rd;
     struct wire_frame f;
     int timed_out;
     struct err e;
-    if (wire_read(fd, 0, &f, &timed_out, &e) < 0 || f.type != WIRE_INIT) {
+    wire_reader_init(&rd, fd);
+    if (wire_read(&rd, 0, &f, &timed_out, &e) < 0 || f.type != WIRE_INIT) {
         fprintf(stderr, "sluice worker: expected an init frame on fd %d (this command is "
                 "started by `sluice run`, not by hand)\n", fd);
+        wire_reader_free(&rd);
         return 2;
     }
     struct strv none = {0};
@@ -219,10 +222,11 @@ int worker_main(int argc, char **argv)
             rc = -1;
     }
     send_ready(fd, rc == 0, rc == 0 ? "" : e.msg);
-    while (rc == 0 && wire_read(fd, 0, &f, &timed_out, &e) == 0) {
+    while (rc == 0 && wire_read(&rd, 0, &f, &timed_out, &e) == 0) {
         if (f.type != WIRE_INVOKE || serve_one(fd, &p, &f) < 0)
             rc = -1;
         wire_frame_release(&f);
+        wire_reader_idle(&rd); /* a big event's buffer does not count against memory_mb */
     }
     for (size_t i = 0; i < p.n_steps; i++) {
         free(p.steps[i].name);
@@ -234,5 +238,6 @@ int worker_main(int argc, char **argv)
     free(p.steps);
     free(p.name);
     loader_free(&l);
+    wire_reader_free(&rd);
     return 0;
 }
