@@ -122,19 +122,25 @@ static int add_watch(struct source_dir *s, const char *dir, bool recursive)
     return 0;
 }
 
-/* False while someone has the file open for writing. */
-static bool file_is_complete(const char *path)
+/* True if path is a regular file nobody has open for writing, with *st
+ * taken while that holds: a stat taken before the check could describe the
+ * file before its writer's last write and close (size 0, say), which would
+ * be reported as a version that never was complete. */
+static bool file_is_complete(const char *path, struct stat *st)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return false;
     bool complete = true;
-    if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
-        fcntl(fd, F_SETLEASE, F_UNLCK);
-    else if (errno == EAGAIN)
+    bool leased = fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+    if (!leased && errno == EAGAIN)
         complete = false;
     /* other errors (no CAP_LEASE, a file system without leases): assume the
      * writer is done, as every other folder watcher must */
+    if (complete && (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)))
+        complete = false;
+    if (leased)
+        fcntl(fd, F_SETLEASE, F_UNLCK);
     close(fd);
     return complete;
 }
@@ -169,12 +175,12 @@ static void scan_dir(struct source_dir *s, const char *dir, bool recursive, int 
         char *path = path_join(dir, de->d_name);
         if (!path)
             break;
-        struct stat st; /* one lstat per name: symlinks are never followed */
+        struct stat st; /* lstat: symlinks are never followed */
         bool found = lstat(path, &st) == 0;
         if (found && S_ISDIR(st.st_mode)) {
             if (recursive && add_watch(s, path, true) == 0)
                 scan_dir(s, path, true, depth + 1);
-        } else if (found && S_ISREG(st.st_mode) && file_is_complete(path)) {
+        } else if (found && S_ISREG(st.st_mode) && file_is_complete(path, &st)) {
             s->fn(s->arg, path, &st);
         }
         free(path);
