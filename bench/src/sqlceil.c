@@ -5,11 +5,16 @@
  * exactly sluice's.
  *
  *   --mode inv   one invocations row per event (the issue's ceiling)
- *   --mode full  what sluice writes per event: the journal append (INSERT
- *                OR IGNORE INTO events), the invocations row, the journal
- *                finish (UPDATE events), with sluice's own statements
+ *   --mode full  the journal append (INSERT OR IGNORE INTO events), the
+ *                invocations row and the journal finish (UPDATE events):
+ *                what sluice wrote per event before run-ahead
+ *   --mode merged  the journal row written finished at once, then the
+ *                invocations row: what sluice writes when a run's outcome
+ *                folds into its append
+ *   --drop-index NAME  drop one of the copied indexes first (to price it)
  *
- *   sqlceil --db NEW.db --schema-from SLUICE.db --count N [--batch B] [--mode inv|full]
+ *   sqlceil --db NEW.db --schema-from SLUICE.db --count N [--batch B]
+ *           [--mode inv|full|merged] [--drop-index NAME]
  */
 #include <sqlite3.h>
 
@@ -104,7 +109,8 @@ int main(int argc, char **argv)
     if (sqlite3_prepare_v3(db, SQL_INVOCATION, -1, SQLITE_PREPARE_PERSISTENT, &ins, NULL) !=
         SQLITE_OK)
         die(db, "prepare");
-    if (full && (sqlite3_prepare_v3(db, merged ? SQL_APPEND_DONE : SQL_APPEND, -1, SQLITE_PREPARE_PERSISTENT, &app, NULL) !=
+    const char *append_sql = merged ? SQL_APPEND_DONE : SQL_APPEND;
+    if (full && (sqlite3_prepare_v3(db, append_sql, -1, SQLITE_PREPARE_PERSISTENT, &app, NULL) !=
                  SQLITE_OK || sqlite3_prepare_v3(db, SQL_FINISH, -1, SQLITE_PREPARE_PERSISTENT,
                                                  &fin, NULL) != SQLITE_OK))
         die(db, "prepare");
