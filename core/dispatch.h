@@ -2,8 +2,10 @@
  * executor threads that drain it (as many as the pipeline's concurrency),
  * and the bookkeeping that keeps memory bounded without losing events.
  *
- * An accepted event is journaled first and queued only after the commit.
- * When a lane's queue is full, newly journaled events simply stay pending in
+ * An event is journaled first and queued only after the commit, except an
+ * event whose id sluice made (it cannot be a duplicate): while its lane has
+ * room and no backlog it is queued at once and runs alongside the commit
+ * (run-ahead; see dispatch_accept). When a lane's queue is full, newly journaled events simply stay pending in
  * the journal (the overflow lives on disk, not in memory) and the lane
  * refills from the journal, oldest first, as work finishes. The same refill
  * resumes the pending events of an earlier run at start.
