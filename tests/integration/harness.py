@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +39,21 @@ LOG_TAIL_CHARS = 12000
 
 _SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                       "runtime error:", "ThreadSanitizer")
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now, so tests run in parallel."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def endpoint():
+    """A ZeroMQ endpoint on a free loopback port."""
+    return "tcp://127.0.0.1:%d" % free_port()
 
 
 def env_path(name):

@@ -6,25 +6,16 @@ and the sample pipeline pipelines/exec_script.json."""
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import time
 
 import harness
+from harness import free_port
 from harness import SluiceTestCase
 
 PY = sys.executable  # an absolute path: commands do not depend on PATH
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def zmq_config():

@@ -6,31 +6,18 @@ to fix them; the sample pipeline pipelines/forward.json works."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import harness
+from harness import free_port, endpoint
 from harness import SluiceTestCase
 
 try:
     import zmq
 except ImportError:  # pragma: no cover - python3-zmq is a test dependency
     zmq = None
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def endpoint():
-    return "tcp://127.0.0.1:%d" % free_port()
 
 
 def compact(value):

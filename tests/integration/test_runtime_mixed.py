@@ -7,24 +7,15 @@ script step dead-lettered with its stack trace, script steps in a "thread" pipel
 import json
 import os
 import shutil
-import socket
 import subprocess
 import textwrap
 
 import harness
+from harness import free_port
 from harness import SluiceTestCase
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def zmq_config():

@@ -6,24 +6,15 @@ first invocation only); syntax errors reported clearly; the users-js sample pipe
 import json
 import os
 import shutil
-import socket
 import subprocess
 import textwrap
 import time
 
 import harness
+from harness import free_port
 from harness import SluiceTestCase
 
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def zmq_config():

@@ -6,24 +6,15 @@ missing import reported clearly; the thumbnail sample pipeline (Pillow)."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import textwrap
 import time
 
 import harness
+from harness import free_port
 from harness import SluiceTestCase
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def zmq_config():

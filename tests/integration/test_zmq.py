@@ -18,6 +18,7 @@ import sys
 import time
 
 import harness
+from harness import free_port, endpoint
 from harness import SluiceTestCase
 
 try:
@@ -27,19 +28,6 @@ except ImportError:  # pragma: no cover - python3-zmq is a test dependency
 
 
 # -- helpers -----------------------------------------------------------------
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def endpoint():
-    return "tcp://127.0.0.1:%d" % free_port()
-
 
 def zmq_pipeline(name, topic, steps=None, **extra):
     """A pipeline on a zmq trigger; one echo step unless told otherwise."""
