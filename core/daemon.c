@@ -680,7 +680,7 @@ static void on_quiet(struct loop_timer *t)
     }
     sqlite3_db_release_memory(dm->reader);
     writer_release_memory(dm->writer); /* and then trims the heap */
-    dm->trimmed_at = seen + 1; /* the release is a submission too */
+    dm->trimmed_at = writer_submitted(dm->writer); /* that release counts as activity */
 }
 
 static void watch_quiet(struct daemon *dm)

@@ -1,6 +1,8 @@
 /* executor.c - the in-process executor (see executor.h). timeout_ms cannot
  * be enforced on a thread, so an attempt that overran is recorded as a
- * timeout after it returns; process isolation will kill it instead. */
+ * timeout after it returns; process isolation kills it instead. Workers
+ * run this file too: nothing here reaches the daemon's database or
+ * sockets. */
 #include "executor.h"
 
 #include <stdarg.h>
@@ -12,22 +14,6 @@
 #include "host.h"
 #include "loader.h"
 #include "pipeline.h"
-#include "worker.h"
-#include "writer.h"
-
-#define LOG_LINE_MAX 16384
-
-static void log_to_db(void *arg, const sl_context *ctx, int level, const char *msg)
-{
-    char line[LOG_LINE_MAX];
-    size_t n = strlen(msg);
-    if (n >= sizeof line) { /* bounded: a runaway handler cannot fill memory */
-        memcpy(line, msg, sizeof line - 20);
-        strcpy(line + sizeof line - 20, "... [truncated]");
-        msg = line;
-    }
-    invlog_line(arg, ctx->request_id, ctx->pipeline, ctx->step, level, msg, NULL);
-}
 
 static void set_error(struct attempt *a, enum inv_status status, const char *type,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -63,22 +49,6 @@ static void take_response(struct attempt *a, int rc, struct sl_response *res)
         set_error(a, INV_ERROR, type, "the handler returned %d", rc);
     else if (res->status_code >= 500)
         set_error(a, INV_ERROR, type, "the handler answered statusCode %d", res->status_code);
-}
-
-void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a)
-{
-    a->max_memory_kb = -1;
-    /* a bounded copy, not snprintf: this runs before every handler */
-    const char *version = a->step->plugin ? a->step->plugin->version : "";
-    size_t n = strnlen(version, sizeof a->plugin_version - 1);
-    memcpy(a->plugin_version, version, n);
-    a->plugin_version[n] = '\0';
-    if (slot && worker_needed(a->pipeline, a->step)) {
-        worker_run_attempt(slot, w, a);
-        return;
-    }
-    int64_t deadline = clock_mono_ns() + (int64_t)a->step->timeout_ms * 1000000;
-    executor_call(a, deadline, log_to_db, w);
 }
 
 void executor_call(struct attempt *a, int64_t deadline_ns,

@@ -16,7 +16,6 @@
 
 struct pipeline;
 struct step;
-struct writer;
 
 struct attempt {
     /* in */
@@ -42,14 +41,9 @@ struct attempt {
     char plugin_version[64];    /* of the code that ran ("" if unknown) */
 };
 
-struct exec_slot;
-
-/* Run the attempt: on this thread when slot is NULL (isolation "thread"),
- * else in the slot's worker process. Handler log lines go to w. */
-void executor_run(struct writer *w, struct exec_slot *slot, struct attempt *a);
-
 /* The call itself, in this process, with a deadline (CLOCK_MONOTONIC) and a
- * sink for log lines. Used by the thread executor and inside workers. */
+ * sink for log lines. The runner calls it for thread isolation (runner.c
+ * run_attempt), worker processes for process isolation. */
 void executor_call(struct attempt *a, int64_t deadline_ns,
                    void (*log)(void *arg, const sl_context *ctx, int level, const char *msg),
                    void *log_arg);

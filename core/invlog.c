@@ -36,29 +36,6 @@ struct inv_op {
     const char *s[S_N];
 };
 
-/* One block: the op then its strings. NULL strings stay NULL. */
-static void *pack(size_t head, const char *const *in, const char **out, int n)
-{
-    size_t total = head;
-    for (int i = 0; i < n; i++)
-        total += in[i] ? strlen(in[i]) + 1 : 0;
-    char *block = malloc(total);
-    if (!block)
-        return NULL;
-    char *at = block + head;
-    for (int i = 0; i < n; i++) {
-        if (!in[i]) {
-            out[i] = NULL;
-            continue;
-        }
-        size_t len = strlen(in[i]) + 1;
-        memcpy(at, in[i], len);
-        out[i] = at;
-        at += len;
-    }
-    return block;
-}
-
 static void bind_opt(sqlite3_stmt *st, int col, const char *s)
 {
     if (s)
@@ -110,7 +87,7 @@ int invlog_record(struct writer *w, const struct invocation *inv, struct err *e)
     const char *in[S_N] = {inv->request_id, inv->event_id, inv->pipeline, inv->step,
                            inv->handler, inv->source, inv->error, inv->plugin_version};
     const char *out[S_N];
-    struct inv_op *o = pack(sizeof *o, in, out, S_N);
+    struct inv_op *o = writer_op_alloc(sizeof *o, in, out, S_N);
     if (!o)
         return err_set(e, "out of memory");
     memcpy(o->s, out, sizeof out);
@@ -163,7 +140,7 @@ int invlog_line(struct writer *w, const char *request_id, const char *pipeline,
 {
     const char *in[L_N] = {request_id ? request_id : "", pipeline, step, message};
     const char *out[L_N];
-    struct log_op *o = pack(sizeof *o, in, out, L_N);
+    struct log_op *o = writer_op_alloc(sizeof *o, in, out, L_N);
     if (!o)
         return err_set(e, "out of memory");
     memcpy(o->s, out, sizeof out);

@@ -24,14 +24,13 @@ struct finish_op;
 
 struct append_op {
     struct wop base;
-    const char *pipeline, *event_id, *source, *payload; /* in strings */
+    const char *pipeline, *event_id, *source, *payload; /* copies, after the op */
     char received_at[32];
     journal_appended_fn cb;
     void *arg;
     bool inserted;
     int64_t id;
     const struct finish_op *outcome; /* folded in: the row is written finished */
-    char strings[];
 };
 
 struct finish_op {
@@ -89,32 +88,18 @@ static void append_done(struct wop *op, int rc, const struct err *e)
     free(a);
 }
 
-/* One allocation for the op and its four strings. */
-static struct append_op *append_new(const char *const in[4])
-{
-    size_t len[4], total = 0;
-    for (int i = 0; i < 4; i++)
-        total += (len[i] = strlen(in[i]) + 1);
-    struct append_op *a = calloc(1, sizeof *a + total);
-    if (!a)
-        return NULL;
-    const char **out[4] = {&a->pipeline, &a->event_id, &a->source, &a->payload};
-    char *at = a->strings;
-    for (int i = 0; i < 4; i++) {
-        memcpy(at, in[i], len[i]);
-        *out[i] = at;
-        at += len[i];
-    }
-    return a;
-}
-
 int journal_append(struct writer *w, const char *pipeline, const char *event_id,
                    const char *source, const char *payload, journal_appended_fn cb, void *arg,
                    struct writer_ticket *ticket, struct err *e)
 {
-    struct append_op *a = append_new((const char *const[4]){pipeline, event_id, source, payload});
+    const char *in[4] = {pipeline, event_id, source, payload}, *out[4];
+    struct append_op *a = writer_op_alloc(sizeof *a, in, out, 4);
     if (!a)
         return err_set(e, "out of memory");
+    a->pipeline = out[0];
+    a->event_id = out[1];
+    a->source = out[2];
+    a->payload = out[3];
     clock_iso8601(clock_wall_ms(), a->received_at);
     a->base.apply = append_apply;
     a->base.done = append_done;

@@ -15,6 +15,7 @@
 #include "path.h"
 #include "pipeline.h"
 #include "uuid.h"
+#include "worker.h"
 
 struct run_state {
     const struct run_env *env;
@@ -90,6 +91,40 @@ static bool retryable(struct run_state *rs, const struct step *s, const struct a
     return true;
 }
 
+#define LOG_LINE_MAX 16384
+
+/* Thread isolation: a handler's log line, bounded, to the logs table. */
+static void log_to_db(void *arg, const sl_context *ctx, int level, const char *msg)
+{
+    char line[LOG_LINE_MAX];
+    size_t n = strlen(msg);
+    if (n >= sizeof line) { /* bounded: a runaway handler cannot fill memory */
+        memcpy(line, msg, sizeof line - 20);
+        strcpy(line + sizeof line - 20, "... [truncated]");
+        msg = line;
+    }
+    invlog_line(arg, ctx->request_id, ctx->pipeline, ctx->step, level, msg, NULL);
+}
+
+/* Run an attempt where its pipeline says: on this thread (isolation
+ * "thread", slot NULL) or in the slot's worker process. Handler log lines
+ * go to the invocation log through w. */
+static void run_attempt(struct writer *w, struct exec_slot *slot, struct attempt *a)
+{
+    a->max_memory_kb = -1;
+    /* a bounded copy, not snprintf: this runs before every handler */
+    const char *version = a->step->plugin ? a->step->plugin->version : "";
+    size_t n = strnlen(version, sizeof a->plugin_version - 1);
+    memcpy(a->plugin_version, version, n);
+    a->plugin_version[n] = '\0';
+    if (slot && worker_needed(a->pipeline, a->step)) {
+        worker_run_attempt(slot, w, a);
+        return;
+    }
+    int64_t deadline = clock_mono_ns() + (int64_t)a->step->timeout_ms * 1000000;
+    executor_call(a, deadline, log_to_db, w);
+}
+
 /* Run one step. A failure that may be retried either returns at once with
  * retry_wait_ms set (a run that can resume) or waits here (batches). On
  * return a holds the last attempt. */
@@ -100,7 +135,7 @@ static bool run_step(struct run_state *rs, const struct step *s, const char *eve
         attempt_release(a);
         *a = (struct attempt){.pipeline = rs->p, .step = s, .request_id = rs->request_id,
                               .event = event, .event_len = len, .number = n};
-        executor_run(rs->env->writer, rs->env->slot, a);
+        run_attempt(rs->env->writer, rs->env->slot, a);
         if (a->interrupted) {
             *interrupted = true;
             return false;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "db.h"
@@ -30,6 +31,28 @@ struct writer {
         sqlite3_stmt *st;
     } stmts[STMT_CACHE];
 };
+
+void *writer_op_alloc(size_t head, const char *const *in, const char **out, int n)
+{
+    size_t total = head;
+    for (int i = 0; i < n; i++)
+        total += in[i] ? strlen(in[i]) + 1 : 0;
+    char *block = malloc(total);
+    if (!block)
+        return NULL;
+    memset(block, 0, head);
+    char *at = block + head;
+    for (int i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (!in[i])
+            continue;
+        size_t len = strlen(in[i]) + 1;
+        memcpy(at, in[i], len);
+        out[i] = at;
+        at += len;
+    }
+    return block;
+}
 
 sqlite3 *writer_db(struct writer *w)
 {

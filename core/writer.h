@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -50,6 +51,12 @@ struct wop {
     uint64_t seq;
     bool folded;
 };
+
+/* One allocation for an op of head bytes (zeroed, so optional fields such
+ * as fold start unset) followed by copies of n strings; out[i] points at
+ * the copy of in[i] (NULL stays NULL). Free it with free(). NULL when out
+ * of memory. */
+void *writer_op_alloc(size_t head, const char *const *in, const char **out, int n);
 
 int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e);
 /* Queue op; blocks while the queue is full. After writer_stop began, op is

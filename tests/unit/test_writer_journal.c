@@ -515,6 +515,29 @@ static void test_finish_folds_into_append(void)
     free(db);
 }
 
+/* Ops and their strings in one block: the op part zeroed (an unset fold
+ * must read NULL), the strings copied, a NULL string left NULL. */
+static void test_op_alloc(void)
+{
+    struct big {
+        struct wop base;
+        char pad[200];
+    };
+    char name[] = "pipeline-a";
+    const char *in[3] = {name, NULL, ""}, *out[3] = {"x", "x", "x"};
+    struct big *b = writer_op_alloc(sizeof *b, in, out, 3);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    CHECK(b->base.fold == NULL && b->base.apply == NULL && !b->base.hold && b->pad[199] == 0);
+    name[0] = 'X'; /* a copy, not the caller's string */
+    CHECK_STR(out[0], "pipeline-a");
+    CHECK(out[1] == NULL);
+    CHECK_STR(out[2], "");
+    CHECK((const char *)out[0] >= (const char *)(b + 1));
+    free(b);
+}
+
 static void test_schema(void)
 {
     char *db = tu_path(tmp, "schema.db");
@@ -625,6 +648,7 @@ int main(void)
     test_stop_commits();
     test_concurrent_producers();
     test_finish_folds_into_append();
+    test_op_alloc();
     test_schema();
     tu_rm_rf(tmp);
     free(tmp);
