@@ -209,14 +209,39 @@ int loader_open_file(struct loader *l, const char *module, const char *path,
     return open_and_keep(l, module, copy, out, e);
 }
 
-void loader_file_version(const char *path, char *out, size_t len)
+void loader_file_id(const char *path, struct loader_file_id *id)
 {
     struct stat st;
+    memset(id, 0, sizeof *id);
     if (stat(path, &st) < 0)
+        return;
+    id->present = true;
+    id->mtime_s = (int64_t)st.st_mtim.tv_sec;
+    id->mtime_ns = (long)st.st_mtim.tv_nsec;
+    id->size = (int64_t)st.st_size;
+    id->ino = (uint64_t)st.st_ino;
+}
+
+bool loader_file_id_equal(const struct loader_file_id *a, const struct loader_file_id *b)
+{
+    return a->present == b->present && a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns &&
+           a->size == b->size && a->ino == b->ino;
+}
+
+void loader_file_id_text(const struct loader_file_id *id, char *out, size_t len)
+{
+    if (!id->present)
         snprintf(out, len, "missing");
     else
-        snprintf(out, len, "%lld.%09ld-%lld-%llu", (long long)st.st_mtim.tv_sec,
-                 (long)st.st_mtim.tv_nsec, (long long)st.st_size, (unsigned long long)st.st_ino);
+        snprintf(out, len, "%lld.%09ld-%lld-%llu", (long long)id->mtime_s, id->mtime_ns,
+                 (long long)id->size, (unsigned long long)id->ino);
+}
+
+void loader_file_version(const char *path, char *out, size_t len)
+{
+    struct loader_file_id id;
+    loader_file_id(path, &id);
+    loader_file_id_text(&id, out, len);
 }
 
 sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e)

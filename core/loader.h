@@ -11,6 +11,8 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "diag.h"
 #include "err.h"
@@ -46,7 +48,21 @@ int loader_open(struct loader *l, const char *module, struct plugin **out, struc
  * daemon resolved). */
 int loader_open_file(struct loader *l, const char *module, const char *path,
                      struct plugin **out, struct err *e);
-/* A file's version as "mtime-size-inode": replacing a plugin changes it. */
+/* What a file is as far as mtime, size and inode tell: replacing a plugin
+ * changes it. Comparing two costs no formatting (checked before every
+ * attempt for hot reload). */
+struct loader_file_id {
+    bool present;
+    int64_t mtime_s;
+    long mtime_ns;
+    int64_t size;
+    uint64_t ino;
+};
+void loader_file_id(const char *path, struct loader_file_id *id);
+bool loader_file_id_equal(const struct loader_file_id *a, const struct loader_file_id *b);
+/* The id as text, "mtime-size-inode" or "missing" (invocations.plugin_version). */
+void loader_file_id_text(const struct loader_file_id *id, char *out, size_t len);
+/* loader_file_id, then its text. */
 void loader_file_version(const char *path, char *out, size_t len);
 /* The handler FUNCTION of plugin p, or NULL with a message listing those it has. */
 sl_handler_fn loader_find(const struct plugin *p, const char *function, struct err *e);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,16 +31,6 @@
 
 extern char **environ;
 
-/* What a plugin file was when a worker loaded it (loader_file_version's
- * fields): compared before each attempt without formatting a string. */
-struct file_id {
-    bool present;
-    int64_t mtime_s;
-    long mtime_ns;
-    int64_t size;
-    uint64_t ino;
-};
-
 struct worker {
     pid_t pid;
     int fd;
@@ -50,35 +39,12 @@ struct worker {
     int served;                 /* invocations answered */
     enum runtime kind;
     char (*versions)[64];       /* of each of its steps' files, as this worker loaded them */
-    struct file_id *files;      /* the same, to compare */
+    struct loader_file_id *files;   /* the same, to compare */
 };
 
 bool worker_needed(const struct pipeline *p, const struct step *s)
 {
     return p->isolation == ISOLATION_PROCESS || s->runtime != RUNTIME_C;
-}
-
-static void file_id_of(const char *path, struct file_id *id)
-{
-    struct stat st;
-    memset(id, 0, sizeof *id);
-    if (stat(path, &st) < 0)
-        return;
-    id->present = true;
-    id->mtime_s = (int64_t)st.st_mtim.tv_sec;
-    id->mtime_ns = (long)st.st_mtim.tv_nsec;
-    id->size = (int64_t)st.st_size;
-    id->ino = (uint64_t)st.st_ino;
-}
-
-/* The plugin_version text: the same as loader_file_version's, from one stat. */
-static void file_id_version(const struct file_id *id, char *out, size_t len)
-{
-    if (!id->present)
-        snprintf(out, len, "missing");
-    else
-        snprintf(out, len, "%lld.%09ld-%lld-%llu", (long long)id->mtime_s, id->mtime_ns,
-                 (long long)id->size, (unsigned long long)id->ino);
 }
 
 /* Did any file behind w's steps change since w loaded it (hot reload)? One
@@ -88,11 +54,9 @@ static bool code_changed(const struct worker *w, const struct pipeline *p)
     for (size_t i = 0; i < p->n_steps; i++) {
         if (p->steps[i].runtime != w->kind)
             continue;
-        struct file_id now;
-        const struct file_id *then = &w->files[i];
-        file_id_of(step_file(&p->steps[i]), &now);
-        if (now.present != then->present || now.mtime_s != then->mtime_s ||
-            now.mtime_ns != then->mtime_ns || now.size != then->size || now.ino != then->ino)
+        struct loader_file_id now;
+        loader_file_id(step_file(&p->steps[i]), &now);
+        if (!loader_file_id_equal(&now, &w->files[i]))
             return true;
     }
     return false;
@@ -306,8 +270,8 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     w->kind = kind;
     for (size_t i = 0; i < slot->p->n_steps; i++) { /* before the worker opens them */
         if (slot->p->steps[i].runtime == kind) {
-            file_id_of(step_file(&slot->p->steps[i]), &w->files[i]);
-            file_id_version(&w->files[i], w->versions[i], sizeof w->versions[i]);
+            loader_file_id(step_file(&slot->p->steps[i]), &w->files[i]);
+            loader_file_id_text(&w->files[i], w->versions[i], sizeof w->versions[i]);
         }
     }
     apply_limits(pid, &slot->p->limits);

@@ -354,6 +354,30 @@ static void test_bind_pipeline(void)
     free(file);
 }
 
+/* A file's id for hot reload: stable while the file is, different once it
+ * is replaced, "missing" when gone; the version text is the id's text. */
+static void test_file_id(void)
+{
+    char *path = tu_path(tmp, "id.so");
+    struct loader_file_id a, b;
+    char text[64], version[64];
+    loader_file_id(path, &a);
+    CHECK(!a.present);
+    loader_file_id_text(&a, text, sizeof text);
+    CHECK_STR(text, "missing");
+    CHECK(tu_write(path, "one") == 0);
+    loader_file_id(path, &a);
+    loader_file_id(path, &b);
+    CHECK(a.present && loader_file_id_equal(&a, &b));
+    loader_file_id_text(&a, text, sizeof text);
+    loader_file_version(path, version, sizeof version);
+    CHECK_STR(text, version);
+    CHECK(tu_write(path, "a longer one") == 0);
+    loader_file_id(path, &b);
+    CHECK(!loader_file_id_equal(&a, &b));
+    free(path);
+}
+
 int main(void)
 {
     tmp = tu_mkdtemp("loader");
@@ -363,6 +387,7 @@ int main(void)
     test_refusals();
     test_file_names();
     test_bind_pipeline();
+    test_file_id();
     tu_rm_rf(tmp);
     free(tmp);
     return test_summary();
