@@ -34,7 +34,7 @@ const char *config_default_json(void)
 struct raw {
     char *state_dir, *database, *pipelines_dir;
     struct strv plugin_path;
-    int workers, queue_size;
+    int workers, queue_size, max_concurrency, idle_timeout_s;
     const cJSON *zmq, *http;
     char *python, *node;
 };
@@ -49,7 +49,13 @@ static const struct confmap config_map[] = {
     {"plugin_path", CONFMAP_STRINGS, offsetof(struct raw, plugin_path), 0, 0,
      "folders searched for MODULE.so, in order"},
     {"workers", CONFMAP_INT, offsetof(struct raw, workers), 1, 1024,
-     "default concurrency of a pipeline that sets none (default: number of CPUs)"},
+     "executor threads shared by all pipelines, and the concurrency of a pipeline that sets "
+     "none (default: number of CPUs)"},
+    {"max_concurrency", CONFMAP_INT, offsetof(struct raw, max_concurrency), 1, 100000,
+     "events running at once over all pipelines, like Lambda's account concurrency "
+     "(default 64, at least workers)"},
+    {"idle_timeout_s", CONFMAP_INT, offsetof(struct raw, idle_timeout_s), 1, 86400,
+     "a warm worker process idle this long is stopped (default 300)"},
     {"queue_size", CONFMAP_INT, offsetof(struct raw, queue_size), 1, 1 << 20,
      "events each pipeline holds in memory; more wait in the journal (default 1024)"},
     {"python", CONFMAP_STRING, offsetof(struct raw, python), 0, 0,
@@ -278,6 +284,9 @@ static int apply_doc(struct config *c, struct diag *d)
     if (!r.plugin_path.v && fill_default_plugin_path(&r.plugin_path) < 0)
         errors++;
     c->workers = r.workers > 0 ? r.workers : 1;
+    c->max_concurrency = r.max_concurrency ? r.max_concurrency
+                                           : c->workers > 64 ? c->workers : 64;
+    c->idle_timeout_s = r.idle_timeout_s ? r.idle_timeout_s : 300;
     /* Debian's interpreters first: their python3-* and node-* packages
      * install for them, whatever else is on PATH. */
     c->python = r.python ? r.python

@@ -44,7 +44,9 @@ struct config {
     char *database;
     char *pipelines_dir;
     struct strv plugin_path;
-    int workers;                /* default concurrency of a pipeline */
+    int workers;                /* executor threads; default concurrency of a pipeline */
+    int max_concurrency;        /* events running at once, all pipelines together */
+    int idle_timeout_s;         /* warm workers idle this long are stopped */
     int queue_size;             /* events held in memory per pipeline */
     struct config_zmq zmq;
     struct config_http http;

@@ -1,27 +1,23 @@
-/* dispatch.c - lanes, executor threads and journal refills (see dispatch.h).
- *
- * Lane counters (inflight, loaded_max, backlog) belong to the loop thread;
- * the queue between the loop and the executor threads has its own lock.
- */
+/* dispatch.c - lanes, jobs and journal refills (see dispatch.h). */
 #include "dispatch.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
+#include "destinations.h"
+#include "event.h"
 #include "journal.h"
 #include "log.h"
 #include "loop.h"
 #include "pipeline.h"
 #include "runner.h"
-#include "worker.h"
 
 struct lane;
+struct batch_run;
 
 static const char INTERRUPTED[] =
     "{\"errorType\":\"Interrupted\",\"errorMessage\":\"sluice stopped before the run "
@@ -31,21 +27,19 @@ static const char JOURNAL_ERROR[] =
     "\"the event could not be journaled; see the daemon's log\"}";
 
 struct job {
-    struct loop_task task;      /* posted back to the loop when journaled or run */
     struct lane *lane;
+    struct event *ev;
     int64_t id;
     bool inserted;
     bool failed;
-    char *event_id, *source, *payload;
+    int attempts_before;
+    struct journal_receipt receipt;  /* the append's outcome, posted by the writer */
     struct dispatch_reply reply;    /* fn NULL unless someone waits for the answer */
-    enum run_outcome outcome;
-    char *response;
     char request_id[37];
-    char *record;               /* for a pipeline or ZeroMQ destination */
-    int64_t received_ms;
-    struct run_resume resume;   /* a run waiting for its retry */
-    struct loop_timer timer;    /* ... fires when it is due */
-    struct job *next_waiting;   /* the lane's list of jobs waiting for a timer */
+    struct run run;             /* a run of its own (no batch) */
+    struct run_item item;
+    struct batch_run *batch;        /* or the batch it runs in */
+    bool batch_of;              /* it ran in a batch (whose request id it holds) */
     /* A job started ahead of its journal append (see may_run_ahead) gives
      * its slot back when its run ends, answers once the append's outcome is
      * in too, and is freed once the run's outcome has committed. */
@@ -54,15 +48,29 @@ struct job {
     bool ran;                   /* ahead: the run ended */
     bool settled;               /* ahead: the outcome committed */
     bool exposed;               /* ahead: on the lane's exposed list */
+    bool running;
+    bool paused;                /* queued again to go on with a retry */
+    bool slot;                  /* it holds one of the scheduler's slots */
     struct writer_ticket append;
-    struct loop_task appended_task, settled_task;
+    struct loop_task settled_task;
     struct job *next_exposed;
+    struct job *next_running;   /* in the lane's list of started jobs */
+};
+
+/* A batch of a batch pipeline's jobs, run as one. */
+struct batch_run {
+    struct lane *lane;
+    struct batch_run *next;         /* in the lane's list of running batches */
+    struct run run;
+    struct run_item *items;
+    struct job **jobs;
+    size_t n;
 };
 
 struct lane {
     struct dispatch *d;
     const struct pipeline *p;
-    /* loop thread only */
+    struct sched_lane sl;
     int inflight;               /* queued + running */
     int reserved;               /* invokes journaling, sure of a slot */
     int capacity;
@@ -73,99 +81,212 @@ struct lane {
     int64_t crowded_since_ns;   /* crowded, and no run ended since; 0 if not crowded */
     bool crowded_expired;       /* ... for too long to wait for */
     long journal_waiting;       /* how many (new ones counted; refills subtract) */
-    /* shared with executor threads */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;        /* a job was queued, or stopping */
-    pthread_cond_t stop_cond;   /* stopping: wakes retry waits */
-    struct job **ring;
+    struct job **ring;          /* queued, waiting for a slot */
     int head, count;
-    bool stopping;
-    struct job *waiting;        /* loop thread: jobs whose retry timer is armed */
+    struct job *running;        /* started and not yet ended */
+    struct batch_run *batches;      /* the same, for batch pipelines */
     int ahead_unacked;          /* ahead jobs whose append outcome is not in */
     /* Ahead jobs whose append committed while events waited in the journal:
      * loaded_max could not cover them, and their rows read 'pending' until
      * their outcome commits, so refills skip them by id. */
     struct job *exposed;
-    pthread_t *threads;
-    int n_threads;
+    bool parked;                /* its plugins did not load: it runs nothing */
+    struct loop_timer window;   /* batches: the first queued one's wait is over */
+    bool window_over;
 };
 
 struct dispatch {
-    char exe[4096];             /* this binary, for worker processes */
-    struct loop *loop;
-    struct writer *writer;
-    sqlite3 *reader;
+    struct dispatch_env env;
     struct lane *lanes;
     size_t n_lanes;
-    bool started;
-    dispatch_deliver_fn deliver;
-    void *deliver_arg;
+    bool held;
+    bool retiring;
+    int jobs;                   /* alive: queued, running, journaling or settling */
+    void (*retired)(void *arg);
+    void *retired_arg;
+    struct loop_task retired_task;
+    bool retired_posted;
 };
 
-void dispatch_set_delivery(struct dispatch *d, dispatch_deliver_fn fn, void *arg)
+static void lane_release(struct lane *lane);
+static void maybe_retired(struct dispatch *d);
+static void pump(struct dispatch *d);
+
+static struct loop *loop_of(const struct dispatch *d)
 {
-    d->deliver = fn;
-    d->deliver_arg = arg;
+    return d->env.runner->loop;
 }
 
 static void job_free(struct job *j)
 {
     if (!j)
         return;
-    free(j->event_id);
-    free(j->source);
-    free(j->payload);
-    free(j->response);
-    free(j->record);
-    free(j->resume.event);
+    struct dispatch *d = j->lane->d;
+    run_release(&j->run);
+    free(j->item.response);
+    free(j->item.record);
+    free(j->item.error);
+    event_unref(&j->ev);
     free(j);
+    d->jobs--;
+    maybe_retired(d);
 }
 
-/* Loop thread: answer whoever waits for this job, once. */
+/* Answer whoever waits for this job, once: its own response, else the
+ * fallback. */
 static void job_answer(struct job *j, enum run_outcome outcome, const char *fallback)
 {
     if (!j->reply.fn)
         return;
-    if (j->response)
-        j->reply.fn(j->reply.arg, j->outcome, j->response, j->request_id);
-    else
-        j->reply.fn(j->reply.arg, outcome, fallback, j->request_id);
+    dispatch_reply_fn fn = j->reply.fn;
     j->reply.fn = NULL;
+    if (j->item.response)
+        fn(j->reply.arg, j->item.outcome, j->item.response, j->request_id);
+    else
+        fn(j->reply.arg, outcome, fallback, j->request_id);
 }
 
-static struct job *job_new(struct lane *lane, const char *event_id, const char *source,
-                           const char *payload)
+static struct job *job_new(struct lane *lane, struct event *ev)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j)
         return NULL;
     j->lane = lane;
-    j->received_ms = clock_wall_ms();
-    j->event_id = strdup(event_id);
-    j->source = strdup(source);
-    j->payload = strdup(payload);
-    if (!j->event_id || !j->source || !j->payload) {
-        job_free(j);
-        return NULL;
-    }
+    j->ev = event_ref(ev);
+    j->item.outcome = RUN_INTERRUPTED; /* until it runs */
+    lane->d->jobs++;
     return j;
 }
 
-static void on_job_finished(struct loop_task *t);
+/* --- slots ----------------------------------------------------------------- */
 
-/* Loop thread: hand a job to the executor threads. The caller checked room. */
+/* What the scheduler may start of this lane: each queued job, or for a
+ * batch pipeline each full batch, and a partial one once its window is over. */
+static void lane_sync_ready(struct lane *lane)
+{
+    int size = lane->p->batch.size;
+    if (lane->d->retiring) {
+        lane->sl.ready = 0;
+    } else if (size <= 1) {
+        lane->sl.ready = lane->count;
+    } else {
+        lane->sl.ready = lane->count / size + (lane->count % size && lane->window_over);
+        if (lane->count == 0)
+            lane->window_over = false;
+    }
+}
+
+static void on_window(struct loop_timer *t)
+{
+    struct lane *lane = (struct lane *)((char *)t - offsetof(struct lane, window));
+    lane->window_over = true;
+    lane_sync_ready(lane);
+    pump(lane->d);
+}
+
+static struct job *lane_pop(struct lane *lane)
+{
+    struct job *j = lane->ring[lane->head];
+    lane->head = (lane->head + 1) % lane->capacity;
+    lane->count--;
+    return j;
+}
+
+static void on_run_ended(struct run *r);
+static void on_batch_ended(struct run *r);
+
+static void on_run_paused(struct run *r);
+static void on_run_due(struct run *r);
+
+static void start_one(struct lane *lane)
+{
+    struct job *j = lane_pop(lane);
+    j->slot = true;
+    if (j->paused) { /* a retry that was due: it goes on in this slot */
+        j->paused = false;
+        run_resume(&j->run);
+        return;
+    }
+    j->running = true;
+    j->next_running = lane->running;
+    lane->running = j;
+    j->item = (struct run_item){.ev = j->ev, .journal_id = j->ahead ? 0 : j->id,
+                                .append = j->append, .attempts_before = j->attempts_before,
+                                .want_response = j->reply.fn != NULL,
+                                .settled = j->ahead ? &j->settled_task : NULL};
+    j->run = (struct run){.rn = lane->d->env.runner, .p = lane->p, .items = &j->item,
+                          .n_items = 1, .ended = on_run_ended, .paused = on_run_paused,
+                          .due = on_run_due};
+    memcpy(j->run.request_id, j->request_id, sizeof j->request_id);
+    run_start(&j->run);
+}
+
+static void start_batch(struct lane *lane)
+{
+    size_t n = (size_t)(lane->count < lane->p->batch.size ? lane->count : lane->p->batch.size);
+    struct batch_run *b = calloc(1, sizeof *b);
+    if (b && (!(b->items = calloc(n, sizeof *b->items)) || !(b->jobs = calloc(n, sizeof *b->jobs)))) {
+        free(b->items);
+        free(b);
+        b = NULL;
+    }
+    if (!b) { /* they stay queued; the next end tries again */
+        log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu", lane->p->name, n);
+        sched_done(lane->d->env.sched, &lane->sl);
+        return;
+    }
+    b->lane = lane;
+    b->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct job *j = lane_pop(lane);
+        j->running = true;
+        j->batch = b;
+        b->jobs[i] = j;
+        b->items[i] = (struct run_item){.ev = j->ev, .journal_id = j->id,
+                                        .want_response = j->reply.fn != NULL};
+    }
+    b->run = (struct run){.rn = lane->d->env.runner, .p = lane->p, .items = b->items,
+                          .n_items = n, .ended = on_batch_ended};
+    b->next = lane->batches;
+    lane->batches = b;
+    run_start(&b->run);
+}
+
+/* The scheduler gave lane a slot. */
+static void sched_start(void *arg, struct sched_lane *sl)
+{
+    struct lane *lane = (struct lane *)((char *)sl - offsetof(struct lane, sl));
+    (void)arg;
+    if (lane->p->batch.size > 1)
+        start_batch(lane);
+    else
+        start_one(lane);
+    lane_sync_ready(lane);
+}
+
+static void pump(struct dispatch *d)
+{
+    sched_pump(d->env.sched, sched_start, NULL);
+}
+
+/* Queue a job for a slot. The caller checked room. */
 static void lane_push(struct lane *lane, struct job *j)
 {
-    j->task.run = on_job_finished;
     lane->inflight++;
     if (!j->ahead && j->id > lane->loaded_max) /* an ahead job's id is not known yet */
         lane->loaded_max = j->id;
-    pthread_mutex_lock(&lane->lock);
     lane->ring[(lane->head + lane->count) % lane->capacity] = j;
     lane->count++;
-    pthread_cond_signal(&lane->cond);
-    pthread_mutex_unlock(&lane->lock);
+    if (lane->p->batch.size > 1 && lane->count == 1 && lane->p->batch.window_ms > 0)
+        loop_timer_arm(loop_of(lane->d), &lane->window,
+                       clock_mono_ns() + (int64_t)lane->p->batch.window_ms * 1000000);
+    else if (lane->p->batch.size > 1 && lane->p->batch.window_ms == 0)
+        lane->window_over = true;
+    lane_sync_ready(lane);
+    pump(lane->d);
 }
+
+/* --- refills --------------------------------------------------------------- */
 
 static bool is_exposed(const struct lane *lane, int64_t id)
 {
@@ -180,28 +301,33 @@ static void refill_one(void *arg, const struct journal_entry *entry)
     struct lane *lane = arg;
     if (lane->exposed && is_exposed(lane, entry->id))
         return;
-    struct job *j = job_new(lane, entry->event_id, entry->source, entry->payload);
+    struct event *ev = event_from_journal(entry->event_id, entry->source, entry->payload,
+                                          entry->received_ms);
+    struct job *j = ev ? job_new(lane, ev) : NULL;
+    event_unref(&ev);
     if (!j) {
         lane->backlog = true; /* try again at the next refill */
         return;
     }
     j->id = entry->id;
-    j->received_ms = entry->received_ms;
+    j->attempts_before = entry->attempts;
     if (lane->journal_waiting > 0)
         lane->journal_waiting--;
     lane_push(lane, j);
 }
 
-/* Loop thread: move pending journal entries into the lane while there is
- * room, oldest first. Not while an ahead job's append may have committed
- * unseen: its row would look like one waiting to be loaded. */
+/* Move pending journal entries into the lane while there is room, oldest
+ * first. Not while an ahead job's append may have committed unseen: its
+ * row would look like one waiting to be loaded. */
 static void lane_refill(struct lane *lane)
 {
     int room = lane->capacity - lane->inflight;
-    if (!lane->backlog || room <= 0 || lane->stopping || lane->ahead_unacked > 0)
+    struct dispatch *d = lane->d;
+    if (!lane->backlog || room <= 0 || d->held || d->retiring || lane->parked ||
+        lane->ahead_unacked > 0)
         return;
     struct err e;
-    int got = journal_load_pending(lane->d->reader, lane->p->name, lane->loaded_max, room,
+    int got = journal_load_pending(d->env.reader, lane->p->name, lane->loaded_max, room,
                                    refill_one, lane, &e);
     if (got < 0) {
         log_msg(LOG_ERROR, "pipeline %s: %s; retrying when an event finishes", lane->p->name,
@@ -214,30 +340,25 @@ static void lane_refill(struct lane *lane)
     }
 }
 
-/* Loop thread: a retry is due; the job still holds its slot in the lane. */
-static void on_retry_due(struct loop_timer *t)
+/* --- ends ------------------------------------------------------------------ */
+
+/* Its run ended: deliver its record, then write its outcome. */
+static void job_conclude(struct job *j)
 {
-    struct job *j = (struct job *)((char *)t - offsetof(struct job, timer));
-    struct lane *lane = j->lane;
-    for (struct job **p = &lane->waiting; *p; p = &(*p)->next_waiting)
-        if (*p == j) {
-            *p = j->next_waiting;
-            break;
-        }
-    pthread_mutex_lock(&lane->lock);
-    lane->ring[(lane->head + lane->count) % lane->capacity] = j;
-    lane->count++;
-    pthread_cond_signal(&lane->cond);
-    pthread_mutex_unlock(&lane->lock);
+    struct dispatch *d = j->lane->d;
+    if (j->item.record && d->env.deliver) {
+        struct delivery dl = {.p = j->lane->p, .ok = j->item.outcome == RUN_DONE,
+                              .record = j->item.record, .event_id = j->ev->id,
+                              .request_id = j->request_id,
+                              .journal_id = j->batch_of ? j->id : 0};
+        d->env.deliver(d->env.deliver_arg, &dl);
+    }
+    run_item_commit(d->env.runner, j->lane->p, &j->item);
 }
 
-/* Loop thread: deliver the job's record, answer, free. */
+/* Answer, free. */
 static void job_end(struct job *j)
 {
-    struct lane *lane = j->lane;
-    if (j->record && lane->d->deliver)
-        lane->d->deliver(lane->d->deliver_arg, lane->p, j->outcome == RUN_DONE, j->record,
-                         j->event_id);
     job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
     job_free(j);
 }
@@ -249,19 +370,19 @@ static void lane_release(struct lane *lane)
         lane_refill(lane);
 }
 
-/* Loop thread: an ahead job answers once its event is durable and its run
- * over, and ends once its outcome is durable too. */
+/* An ahead job answers once its event is durable and its run over, and
+ * ends once its outcome is durable too. */
 static void ahead_progress(struct job *j)
 {
     if (!j->appended || !j->ran)
         return;
     if (j->failed && j->reply.fn) { /* it ran, but was never accepted: say so */
-        free(j->response);
-        j->response = NULL;
+        free(j->item.response);
+        j->item.response = NULL;
         job_answer(j, RUN_DEAD, JOURNAL_ERROR);
     }
     job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
-    bool wrote_outcome = j->outcome == RUN_DONE || j->outcome == RUN_DEAD;
+    bool wrote_outcome = j->item.outcome == RUN_DONE || j->item.outcome == RUN_DEAD;
     if (wrote_outcome && !j->settled)
         return;
     for (struct job **p = &j->lane->exposed; j->exposed && *p; p = &(*p)->next_exposed)
@@ -272,34 +393,100 @@ static void ahead_progress(struct job *j)
     job_end(j);
 }
 
-/* Loop thread: a run finished (or an append completed and was not queued). */
-static void on_job_finished(struct loop_task *t)
+static void unlist_running(struct lane *lane, struct job *j)
 {
-    struct job *j = (struct job *)t;
-    struct lane *lane = j->lane;
+    for (struct job **p = &lane->running; *p; p = &(*p)->next_running)
+        if (*p == j) {
+            *p = j->next_running;
+            break;
+        }
+    j->running = false;
+}
+
+/* A run ended: its slot (if it held one) is free for the next. */
+static void slot_free(struct lane *lane, bool held)
+{
     lane->ended++;
-    if (j->outcome == RUN_RETRY && !lane->stopping) {
-        j->timer.fire = on_retry_due;
-        j->next_waiting = lane->waiting;
-        lane->waiting = j;
-        loop_timer_arm(lane->d->loop, &j->timer, j->resume.due_ns);
-        return;
-    }
+    if (held)
+        sched_done(lane->d->env.sched, &lane->sl);
+    lane_release(lane);
+    pump(lane->d);
+}
+
+/* A run waits for its retry: its slot goes to others meanwhile. */
+static void on_run_paused(struct run *r)
+{
+    struct job *j = (struct job *)((char *)r - offsetof(struct job, run));
+    struct lane *lane = j->lane;
+    j->slot = false;
+    sched_done(lane->d->env.sched, &lane->sl);
+    pump(lane->d);
+}
+
+/* Its retry is due: first in line for the lane's next slot. */
+static void on_run_due(struct run *r)
+{
+    struct job *j = (struct job *)((char *)r - offsetof(struct job, run));
+    struct lane *lane = j->lane;
+    j->paused = true;
+    lane->head = (lane->head + lane->capacity - 1) % lane->capacity;
+    lane->ring[lane->head] = j;
+    lane->count++;
+    lane_sync_ready(lane);
+    pump(lane->d);
+}
+
+static void on_run_ended(struct run *r)
+{
+    struct job *j = (struct job *)((char *)r - offsetof(struct job, run));
+    struct lane *lane = j->lane;
+    unlist_running(lane, j);
+    memcpy(j->request_id, r->request_id, sizeof j->request_id);
+    job_conclude(j);
+    bool held = j->slot;
     if (j->ahead) {
         j->ran = true;
         ahead_progress(j);
     } else {
         job_end(j);
     }
-    lane_release(lane);
+    slot_free(lane, held);
 }
 
-/* Loop thread: an ahead job's append committed (or failed). While nothing
- * waits in the journal, every pending row up to its id is loaded, so
- * loaded_max may cover it; otherwise it is exposed until it ends. */
+static void on_batch_ended(struct run *r)
+{
+    struct batch_run *b = (struct batch_run *)((char *)r - offsetof(struct batch_run, run));
+    struct lane *lane = b->lane;
+    for (struct batch_run **p = &lane->batches; *p; p = &(*p)->next)
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *j = b->jobs[i];
+        j->item = b->items[i]; /* its outcome, response and record are the job's now */
+        j->running = false;
+        j->batch = NULL;
+        j->batch_of = true;
+        memcpy(j->request_id, b->run.request_id, sizeof j->request_id);
+        lane->inflight--;
+        job_conclude(j);
+        job_end(j);
+    }
+    lane->inflight++; /* slot_free gives back one */
+    run_release(&b->run);
+    free(b->items);
+    free(b->jobs);
+    free(b);
+    slot_free(lane, true);
+}
+
+/* An ahead job's append committed (or failed). While nothing waits in the
+ * journal, every pending row up to its id is loaded, so loaded_max may
+ * cover it; otherwise it is exposed until it ends. */
 static void on_ahead_appended(struct loop_task *t)
 {
-    struct job *j = (struct job *)((char *)t - offsetof(struct job, appended_task));
+    struct job *j = (struct job *)((char *)t - offsetof(struct job, receipt.task));
     struct lane *lane = j->lane;
     j->appended = true;
     lane->ahead_unacked--;
@@ -322,16 +509,8 @@ static void on_ahead_settled(struct loop_task *t)
     ahead_progress(j);
 }
 
-/* Writer thread: an ahead job's outcome has committed. */
-static void ahead_settled(void *arg)
-{
-    struct job *j = arg;
-    j->settled_task.run = on_ahead_settled;
-    loop_post(j->lane->d->loop, &j->settled_task);
-}
-
-/* Loop thread: an invoke's append committed (or failed); its slot was
- * reserved, so it never waits in the backlog. */
+/* An invoke's append committed (or failed); its slot was reserved, so it
+ * never waits in the backlog. */
 static void invoke_journaled(struct lane *lane, struct job *j)
 {
     lane->reserved--;
@@ -341,29 +520,40 @@ static void invoke_journaled(struct lane *lane, struct job *j)
         job_answer(j, RUN_DEAD, "{\"errorType\":\"DuplicateEvent\",\"errorMessage\":"
                    "\"an event with this id was already accepted by this pipeline; it is not "
                    "run twice\"}");
-    else if (lane->stopping)
+    else if (lane->d->retiring)
         job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
-    if (j->failed || !j->inserted || lane->stopping) {
+    if (j->failed || !j->inserted || lane->d->retiring) {
         job_free(j);
         return;
     }
     lane_push(lane, j);
 }
 
-/* Loop thread: the journal append committed (or failed). */
+/* The journal append committed (or failed): the writer's receipt. */
 static void on_job_journaled(struct loop_task *t)
 {
-    struct job *j = (struct job *)t;
+    struct job *j = (struct job *)((char *)t - offsetof(struct job, receipt.task));
     struct lane *lane = j->lane;
+    j->inserted = j->receipt.inserted;
+    j->id = j->receipt.id;
+    j->failed = j->receipt.rc < 0;
+    if (j->failed)
+        log_msg(LOG_ERROR, "pipeline %s: event %s was not accepted: %s", lane->p->name,
+                j->ev->id, j->receipt.error);
+    if (j->ahead) {
+        on_ahead_appended(t);
+        return;
+    }
     if (j->reply.fn) {
         invoke_journaled(lane, j);
         return;
     }
-    if (j->failed || !j->inserted || lane->stopping || j->id <= lane->loaded_max) {
-        job_free(j); /* failed (logged), a duplicate, stopping, or a refill took it */
+    if (j->failed || !j->inserted || lane->d->retiring || j->id <= lane->loaded_max) {
+        job_free(j); /* failed (logged), a duplicate, retiring, or a refill took it */
         return;
     }
-    if (lane->backlog || lane->inflight + lane->reserved >= lane->capacity) {
+    if (lane->d->held || lane->parked || lane->backlog ||
+        lane->inflight + lane->reserved >= lane->capacity) {
         lane->backlog = true; /* it waits in the journal */
         lane->journal_waiting++;
         job_free(j);
@@ -374,58 +564,52 @@ static void on_job_journaled(struct loop_task *t)
     lane_push(lane, j);
 }
 
-/* Writer thread: after the commit. An ahead job may be running: only
- * fields its executor thread does not read are written here. */
-static void journaled(void *arg, int rc, bool inserted, int64_t id, const struct err *e)
-{
-    struct job *j = arg;
-    j->inserted = inserted;
-    j->id = id;
-    j->failed = rc < 0;
-    if (rc < 0)
-        log_msg(LOG_ERROR, "pipeline %s: event %s was not accepted: %s", j->lane->p->name,
-                j->event_id, e->msg);
-    if (j->ahead) {
-        j->appended_task.run = on_ahead_appended;
-        loop_post(j->lane->d->loop, &j->appended_task);
-        return;
-    }
-    j->task.run = on_job_journaled;
-    loop_post(j->lane->d->loop, &j->task);
-}
-
 /* May this event start before its append commits? Only if its id was made
  * here (so it cannot be a duplicate), nothing waits in the journal ahead of
  * it, and there is room: then the run overlaps the commit, and when the run
  * ends before the append is written, the row is written finished at once.
  * An answer still waits for the commit. */
-static bool may_run_ahead(const struct lane *lane, bool new_id)
+static bool may_run_ahead(const struct lane *lane, const struct event *ev)
 {
-    return new_id && !lane->backlog && lane->p->batch.size <= 1 &&
+    return ev->new_id && !lane->d->held && !lane->parked && !lane->backlog &&
+           lane->p->batch.size <= 1 &&
            lane->inflight + lane->reserved < lane->capacity;
 }
 
-int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *event_id,
-                    bool new_id, const char *source, const char *payload,
-                    const struct dispatch_reply *reply, struct err *e)
+static struct lane *lane_of(const struct dispatch *d, const struct pipeline *p)
 {
-    struct lane *lane = NULL;
     for (size_t i = 0; i < d->n_lanes; i++)
         if (d->lanes[i].p == p)
-            lane = &d->lanes[i];
+            return &d->lanes[i];
+    return NULL;
+}
+
+int dispatch_accept(struct dispatch *d, const struct pipeline *p, struct event *ev,
+                    const struct dispatch_reply *reply, struct err *e)
+{
+    struct lane *lane = lane_of(d, p);
     if (!lane)
         return err_set(e, "no lane for pipeline %s", p->name);
-    if (lane->stopping) /* its journal callback would outlive the lane */
+    if (d->retiring) /* its journal receipt would outlive the lane */
         return err_set(e, "pipeline %s is stopping", p->name);
+    if (reply && lane->parked) {
+        err_set(e, "pipeline %s is not running: its plugins did not load (see the log)",
+                p->name);
+        return -EBUSY;
+    }
+    if (reply && d->held) {
+        err_set(e, "sluice is reloading its pipelines; retry in a moment");
+        return -EAGAIN;
+    }
     if (reply && (lane->backlog || lane->inflight + lane->reserved >= lane->capacity)) {
         err_set(e, "pipeline %s is at its queue limit (%d events); retry later or raise "
                 "queue_size", p->name, lane->capacity);
         return -EBUSY;
     }
-    struct job *j = job_new(lane, event_id, source, payload);
+    struct job *j = job_new(lane, ev);
     if (!j)
         return err_set(e, "out of memory");
-    j->ahead = may_run_ahead(lane, new_id);
+    j->ahead = may_run_ahead(lane, ev);
     if (reply) {
         j->reply = *reply;
         j->reply.request_id = NULL;
@@ -434,10 +618,13 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
         if (!j->ahead)
             lane->reserved++;
     }
-    if (journal_append(d->writer, p->name, event_id, source, payload, journaled, j,
-                       j->ahead ? &j->append : NULL, e) < 0) {
+    j->receipt.task.run = on_job_journaled;
+    j->settled_task.run = on_ahead_settled;
+    if (journal_append_post(d->env.runner->writer, loop_of(d), p->name, ev->id, ev->source,
+                            ev->json, &j->receipt, j->ahead ? &j->append : NULL, e) < 0) {
         if (reply && !j->ahead)
             lane->reserved--;
+        j->reply.fn = NULL;
         job_free(j);
         return -1;
     }
@@ -448,142 +635,7 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
     return 0;
 }
 
-static void timespec_add_ms(struct timespec *t, int ms)
-{
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (long)(ms % 1000) * 1000000;
-    if (t->tv_nsec >= 1000000000) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000;
-    }
-}
-
-/* Executor thread: sleep before a retry unless the lane stops. */
-static bool lane_wait(void *arg, int ms)
-{
-    struct lane *lane = arg;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    timespec_add_ms(&until, ms);
-    pthread_mutex_lock(&lane->lock);
-    int rc = 0;
-    while (!lane->stopping && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&lane->stop_cond, &lane->lock, &until);
-    bool go_on = !lane->stopping;
-    pthread_mutex_unlock(&lane->lock);
-    return go_on;
-}
-
-static struct job *lane_pop(struct lane *lane)
-{
-    pthread_mutex_lock(&lane->lock);
-    while (lane->count == 0 && !lane->stopping)
-        pthread_cond_wait(&lane->cond, &lane->lock);
-    struct job *j = NULL;
-    if (!lane->stopping) {
-        j = lane->ring[lane->head];
-        lane->head = (lane->head + 1) % lane->capacity;
-        lane->count--;
-    }
-    pthread_mutex_unlock(&lane->lock);
-    return j;
-}
-
-/* Executor thread: up to batch.size jobs, waiting at most window_ms for
- * the batch to fill once the first job is in. */
-static size_t lane_pop_batch(struct lane *lane, struct job **jobs)
-{
-    struct job *first = lane_pop(lane);
-    if (!first)
-        return 0;
-    jobs[0] = first;
-    size_t n = 1, want = (size_t)lane->p->batch.size;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    timespec_add_ms(&until, lane->p->batch.window_ms);
-    pthread_mutex_lock(&lane->lock);
-    while (n < want && !lane->stopping) {
-        if (lane->count > 0) {
-            jobs[n++] = lane->ring[lane->head];
-            lane->head = (lane->head + 1) % lane->capacity;
-            lane->count--;
-        } else if (pthread_cond_timedwait(&lane->cond, &lane->lock, &until) == ETIMEDOUT) {
-            break;
-        }
-    }
-    pthread_mutex_unlock(&lane->lock);
-    return n;
-}
-
-static void run_batch(struct lane *lane, struct run_env *env, struct job **jobs, size_t n)
-{
-    const struct run_input **in = calloc(n, sizeof *in);
-    struct run_input *inputs = calloc(n, sizeof *inputs);
-    enum run_outcome *outcome = calloc(n, sizeof *outcome);
-    char **records = calloc(n, sizeof *records);
-    char **responses = calloc(n, sizeof *responses);
-    for (size_t i = 0; in && inputs && outcome && records && responses && i < n; i++) {
-        inputs[i] = (struct run_input){.journal_id = jobs[i]->id, .event_id = jobs[i]->event_id,
-                                       .source = jobs[i]->source, .payload = jobs[i]->payload,
-                                       .received_ms = jobs[i]->received_ms};
-        in[i] = &inputs[i];
-    }
-    if (in && inputs && outcome && records && responses)
-        runner_run_batch(env, lane->p, in, n, outcome, records, responses);
-    else /* they stay pending and run at the next start */
-        log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu", lane->p->name, n);
-    for (size_t i = 0; i < n; i++) {
-        jobs[i]->outcome = outcome ? outcome[i] : RUN_INTERRUPTED;
-        jobs[i]->record = records ? records[i] : NULL;
-        jobs[i]->response = responses ? responses[i] : NULL;
-        loop_post(lane->d->loop, &jobs[i]->task);
-    }
-    free(records);
-    free(responses);
-    free(in);
-    free(inputs);
-    free(outcome);
-}
-
-static void lane_serve(struct lane *lane, struct run_env *env);
-
-static void *lane_thread(void *arg)
-{
-    struct lane *lane = arg;
-    struct exec_slot slot = {.exe = lane->d->exe, .p = lane->p, .wait = lane_wait,
-                             .wait_arg = lane};
-    struct run_env env = {.writer = lane->d->writer, .wait = lane_wait, .wait_arg = lane,
-                          .slot = &slot};
-    lane_serve(lane, &env);
-    exec_slot_release(&slot);
-    return NULL;
-}
-
-/* Executor thread: run jobs (one by one or in batches) until stopping. */
-static void lane_serve(struct lane *lane, struct run_env *env)
-{
-    if (lane->p->batch.size > 1) {
-        struct job **jobs = calloc((size_t)lane->p->batch.size, sizeof *jobs);
-        size_t n;
-        while (jobs && (n = lane_pop_batch(lane, jobs)) > 0)
-            run_batch(lane, env, jobs, n);
-        free(jobs);
-        return;
-    }
-    struct job *j;
-    while ((j = lane_pop(lane))) {
-        struct run_input in = {.journal_id = j->ahead ? 0 : j->id, .append = j->append,
-                               .event_id = j->event_id, .source = j->source,
-                               .payload = j->payload, .received_ms = j->received_ms,
-                               .resume = &j->resume,
-                               .request_id = j->request_id[0] ? j->request_id : NULL,
-                               .finished = j->ahead ? ahead_settled : NULL,
-                               .finished_arg = j};
-        j->outcome = runner_run(env, lane->p, &in, j->reply.fn ? &j->response : NULL,
-                                j->request_id, &j->record);
-        loop_post(lane->d->loop, &j->task);
-    }
-}
+/* --- life ------------------------------------------------------------------ */
 
 static int lane_init(struct lane *lane, struct dispatch *d, const struct pipeline *p,
                      int queue_size)
@@ -591,31 +643,23 @@ static int lane_init(struct lane *lane, struct dispatch *d, const struct pipelin
     lane->d = d;
     lane->p = p;
     lane->capacity = queue_size > 2 * p->concurrency ? queue_size : 2 * p->concurrency;
+    if (p->batch.size > 1 && lane->capacity < 2 * p->batch.size)
+        lane->capacity = 2 * p->batch.size;
     lane->backlog = true; /* load what an earlier run left pending */
     lane->ring = calloc((size_t)lane->capacity, sizeof *lane->ring);
-    lane->threads = calloc((size_t)p->concurrency, sizeof *lane->threads);
-    pthread_mutex_init(&lane->lock, NULL);
-    pthread_cond_init(&lane->cond, NULL);
-    pthread_cond_init(&lane->stop_cond, NULL);
-    return lane->ring && lane->threads ? 0 : -1;
+    lane->window.fire = on_window;
+    sched_lane_init(&lane->sl, p->concurrency, p->reserved_concurrency);
+    return lane->ring ? 0 : -1;
 }
 
-int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
-                 const struct pipeline_set *set, int queue_size, struct dispatch **out,
-                 struct err *e)
+int dispatch_new(const struct dispatch_env *env, const struct pipeline_set *set, bool held,
+                 struct dispatch **out, struct err *e)
 {
     struct dispatch *d = calloc(1, sizeof *d);
     if (!d)
         return err_set(e, "out of memory");
-    ssize_t n = readlink("/proc/self/exe", d->exe, sizeof d->exe - 1);
-    if (n <= 0) {
-        free(d);
-        return err_set(e, "cannot find this program's file (/proc/self/exe) to start workers");
-    }
-    d->exe[n] = '\0';
-    d->loop = l;
-    d->writer = w;
-    d->reader = reader;
+    d->env = *env;
+    d->held = true;
     d->lanes = calloc(set->n ? set->n : 1, sizeof *d->lanes);
     if (!d->lanes) {
         free(d);
@@ -623,49 +667,96 @@ int dispatch_new(struct loop *l, struct writer *w, sqlite3 *reader,
     }
     for (size_t i = 0; i < set->n; i++) {
         d->n_lanes++;
-        if (lane_init(&d->lanes[i], d, set->v[i], queue_size) < 0) {
+        if (lane_init(&d->lanes[i], d, set->v[i], env->queue_size) < 0) {
             dispatch_free(&d);
             return err_set(e, "out of memory");
         }
     }
     *out = d;
+    if (!held)
+        dispatch_release(d);
     return 0;
 }
 
-int dispatch_start(struct dispatch *d, struct err *e)
+void dispatch_park(struct dispatch *d, const struct pipeline *p)
 {
-    d->started = true;
+    struct lane *lane = lane_of(d, p);
+    if (lane)
+        lane->parked = true;
+}
+
+void dispatch_release(struct dispatch *d)
+{
+    if (!d->held)
+        return;
+    d->held = false;
+    for (size_t i = 0; i < d->n_lanes; i++) {
+        if (d->lanes[i].parked)
+            continue;
+        sched_link(d->env.sched, &d->lanes[i].sl);
+        d->lanes[i].backlog = true;
+        lane_refill(&d->lanes[i]);
+    }
+    pump(d);
+}
+
+/* Told from a posted task, never from inside the job that ended last:
+ * the callee may free the dispatch. */
+static void on_retired(struct loop_task *t)
+{
+    struct dispatch *d = (struct dispatch *)((char *)t - offsetof(struct dispatch, retired_task));
+    void (*fn)(void *) = d->retired;
+    d->retired = NULL;
+    fn(d->retired_arg);
+}
+
+static void maybe_retired(struct dispatch *d)
+{
+    if (!d->retiring || d->jobs > 0 || !d->retired || d->retired_posted)
+        return;
+    d->retired_posted = true;
+    d->retired_task.run = on_retired;
+    loop_post(loop_of(d), &d->retired_task);
+}
+
+void dispatch_retire(struct dispatch *d, void (*retired)(void *arg), void *arg)
+{
+    d->retiring = true;
+    d->retired = retired;
+    d->retired_arg = arg;
+    d->jobs++; /* held while this runs: nothing below may finish the retirement early */
     for (size_t i = 0; i < d->n_lanes; i++) {
         struct lane *lane = &d->lanes[i];
-        for (int t = 0; t < lane->p->concurrency; t++) {
-            if (pthread_create(&lane->threads[t], NULL, lane_thread, lane) != 0) {
-                dispatch_stop(d);
-                return err_set(e, "cannot start executor threads for pipeline %s",
-                               lane->p->name);
+        sched_unlink(d->env.sched, &lane->sl);
+        loop_timer_cancel(loop_of(d), &lane->window);
+        while (lane->count > 0) { /* queued: they stay pending in the journal */
+            struct job *j = lane_pop(lane);
+            if (j->paused) { /* a retry that was due ends here, its attempts counted */
+                j->paused = false;
+                run_abort(&j->run);
+                continue;
             }
-            lane->n_threads++;
+            lane->inflight--;
+            if (j->ahead) { /* it ends once its append's receipt is in */
+                j->ran = true;
+                ahead_progress(j);
+            } else {
+                job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
+                job_free(j);
+            }
         }
-        lane_refill(lane);
+        lane_sync_ready(lane);
+        for (struct job *j = lane->running, *next; j; j = next) {
+            next = j->next_running;
+            run_interrupt(&j->run); /* a retry's wait ends now; on_run_ended follows */
+        }
+        for (struct batch_run *b = lane->batches, *next; b; b = next) {
+            next = b->next;
+            run_interrupt(&b->run);
+        }
     }
-    return 0;
-}
-
-void dispatch_stop(struct dispatch *d)
-{
-    for (size_t i = 0; i < d->n_lanes; i++) {
-        struct lane *lane = &d->lanes[i];
-        pthread_mutex_lock(&lane->lock);
-        lane->stopping = true;
-        pthread_cond_broadcast(&lane->cond);
-        pthread_cond_broadcast(&lane->stop_cond);
-        pthread_mutex_unlock(&lane->lock);
-    }
-    for (size_t i = 0; i < d->n_lanes; i++) {
-        struct lane *lane = &d->lanes[i];
-        for (int t = 0; t < lane->n_threads; t++)
-            pthread_join(lane->threads[t], NULL);
-        lane->n_threads = 0;
-    }
+    d->jobs--;
+    maybe_retired(d);
 }
 
 int dispatch_inflight(const struct dispatch *d)
@@ -674,6 +765,12 @@ int dispatch_inflight(const struct dispatch *d)
     for (size_t i = 0; i < d->n_lanes; i++)
         n += d->lanes[i].inflight;
     return n;
+}
+
+int dispatch_inflight_of(const struct dispatch *d, const struct pipeline *p)
+{
+    const struct lane *lane = lane_of(d, p);
+    return lane ? lane->inflight : 0;
 }
 
 void dispatch_refill(struct dispatch *d)
@@ -724,26 +821,10 @@ void dispatch_free(struct dispatch **dp)
     struct dispatch *d = *dp;
     if (!d)
         return;
-    dispatch_stop(d);
     for (size_t i = 0; i < d->n_lanes; i++) {
-        struct lane *lane = &d->lanes[i];
-        while (lane->waiting) { /* retries not yet due: the events stay pending */
-            struct job *j = lane->waiting;
-            lane->waiting = j->next_waiting;
-            loop_timer_cancel(d->loop, &j->timer);
-            job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
-            job_free(j);
-        }
-        for (int k = 0; k < lane->count; k++) {
-            struct job *j = lane->ring[(lane->head + k) % lane->capacity];
-            job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
-            job_free(j);
-        }
-        free(lane->ring);
-        free(lane->threads);
-        pthread_mutex_destroy(&lane->lock);
-        pthread_cond_destroy(&lane->cond);
-        pthread_cond_destroy(&lane->stop_cond);
+        sched_unlink(d->env.sched, &d->lanes[i].sl);
+        loop_timer_cancel(loop_of(d), &d->lanes[i].window);
+        free(d->lanes[i].ring);
     }
     free(d->lanes);
     free(d);

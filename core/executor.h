@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "invlog.h"
+#include "status.h"
 #include "sluice/handler.h"
 
 struct pipeline;

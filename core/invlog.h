@@ -8,10 +8,9 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "status.h"
 
 struct writer;
-
-enum inv_status { INV_OK, INV_ERROR, INV_TIMEOUT, INV_CRASHED };
 
 struct invocation {
     const char *request_id;

@@ -43,6 +43,8 @@ struct finish_op {
     char *pipeline, *event_id;
     void (*finished)(void *arg);
     void *finished_arg;
+    struct loop *loop;
+    struct loop_task *settled;
 };
 
 static int append_apply(struct wop *op, struct writer *w, struct err *e)
@@ -151,6 +153,8 @@ static void finish_done(struct wop *op, int rc, const struct err *e)
     (void)e; /* a lost update leaves the event pending: it runs again at start */
     if (f->finished)
         f->finished(f->finished_arg);
+    if (f->settled)
+        loop_post(f->loop, f->settled);
     free(f->error);
     free(f->pipeline);
     free(f->event_id);
@@ -175,10 +179,14 @@ int journal_finish(struct writer *w, const struct journal_ref *ref, const char *
         finish_done(&f->base, -1, NULL);
         if (ref->finished)
             ref->finished(ref->finished_arg);
+        if (ref->settled)
+            loop_post(ref->loop, ref->settled);
         return err_set(e, "out of memory");
     }
     f->finished = ref->finished;
     f->finished_arg = ref->finished_arg;
+    f->loop = ref->loop;
+    f->settled = ref->settled;
     f->base.apply = finish_apply;
     f->base.done = finish_done;
     if (!ref->id) {
@@ -186,6 +194,77 @@ int journal_finish(struct writer *w, const struct journal_ref *ref, const char *
         f->base.target = ref->append;
     }
     writer_submit(w, &f->base);
+    return 0;
+}
+
+struct receipt_arg {
+    struct loop *loop;
+    struct journal_receipt *receipt;
+};
+
+/* Writer thread: fill the receipt and post it; nothing else. */
+static void post_receipt(void *arg, int rc, bool inserted, int64_t id, const struct err *e)
+{
+    struct receipt_arg *ra = arg;
+    struct journal_receipt *r = ra->receipt;
+    r->rc = rc;
+    r->inserted = inserted;
+    r->id = id;
+    snprintf(r->error, sizeof r->error, "%.255s", rc < 0 && e ? e->msg : "");
+    struct loop *l = ra->loop;
+    free(ra);
+    loop_post(l, &r->task);
+}
+
+int journal_append_post(struct writer *w, struct loop *l, const char *pipeline,
+                        const char *event_id, const char *source, const char *payload,
+                        struct journal_receipt *receipt, struct writer_ticket *ticket,
+                        struct err *e)
+{
+    struct receipt_arg *ra = malloc(sizeof *ra);
+    if (!ra)
+        return err_set(e, "out of memory");
+    *ra = (struct receipt_arg){.loop = l, .receipt = receipt};
+    if (journal_append(w, pipeline, event_id, source, payload, post_receipt, ra, ticket, e) < 0) {
+        free(ra);
+        return -1;
+    }
+    return 0;
+}
+
+struct barrier_op {
+    struct wop base;
+    struct loop *loop;
+    struct loop_task *task;
+};
+
+static int barrier_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    (void)op;
+    (void)w;
+    (void)e;
+    return 0;
+}
+
+static void barrier_done(struct wop *op, int rc, const struct err *e)
+{
+    struct barrier_op *b = (struct barrier_op *)op;
+    (void)rc;
+    (void)e;
+    loop_post(b->loop, b->task);
+    free(b);
+}
+
+int journal_barrier(struct writer *w, struct loop *l, struct loop_task *task, struct err *e)
+{
+    struct barrier_op *b = calloc(1, sizeof *b);
+    if (!b)
+        return err_set(e, "out of memory");
+    b->base.apply = barrier_apply;
+    b->base.done = barrier_done;
+    b->loop = l;
+    b->task = task;
+    writer_submit(w, &b->base);
     return 0;
 }
 

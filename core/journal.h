@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "loop.h"
 #include "writer.h"
 
 struct journal_entry {
@@ -39,6 +40,28 @@ int journal_append(struct writer *w, const char *pipeline, const char *event_id,
                    const char *source, const char *payload, journal_appended_fn cb, void *arg,
                    struct writer_ticket *ticket, struct err *e);
 
+/* An append's outcome, delivered to the loop as a message: the writer
+ * thread fills the fields and posts task; nothing of the caller's runs on
+ * the writer thread. */
+struct journal_receipt {
+    struct loop_task task;      /* run: the caller's, on the loop thread */
+    int rc;
+    bool inserted;
+    int64_t id;
+    char error[256];
+};
+
+/* journal_append, answered with a posted receipt (owned by the caller,
+ * which must keep it until its task runs). */
+int journal_append_post(struct writer *w, struct loop *l, const char *pipeline,
+                        const char *event_id, const char *source, const char *payload,
+                        struct journal_receipt *receipt, struct writer_ticket *ticket,
+                        struct err *e);
+
+/* Post task to l once everything submitted before it has committed (or
+ * failed): after it, a reader sees every outcome written so far. */
+int journal_barrier(struct writer *w, struct loop *l, struct loop_task *task, struct err *e);
+
 /* Which journal row a run finishes: its id, or, for an event that started
  * before its append was known to have committed (id 0), its append's ticket
  * and (pipeline, event_id). */
@@ -50,6 +73,10 @@ struct journal_ref {
      * (or could not be written), or at once if journal_finish fails. */
     void (*finished)(void *arg);
     void *finished_arg;
+    /* Or: posted to loop once the outcome has committed (or could not be
+     * written, or at once if journal_finish fails). */
+    struct loop *loop;
+    struct loop_task *settled;
 };
 
 /* Record the outcome of a run: state "done" or "dead", attempts made. When

@@ -24,6 +24,9 @@ struct loop {
     int epfd;
     int wakefd;
     struct watcher *watchers;
+    /* Removed while events for them may still be in the batch being
+     * dispatched: freed once it is done. */
+    struct watcher *dead;
     pthread_mutex_t lock;
     struct loop_task *inbox_head, *inbox_tail;
     struct loop_timer *timers;  /* sorted by due time */
@@ -85,6 +88,11 @@ void loop_free(struct loop **lp)
         l->watchers = w->next;
         free(w);
     }
+    while (l->dead) {
+        struct watcher *w = l->dead;
+        l->dead = w->next;
+        free(w);
+    }
     close(l->epfd);
     close(l->wakefd);
     pthread_mutex_destroy(&l->lock);
@@ -115,7 +123,9 @@ void loop_del_fd(struct loop *l, int fd)
             struct watcher *w = *p;
             *p = w->next;
             epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-            free(w);
+            w->fn = NULL;
+            w->next = l->dead;
+            l->dead = w;
             return;
         }
     }
@@ -214,8 +224,13 @@ int loop_run_once(struct loop *l, int timeout_ms, struct err *e)
     }
     for (int i = 0; i < n; i++) {
         struct watcher *w = evs[i].data.ptr;
-        if (w) /* NULL: the inbox's eventfd; the inbox runs below */
+        if (w && w->fn) /* NULL: the inbox's eventfd (it runs below), or removed */
             w->fn(w->arg, evs[i].events);
+    }
+    while (l->dead) {
+        struct watcher *w = l->dead;
+        l->dead = w->next;
+        free(w);
     }
     loop_run_inbox(l);
     fire_timers(l);

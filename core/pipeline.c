@@ -16,7 +16,7 @@
 #include "confmap.h"
 #include "match.h"
 #include "http_event.h"
-#include "invlog.h"
+#include "status.h"
 #include "json.h"
 #include "loader.h"
 #include "path.h"
@@ -29,6 +29,7 @@ struct raw_pipeline {
     const cJSON *json;          /* the whole object, to tell absent keys from wrong ones */
     const cJSON *trigger, *steps, *on_failure, *on_success, *batch;
     int concurrency, memory_mb, cpu_seconds, max_open_files, max_event_age_ms;
+    int reserved_concurrency;
     bool sandbox;
 };
 
@@ -47,6 +48,8 @@ static const struct confmap pipeline_map[] = {
      "where finished events' records go: {\"directory\"|\"pipeline\"|\"zmq\": ...}"},
     {"concurrency", CONFMAP_INT, offsetof(struct raw_pipeline, concurrency), 1, 1024,
      "events of this pipeline run at once (default: config's workers)"},
+    {"reserved_concurrency", CONFMAP_INT, offsetof(struct raw_pipeline, reserved_concurrency),
+     0, 100000, "slots of max_concurrency only this pipeline may use (default 0)"},
     {"isolation", CONFMAP_STRING, offsetof(struct raw_pipeline, isolation), 0, 0,
      "\"process\" (default) or \"thread\""},
     {"memory_mb", CONFMAP_INT, offsetof(struct raw_pipeline, memory_mb), 16, 1 << 20,
@@ -609,6 +612,13 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     p->name = r->name;
     r->name = NULL;
     p->concurrency = r->concurrency ? r->concurrency : cfg->workers;
+    p->reserved_concurrency = r->reserved_concurrency;
+    if (p->reserved_concurrency > p->concurrency) {
+        diag_error(d, p->file, "reserved_concurrency (%d) is more than concurrency (%d): a "
+                   "pipeline cannot hold more slots than it may use at once",
+                   p->reserved_concurrency, p->concurrency);
+        errors++;
+    }
     p->max_event_age_ms = r->max_event_age_ms;
     errors += parse_isolation(p, r->isolation, d);
     p->limits = (struct limits){.memory_mb = r->memory_mb, .cpu_seconds = r->cpu_seconds,
@@ -822,6 +832,20 @@ static void check_destinations(const struct pipeline_set *set, struct diag *d)
     }
 }
 
+/* Reservations are carved out of max_concurrency: together they cannot
+ * exceed it, and what is left must still let every other pipeline run. */
+static void check_reservations(const struct config *cfg, const struct pipeline_set *set,
+                               struct diag *d)
+{
+    long sum = 0;
+    for (size_t i = 0; i < set->n; i++)
+        sum += set->v[i]->reserved_concurrency;
+    if (sum > cfg->max_concurrency)
+        diag_error(d, cfg->pipelines_dir, "the pipelines reserve %ld slots (reserved_concurrency) "
+                   "but max_concurrency in %s is %d: lower the reservations or raise "
+                   "max_concurrency", sum, cfg->file, cfg->max_concurrency);
+}
+
 int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct diag *d)
 {
     memset(set, 0, sizeof *set);
@@ -847,6 +871,7 @@ int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct
                      "have nothing to run");
     check_destinations(set, d);
     check_routes(set, d);
+    check_reservations(cfg, set, d);
     return d->errors > before ? -1 : 0;
 }
 

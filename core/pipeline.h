@@ -78,7 +78,8 @@ struct pipeline {
     size_t n_steps;
     struct destination on_success;
     struct destination on_failure;  /* the dead-letter destination */
-    int concurrency;
+    int concurrency;            /* the most of its events that run at once */
+    int reserved_concurrency;   /* slots of max_concurrency kept for it alone */
     enum isolation isolation;
     struct batch {
         int size;               /* 1: no batching */

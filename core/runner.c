@@ -1,4 +1,7 @@
-/* runner.c - one event through a pipeline's steps (see runner.h). */
+/* runner.c - one event, or one batch, through a pipeline's steps (see
+ * runner.h). The functions that advance a run take `on_pool`: true on an
+ * executor thread, false on the loop thread; each hand-off to the other
+ * kind of thread ends the current thread's part. */
 #include "runner.h"
 
 #include <cjson/cJSON.h>
@@ -8,39 +11,49 @@
 #include <sys/random.h>
 
 #include "clock.h"
-#include "executor.h"
+#include "event.h"
+#include "invlog.h"
 #include "journal.h"
 #include "loader.h"
 #include "log.h"
-#include "path.h"
 #include "pipeline.h"
 #include "uuid.h"
 #include "worker.h"
 
-struct run_state {
-    const struct run_env *env;
-    const struct pipeline *p;
-    const struct run_input *in;
-    char request_id[UUID_STR_LEN];
-    int attempts;               /* all attempts of this run */
-    int first_attempt;          /* attempt number of a step's first try */
-    size_t first_step;          /* where a resumed run starts */
-    int retry_wait_ms;          /* >= 0: the failed step is retried after this */
-    const char *condition;      /* why an event died: RetriesExhausted, EventAgeExceeded */
-    /* Batches: called when the first step succeeded, with its body. */
-    void (*first_step_done)(struct run_state *rs, const struct attempt *a);
-    void *batch;
-};
+#define LOG_LINE_MAX 16384
 
-static void record(struct run_state *rs, const struct attempt *a)
+static void next_attempt(struct run *r, bool on_pool);
+static void run_end(struct run *r, enum run_outcome out, bool on_pool);
+
+static const struct step *cur_step(const struct run *r)
 {
+    return &r->p->steps[r->step];
+}
+
+static bool is_batch(const struct run *r)
+{
+    return r->p->batch.size > 1;
+}
+
+static void record(struct run *r, const struct attempt *a)
+{
+    const struct run_item *it = &r->items[0];
+    char *ids = NULL;
+    if (is_batch(r)) { /* the rows of a batch name all its events */
+        cJSON *v = cJSON_CreateArray();
+        for (size_t i = 0; i < r->n_items; i++)
+            if (r->items[i].active)
+                cJSON_AddItemToArray(v, cJSON_CreateString(r->items[i].ev->id));
+        ids = cJSON_PrintUnformatted(v);
+        cJSON_Delete(v);
+    }
     struct invocation inv = {
-        .request_id = rs->request_id,
-        .event_id = rs->in->event_id,
-        .pipeline = rs->p->name,
+        .request_id = r->request_id,
+        .event_id = ids ? ids : it->ev->id,
+        .pipeline = r->p->name,
         .step = a->step->name,
         .handler = a->step->handler,
-        .source = rs->in->source,
+        .source = it->ev->source,
         .attempt = a->number,
         .started_ms = a->started_ms,
         .duration_ms = a->duration_ms,
@@ -54,44 +67,65 @@ static void record(struct run_state *rs, const struct attempt *a)
         .max_memory_kb = a->max_memory_kb,
     };
     struct err e;
-    if (invlog_record(rs->env->writer, &inv, &e) < 0)
-        log_msg(LOG_ERROR, "pipeline %s: cannot log an invocation: %s", rs->p->name, e.msg);
+    if (invlog_record(r->rn->writer, &inv, &e) < 0)
+        log_msg(LOG_ERROR, "pipeline %s: cannot log an invocation: %s", r->p->name, e.msg);
+    free(ids);
 }
 
-static int next_wait(const struct retry *r, int retry_index)
+/* The wait before retry number retry_index + 1, capped by max_interval_ms
+ * (0: no cap). Computed in double and clamped before the conversion, so no
+ * interval or rate can overflow an int. */
+static int next_wait(const struct retry *rt, int retry_index)
 {
-    double ms = r->interval_ms;
-    for (int i = 0; i < retry_index; i++)
-        ms *= r->backoff_rate;
-    if (r->max_interval_ms > 0 && ms > r->max_interval_ms)
-        ms = r->max_interval_ms;
-    return (int)ms;
+    double ms = rt->interval_ms;
+    for (int i = 0; i < retry_index && ms < 86400000.0; i++)
+        ms *= rt->backoff_rate;
+    if (rt->max_interval_ms > 0 && ms > rt->max_interval_ms)
+        ms = rt->max_interval_ms;
+    return ms > 86400000.0 ? 86400000 : (int)ms;
 }
 
-static int jittered(const struct retry *r, int ms)
+static int jittered(const struct retry *rt, int ms)
 {
     unsigned int x;
-    if (!r->jitter || ms <= 0 || getrandom(&x, sizeof x, 0) != sizeof x)
+    if (!rt->jitter || ms <= 0 || getrandom(&x, sizeof x, 0) != sizeof x)
         return ms;
     return (int)(x % (unsigned)(ms + 1));
 }
 
-/* Should the failed attempt a (number n) be tried again? */
-static bool retryable(struct run_state *rs, const struct step *s, const struct attempt *a, int n)
+/* The oldest event of the run decides its age. */
+static int64_t run_age_ms(const struct run *r)
 {
-    if (n >= s->retry.max_attempts || !(s->retry.on & (1u << a->status))) {
-        rs->condition = "RetriesExhausted";
+    int64_t now = clock_mono_ns(), age = 0;
+    for (size_t i = 0; i < r->n_items; i++) {
+        int64_t a = event_age_ms(r->items[i].ev, now);
+        if (r->items[i].active && a > age)
+            age = a;
+    }
+    return age;
+}
+
+static int attempts_before(const struct run *r)
+{
+    return r->step == 0 && !is_batch(r) ? r->items[0].attempts_before : 0;
+}
+
+/* Should the failed attempt be tried again? Attempts made before a restart
+ * count against max_attempts too. */
+static bool retryable(struct run *r, const struct attempt *a)
+{
+    const struct step *s = a->step;
+    if (a->number + attempts_before(r) >= s->retry.max_attempts ||
+        !(s->retry.on & (1u << a->status))) {
+        r->condition = "RetriesExhausted";
         return false;
     }
-    if (rs->p->max_event_age_ms > 0 && rs->in->received_ms > 0 &&
-        clock_wall_ms() - rs->in->received_ms > rs->p->max_event_age_ms) {
-        rs->condition = "EventAgeExceeded";
+    if (r->p->max_event_age_ms > 0 && run_age_ms(r) > r->p->max_event_age_ms) {
+        r->condition = "EventAgeExceeded";
         return false;
     }
     return true;
 }
-
-#define LOG_LINE_MAX 16384
 
 /* Thread isolation: a handler's log line, bounded, to the logs table. */
 static void log_to_db(void *arg, const sl_context *ctx, int level, const char *msg)
@@ -106,83 +140,217 @@ static void log_to_db(void *arg, const sl_context *ctx, int level, const char *m
     invlog_line(arg, ctx->request_id, ctx->pipeline, ctx->step, level, msg, NULL);
 }
 
-/* Run an attempt where its pipeline says: on this thread (isolation
- * "thread", slot NULL) or in the slot's worker process. Handler log lines
- * go to the invocation log through w. */
-static void run_attempt(struct writer *w, struct exec_slot *slot, struct attempt *a)
-{
-    a->max_memory_kb = -1;
-    /* a bounded copy, not snprintf: this runs before every handler */
-    const char *version = a->step->plugin ? a->step->plugin->version : "";
-    size_t n = strnlen(version, sizeof a->plugin_version - 1);
-    memcpy(a->plugin_version, version, n);
-    a->plugin_version[n] = '\0';
-    if (slot && worker_needed(a->pipeline, a->step)) {
-        worker_run_attempt(slot, w, a);
-        return;
-    }
-    int64_t deadline = clock_mono_ns() + (int64_t)a->step->timeout_ms * 1000000;
-    executor_call(a, deadline, log_to_db, w);
-}
-
-/* Run one step. A failure that may be retried either returns at once with
- * retry_wait_ms set (a run that can resume) or waits here (batches). On
- * return a holds the last attempt. */
-static bool run_step(struct run_state *rs, const struct step *s, const char *event,
-                     size_t len, struct attempt *a, bool *interrupted)
-{
-    for (int n = rs->first_attempt;; n++) {
-        attempt_release(a);
-        *a = (struct attempt){.pipeline = rs->p, .step = s, .request_id = rs->request_id,
-                              .event = event, .event_len = len, .number = n};
-        run_attempt(rs->env->writer, rs->env->slot, a);
-        if (a->interrupted) {
-            *interrupted = true;
-            return false;
-        }
-        rs->attempts++;
-        record(rs, a);
-        if (a->status == INV_OK && a->body)
-            return true;
-        if (!retryable(rs, s, a, n))
-            return false;
-        int ms = jittered(&s->retry, next_wait(&s->retry, n - 1));
-        if (rs->in->resume) {
-            rs->retry_wait_ms = ms;
-            return false;
-        }
-        if (!rs->env->wait(rs->env->wait_arg, ms)) {
-            *interrupted = true;
-            return false;
-        }
-    }
-}
-
 static cJSON *parse_or_string(const char *json)
 {
     cJSON *v = json ? cJSON_Parse(json) : NULL;
     return v ? v : cJSON_CreateString(json ? json : "");
 }
 
+/* {"Records": [...]} of the active items, shaped like an SQS batch so
+ * Lambda SQS handlers read it unchanged. */
+static char *batch_event(const struct run *r)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *records = cJSON_AddArrayToObject(root, "Records");
+    for (size_t i = 0; i < r->n_items; i++) {
+        const struct run_item *it = &r->items[i];
+        if (!it->active)
+            continue;
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddStringToObject(rec, "eventId", it->ev->id);
+        cJSON_AddStringToObject(rec, "eventSource", it->ev->source);
+        cJSON_AddItemToObject(rec, "body", parse_or_string(it->ev->json));
+        cJSON_AddItemToArray(records, rec);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+/* batchItemFailures names items by eventId (or by their index in Records). */
+static void mark_failed(struct run *r, const cJSON *ident)
+{
+    size_t index = 0;
+    for (size_t i = 0; i < r->n_items; i++) {
+        struct run_item *it = &r->items[i];
+        if (!it->active)
+            continue;
+        bool hit = (cJSON_IsString(ident) && strcmp(ident->valuestring, it->ev->id) == 0) ||
+                   (cJSON_IsNumber(ident) && ident->valuedouble == (double)index);
+        if (hit)
+            it->failed = true;
+        index++;
+    }
+}
+
+static void first_step_done(struct run *r, const struct attempt *a)
+{
+    r->step0_attempt = a->number;
+    cJSON *v = a->body ? cJSON_Parse(a->body) : NULL;
+    const cJSON *failures = cJSON_GetObjectItemCaseSensitive(v, "batchItemFailures");
+    const cJSON *f;
+    cJSON_ArrayForEach(f, failures) {
+        mark_failed(r, cJSON_GetObjectItemCaseSensitive(f, "itemIdentifier"));
+    }
+    cJSON_Delete(v);
+}
+
+/* --- hand-offs ------------------------------------------------------------ */
+
+static void continue_on_loop(struct loop_task *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, task));
+    next_attempt(r, false);
+}
+
+static void continue_on_pool(struct pool_task *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, work));
+    next_attempt(r, true);
+}
+
+static void retry_due(struct loop_timer *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, timer));
+    r->waiting = false;
+    if (r->due) /* its slot went back meanwhile: the caller gets one first */
+        r->due(r);
+    else
+        next_attempt(r, false);
+}
+
+static void arm_retry(struct loop_task *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, task));
+    r->timer.fire = retry_due;
+    r->waiting = true;
+    loop_timer_arm(r->rn->loop, &r->timer, clock_mono_ns() + (int64_t)r->wait_ms * 1000000);
+    if (r->paused)
+        r->paused(r);
+}
+
+void run_resume(struct run *r)
+{
+    next_attempt(r, false);
+}
+
+static void ended_on_loop(struct loop_task *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, task));
+    r->ended(r);
+}
+
+/* --- attempts ------------------------------------------------------------- */
+
+static void attempt_done(struct run *r, bool on_pool);
+
+static void worker_attempt_done(void *arg)
+{
+    attempt_done(arg, false);
+}
+
+/* Run the current step's next attempt where it belongs. */
+static void next_attempt(struct run *r, bool on_pool)
+{
+    const struct step *s = cur_step(r);
+    const struct run_item *it = &r->items[0];
+    attempt_release(&r->a);
+    r->a = (struct attempt){.pipeline = r->p, .step = s, .request_id = r->request_id,
+                            .event = r->input ? r->input : it->ev->json,
+                            .event_len = r->input ? r->input_len : it->ev->len,
+                            .number = r->attempt, .max_memory_kb = -1};
+    if (worker_needed(r->p, s)) {
+        if (on_pool) {
+            r->task.run = continue_on_loop;
+            loop_post(r->rn->loop, &r->task);
+        } else {
+            workers_run(r->rn->workers, &r->a, worker_attempt_done, r);
+        }
+        return;
+    }
+    if (!on_pool) {
+        r->work.run = continue_on_pool;
+        pool_submit(r->rn->pool, &r->work);
+        return;
+    }
+    const char *version = s->plugin ? s->plugin->version : "";
+    size_t n = strnlen(version, sizeof r->a.plugin_version - 1);
+    memcpy(r->a.plugin_version, version, n); /* a bounded copy: this runs before every handler */
+    r->a.plugin_version[n] = '\0';
+    executor_call(&r->a, clock_mono_ns() + (int64_t)s->timeout_ms * 1000000, log_to_db,
+                  r->rn->writer);
+    attempt_done(r, true);
+}
+
+/* The step succeeded: its body is the next step's event. */
+static void step_succeeded(struct run *r, bool on_pool)
+{
+    if (r->step == 0 && is_batch(r))
+        first_step_done(r, &r->a);
+    free(r->input);
+    r->input = r->a.body;
+    r->input_len = r->a.body_len;
+    r->a.body = NULL;
+    r->step++;
+    r->attempt = 1;
+    if (r->step == r->p->n_steps)
+        run_end(r, RUN_DONE, on_pool);
+    else
+        next_attempt(r, on_pool);
+}
+
+static void attempt_done(struct run *r, bool on_pool)
+{
+    if (r->a.interrupted) {
+        run_end(r, RUN_INTERRUPTED, on_pool);
+        return;
+    }
+    r->attempts++;
+    record(r, &r->a);
+    if (r->a.status == INV_OK && r->a.body) {
+        step_succeeded(r, on_pool);
+        return;
+    }
+    if (!retryable(r, &r->a)) {
+        run_end(r, RUN_DEAD, on_pool);
+        return;
+    }
+    const struct retry *rt = &cur_step(r)->retry;
+    r->wait_ms = jittered(rt, next_wait(rt, r->attempt - 1));
+    r->attempt++;
+    if (r->wait_ms <= 0) {
+        next_attempt(r, on_pool);
+        return;
+    }
+    if (on_pool) { /* timers are the loop's */
+        r->task.run = arm_retry;
+        loop_post(r->rn->loop, &r->task);
+    } else {
+        arm_retry(&r->task);
+    }
+}
+
+/* --- the end -------------------------------------------------------------- */
+
 /* A record shaped like a Lambda destination record, so downstream tools
  * can tell why it arrived: condition "Success", "RetriesExhausted" or
  * "EventAgeExceeded"; body is the final response when it succeeded. */
-static char *destination_record(struct run_state *rs, const struct attempt *a, bool ok,
-                                const char *body)
+static char *destination_record(const struct run *r, const struct run_item *it,
+                                const struct attempt *a, bool ok, const char *body)
 {
     char when[32];
     clock_iso8601(clock_wall_ms(), when);
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "version", "1.0");
-    cJSON_AddStringToObject(r, "timestamp", when);
-    cJSON *rc = cJSON_AddObjectToObject(r, "requestContext");
-    cJSON_AddStringToObject(rc, "requestId", rs->request_id);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", "1.0");
+    cJSON_AddStringToObject(o, "timestamp", when);
+    cJSON *rc = cJSON_AddObjectToObject(o, "requestContext");
+    cJSON_AddStringToObject(rc, "requestId", r->request_id);
     cJSON_AddStringToObject(rc, "functionArn", a->step->handler);
-    cJSON_AddStringToObject(rc, "condition", ok ? "Success" : rs->condition ? rs->condition
-                                                                               : "RetriesExhausted");
-    cJSON_AddNumberToObject(rc, "approximateInvokeCount", rs->attempts);
-    cJSON_AddItemToObject(r, "requestPayload", parse_or_string(rs->in->payload));
-    cJSON *resp = cJSON_AddObjectToObject(r, "responseContext");
+    cJSON_AddStringToObject(rc, "condition", ok ? "Success" : r->condition ? r->condition
+                                                                             : "RetriesExhausted");
+    cJSON_AddNumberToObject(rc, "approximateInvokeCount", it->attempts_before + it->attempts);
+    cJSON_AddItemToObject(o, "requestPayload", parse_or_string(it->ev->json));
+    cJSON *resp = cJSON_AddObjectToObject(o, "responseContext");
     cJSON_AddNumberToObject(resp, "statusCode", a->status_code ? a->status_code : 500);
     cJSON_AddStringToObject(resp, "executedVersion", "$LATEST");
     cJSON *payload;
@@ -196,356 +364,232 @@ static char *destination_record(struct run_state *rs, const struct attempt *a, b
         if (a->stack)
             cJSON_AddItemToObject(payload, "stackTrace", parse_or_string(a->stack));
     }
-    cJSON_AddItemToObject(r, "responsePayload", payload);
-    cJSON *sl = cJSON_AddObjectToObject(r, "sluice");
-    cJSON_AddStringToObject(sl, "pipeline", rs->p->name);
+    cJSON_AddItemToObject(o, "responsePayload", payload);
+    cJSON *sl = cJSON_AddObjectToObject(o, "sluice");
+    cJSON_AddStringToObject(sl, "pipeline", r->p->name);
     cJSON_AddStringToObject(sl, "step", a->step->name);
     cJSON_AddStringToObject(sl, "status", invlog_status_name(a->status));
-    cJSON_AddStringToObject(sl, "eventId", rs->in->event_id);
-    cJSON_AddStringToObject(sl, "source", rs->in->source);
-    char *text = cJSON_Print(r);
-    cJSON_Delete(r);
+    cJSON_AddStringToObject(sl, "eventId", it->ev->id);
+    cJSON_AddStringToObject(sl, "source", it->ev->source);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
     return text;
-}
-
-/* Send the run's record where the pipeline says. A folder is written here;
- * a pipeline or a ZeroMQ endpoint is the event loop's job, so the record is
- * handed back in *out. */
-static void send_record(struct run_state *rs, const struct attempt *a, bool ok,
-                        const char *body, char **out)
-{
-    const struct destination *dst = ok ? &rs->p->on_success : &rs->p->on_failure;
-    if (dst->kind == DEST_NONE)
-        return;
-    char *text = destination_record(rs, a, ok, body);
-    if (dst->kind != DEST_DIRECTORY && out) {
-        *out = text;
-        return;
-    }
-    char name[96]; /* items of one batch share a request id: their row ids tell them apart */
-    if (rs->batch)
-        snprintf(name, sizeof name, "%s-%lld.json", rs->request_id, (long long)rs->in->journal_id);
-    else
-        snprintf(name, sizeof name, "%s.json", rs->request_id);
-    struct err e;
-    if (!text || path_mkdirs(dst->directory, 0750, &e) < 0 ||
-        path_write_atomic(dst->directory, name, text, strlen(text), &e) < 0)
-        log_msg(LOG_ERROR, "pipeline %s: the record of event %s did not reach %s: %s",
-                rs->p->name, rs->in->event_id, dst->directory, text ? e.msg : "out of memory");
-    free(text);
-}
-
-static void finish(struct run_state *rs, const char *state, const char *error)
-{
-    struct err e;
-    struct journal_ref ref = {.id = rs->in->journal_id, .append = rs->in->append,
-                              .pipeline = rs->p->name, .event_id = rs->in->event_id,
-                              .finished = rs->in->finished, .finished_arg = rs->in->finished_arg};
-    if (journal_finish(rs->env->writer, &ref, state, rs->attempts, error, &e) < 0)
-        log_msg(LOG_ERROR, "pipeline %s: event %s stays pending: %s", rs->p->name,
-                rs->in->event_id, e.msg);
 }
 
 /* The answer `sluice invoke` prints. */
 static char *answer(enum run_outcome out, const struct attempt *a, const char *body)
 {
-    cJSON *r = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject();
     if (out == RUN_DONE) {
-        cJSON_AddNumberToObject(r, "statusCode", a->status_code);
-        cJSON_AddItemToObject(r, "body", parse_or_string(body));
+        cJSON_AddNumberToObject(o, "statusCode", a->status_code);
+        cJSON_AddItemToObject(o, "body", parse_or_string(body));
     } else if (out == RUN_DEAD) {
-        cJSON_AddStringToObject(r, "errorType", a->error_type ? a->error_type : "Error");
-        cJSON_AddStringToObject(r, "errorMessage", a->error ? a->error : "");
+        cJSON_AddStringToObject(o, "errorType", a->error_type ? a->error_type : "Error");
+        cJSON_AddStringToObject(o, "errorMessage", a->error ? a->error : "");
         if (a->stack)
-            cJSON_AddItemToObject(r, "stackTrace", parse_or_string(a->stack));
-        cJSON_AddStringToObject(r, "status", invlog_status_name(a->status));
-        cJSON_AddStringToObject(r, "step", a->step ? a->step->name : "");
+            cJSON_AddItemToObject(o, "stackTrace", parse_or_string(a->stack));
+        cJSON_AddStringToObject(o, "status", invlog_status_name(a->status));
+        cJSON_AddStringToObject(o, "step", a->step ? a->step->name : "");
     } else {
-        cJSON_AddStringToObject(r, "errorType", "Interrupted");
-        cJSON_AddStringToObject(r, "errorMessage", "sluice stopped before the run finished; the "
+        cJSON_AddStringToObject(o, "errorType", "Interrupted");
+        cJSON_AddStringToObject(o, "errorMessage", "sluice stopped before the run finished; the "
                                 "event stays journaled and runs at the next start");
     }
-    char *text = cJSON_PrintUnformatted(r);
-    cJSON_Delete(r);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
     return text;
 }
 
-static void new_request_id(struct run_state *rs)
+/* One item's outcome: its answer, its record and its error; the caller
+ * delivers the record and then commits (run_item_commit), in that order, so
+ * a crash between the two repeats a record rather than loses one. */
+static void finish_item(struct run *r, struct run_item *it, enum run_outcome out,
+                        const struct attempt *a, const char *body)
 {
-    if (uuid_v7(rs->request_id) < 0)
-        snprintf(rs->request_id, sizeof rs->request_id, "00000000-0000-7000-8000-000000000000");
+    it->outcome = out;
+    it->final = true;
+    it->active = false;
+    if (it->want_response)
+        it->response = answer(out, a, body);
+    const struct destination *dst = out == RUN_DONE ? &r->p->on_success : &r->p->on_failure;
+    if (out != RUN_INTERRUPTED && dst->kind != DEST_NONE)
+        it->record = destination_record(r, it, a, out == RUN_DONE, body);
+    if (out == RUN_DEAD)
+        it->error = strdup(a->error ? a->error : "failed");
 }
 
-/* Run every step on event (consumed). On return *a is the last attempt and
- * *last the final body (RUN_DONE) or the failed step's input. */
-static enum run_outcome run_steps(struct run_state *rs, char *event, struct attempt *a,
-                                  char **last)
+void run_item_commit(const struct runner *rn, const struct pipeline *p, struct run_item *it)
 {
-    size_t len = event ? strlen(event) : 0;
-    bool interrupted = false;
-    enum run_outcome out = RUN_DONE;
-    rs->retry_wait_ms = -1;
-    for (size_t i = rs->first_step; event && i < rs->p->n_steps; i++) {
-        if (!run_step(rs, &rs->p->steps[i], event, len, a, &interrupted)) {
-            out = interrupted ? RUN_INTERRUPTED : rs->retry_wait_ms >= 0 ? RUN_RETRY : RUN_DEAD;
-            if (out == RUN_RETRY)
-                rs->first_step = i;
-            break;
-        }
-        rs->first_attempt = 1; /* a resumed step's numbering ends with it */
-        if (i == 0 && rs->first_step_done)
-            rs->first_step_done(rs, a);
-        free(event);
-        event = a->body; /* this step's response is the next step's event */
-        len = a->body_len;
-        a->body = NULL;
-    }
-    if (!event && out == RUN_DONE) {
-        log_msg(LOG_ERROR, "pipeline %s: out of memory running event %s", rs->p->name,
-                rs->in->event_id);
-        out = RUN_INTERRUPTED;
-    }
-    *last = event;
-    return out;
+    /* only a written outcome is waited for (an ahead job's row) */
+    bool wrote = it->outcome != RUN_INTERRUPTED;
+    if (!wrote && (it->attempts == 0 || !it->journal_id))
+        return; /* nothing to count, or no row known to count it in */
+    struct journal_ref ref = {.id = it->journal_id, .append = it->append,
+                              .pipeline = p->name, .event_id = it->ev->id,
+                              .loop = rn->loop, .settled = wrote ? it->settled : NULL};
+    struct err e;
+    const char *state = it->outcome == RUN_DONE ? "done" : wrote ? "dead" : "pending";
+    if (journal_finish(rn->writer, &ref, state, it->attempts, it->error, &e) < 0)
+        log_msg(LOG_ERROR, "pipeline %s: event %s stays pending: %s", p->name, it->ev->id,
+                e.msg);
 }
 
 /* An event that waited in the queue past max_event_age_ms is not run at
  * all: it goes to on_failure as EventAgeExceeded, as Lambda does it. */
-static bool too_old(struct run_state *rs, struct attempt *a)
+static bool too_old(struct run *r)
 {
-    int64_t age = clock_wall_ms() - rs->in->received_ms;
-    if (rs->p->max_event_age_ms <= 0 || rs->in->received_ms <= 0 ||
-        age <= rs->p->max_event_age_ms)
+    int64_t age = run_age_ms(r);
+    if (r->p->max_event_age_ms <= 0 || age <= r->p->max_event_age_ms)
         return false;
     char msg[160];
     snprintf(msg, sizeof msg, "the event waited %lld ms, over max_event_age_ms (%d); not run",
-             (long long)age, rs->p->max_event_age_ms);
-    rs->condition = "EventAgeExceeded";
-    *a = (struct attempt){.step = &rs->p->steps[0], .status = INV_ERROR,
-                          .error_type = strdup("EventAgeExceeded"), .error = strdup(msg)};
+             (long long)age, r->p->max_event_age_ms);
+    r->condition = "EventAgeExceeded";
+    attempt_release(&r->a);
+    r->a = (struct attempt){.step = &r->p->steps[0], .status = INV_ERROR,
+                            .error_type = strdup("EventAgeExceeded"), .error = strdup(msg)};
     return true;
 }
 
-/* Take up a run where its last retry left it, or start it. */
-static char *begin(struct run_state *rs, struct run_resume *resume)
+/* A round of a batch ended: items named in batchItemFailures go again in
+ * a smaller batch while the first step has attempts left, after its retry
+ * wait; the rest are final. Returns true if another round follows. */
+static bool batch_round_end(struct run *r, enum run_outcome out)
 {
-    if (!resume || !resume->event) {
-        if (rs->in->request_id)
-            snprintf(rs->request_id, sizeof rs->request_id, "%s", rs->in->request_id);
+    const struct retry *rt = &r->p->steps[0].retry;
+    bool again = false;
+    for (size_t i = 0; i < r->n_items; i++) {
+        struct run_item *it = &r->items[i];
+        if (!it->active)
+            continue;
+        it->attempts += r->attempts;
+        if (out != RUN_DONE || !it->failed) {
+            finish_item(r, it, out, &r->a, r->input);
+        } else if (r->step0_attempt >= rt->max_attempts) { /* the step succeeded, the item not */
+            struct attempt item = {.step = &r->p->steps[0], .number = r->step0_attempt,
+                                   .error_type = "BatchItemFailure", .status = INV_ERROR,
+                                   .error = "the handler named this item in batchItemFailures"};
+            finish_item(r, it, RUN_DEAD, &item, NULL);
+        } else {
+            again = true;
+        }
+    }
+    if (!again)
+        return false;
+    r->wait_ms = next_wait(rt, r->step0_attempt - 1);
+    r->attempt = r->step0_attempt + 1;
+    return true;
+}
+
+static void begin_round(struct run *r);
+
+static void round_due(struct loop_timer *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, timer));
+    r->waiting = false;
+    begin_round(r);
+    next_attempt(r, false);
+}
+
+static void arm_round(struct loop_task *t)
+{
+    struct run *r = (struct run *)((char *)t - offsetof(struct run, task));
+    r->timer.fire = round_due;
+    r->waiting = true;
+    loop_timer_arm(r->rn->loop, &r->timer, clock_mono_ns() + (int64_t)r->wait_ms * 1000000);
+}
+
+static void run_end(struct run *r, enum run_outcome out, bool on_pool)
+{
+    if (is_batch(r) && out != RUN_INTERRUPTED && batch_round_end(r, out)) {
+        r->task.run = arm_round;
+        if (on_pool)
+            loop_post(r->rn->loop, &r->task);
         else
-            new_request_id(rs);
-        return strdup(rs->in->payload);
+            arm_round(&r->task);
+        return;
     }
-    rs->first_step = resume->step;
-    rs->first_attempt = resume->attempt + 1;
-    rs->attempts = resume->attempts;
-    memcpy(rs->request_id, resume->request_id, UUID_STR_LEN);
-    char *event = resume->event;
-    resume->event = NULL;
-    return event;
-}
-
-/* Remember where to pick up after the wait. */
-static void suspend(struct run_state *rs, struct run_resume *resume, const struct attempt *a,
-                    char *event)
-{
-    resume->step = rs->first_step;
-    resume->attempt = a->number;
-    resume->event = event;
-    resume->attempts = rs->attempts;
-    memcpy(resume->request_id, rs->request_id, UUID_STR_LEN);
-    resume->due_ns = clock_mono_ns() + (int64_t)rs->retry_wait_ms * 1000000;
-}
-
-enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
-                            const struct run_input *in, char **response, char request_id[37],
-                            char **record)
-{
-    struct run_state rs = {.env = env, .p = p, .in = in, .first_attempt = 1};
-    struct attempt a = {0};
-    char *event = NULL;
-    char *start = begin(&rs, in->resume);
-    enum run_outcome out;
-    if (!(in->resume && in->resume->attempts) && too_old(&rs, &a)) {
-        out = RUN_DEAD;
-        event = start;
-    } else {
-        out = run_steps(&rs, start, &a, &event);
-    }
-    if (out == RUN_RETRY) {
-        suspend(&rs, in->resume, &a, event);
-        attempt_release(&a);
-        return out;
-    }
-    if (out == RUN_DEAD) {
-        send_record(&rs, &a, false, NULL, record);
-        finish(&rs, "dead", a.error);
-    } else if (out == RUN_DONE) {
-        send_record(&rs, &a, true, event, record);
-        finish(&rs, "done", NULL);
-    }
-    if (response)
-        *response = answer(out, &a, event);
-    if (request_id)
-        memcpy(request_id, rs.request_id, UUID_STR_LEN);
-    attempt_release(&a);
-    free(event);
-    return out;
-}
-
-/* --- batches --- */
-
-struct batch_state {
-    const struct run_input *const *in;
-    size_t n;
-    bool *active;               /* in this round */
-    bool *failed;               /* named in batchItemFailures this round */
-    int *attempts;              /* attempts each item took part in */
-    enum run_outcome *outcome;
-    char **records;             /* for destinations the loop delivers */
-    char **responses;           /* each item's answer, for invokes */
-    int step0_attempt;          /* the first step's last attempt number */
-};
-
-/* {"Records": [{"eventId", "eventSource", "body"}...]} of the active items,
- * shaped like an SQS batch so Lambda SQS handlers read it unchanged. */
-static char *batch_event(const struct batch_state *b)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *records = cJSON_AddArrayToObject(root, "Records");
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->active[i])
+    for (size_t i = 0; i < r->n_items; i++) {
+        struct run_item *it = &r->items[i];
+        if (it->final)
             continue;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "eventId", b->in[i]->event_id);
-        cJSON_AddStringToObject(r, "eventSource", b->in[i]->source);
-        cJSON_AddItemToObject(r, "body", parse_or_string(b->in[i]->payload));
-        cJSON_AddItemToArray(records, r);
+        if (!is_batch(r))
+            it->attempts += r->attempts;
+        finish_item(r, it, out, &r->a, out == RUN_DONE ? r->input : NULL);
     }
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return text;
+    attempt_release(&r->a);
+    free(r->input);
+    r->input = NULL;
+    r->task.run = ended_on_loop;
+    if (on_pool)
+        loop_post(r->rn->loop, &r->task);
+    else
+        r->ended(r);
 }
 
-/* The ids of the active items, as a JSON array, for the invocation rows. */
-static char *batch_ids(const struct batch_state *b)
+/* A round starts: a batch's active items become its event; each round is
+ * a new request. */
+static void begin_round(struct run *r)
 {
-    cJSON *ids = cJSON_CreateArray();
-    for (size_t i = 0; i < b->n; i++)
-        if (b->active[i])
-            cJSON_AddItemToArray(ids, cJSON_CreateString(b->in[i]->event_id));
-    char *text = cJSON_PrintUnformatted(ids);
-    cJSON_Delete(ids);
-    return text;
+    free(r->input);
+    r->input = NULL;
+    r->step = 0;
+    r->attempts = 0;
+    if (!is_batch(r))
+        return;
+    if (uuid_v7(r->request_id) < 0)
+        snprintf(r->request_id, sizeof r->request_id, "00000000-0000-7000-8000-000000000000");
+    for (size_t i = 0; i < r->n_items; i++)
+        r->items[i].failed = false;
+    r->input = batch_event(r);
+    r->input_len = r->input ? strlen(r->input) : 0;
 }
 
-/* batchItemFailures names items by eventId (or by their index in Records). */
-static void mark_failed(struct batch_state *b, const cJSON *ident)
+void run_start(struct run *r)
 {
-    size_t index = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->active[i])
-            continue;
-        bool hit = (cJSON_IsString(ident) && strcmp(ident->valuestring, b->in[i]->event_id) == 0) ||
-                   (cJSON_IsNumber(ident) && ident->valuedouble == (double)index);
-        if (hit)
-            b->failed[i] = true;
-        index++;
+    r->attempt = 1;
+    for (size_t i = 0; i < r->n_items; i++) {
+        r->items[i].active = true;
+        r->items[i].final = false;
+        r->items[i].attempts = 0;
     }
+    if (!r->request_id[0] && uuid_v7(r->request_id) < 0)
+        snprintf(r->request_id, sizeof r->request_id, "00000000-0000-7000-8000-000000000000");
+    begin_round(r);
+    if (is_batch(r) && !r->input) {
+        log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu; it stays pending",
+                r->p->name, r->n_items);
+        run_end(r, RUN_INTERRUPTED, false);
+        return;
+    }
+    if (too_old(r)) {
+        run_end(r, RUN_DEAD, false);
+        return;
+    }
+    next_attempt(r, false);
 }
 
-static void first_step_done(struct run_state *rs, const struct attempt *a)
+void run_abort(struct run *r)
 {
-    struct batch_state *b = rs->batch;
-    b->step0_attempt = a->number;
-    cJSON *v = a->body ? cJSON_Parse(a->body) : NULL;
-    const cJSON *failures = cJSON_GetObjectItemCaseSensitive(v, "batchItemFailures");
-    const cJSON *f;
-    cJSON_ArrayForEach(f, failures) {
-        mark_failed(b, cJSON_GetObjectItemCaseSensitive(f, "itemIdentifier"));
-    }
-    cJSON_Delete(v);
+    if (r->waiting)
+        loop_timer_cancel(r->rn->loop, &r->timer);
+    r->waiting = false;
+    run_end(r, RUN_INTERRUPTED, false);
 }
 
-static void finish_item(struct run_state *rs, struct batch_state *b, size_t i,
-                        enum run_outcome out, const struct attempt *a, const char *body)
+bool run_interrupt(struct run *r)
 {
-    struct run_state one = *rs;
-    one.in = b->in[i];
-    one.attempts = b->attempts[i];
-    b->outcome[i] = out;
-    b->active[i] = false;
-    if (b->responses && out != RUN_INTERRUPTED)
-        b->responses[i] = answer(out, a, body);
-    if (out == RUN_DEAD) {
-        send_record(&one, a, false, NULL, &b->records[i]);
-        finish(&one, "dead", a->error ? a->error : "named in batchItemFailures");
-    } else if (out == RUN_DONE) {
-        send_record(&one, a, true, body, &b->records[i]);
-        finish(&one, "done", NULL);
-    }
+    if (!r->waiting)
+        return false;
+    loop_timer_cancel(r->rn->loop, &r->timer);
+    r->waiting = false;
+    run_end(r, RUN_INTERRUPTED, false);
+    return true;
 }
 
-/* One round: the active items through the pipeline, the first step's
- * attempts numbered from `first`. Returns true if some items failed
- * individually and may be retried. */
-static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
+void run_release(struct run *r)
 {
-    char *ids = batch_ids(b);
-    struct run_input in = {.event_id = ids ? ids : "[]", .source = b->in[0]->source, .payload = ""};
-    rs->in = &in;
-    rs->first_attempt = first;
-    rs->attempts = 0;
-    new_request_id(rs);
-    memset(b->failed, 0, b->n * sizeof *b->failed);
-    struct attempt a = {0};
-    char *last = NULL;
-    enum run_outcome out = run_steps(rs, batch_event(b), &a, &last);
-    const struct retry *r = &rs->p->steps[0].retry;
-    bool retry = false;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->active[i])
-            continue;
-        b->attempts[i] += rs->attempts;
-        if (out != RUN_DONE || !b->failed[i])
-            finish_item(rs, b, i, out, &a, last);
-        else if (b->step0_attempt >= r->max_attempts) /* the step succeeded, the item not */
-            finish_item(rs, b, i, RUN_DEAD, &(struct attempt){.step = &rs->p->steps[0],
-                        .number = b->step0_attempt, .error_type = "BatchItemFailure",
-                        .error = "the handler named this item in batchItemFailures",
-                        .status = INV_ERROR}, NULL);
-        else
-            retry = true;
-    }
-    attempt_release(&a);
-    free(last);
-    free(ids);
-    return retry;
-}
-
-void runner_run_batch(const struct run_env *env, const struct pipeline *p,
-                      const struct run_input *const *in, size_t n, enum run_outcome *outcome,
-                      char **records, char **responses)
-{
-    struct batch_state b = {.in = in, .n = n, .outcome = outcome, .records = records,
-                            .responses = responses};
-    b.active = calloc(n, sizeof *b.active);
-    b.failed = calloc(n, sizeof *b.failed);
-    b.attempts = calloc(n, sizeof *b.attempts);
-    for (size_t i = 0; i < n; i++) {
-        outcome[i] = RUN_INTERRUPTED;
-        if (b.active)
-            b.active[i] = true;
-    }
-    struct run_state rs = {.env = env, .p = p, .first_step_done = first_step_done, .batch = &b};
-    const struct retry *r = &p->steps[0].retry;
-    int first = 1;
-    while (b.active && b.failed && b.attempts && batch_round(&rs, &b, first)) {
-        if (!env->wait(env->wait_arg, next_wait(r, b.step0_attempt - 1)))
-            break; /* stopping: the rest stay pending */
-        first = b.step0_attempt + 1;
-    }
-    free(b.active);
-    free(b.failed);
-    free(b.attempts);
+    attempt_release(&r->a);
+    free(r->input);
+    r->input = NULL;
 }

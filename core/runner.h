@@ -1,8 +1,16 @@
-/* runner.h - runs one journaled event through a pipeline's steps: each
- * step's response body is the next step's event; a step that fails is
- * retried as its retry policy says; when it is out of attempts the run stops,
- * the event goes to the on_failure folder and is marked dead. Every attempt
- * is an invocations row; the journal gets the outcome. */
+/* runner.h - runs one event (or one batch of events) through a pipeline's
+ * steps, as a state machine that moves between threads instead of holding
+ * one: a step in thread isolation runs on an executor thread (pool.h), a
+ * step in a worker process is sent from the loop thread (worker.h) and its
+ * result comes back there, and a retry waits on a loop timer. Only one
+ * thread advances a run at a time; the hand-offs are posted tasks.
+ *
+ * Each step's response body is the next step's event; a step that fails is
+ * retried as its retry policy says; when it is out of attempts the run stops
+ * and the event is dead. Every attempt is an invocations row; the journal
+ * gets the outcome; the destination record is built here and delivered by
+ * the caller (destinations.h) on the loop thread.
+ */
 #ifndef SLUICE_RUNNER_H
 #define SLUICE_RUNNER_H
 
@@ -10,72 +18,95 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "executor.h"
+#include "loop.h"
+#include "pool.h"
 #include "writer.h"
 
+struct event;
 struct pipeline;
+struct workers;
 
-struct exec_slot;
-
-struct run_env {
+/* What every run needs; one for the daemon. */
+struct runner {
+    struct loop *loop;
     struct writer *writer;
-    struct exec_slot *slot;     /* the worker process slot, NULL for "thread" */
-    /* Sleep ms before a retry; false if the daemon is stopping meanwhile. */
-    bool (*wait)(void *arg, int ms);
-    void *wait_arg;
-};
-
-/* Where a run that waits for a retry picks up again. The runner fills it
- * when it returns RUN_RETRY; the dispatcher keeps it, waits on a loop timer
- * (never by sleeping an executor thread) and runs the event again with it. */
-struct run_resume {
-    size_t step;                /* the step to try again */
-    int attempt;                /* attempts of that step so far */
-    char *event;                /* its input (owned) */
-    int attempts;               /* attempts of the whole run so far */
-    char request_id[37];
-    int64_t due_ns;             /* CLOCK_MONOTONIC */
-};
-
-struct run_input {
-    int64_t journal_id;         /* 0: not known yet (the run started early) ... */
-    struct writer_ticket append;    /* ... then this is its journal append */
-    const char *event_id;
-    const char *source;
-    const char *payload;
-    int64_t received_ms;        /* when the event was accepted (wall clock) */
-    struct run_resume *resume;  /* NULL: retries wait on this thread (batches) */
-    const char *request_id;     /* NULL: the run makes a new one */
-    /* Optional: told (on the writer thread) when the run's outcome is in the
-     * journal; see journal_ref.finished. */
-    void (*finished)(void *arg);
-    void *finished_arg;
+    struct pool *pool;
+    struct workers *workers;
 };
 
 enum run_outcome {
     RUN_DONE,                   /* every step succeeded */
     RUN_DEAD,                   /* a step failed for good */
     RUN_INTERRUPTED,            /* stopping: left pending, resumed at next start */
-    RUN_RETRY,                  /* a step failed and is retried at resume->due_ns */
 };
 
-/* If response is not NULL it receives the run's answer as JSON text (the
- * caller frees it): {"statusCode": N, "body": BODY} when done, else
- * {"errorType", "errorMessage", "status", "step"}; request_id receives the
- * run's request id. *record receives the destination record when the
- * pipeline's on_success/on_failure is a pipeline or ZeroMQ endpoint (the
- * caller delivers and frees it); folders are written by the runner. */
-enum run_outcome runner_run(const struct run_env *env, const struct pipeline *p,
-                            const struct run_input *in, char **response,
-                            char request_id[37], char **record);
+/* One event of a run: a run has one, a batch run up to batch.size. */
+struct run_item {
+    struct event *ev;           /* borrowed: the caller holds a reference */
+    int64_t journal_id;         /* 0: not known yet (the run started early) ... */
+    struct writer_ticket append;    /* ... then this is its journal append */
+    int attempts_before;        /* attempts made in earlier lives of the daemon */
+    bool want_response;         /* someone waits: build response */
+    /* Optional: posted to the loop once the outcome is in the journal. */
+    struct loop_task *settled;
+    /* out */
+    enum run_outcome outcome;
+    char *response;             /* {"statusCode", "body"} or {"errorType", ...} (owned) */
+    char *record;               /* the destination record, if the pipeline has one (owned) */
+    char *error;                /* why it died (owned) */
+    /* runner's own */
+    int attempts;               /* attempts this item took part in */
+    bool active, failed, final;
+};
 
-/* Run n events as batches (the pipeline's batch setting): the first step
- * receives {"Records": [{"eventId", "eventSource", "body"}...]} and may
- * answer {"batchItemFailures": [{"itemIdentifier": ID}...]}; those items are
- * retried in a smaller batch as the first step's retry policy says, then
- * dead-lettered. Each event keeps its own journal row. outcome[i] receives
- * each event's end; records[i] its destination record, if the loop must deliver one. */
-void runner_run_batch(const struct run_env *env, const struct pipeline *p,
-                      const struct run_input *const *in, size_t n, enum run_outcome *outcome,
-                      char **records, char **responses);
+struct run {
+    /* set by the caller */
+    const struct runner *rn;
+    const struct pipeline *p;
+    struct run_item *items;
+    size_t n_items;             /* 1, or a batch */
+    char request_id[37];        /* "": a new one is made */
+    /* Loop thread: the run is over; each item's outcome, response and record
+     * are set. */
+    void (*ended)(struct run *r);
+    /* Optional (runs of one event), loop thread: the run waits for a retry
+     * and holds no slot meanwhile (paused); its wait is over and it needs a
+     * slot again (due), then the caller continues it with run_resume. */
+    void (*paused)(struct run *r);
+    void (*due)(struct run *r);
+    /* runner's own */
+    size_t step;
+    int attempt;                /* attempt number of this step */
+    int attempts;               /* attempts of this round */
+    char *input;                /* the current step's event (owned; NULL: the payload) */
+    size_t input_len;
+    struct attempt a;
+    const char *condition;      /* why it died: RetriesExhausted, EventAgeExceeded */
+    int wait_ms;
+    int step0_attempt;          /* batches: the first step's last attempt number */
+    struct loop_task task;      /* hand-offs to the loop thread */
+    struct pool_task work;      /* ... and to an executor thread */
+    struct loop_timer timer;    /* a retry's wait */
+    bool waiting;               /* the timer is armed */
+};
+
+/* Loop thread: start (or, for a batch, start a round). */
+void run_start(struct run *r);
+/* Loop thread: go on after `due`, in the slot the caller got for it. */
+void run_resume(struct run *r);
+/* Loop thread: the run waits for a retry and the daemon stops: it ends at
+ * once as interrupted (the attempts so far are written to the journal).
+ * Returns false if it is not waiting (it will end by itself). */
+bool run_interrupt(struct run *r);
+/* Write an ended item's outcome to the journal (after its record was
+ * delivered): done, dead, or still pending with the attempts it made. */
+void run_item_commit(const struct runner *rn, const struct pipeline *p, struct run_item *it);
+/* Loop thread: a run between attempts (waiting, or due and not resumed)
+ * ends now as interrupted. */
+void run_abort(struct run *r);
+/* Free what the run still owns (after ended); the items' responses and
+ * records are the caller's. */
+void run_release(struct run *r);
 
 #endif

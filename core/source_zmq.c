@@ -51,11 +51,6 @@ struct source_zmq {
     void *zap;                  /* ZAP handler (REP) when CURVE is on */
     int zap_fd;
     struct strv allowed;        /* client public keys, Z85 */
-    struct pusher {
-        char *endpoint;
-        void *z;
-    } *pushers;
-    size_t n_pushers;
 };
 
 struct zmq_peer {
@@ -486,40 +481,9 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
     return 0;
 }
 
-static void *pusher(struct source_zmq *zs, const char *endpoint, struct err *e)
+void *source_zmq_context(struct source_zmq *zs)
 {
-    for (size_t i = 0; i < zs->n_pushers; i++)
-        if (strcmp(zs->pushers[i].endpoint, endpoint) == 0)
-            return zs->pushers[i].z;
-    struct pusher *v = realloc(zs->pushers, (zs->n_pushers + 1) * sizeof *v);
-    if (!v)
-        return err_set(e, "out of memory"), NULL;
-    zs->pushers = v;
-    void *z = zmq_socket(zs->ctx, ZMQ_PUSH);
-    char *copy = strdup(endpoint);
-    if (!z || !copy || set_int(z, ZMQ_SNDHWM, zs->hwm) < 0 || set_int(z, ZMQ_LINGER, 2000) < 0 ||
-        zmq_connect(z, endpoint) < 0) {
-        err_set(e, "cannot connect a PUSH socket to %s: %s", endpoint, zmq_strerror(zmq_errno()));
-        if (z)
-            zmq_close(z);
-        free(copy);
-        return NULL;
-    }
-    zs->pushers[zs->n_pushers++] = (struct pusher){.endpoint = copy, .z = z};
-    return z;
-}
-
-int source_zmq_push(struct source_zmq *zs, const char *endpoint, const char *topic,
-                    const char *payload, struct err *e)
-{
-    void *z = pusher(zs, endpoint, e);
-    if (!z)
-        return -1;
-    if (zmq_send(z, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(z, payload, strlen(payload), ZMQ_DONTWAIT) < 0)
-        return err_set(e, "sending to %s: %s (its queue of %d messages is full: is anyone "
-                       "receiving?)", endpoint, zmq_strerror(zmq_errno()), zs->hwm);
-    return 0;
+    return zs->ctx;
 }
 
 bool source_zmq_pause(struct source_zmq *zs, bool paused)
@@ -549,11 +513,6 @@ void source_zmq_free(struct source_zmq **zp)
         free(s->endpoint);
     }
     free(zs->socks);
-    for (size_t i = 0; i < zs->n_pushers; i++) {
-        zmq_close(zs->pushers[i].z);
-        free(zs->pushers[i].endpoint);
-    }
-    free(zs->pushers);
     if (zs->zap) {
         if (zs->zap_fd > 0)
             loop_del_fd(zs->loop, zs->zap_fd);

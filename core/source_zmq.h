@@ -46,11 +46,9 @@ int source_zmq_new(struct loop *l, const struct config *cfg,
 /* Send the answer (ok: the run succeeded) and free peer. */
 void source_zmq_answer(struct source_zmq *s, struct zmq_peer *peer, bool ok, const char *json,
                        const char *request_id);
-/* Send TOPIC and payload on a PUSH socket connected to endpoint (made on
- * first use, kept). Never blocks: while the peer is away libzmq queues up to
- * the high-water mark; past it the send fails with a message in e. */
-int source_zmq_push(struct source_zmq *s, const char *endpoint, const char *topic,
-                    const char *payload, struct err *e);
+/* The ZeroMQ context, for the destinations' sockets (closed before
+ * source_zmq_free). */
+void *source_zmq_context(struct source_zmq *zs);
 
 /* Stop (true) or resume reading the event sockets (PULL, SUB); invokes are
  * still read. While paused libzmq queues up to the high-water mark, then

@@ -150,6 +150,35 @@ static int fill(struct wire_reader *r, int64_t deadline_ns, int *timed_out, stru
     }
 }
 
+/* A whole frame from what was received: 1 (f set), 0 (*need bytes from
+ * r->start are wanted first), or -1 with e (a bad header). */
+static int next_frame(struct wire_reader *r, struct wire_frame *f, size_t *need, struct err *e)
+{
+    size_t have = r->end - r->start;
+    *need = 8;
+    if (have < 8)
+        return 0;
+    uint32_t head[2];
+    memcpy(head, r->buf + r->start, sizeof head);
+    if (head[0] > WIRE_MAX_FRAME)
+        return err_set(e, "protocol error: a frame of %u bytes (limit %u)", head[0],
+                       WIRE_MAX_FRAME);
+    if (head[1] < WIRE_INIT || head[1] > WIRE_RESULT)
+        return err_set(e, "protocol error: unknown frame type %u", head[1]);
+    *need += head[0];
+    if (have < *need)
+        return 0;
+    f->type = head[1];
+    f->len = head[0];
+    f->data = r->buf + r->start + 8;
+    r->start += *need;
+    r->held_at = r->start; /* < cap + 1: the buffer has a byte to spare */
+    r->held = r->buf[r->held_at];
+    r->holding = 1;
+    r->buf[r->held_at] = '\0';
+    return 1;
+}
+
 int wire_read(struct wire_reader *r, int64_t deadline_ns, struct wire_frame *f, int *timed_out,
               struct err *e)
 {
@@ -157,31 +186,37 @@ int wire_read(struct wire_reader *r, int64_t deadline_ns, struct wire_frame *f, 
     memset(f, 0, sizeof *f);
     wire_reader_idle(r);
     for (;;) {
-        size_t have = r->end - r->start, need = 8;
-        if (have >= 8) {
-            uint32_t head[2];
-            memcpy(head, r->buf + r->start, sizeof head);
-            if (head[0] > WIRE_MAX_FRAME)
-                return err_set(e, "protocol error: a frame of %u bytes (limit %u)", head[0],
-                               WIRE_MAX_FRAME);
-            if (head[1] < WIRE_INIT || head[1] > WIRE_RESULT)
-                return err_set(e, "protocol error: unknown frame type %u", head[1]);
-            need += head[0];
-            if (have >= need) {
-                f->type = head[1];
-                f->len = head[0];
-                f->data = r->buf + r->start + 8;
-                r->start += need;
-                r->held_at = r->start; /* < cap + 1: the buffer has a byte to spare */
-                r->held = r->buf[r->held_at];
-                r->holding = 1;
-                r->buf[r->held_at] = '\0';
-                return 0;
-            }
-        }
+        size_t need;
+        int rc = next_frame(r, f, &need, e);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
         if (reserve(r, need, e) < 0 || fill(r, deadline_ns, timed_out, e) < 0)
             return -1;
     }
+}
+
+int wire_try_read(struct wire_reader *r, struct wire_frame *f, struct err *e)
+{
+    memset(f, 0, sizeof *f);
+    wire_reader_idle(r);
+    size_t need;
+    int rc = next_frame(r, f, &need, e);
+    if (rc != 0)
+        return rc;
+    if (reserve(r, need, e) < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = recv(r->fd, r->buf + r->end, r->cap - r->end, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n < 0)
+        return err_set(e, "reading from the worker socket: %s", strerror(errno));
+    if (n == 0)
+        return err_set(e, "the other end closed the socket");
+    r->end += (size_t)n;
+    return next_frame(r, f, &need, e);
 }
 
 void wire_frame_release(struct wire_frame *f)

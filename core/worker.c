@@ -10,16 +10,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "executor.h"
+#include "invlog.h"
 #include "json.h"
 #include "loader.h"
 #include "log.h"
+#include "loop.h"
 #include "pipeline.h"
 #include "wire.h"
 #include "writer.h"
@@ -27,32 +31,89 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 30000
 #define STOP_GRACE_MS 2000
+#define INIT_GRACE_MS 10000     /* on top of timeout_ms, for a worker's start */
+#define RESULT_GRACE_MS 50      /* a result written at the deadline still counts */
+#define SNDBUF_BYTES (1 << 20)
 #define WORKER_EXE "sluice-worker" /* beside the sluice binary */
 
 extern char **environ;
 
+enum worker_state { W_STARTING, W_IDLE, W_BUSY, W_STOPPING };
+
+struct fn;
+
 struct worker {
+    struct fn *fn;
+    uint64_t serial;            /* unique: tells a worker from a later one at its address */
+    enum worker_state state;
     pid_t pid;
-    int fd;
-    struct wire_reader rd;      /* frames from the worker */
+    int fd;                     /* the socketpair's daemon end */
+    int pidfd;                  /* readable once the process has exited */
+    struct wire_reader rd;
+    int64_t spawned_ns;
     double start_ms;            /* spawn to ready: part of the first invocation's init */
     int served;                 /* invocations answered */
-    enum runtime kind;
+    int64_t idle_since_ns;
     char (*versions)[64];       /* of each of its steps' files, as this worker loaded them */
     struct loader_file_id *files;   /* the same, to compare */
+    struct loop_timer timer;    /* the start's or the attempt's deadline; the stop's grace */
+    struct worker *next;        /* in its function's list of all workers */
+    /* the attempt in flight (starting: the one it starts for) */
+    struct attempt *a;
+    void (*done)(void *arg);
+    void *done_arg;
+    int64_t attempt_start_ns;
 };
+
+/* An attempt waiting for its function's start back-off to pass. */
+struct pending {
+    struct attempt *a;
+    void (*done)(void *arg);
+    void *done_arg;
+    struct pending *next;
+};
+
+/* One function: a pipeline's steps of one kind of code. */
+struct fn {
+    struct workers *ws;
+    const struct pipeline *p;
+    enum runtime kind;
+    struct worker *all;         /* every worker of it, idle ones first in LIFO order */
+    int init_failures;          /* workers in a row that died before serving */
+    int64_t backoff_until_ns;
+    struct loop_timer backoff;
+    struct pending *waiting, *waiting_tail;
+    bool forgotten;
+    struct fn *next;
+};
+
+struct workers {
+    struct loop *loop;
+    struct writer *writer;
+    char exe[PATH_MAX];
+    int64_t idle_ns;
+    struct fn *fns;
+    int count;
+    struct loop_timer sweep;    /* stops workers idle too long */
+};
+
+static void worker_end(struct worker *w);
+static void start_attempt(struct worker *w);
 
 bool worker_needed(const struct pipeline *p, const struct step *s)
 {
     return p->isolation == ISOLATION_PROCESS || s->runtime != RUNTIME_C;
 }
 
+/* --- processes ------------------------------------------------------------- */
+
 /* Did any file behind w's steps change since w loaded it (hot reload)? One
- * stat per file and attempt. */
-static bool code_changed(const struct worker *w, const struct pipeline *p)
+ * stat per file. */
+static bool code_changed(const struct worker *w)
 {
+    const struct pipeline *p = w->fn->p;
     for (size_t i = 0; i < p->n_steps; i++) {
-        if (p->steps[i].runtime != w->kind)
+        if (p->steps[i].runtime != w->fn->kind)
             continue;
         struct loader_file_id now;
         loader_file_id(step_file(&p->steps[i]), &now);
@@ -124,43 +185,6 @@ static void describe_exit(int status, char *out, size_t len)
         snprintf(out, len, "the worker ended (wait status %d)", status);
 }
 
-/* SIGKILL, reap, and say how it ended. */
-static void worker_kill(struct worker **wp, char *why, size_t len)
-{
-    struct worker *w = *wp;
-    if (!w)
-        return;
-    close(w->fd);
-    wire_reader_free(&w->rd);
-    int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) == 0) {
-        kill(w->pid, SIGKILL);
-        waitpid(w->pid, &status, 0);
-    }
-    if (why)
-        describe_exit(status, why, len);
-    free(w->versions);
-    free(w->files);
-    free(w);
-    *wp = NULL;
-}
-
-/* Ask it to finish (EOF on its socket), then insist. */
-static void worker_stop(struct worker **wp)
-{
-    struct worker *w = *wp;
-    if (!w)
-        return;
-    shutdown(w->fd, SHUT_WR);
-    int64_t until = clock_mono_ns() + (int64_t)STOP_GRACE_MS * 1000000;
-    struct wire_frame f;
-    int timed_out;
-    struct err e;
-    while (wire_read(&w->rd, until, &f, &timed_out, &e) == 0) /* drain until EOF */
-        wire_frame_release(&f);
-    worker_kill(wp, NULL, 0);
-}
-
 #ifndef SLUICE_RUNTIME_DIR
 #define SLUICE_RUNTIME_DIR "runtimes"
 #endif
@@ -188,41 +212,37 @@ static const char *c_worker_exe(const char *exe, char *buf, size_t len)
 
 /* The program and arguments of a worker of this kind; C workers keep the
  * command line `PROGRAM worker PIPELINE` whichever program runs them. */
-static void worker_argv(const struct exec_slot *slot, enum runtime kind, char *argv[6],
-                        const char **prog, char *exe_buf, size_t exe_len)
+static void worker_argv(const struct fn *f, char *argv[6], const char **prog, char *exe_buf,
+                        size_t exe_len)
 {
     static const char py_boot[] = SLUICE_RUNTIME_DIR "/python/bootstrap.py";
     static const char js_boot[] = SLUICE_RUNTIME_DIR "/node/bootstrap.js";
     const char *interp = NULL;
-    for (size_t i = 0; i < slot->p->n_steps && !interp; i++)
-        if (slot->p->steps[i].runtime == kind)
-            interp = slot->p->steps[i].interpreter;
+    for (size_t i = 0; i < f->p->n_steps && !interp; i++)
+        if (f->p->steps[i].runtime == f->kind)
+            interp = f->p->steps[i].interpreter;
     int n = 0;
-    if (kind == RUNTIME_C) {
-        *prog = c_worker_exe(slot->exe, exe_buf, exe_len);
+    if (f->kind == RUNTIME_C) {
+        *prog = c_worker_exe(f->ws->exe, exe_buf, exe_len);
         argv[n++] = (char *)*prog;
         argv[n++] = "worker";
     } else {
         *prog = interp;
         argv[n++] = (char *)interp;
-        if (kind == RUNTIME_PYTHON)
+        if (f->kind == RUNTIME_PYTHON)
             argv[n++] = "-u";
-        argv[n++] = (char *)(kind == RUNTIME_PYTHON ? py_boot : js_boot);
+        argv[n++] = (char *)(f->kind == RUNTIME_PYTHON ? py_boot : js_boot);
     }
-    argv[n++] = (char *)slot->p->name;
+    argv[n++] = (char *)f->p->name;
     argv[n] = NULL;
 }
 
-static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker **out,
-                 struct err *e)
+static int spawn_process(const struct fn *f, int child_fd, pid_t *pid, struct err *e)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return err_set(e, "socketpair: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
     posix_spawnattr_init(&attr);
     sigset_t none, dflt;
     sigemptyset(&none);
@@ -235,77 +255,135 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &dflt);
     /* its own process group: a Ctrl-C at the terminal reaches the daemon,
-     * which stops workers in order, not the workers mid-invocation */
+     * which stops workers in order, and a kill reaches the whole tree */
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                         POSIX_SPAWN_SETPGROUP);
     char *argv[6], exe[PATH_MAX];
     const char *prog;
-    worker_argv(slot, kind, argv, &prog, exe, sizeof exe);
-    pid_t pid;
-    int rc = posix_spawn(&pid, prog, &fa, &attr, argv, environ);
+    worker_argv(f, argv, &prog, exe, sizeof exe);
+    int rc = posix_spawn(pid, prog, &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    close(sv[1]);
-    if (rc != 0) {
-        close(sv[0]);
+    if (rc != 0)
         return err_set(e, "cannot start a worker (%s): %s", prog, strerror(rc));
-    }
-    struct worker *w = calloc(1, sizeof *w);
-    if (w && (!(w->versions = calloc(slot->p->n_steps, sizeof *w->versions)) ||
-              !(w->files = calloc(slot->p->n_steps, sizeof *w->files)))) {
-        free(w->versions);
-        free(w);
-        w = NULL;
-    }
-    if (!w) {
-        close(sv[0]);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return err_set(e, "out of memory");
-    }
-    w->pid = pid;
-    w->fd = sv[0];
-    wire_reader_init(&w->rd, w->fd);
-    w->kind = kind;
-    for (size_t i = 0; i < slot->p->n_steps; i++) { /* before the worker opens them */
-        if (slot->p->steps[i].runtime == kind) {
-            loader_file_id(step_file(&slot->p->steps[i]), &w->files[i]);
-            loader_file_id_text(&w->files[i], w->versions[i], sizeof w->versions[i]);
-        }
-    }
-    apply_limits(pid, &slot->p->limits);
-    *out = w;
     return 0;
 }
 
-/* Send INIT and wait for READY: 0, -1 with e (I/O or protocol), or 1 when
- * the worker refused (e holds its reason: a plugin that does not load). */
-static int handshake(struct worker *w, const struct pipeline *p, int64_t deadline,
-                     struct err *e)
+static void on_worker_io(void *arg, uint32_t events);
+static void on_worker_exit(void *arg, uint32_t events);
+
+/* A new process for f, with its socket and pidfd watched by the loop. */
+static int worker_spawn(struct fn *f, struct worker **out, struct err *e)
 {
-    char *json = init_json(p, w->kind);
-    if (!json)
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w || !(w->versions = calloc(f->p->n_steps, sizeof *w->versions)) ||
+        !(w->files = calloc(f->p->n_steps, sizeof *w->files))) {
+        if (w)
+            free(w->versions);
+        free(w);
         return err_set(e, "out of memory");
-    int rc = wire_write(w->fd, WIRE_INIT, json, strlen(json), NULL, 0, e);
-    free(json);
-    if (rc < 0)
-        return -1;
-    struct wire_frame f;
-    int timed_out;
-    if (wire_read(&w->rd, deadline, &f, &timed_out, e) < 0)
-        return -1;
-    if (f.type != WIRE_READY || f.len < 4) {
-        wire_frame_release(&f);
-        return err_set(e, "protocol error: expected a ready frame");
     }
-    int32_t ok;
-    memcpy(&ok, f.data, 4);
-    if (!ok)
-        err_set(e, "%.900s", (const char *)f.data + 4);
-    wire_frame_release(&f);
-    return ok ? 0 : 1;
+    static uint64_t serials;
+    w->fn = f;
+    w->serial = ++serials;
+    w->fd = w->pidfd = -1;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        err_set(e, "socketpair: %s", strerror(errno));
+        goto fail;
+    }
+    int sndbuf = SNDBUF_BYTES;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    for (size_t i = 0; i < f->p->n_steps; i++) { /* before the worker opens them */
+        if (f->p->steps[i].runtime == f->kind) {
+            loader_file_id(step_file(&f->p->steps[i]), &w->files[i]);
+            loader_file_id_text(&w->files[i], w->versions[i], sizeof w->versions[i]);
+        }
+    }
+    w->spawned_ns = clock_mono_ns();
+    int rc = spawn_process(f, sv[1], &w->pid, e);
+    close(sv[1]);
+    w->fd = sv[0];
+    if (rc < 0)
+        goto fail;
+    apply_limits(w->pid, &f->p->limits);
+    wire_reader_init(&w->rd, w->fd);
+    w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
+    if (loop_add_fd(f->ws->loop, w->fd, EPOLLIN, on_worker_io, w, e) < 0 ||
+        (w->pidfd >= 0 && loop_add_fd(f->ws->loop, w->pidfd, EPOLLIN, on_worker_exit, w, e) < 0))
+        goto fail;
+    w->next = f->all;
+    f->all = w;
+    f->ws->count++;
+    *out = w;
+    return 0;
+fail:
+    if (w->pid > 0) {
+        kill(-w->pid, SIGKILL);
+        waitpid(w->pid, NULL, 0);
+    }
+    if (w->fd >= 0) {
+        loop_del_fd(f->ws->loop, w->fd);
+        close(w->fd);
+    }
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    wire_reader_free(&w->rd);
+    free(w->versions);
+    free(w->files);
+    free(w);
+    return -1;
 }
+
+/* SIGKILL the whole process group, reap, say how it ended, free. */
+static void worker_reap(struct worker *w, char *why, size_t len)
+{
+    struct fn *f = w->fn;
+    loop_timer_cancel(f->ws->loop, &w->timer);
+    loop_del_fd(f->ws->loop, w->fd);
+    close(w->fd);
+    if (w->pidfd >= 0) {
+        loop_del_fd(f->ws->loop, w->pidfd);
+        close(w->pidfd);
+    }
+    wire_reader_free(&w->rd);
+    int status = 0;
+    kill(-w->pid, SIGKILL); /* its children too (it leads its process group) */
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (why)
+        describe_exit(status, why, len);
+    for (struct worker **p = &f->all; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    f->ws->count--;
+    free(w->versions);
+    free(w->files);
+    free(w);
+}
+
+/* Ask it to finish (EOF on its socket: its plugins' destroy runs); its
+ * exit, or the grace timer, ends it. */
+static void on_stop_grace(struct loop_timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, timer));
+    worker_reap(w, NULL, 0);
+}
+
+static void worker_stop(struct worker *w)
+{
+    if (w->state == W_STOPPING)
+        return;
+    w->state = W_STOPPING;
+    shutdown(w->fd, SHUT_WR);
+    w->timer.fire = on_stop_grace;
+    loop_timer_arm(w->fn->ws->loop, &w->timer, clock_mono_ns() + (int64_t)STOP_GRACE_MS * 1000000);
+}
+
+/* --- attempts -------------------------------------------------------------- */
 
 static void set_failure(struct attempt *a, enum inv_status status, const char *type,
                         const char *msg)
@@ -317,61 +395,94 @@ static void set_failure(struct attempt *a, enum inv_status status, const char *t
     a->error = strdup(msg);
 }
 
+/* Hand the finished attempt back (it may start the next one at once). */
+static void attempt_end(struct worker *w)
+{
+    struct attempt *a = w->a;
+    void (*done)(void *) = w->done;
+    void *arg = w->done_arg;
+    w->a = NULL;
+    if (a->duration_ms <= 0)
+        a->duration_ms = (double)(clock_mono_ns() - w->attempt_start_ns) / 1e6;
+    done(arg);
+}
+
 /* Wait before the next start after n failures in a row: 100 ms doubling to
- * 30 s, so a plugin that can never start is not respawned in a hot loop. */
+ * 30 s, so code that can never start is not respawned in a hot loop. */
 static int backoff_ms(int n)
 {
     int ms = BACKOFF_FIRST_MS << (n > 9 ? 9 : n - 1);
     return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
 }
 
-/* Make sure the slot has a ready worker. On failure a is filled. */
-static int ensure_worker(struct exec_slot *slot, struct attempt *a)
+/* The worker could not start (or refused to: a plugin that does not load).
+ * The attempt fails with Runtime.InitError; the function backs off. */
+static void start_failed(struct worker *w, const char *reason, bool said)
 {
-    enum runtime k = a->step->runtime;
-    if (slot->workers[k] && code_changed(slot->workers[k], slot->p)) {
-        log_msg(LOG_INFO, "pipeline %s: a plugin file changed on disk; recycling a worker",
-                slot->p->name);
-        worker_stop(&slot->workers[k]); /* the next one loads the new file */
-    }
-    if (slot->workers[k])
-        return 0;
-    if (slot->init_failures[k] > 0) {
-        if (!slot->wait(slot->wait_arg, backoff_ms(slot->init_failures[k]))) {
-            a->interrupted = true; /* not a failure: the event stays pending */
-            return -1;
-        }
-    }
-    int64_t t0 = clock_mono_ns();
-    struct err e;
-    int64_t deadline = t0 + (int64_t)a->step->timeout_ms * 1000000 + 10000000000LL;
-    int hs = -1;
-    if (spawn(slot, k, &slot->workers[k], &e) == 0 &&
-        (hs = handshake(slot->workers[k], slot->p, deadline, &e)) == 0) {
-        slot->workers[k]->start_ms = (double)(clock_mono_ns() - t0) / 1e6;
-        return 0;
-    }
+    struct fn *f = w->fn;
+    struct attempt *a = w->a;
+    int64_t t0 = w->attempt_start_ns;
     char why[256] = "";
-    bool refused = hs == 1; /* it said why; how it then ended adds nothing */
-    if (slot->workers[k])
-        worker_kill(&slot->workers[k], refused ? NULL : why, sizeof why);
-    slot->init_failures[k]++;
+    worker_reap(w, said ? NULL : why, sizeof why);
+    f->init_failures++;
+    f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
     char msg[1400];
-    snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", e.msg, *why ? "; " : "",
+    snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", reason, *why ? "; " : "",
              why);
     log_msg(LOG_ERROR, "pipeline %s: %s (%d in a row; the next one starts after %d ms)",
-            slot->p->name, msg, slot->init_failures[k], backoff_ms(slot->init_failures[k]));
-    set_failure(a, INV_CRASHED, "Runtime.InitError", msg);
-    return -1;
+            f->p->name, msg, f->init_failures, backoff_ms(f->init_failures));
+    if (a) {
+        set_failure(a, INV_CRASHED, "Runtime.InitError", msg);
+        a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+    }
 }
 
-static void forward_log(struct writer *w, const struct attempt *a, const struct wire_frame *f)
+/* The worker is gone or misbehaved during an attempt: record why, reap. */
+static void worker_lost(struct worker *w, enum inv_status status, const char *what)
+{
+    struct attempt *a = w->a;
+    void (*done)(void *) = w->done;
+    void *arg = w->done_arg;
+    int64_t t0 = w->attempt_start_ns;
+    char why[256];
+    worker_reap(w, why, sizeof why);
+    char msg[1400];
+    snprintf(msg, sizeof msg, "%s: %s", what, why);
+    set_failure(a, status, status == INV_TIMEOUT ? "Sandbox.Timedout" : "Runtime.ExitError",
+                msg);
+    a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+    done(arg); /* its init had passed (READY): the next worker starts at once */
+}
+
+static void on_deadline(struct loop_timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, timer));
+    char what[200];
+    if (w->state == W_STARTING) {
+        snprintf(what, sizeof what, "it did not report ready within %d ms",
+                 w->a ? w->a->step->timeout_ms + INIT_GRACE_MS : INIT_GRACE_MS);
+        struct attempt *a = w->a;
+        void (*done)(void *) = w->done;
+        void *arg = w->done_arg;
+        start_failed(w, what, false);
+        if (a)
+            done(arg);
+        return;
+    }
+    snprintf(what, sizeof what, "Task timed out after %d ms (timeout_ms); the worker was killed "
+             "and will be replaced", w->a->step->timeout_ms);
+    worker_lost(w, INV_TIMEOUT, what);
+}
+
+static void forward_log(struct worker *w, const struct wire_frame *f)
 {
     int level;
     const char *msg;
     struct err e;
-    if (wire_decode_log(f, &level, &msg, &e) == 0)
-        invlog_line(w, a->request_id, a->pipeline->name, a->step->name, level, msg, NULL);
+    const struct attempt *a = w->a;
+    if (a && wire_decode_log(f, &level, &msg, &e) == 0)
+        invlog_line(w->fn->ws->writer, a->request_id, a->pipeline->name, a->step->name, level,
+                    msg, NULL);
 }
 
 static int take_result(struct attempt *a, const struct wire_frame *f, struct err *e)
@@ -406,98 +517,444 @@ static int take_result(struct attempt *a, const struct wire_frame *f, struct err
     return 0;
 }
 
-/* The worker is gone or misbehaved: record why, reap it. */
-static void worker_lost(struct exec_slot *slot, struct attempt *a, enum inv_status status,
-                        const char *what)
+/* Back to the function's idle workers, most recent first. */
+static void worker_idle(struct worker *w)
 {
-    enum runtime k = a->step->runtime;
-    char why[256];
-    worker_kill(&slot->workers[k], why, sizeof why);
-    char msg[1400];
-    snprintf(msg, sizeof msg, "%s: %s", what, why);
-    set_failure(a, status, status == INV_TIMEOUT ? "Sandbox.Timedout" : "Runtime.ExitError",
-                msg);
-    /* its init had passed (READY): the next worker starts at once */
-}
-
-void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt *a)
-{
-    enum runtime k = a->step->runtime;
-    a->started_ms = clock_wall_ms();
-    a->init_ms = -1;
-    int64_t t0 = clock_mono_ns();
-    if (ensure_worker(slot, a) < 0) {
-        a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+    struct fn *f = w->fn;
+    loop_timer_cancel(f->ws->loop, &w->timer);
+    wire_reader_idle(&w->rd); /* a big response's buffer goes now */
+    if (f->forgotten) {
+        worker_stop(w);
         return;
     }
-    int64_t start = clock_mono_ns();
-    int64_t deadline = start + (int64_t)a->step->timeout_ms * 1000000;
-    /* a cold start: this worker's start (spawn, load, init) is this
-     * invocation's init_ms, however it ends */
-    double cold = slot->workers[k]->served == 0 ? slot->workers[k]->start_ms : -1;
-    const char *version = slot->workers[k]->versions[a->step - slot->p->steps];
+    w->state = W_IDLE;
+    w->idle_since_ns = clock_mono_ns();
+    for (struct worker **p = &f->all; *p; p = &(*p)->next) /* to the front */
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    w->next = f->all;
+    f->all = w;
+    if (!f->ws->sweep.armed)
+        loop_timer_arm(f->ws->loop, &f->ws->sweep, clock_mono_ns() + f->ws->idle_ns);
+}
+
+static void on_result(struct worker *w, const struct wire_frame *fr)
+{
+    struct attempt *a = w->a;
+    struct err e;
+    if (take_result(a, fr, &e) < 0) {
+        worker_lost(w, INV_CRASHED, e.msg);
+        return;
+    }
+    w->served++;
+    if (a->status == INV_OK && a->status_code >= 500)
+        set_failure(a, INV_ERROR, "HandlerError", "the handler answered statusCode >= 500");
+    if (w->served == 1)
+        a->init_ms = w->start_ms + (a->init_ms > 0 ? a->init_ms : 0);
+    struct fn *f = w->fn;
+    if (error_kind_of(a->error_type) == ERROR_INIT) {
+        /* init failed: the next try starts a fresh worker, after a back-off */
+        f->init_failures++;
+        f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
+        void (*done)(void *) = w->done;
+        void *arg = w->done_arg;
+        if (a->duration_ms <= 0)
+            a->duration_ms = (double)(clock_mono_ns() - w->attempt_start_ns) / 1e6;
+        w->a = NULL;
+        worker_stop(w);
+        done(arg);
+        return;
+    }
+    f->init_failures = 0;
+    worker_idle(w);
+    attempt_end(w);
+}
+
+static void on_ready(struct worker *w, const struct wire_frame *fr)
+{
+    if (fr->len < 4) {
+        worker_end(w);
+        return;
+    }
+    int32_t ok;
+    memcpy(&ok, fr->data, 4);
+    if (!ok) {
+        char reason[1000];
+        snprintf(reason, sizeof reason, "%.900s", (const char *)fr->data + 4);
+        struct attempt *a = w->a;
+        void (*done)(void *) = w->done;
+        void *arg = w->done_arg;
+        start_failed(w, reason, true);
+        if (a)
+            done(arg);
+        return;
+    }
+    w->start_ms = (double)(clock_mono_ns() - w->spawned_ns) / 1e6;
+    loop_timer_cancel(w->fn->ws->loop, &w->timer);
+    if (w->a)
+        start_attempt(w);
+    else
+        worker_idle(w);
+}
+
+/* The socket or the process ended, or a frame broke the protocol. */
+static void worker_end(struct worker *w)
+{
+    if (w->state == W_STOPPING || w->state == W_IDLE) {
+        worker_reap(w, NULL, 0);
+        return;
+    }
+    if (w->state == W_STARTING) {
+        struct attempt *a = w->a;
+        void (*done)(void *) = w->done;
+        void *arg = w->done_arg;
+        start_failed(w, "it ended before it was ready", false);
+        if (a)
+            done(arg);
+        return;
+    }
+    worker_lost(w, INV_CRASHED, "the worker died during the invocation");
+}
+
+static bool handle_frame(struct worker *w, const struct wire_frame *fr)
+{
+    if (fr->type == WIRE_LOG && w->state == W_BUSY) {
+        forward_log(w, fr);
+        return true;
+    }
+    if (fr->type == WIRE_RESULT && w->state == W_BUSY) {
+        on_result(w, fr);
+        return false; /* w may be gone or busy with the next attempt */
+    }
+    if (fr->type == WIRE_READY && w->state == W_STARTING) {
+        on_ready(w, fr);
+        return false;
+    }
+    if (w->state == W_STOPPING)
+        return true; /* draining: whatever it still says */
+    if (w->state == W_BUSY) {
+        char msg[100];
+        snprintf(msg, sizeof msg, "the worker broke the protocol (frame type %u) and was killed",
+                 fr->type);
+        worker_lost(w, INV_CRASHED, msg);
+    } else {
+        worker_end(w);
+    }
+    return false;
+}
+
+/* Read what the worker sent; stop at a frame that changes its state (the
+ * next read is the loop's next wake-up: level-triggered). */
+static void drain(struct worker *w)
+{
+    for (;;) {
+        struct wire_frame fr;
+        struct err e;
+        int rc = wire_try_read(&w->rd, &fr, &e);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            if (w->state == W_BUSY && strncmp(e.msg, "protocol error", 14) == 0) {
+                char what[1100];
+                snprintf(what, sizeof what, "the worker broke the protocol (%s) and was killed",
+                         e.msg);
+                worker_lost(w, INV_CRASHED, what);
+            } else {
+                worker_end(w);
+            }
+            return;
+        }
+        if (!handle_frame(w, &fr))
+            return;
+    }
+}
+
+static void on_worker_io(void *arg, uint32_t events)
+{
+    (void)events;
+    drain(arg);
+}
+
+static bool still_there(const struct fn *f, uint64_t serial)
+{
+    for (const struct worker *x = f->all; x; x = x->next)
+        if (x->serial == serial)
+            return true;
+    return false;
+}
+
+/* The process exited: what it wrote before is read first; a worker whose
+ * children still hold its socket is over all the same. */
+static void on_worker_exit(void *arg, uint32_t events)
+{
+    struct worker *w = arg;
+    struct fn *f = w->fn;
+    uint64_t serial = w->serial;
+    (void)events;
+    drain(w);
+    if (still_there(f, serial))
+        worker_end(w);
+}
+
+/* Send the attempt's INVOKE; its deadline is a loop timer. */
+static void start_attempt(struct worker *w)
+{
+    struct attempt *a = w->a;
+    const struct pipeline *p = w->fn->p;
+    w->state = W_BUSY;
+    w->attempt_start_ns = clock_mono_ns();
+    int64_t deadline = w->attempt_start_ns + (int64_t)a->step->timeout_ms * 1000000;
+    const char *version = w->versions[a->step - p->steps];
     size_t vlen = strnlen(version, sizeof a->plugin_version - 1);
     memcpy(a->plugin_version, version, vlen);
     a->plugin_version[vlen] = '\0';
-    struct wire_invoke in = {.step = (uint32_t)(a->step - slot->p->steps),
+    struct wire_invoke in = {.step = (uint32_t)(a->step - p->steps),
                              .attempt = (uint32_t)a->number, .deadline_ns = deadline,
                              .event = a->event, .event_len = a->event_len};
     snprintf(in.request_id, sizeof in.request_id, "%s", a->request_id);
     struct err e;
-    bool sent = wire_send_invoke(slot->workers[k]->fd, &in, &e) == 0;
-    if (!sent)
-        worker_lost(slot, a, INV_CRASHED, "the worker stopped taking work");
-    while (sent) {
-        struct wire_frame f;
-        int timed_out;
-        /* a little grace so a result written at the deadline still counts */
-        if (wire_read(&slot->workers[k]->rd, deadline + 50000000, &f, &timed_out, &e) < 0) {
-            char what[1100];
-            if (timed_out)
-                snprintf(what, sizeof what, "Task timed out after %d ms (timeout_ms); the worker "
-                         "was killed and will be replaced", a->step->timeout_ms);
-            else if (strstr(e.msg, "protocol error"))
-                snprintf(what, sizeof what, "the worker broke the protocol (%s) and was killed",
-                         e.msg);
-            else
-                snprintf(what, sizeof what, "the worker died during the invocation");
-            worker_lost(slot, a, timed_out ? INV_TIMEOUT : INV_CRASHED, what);
-            break;
-        }
-        if (f.type == WIRE_LOG) {
-            forward_log(w, a, &f);
-            wire_frame_release(&f);
-            continue;
-        }
-        int rc = f.type == WIRE_RESULT ? take_result(a, &f, &e)
-                                       : err_set(&e, "protocol error: frame type %u", f.type);
-        wire_frame_release(&f);
-        wire_reader_idle(&slot->workers[k]->rd); /* a big response's buffer goes now */
-        if (rc < 0) {
-            worker_lost(slot, a, INV_CRASHED, e.msg);
-            break;
-        }
-        slot->workers[k]->served++;
-        if (a->status == INV_OK && a->status_code >= 500) {
-            set_failure(a, INV_ERROR, "HandlerError", "the handler answered statusCode >= 500");
-        }
-        if (a->error_type && strcmp(a->error_type, "Runtime.InitError") == 0) {
-            /* init failed: the next try starts a fresh worker, after a back-off */
-            worker_stop(&slot->workers[k]);
-            slot->init_failures[k]++;
-            break;
-        }
-        slot->init_failures[k] = 0;
-        break;
+    if (wire_send_invoke(w->fd, &in, &e) < 0) {
+        worker_lost(w, INV_CRASHED, "the worker stopped taking work");
+        return;
     }
-    if (a->duration_ms <= 0)
-        a->duration_ms = (double)(clock_mono_ns() - start) / 1e6;
-    if (cold >= 0)
-        a->init_ms = cold + (a->init_ms > 0 ? a->init_ms : 0);
+    w->timer.fire = on_deadline;
+    loop_timer_arm(w->fn->ws->loop, &w->timer, deadline + (int64_t)RESULT_GRACE_MS * 1000000);
 }
 
-void exec_slot_release(struct exec_slot *slot)
+/* A new worker for the attempt: spawned now, INIT sent; READY starts it. */
+static void start_worker(struct fn *f, struct attempt *a, void (*done)(void *), void *arg)
 {
-    for (int k = 0; k < RUNTIME_COUNT; k++)
-        worker_stop(&slot->workers[k]);
+    struct worker *w = NULL;
+    struct err e;
+    char *json = init_json(f->p, f->kind);
+    int rc = json ? worker_spawn(f, &w, &e) : err_set(&e, "out of memory");
+    if (rc == 0) {
+        w->state = W_STARTING;
+        w->a = a;
+        w->done = done;
+        w->done_arg = arg;
+        w->attempt_start_ns = clock_mono_ns();
+        rc = wire_write(w->fd, WIRE_INIT, json, strlen(json), NULL, 0, &e);
+        if (rc == 0) {
+            w->timer.fire = on_deadline;
+            loop_timer_arm(f->ws->loop, &w->timer, clock_mono_ns() +
+                           (int64_t)(a->step->timeout_ms + INIT_GRACE_MS) * 1000000);
+        } else {
+            start_failed(w, e.msg, false);
+            done(arg);
+        }
+    } else {
+        f->init_failures++;
+        f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
+        char msg[1200];
+        snprintf(msg, sizeof msg, "the worker failed to start: %s", e.msg);
+        log_msg(LOG_ERROR, "pipeline %s: %s (%d in a row)", f->p->name, msg, f->init_failures);
+        set_failure(a, INV_CRASHED, "Runtime.InitError", msg);
+        done(arg);
+    }
+    free(json);
+}
+
+static struct worker *take_idle(struct fn *f)
+{
+    for (struct worker *w = f->all; w; w = w->next) {
+        if (w->state != W_IDLE)
+            continue;
+        if (!code_changed(w))
+            return w;
+        log_msg(LOG_INFO, "pipeline %s: a code file changed on disk; recycling a worker",
+                f->p->name);
+        worker_stop(w); /* the next one loads the new file */
+        return take_idle(f);
+    }
+    return NULL;
+}
+
+static void dispatch_attempt(struct fn *f, struct attempt *a, void (*done)(void *), void *arg)
+{
+    struct worker *w = take_idle(f);
+    if (w) {
+        w->a = a;
+        w->done = done;
+        w->done_arg = arg;
+        start_attempt(w);
+        return;
+    }
+    start_worker(f, a, done, arg);
+}
+
+static void on_backoff_over(struct loop_timer *t)
+{
+    struct fn *f = (struct fn *)((char *)t - offsetof(struct fn, backoff));
+    while (f->waiting && clock_mono_ns() >= f->backoff_until_ns) {
+        struct pending *pd = f->waiting;
+        f->waiting = pd->next;
+        if (!f->waiting)
+            f->waiting_tail = NULL;
+        dispatch_attempt(f, pd->a, pd->done, pd->done_arg);
+        free(pd);
+    }
+    if (f->waiting)
+        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
+}
+
+static struct fn *fn_get(struct workers *ws, const struct pipeline *p, enum runtime kind)
+{
+    for (struct fn *f = ws->fns; f; f = f->next)
+        if (f->p == p && f->kind == kind && !f->forgotten)
+            return f;
+    struct fn *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    *f = (struct fn){.ws = ws, .p = p, .kind = kind, .next = ws->fns};
+    f->backoff.fire = on_backoff_over;
+    ws->fns = f;
+    return f;
+}
+
+void workers_run(struct workers *ws, struct attempt *a, void (*done)(void *arg), void *arg)
+{
+    a->started_ms = clock_wall_ms();
+    a->init_ms = -1;
+    struct fn *f = fn_get(ws, a->pipeline, a->step->runtime);
+    if (!f) {
+        set_failure(a, INV_CRASHED, "Runtime.InitError", "out of memory");
+        done(arg);
+        return;
+    }
+    if (f->init_failures > 0 && clock_mono_ns() < f->backoff_until_ns && !take_idle(f)) {
+        struct pending *pd = malloc(sizeof *pd);
+        if (!pd) {
+            a->interrupted = true;
+            done(arg);
+            return;
+        }
+        *pd = (struct pending){.a = a, .done = done, .done_arg = arg};
+        if (f->waiting_tail)
+            f->waiting_tail->next = pd;
+        else
+            f->waiting = pd;
+        f->waiting_tail = pd;
+        loop_timer_arm(ws->loop, &f->backoff, f->backoff_until_ns);
+        return;
+    }
+    dispatch_attempt(f, a, done, arg);
+}
+
+/* --- the set --------------------------------------------------------------- */
+
+static void fn_free(struct workers *ws, struct fn *f)
+{
+    for (struct fn **p = &ws->fns; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    loop_timer_cancel(ws->loop, &f->backoff);
+    free(f);
+}
+
+/* Stop workers idle longer than idle_timeout_s; free forgotten functions
+ * with no worker left. */
+static void on_sweep(struct loop_timer *t)
+{
+    struct workers *ws = (struct workers *)((char *)t - offsetof(struct workers, sweep));
+    int64_t now = clock_mono_ns(), next = 0;
+    for (struct fn *f = ws->fns, *fnext; f; f = fnext) {
+        fnext = f->next;
+        for (struct worker *w = f->all, *wnext; w; w = wnext) {
+            wnext = w->next;
+            if (w->state != W_IDLE)
+                continue;
+            if (now - w->idle_since_ns >= ws->idle_ns)
+                worker_stop(w);
+            else if (!next || w->idle_since_ns + ws->idle_ns < next)
+                next = w->idle_since_ns + ws->idle_ns;
+        }
+        if (f->forgotten && !f->all && !f->waiting)
+            fn_free(ws, f);
+    }
+    if (next)
+        loop_timer_arm(ws->loop, &ws->sweep, next);
+}
+
+int workers_new(struct loop *l, struct writer *w, const char *exe, int idle_timeout_s,
+                struct workers **out, struct err *e)
+{
+    struct workers *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return err_set(e, "out of memory");
+    ws->loop = l;
+    ws->writer = w;
+    snprintf(ws->exe, sizeof ws->exe, "%s", exe);
+    ws->idle_ns = (int64_t)(idle_timeout_s > 0 ? idle_timeout_s : 300) * 1000000000;
+    ws->sweep.fire = on_sweep;
+    *out = ws;
+    return 0;
+}
+
+void workers_forget(struct workers *ws, const struct pipeline *p)
+{
+    for (struct fn *f = ws->fns, *next; f; f = next) {
+        next = f->next;
+        if (f->p != p)
+            continue;
+        f->forgotten = true;
+        for (struct worker *w = f->all, *wnext; w; w = wnext) {
+            wnext = w->next;
+            if (w->state == W_IDLE)
+                worker_stop(w);
+        }
+    }
+    if (!ws->sweep.armed)
+        loop_timer_arm(ws->loop, &ws->sweep, clock_mono_ns() + STOP_GRACE_MS * 1000000LL);
+}
+
+void workers_interrupt(struct workers *ws)
+{
+    for (struct fn *f = ws->fns; f; f = f->next) {
+        while (f->waiting) {
+            struct pending *pd = f->waiting;
+            f->waiting = pd->next;
+            pd->a->interrupted = true;
+            pd->done(pd->done_arg);
+            free(pd);
+        }
+        f->waiting_tail = NULL;
+    }
+}
+
+int workers_count(const struct workers *ws)
+{
+    return ws->count;
+}
+
+void workers_free(struct workers **wsp)
+{
+    struct workers *ws = *wsp;
+    if (!ws)
+        return;
+    workers_interrupt(ws);
+    for (struct fn *f = ws->fns; f; f = f->next)
+        for (struct worker *w = f->all; w; w = w->next)
+            shutdown(w->fd, SHUT_WR);
+    int64_t until = clock_mono_ns() + (int64_t)STOP_GRACE_MS * 1000000;
+    while (ws->fns) {
+        struct fn *f = ws->fns;
+        while (f->all) {
+            struct worker *w = f->all;
+            struct wire_frame fr;
+            int timed_out;
+            struct err e;
+            while (wire_read(&w->rd, until, &fr, &timed_out, &e) == 0) /* drain until EOF */
+                wire_frame_release(&fr);
+            worker_reap(w, NULL, 0);
+        }
+        fn_free(ws, f);
+    }
+    loop_timer_cancel(ws->loop, &ws->sweep);
+    free(ws);
+    *wsp = NULL;
 }

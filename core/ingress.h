@@ -1,0 +1,52 @@
+/* ingress.h - where events come in: the callbacks of every source (files,
+ * ZeroMQ events and invokes, HTTP requests, `sluice replay` refills, and
+ * records handed on by destinations). Each arrival becomes one event object
+ * (event.h), is routed (router.h) and accepted by the current generation's
+ * dispatch; callers that wait (invoke, HTTP) are answered from here when
+ * their run ends. It also applies backpressure: the ZeroMQ event sockets
+ * stop being read while the writer or a lane falls behind.
+ *
+ * Loop thread only.
+ */
+#ifndef SLUICE_INGRESS_H
+#define SLUICE_INGRESS_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "source_zmq.h"
+
+struct config;
+struct dispatch;
+struct http_call;
+struct http_incoming;
+struct pipeline_set;
+struct source_http;
+struct writer;
+struct ingress;
+
+int ingress_new(const struct config *cfg, struct writer *w, struct ingress **out,
+                struct err *e);
+/* The generation events go to from now on (both NULL: none, between
+ * generations or stopping: arrivals are refused with a retryable answer). */
+void ingress_use(struct ingress *in, const struct pipeline_set *set, struct dispatch *d);
+/* The sources answers go back through (either may be NULL). */
+void ingress_attach(struct ingress *in, struct source_zmq *zmq, struct source_http *http);
+
+/* source_dir's callback: a complete file at path. */
+void ingress_on_file(void *arg, const char *path, const struct stat *st);
+/* source_http's callback. */
+void ingress_on_http(void *arg, struct http_call *call, const struct http_incoming *req);
+/* source_zmq's callbacks (arg: the ingress). */
+extern const struct source_zmq_callbacks ingress_zmq_callbacks;
+/* destinations' accept function: a record for pipeline `target`. */
+int ingress_accept_record(void *arg, const char *target, const char *id, const char *source,
+                          const char *record, struct err *e);
+
+/* After each loop turn: pause or resume the ZeroMQ event sockets. Returns
+ * true while paused only briefly (look again within a millisecond). */
+bool ingress_flow_control(struct ingress *in);
+void ingress_free(struct ingress **in);
+
+#endif
