@@ -405,11 +405,11 @@ static void drain(struct daemon *dm)
     if (dm->zmq) /* no new events while the lanes drain; invokes are answered */
         source_zmq_pause(dm->zmq, true);
     ingress_use(dm->ingress, NULL, NULL);
-    if (dm->workers)
-        workers_interrupt(dm->workers);
     bool retired = !dm->gen || !dm->gen->dispatch;
-    if (!retired)
+    if (!retired) /* first: then nothing new starts */
         dispatch_retire(dm->gen->dispatch, stop_retired, &retired);
+    if (dm->workers) /* runs waiting for a worker's start back-off end now */
+        workers_interrupt(dm->workers);
     struct err e;
     while (!retired || dm->old) /* old_retired frees dm->old */
         if (loop_run_once(dm->loop, 100, &e) < 0)

@@ -764,7 +764,7 @@ static struct worker *take_idle(struct fn *f)
             continue;
         if (!code_changed(w))
             return w;
-        log_msg(LOG_INFO, "pipeline %s: a code file changed on disk; recycling a worker",
+        log_msg(LOG_INFO, "pipeline %s: a plugin file changed on disk; recycling a worker",
                 f->p->name);
         worker_stop(w); /* the next one loads the new file */
         return take_idle(f);
