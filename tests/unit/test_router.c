@@ -1,0 +1,151 @@
+/* test_router.c - unit tests for core/router.c and core/event.c: zmq
+ * topic prefixes with match filters, the event parsed at most once however
+ * many filters ask, file keys under trigger folders (recursive or not),
+ * HTTP routes with 404/405, and the age of an event read back from the
+ * journal (a wall-clock step cannot make it older than the daemon's
+ * uptime). */
+#include "router.h"
+
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "event.h"
+#include "match.h"
+
+static struct pipeline *zmq_pipeline(const char *name, const char *topic, const char *match)
+{
+    struct pipeline *p = calloc(1, sizeof *p);
+    p->name = (char *)name;
+    p->trigger = TRIGGER_ZMQ;
+    p->zmq_topic = (char *)topic;
+    if (match) {
+        cJSON *pattern = cJSON_Parse(match);
+        struct err e;
+        CHECK(match_compile(pattern, &p->match, &e) == 0);
+        cJSON_Delete(pattern);
+    }
+    return p;
+}
+
+struct seen {
+    const char *names[8];
+    int n;
+};
+
+static void each(void *arg, struct pipeline *p)
+{
+    struct seen *s = arg;
+    s->names[s->n++] = p->name;
+}
+
+static void test_zmq_topics_and_match(void)
+{
+    struct pipeline *v[3] = {zmq_pipeline("all", "orders.", NULL),
+                             zmq_pipeline("big", "orders.", "{\"event\": {\"amount\": [{\"numeric\": [\">\", 100]}]}}"),
+                             zmq_pipeline("users", "users.", NULL)};
+    struct pipeline_set set = {.v = v, .n = 3};
+    const char *json = "{\"amount\": 250}";
+    struct event *ev = event_new("id-1", "zmq:orders.new", "orders.new", json, strlen(json), true);
+    struct seen s = {0};
+    CHECK(router_zmq(&set, ev, each, &s) == 2);
+    CHECK(s.n == 2);
+    CHECK_STR(s.names[0], "all");
+    CHECK_STR(s.names[1], "big");
+    const cJSON *first = event_parsed(ev);
+    CHECK(first != NULL);
+    CHECK(event_parsed(ev) == first); /* parsed once */
+    event_unref(&ev);
+    CHECK(ev == NULL);
+
+    const char *small = "{\"amount\": 5}";
+    ev = event_new("id-2", "zmq:orders.new", "orders.new", small, strlen(small), true);
+    struct seen s2 = {0};
+    CHECK(router_zmq(&set, ev, each, &s2) == 1);
+    event_unref(&ev);
+
+    /* no match filter: never parsed at all */
+    ev = event_new("id-3", "zmq:users.x", "users.x", "not json", 8, true);
+    struct seen s3 = {0};
+    CHECK(router_zmq(&set, ev, each, &s3) == 1);
+    CHECK(!ev->parse_tried);
+    event_unref(&ev);
+    for (int i = 0; i < 3; i++) {
+        match_free(&v[i]->match);
+        free(v[i]);
+    }
+}
+
+static void test_event_is_one_allocation_shared(void)
+{
+    struct event *ev = event_new("id", "src", NULL, "{}", 2, false);
+    CHECK_STR(ev->subject, "src"); /* no subject: the source stands in */
+    CHECK_STR(ev->json, "{}");
+    struct event *again = event_ref(ev);
+    CHECK(again == ev && ev->refs == 2);
+    event_unref(&again);
+    CHECK(ev->refs == 1);
+    event_unref(&ev);
+}
+
+static void test_file_keys(void)
+{
+    struct pipeline flat = {.trigger = TRIGGER_DIRECTORY, .dir = "/data/in"};
+    struct pipeline deep = {.trigger = TRIGGER_DIRECTORY, .dir = "/data/in", .recursive = true};
+    CHECK_STR(router_file_key(&flat, "/data/in/a.txt"), "a.txt");
+    CHECK(router_file_key(&flat, "/data/in/sub/a.txt") == NULL);
+    CHECK_STR(router_file_key(&deep, "/data/in/sub/a.txt"), "sub/a.txt");
+    CHECK(router_file_key(&flat, "/data/inbox/a.txt") == NULL); /* a prefix is not a folder */
+    CHECK(router_file_key(&flat, "/data/in") == NULL);
+    struct pipeline z = {.trigger = TRIGGER_ZMQ, .zmq_topic = "x"};
+    CHECK(router_file_key(&z, "/data/in/a.txt") == NULL);
+}
+
+static void test_http_routes(void)
+{
+    struct pipeline get = {.name = "get", .trigger = TRIGGER_HTTP, .http_method = "GET",
+                           .http_path = "/users/{id}"};
+    struct pipeline post = {.name = "post", .trigger = TRIGGER_HTTP, .http_method = "POST",
+                            .http_path = "/users/{id}"};
+    struct pipeline *v[2] = {&get, &post};
+    struct pipeline_set set = {.v = v, .n = 2};
+    char allow[64];
+    cJSON *params = cJSON_CreateObject();
+    CHECK(router_http(&set, "GET", "/users/7", params, allow, sizeof allow) == &get);
+    CHECK_STR(cJSON_GetObjectItem(params, "id")->valuestring, "7");
+    CHECK(router_http(&set, "DELETE", "/users/7", params, allow, sizeof allow) == NULL);
+    CHECK_STR(allow, "GET, POST"); /* a 405 with what the path does take */
+    CHECK(router_http(&set, "GET", "/orders", params, allow, sizeof allow) == NULL);
+    CHECK_STR(allow, ""); /* a 404 */
+    cJSON_Delete(params);
+    CHECK(router_named(&set, "post") == &post);
+    CHECK(router_named(&set, "nope") == NULL);
+}
+
+static void test_journal_age_is_bounded_by_uptime(void)
+{
+    event_clock_start();
+    int64_t now = clock_wall_ms();
+    /* a row this process took in, its received_at two hours "ago" after a
+     * wall-clock step: it cannot be older than the process */
+    struct event *ev = event_from_journal("id", "src", "{}", now + 10);
+    CHECK(event_age_ms(ev, clock_mono_ns()) < 1000);
+    event_unref(&ev);
+    /* a row from before this process started keeps its wall-clock age */
+    ev = event_from_journal("id", "src", "{}", now - 7200000);
+    int64_t age = event_age_ms(ev, clock_mono_ns());
+    CHECK(age >= 7200000 && age < 7300000);
+    event_unref(&ev);
+}
+
+int main(void)
+{
+    test_zmq_topics_and_match();
+    test_event_is_one_allocation_shared();
+    test_file_keys();
+    test_http_routes();
+    test_journal_age_is_bounded_by_uptime();
+    return test_summary();
+}
