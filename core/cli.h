@@ -15,6 +15,11 @@ int cmd_keygen(int argc, char **argv);
 /* Ask a running daemon to load pending events from the journal. 0 if it
  * answered, -1 if none is running. */
 int cli_poke_refill(const char *config, int timeout_ms);
+/* Ask the running daemon to replay dead events (filter: JSON). 0 and its
+ * answer ({"replayed": N}), 1 and its error answer, or -1 if no daemon
+ * answered. *answer is the caller's to free. */
+int cli_replay_request(const char *config, const char *filter_json, int timeout_ms,
+                       char **answer);
 
 /* Shared option parsing: -c FILE / --config FILE and -h / --help, anywhere
  * on the line. The other arguments are moved to argv[1..] in order; returns

@@ -1,6 +1,8 @@
 /* cmd_replay.c - `sluice replay`: re-runs dead events. Each dead event gets
  * a new pending journal row (replay_of = the dead row) that the daemon runs
  * like any other; the old row and its invocations stay as they were, linked. */
+#include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "clock.h"
 #include "config.h"
 #include "db.h"
+#include "journal.h"
 
 static const char replay_usage[] =
     "usage: sluice replay [-c FILE] [--pipeline P] [--id EVENT_ID] [--since TIME] [--dry-run]\n"
@@ -51,29 +54,20 @@ static int parse(int argc, char **argv, struct replay_opts *o)
     return -1;
 }
 
-#define DEAD_MATCHING                                                                      \
-    " FROM events e WHERE e.state = 'dead'"                                                \
-    " AND NOT EXISTS (SELECT 1 FROM events r WHERE r.replay_of = e.id)"                    \
-    " AND (?1 IS NULL OR e.pipeline = ?1) AND (?2 IS NULL OR e.event_id = ?2)"             \
-    " AND (?3 IS NULL OR e.received_at >= ?3)"
-
-static void bind_filters(sqlite3_stmt *st, const struct replay_opts *o)
+static struct journal_replay_filter filter_of(const struct replay_opts *o)
 {
-    if (o->pipeline)
-        sqlite3_bind_text(st, 1, o->pipeline, -1, SQLITE_STATIC);
-    if (o->id)
-        sqlite3_bind_text(st, 2, o->id, -1, SQLITE_STATIC);
-    if (o->since)
-        sqlite3_bind_text(st, 3, o->since, -1, SQLITE_STATIC);
+    return (struct journal_replay_filter){.pipeline = o->pipeline, .event_id = o->id,
+                                          .since = o->since};
 }
 
 static int list(sqlite3 *db, const struct replay_opts *o)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT e.id, e.pipeline, e.event_id, e.error" DEAD_MATCHING
-                           " ORDER BY e.id", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT e.id, e.pipeline, e.event_id, e.error"
+                           JOURNAL_DEAD_MATCHING " ORDER BY e.id", -1, &st, NULL) != SQLITE_OK)
         return -1;
-    bind_filters(st, o);
+    struct journal_replay_filter f = filter_of(o);
+    journal_bind_filter(st, &f);
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (n++ < 50)
@@ -87,20 +81,41 @@ static int list(sqlite3 *db, const struct replay_opts *o)
     return n;
 }
 
-static int insert(sqlite3 *db, const struct replay_opts *o, const char *now)
+/* The running daemon writes the replays through its own writer; only
+ * when none runs is the database opened for writing here. Returns how
+ * many were replayed, or -1; *by_daemon tells which happened. */
+static int replay(const struct config *cfg, const struct replay_opts *o, bool *by_daemon)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO events (event_id, pipeline, source, payload, received_at,"
-                           " replay_of) SELECT e.event_id || '#r' || e.id, e.pipeline,"
-                           " 'replay:' || e.source, e.payload, ?4, e.id" DEAD_MATCHING,
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    bind_filters(st, o);
-    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(db) : -1;
-    sqlite3_finalize(st);
-    return rc;
+    cJSON *filter = cJSON_CreateObject();
+    if (o->pipeline)
+        cJSON_AddStringToObject(filter, "pipeline", o->pipeline);
+    if (o->id)
+        cJSON_AddStringToObject(filter, "id", o->id);
+    if (o->since)
+        cJSON_AddStringToObject(filter, "since", o->since);
+    char *text = cJSON_PrintUnformatted(filter), *answer = NULL;
+    cJSON_Delete(filter);
+    int rc = text ? cli_replay_request(o->config, text, 5000, &answer) : -1;
+    free(text);
+    *by_daemon = rc >= 0;
+    if (rc >= 0) {
+        cJSON *a = cJSON_Parse(answer);
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "replayed");
+        int count = rc == 0 && cJSON_IsNumber(n) ? n->valueint : -1;
+        if (count < 0)
+            fprintf(stderr, "sluice replay: the daemon refused: %s\n", answer ? answer : "");
+        cJSON_Delete(a);
+        free(answer);
+        return count;
+    }
+    sqlite3 *db = NULL;
+    struct err e;
+    struct journal_replay_filter f = filter_of(o);
+    int n = db_open(cfg->database, true, &db, &e) < 0 ? -1 : journal_replay_now(db, &f, &e);
+    if (n < 0)
+        fprintf(stderr, "sluice replay: %s\n", e.msg);
+    db_close(&db);
+    return n;
 }
 
 int cmd_replay(int argc, char **argv)
@@ -119,24 +134,23 @@ int cmd_replay(int argc, char **argv)
     diag_free(&d);
     sqlite3 *db = NULL;
     struct err e;
-    if (db_open(cfg->database, !o.dry_run, &db, &e) < 0) {
+    if (db_open(cfg->database, false, &db, &e) < 0) { /* read-only: no migration here */
         fprintf(stderr, "sluice replay: %s\n", e.msg);
         config_free(&cfg);
         return 1;
     }
-    char now[32];
-    clock_iso8601(clock_wall_ms(), now);
     int n = list(db, &o);
-    if (n > 0 && !o.dry_run)
-        n = insert(db, &o, now);
     if (n < 0)
         fprintf(stderr, "sluice replay: %s\n", sqlite3_errmsg(db));
     db_close(&db);
+    bool by_daemon = false;
+    if (n > 0 && !o.dry_run)
+        n = replay(cfg, &o, &by_daemon);
     if (n == 0)
         printf("no dead events match\n");
     else if (n > 0 && o.dry_run)
         printf("%d dead event%s would be replayed\n", n, n == 1 ? "" : "s");
-    else if (n > 0 && cli_poke_refill(o.config, 2000) == 0)
+    else if (n > 0 && by_daemon)
         printf("replayed %d dead event%s; the daemon is running them\n", n, n == 1 ? "" : "s");
     else if (n > 0)
         printf("replayed %d dead event%s; no daemon is running: they run when `sluice run` "

@@ -465,6 +465,53 @@ int cli_poke_refill(const char *config, int timeout_ms)
     return rc;
 }
 
+int cli_replay_request(const char *config, const char *filter_json, int timeout_ms,
+                       char **answer)
+{
+    struct client_keys keys;
+    *answer = NULL;
+    char *endpoint = endpoint_from_config(config, 1, &keys);
+    if (!endpoint)
+        return -1;
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    use_keys(sock, &keys);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    struct err why;
+    int rc = -1;
+    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+    if (connect_wait(ctx, sock, endpoint, timeout_ms, &why) == 0 &&
+        zmq_send(sock, "", 0, ZMQ_SNDMORE) >= 0 && zmq_send(sock, "replay", 6, ZMQ_SNDMORE) >= 0 &&
+        zmq_send(sock, filter_json, strlen(filter_json), 0) >= 0 &&
+        zmq_poll(&item, 1, timeout_ms) == 1) {
+        char *frames[4] = {0};
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, sock, 0) < 0)
+                break;
+            if (n < 4)
+                frames[n] = strndup(zmq_msg_data(&m), zmq_msg_size(&m));
+            n++;
+            more = zmq_msg_more(&m);
+            zmq_msg_close(&m);
+        }
+        if (n == 4 && frames[1] && frames[2]) {
+            rc = strcmp(frames[1], "ok") == 0 ? 0 : 1;
+            *answer = frames[2];
+            frames[2] = NULL;
+        }
+        for (int i = 0; i < 4; i++)
+            free(frames[i]);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    free(endpoint);
+    return rc;
+}
+
 static const char keygen_usage[] =
     "usage: sluice keygen\n"
     "\n"

@@ -383,7 +383,7 @@ static int start_engine(struct daemon *dm, struct err *e)
     exe[n] = '\0';
     if (pool_new(dm->cfg->workers, &dm->pool, e) < 0 ||
         workers_new(dm->loop, dm->writer, exe, dm->cfg->idle_timeout_s, &dm->workers, e) < 0 ||
-        ingress_new(dm->cfg, dm->writer, &dm->ingress, e) < 0)
+        ingress_new(dm->cfg, dm->loop, dm->writer, &dm->ingress, e) < 0)
         return -1;
     sched_init(&dm->sched, dm->cfg->max_concurrency);
     dm->runner = (struct runner){.loop = dm->loop, .writer = dm->writer, .pool = dm->pool,

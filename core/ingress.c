@@ -31,6 +31,7 @@
 
 struct ingress {
     const struct config *cfg;
+    struct loop *loop;
     struct writer *writer;
     const struct pipeline_set *set;
     struct dispatch *dispatch;
@@ -42,13 +43,14 @@ struct ingress {
     bool crowded;               /* zmq paused: a lane is filling up (routine, brief) */
 };
 
-int ingress_new(const struct config *cfg, struct writer *w, struct ingress **out,
-                struct err *e)
+int ingress_new(const struct config *cfg, struct loop *l, struct writer *w,
+                struct ingress **out, struct err *e)
 {
     struct ingress *in = calloc(1, sizeof *in);
     if (!in)
         return err_set(e, "out of memory");
     in->cfg = cfg;
+    in->loop = l;
     in->writer = w;
     *out = in;
     return 0;
@@ -258,8 +260,68 @@ static void on_refill(void *arg)
         dispatch_refill(in->dispatch);
 }
 
+/* A `sluice replay` waiting for the journal to take its replays. */
+struct replay_waiter {
+    struct journal_receipt receipt;
+    struct ingress *in;
+    struct zmq_peer *peer;
+};
+
+static void replayed(struct loop_task *t)
+{
+    struct replay_waiter *w = (struct replay_waiter *)((char *)t -
+                                                       offsetof(struct replay_waiter, receipt));
+    struct ingress *in = w->in;
+    char text[320];
+    if (w->receipt.rc < 0) {
+        snprintf(text, sizeof text, "{\"errorType\":\"JournalError\",\"errorMessage\":\"%s\"}",
+                 "the replay could not be written; see the daemon's log");
+        log_msg(LOG_ERROR, "replay: %s", w->receipt.error);
+    } else {
+        snprintf(text, sizeof text, "{\"replayed\":%lld}", (long long)w->receipt.id);
+        if (in->dispatch && w->receipt.id > 0)
+            dispatch_refill(in->dispatch);
+    }
+    if (in->zmq)
+        source_zmq_answer(in->zmq, w->peer, w->receipt.rc >= 0, text, "");
+    else
+        free(w->peer);
+    free(w);
+}
+
+static const char *filter_str(const cJSON *filter, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(filter, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Replays go through the daemon's own writer: a second writer on the
+ * database (and a schema migration under a running daemon) is avoided. */
+static void on_zmq_replay(void *arg, struct zmq_peer *peer, const char *filter_json)
+{
+    struct ingress *in = arg;
+    cJSON *filter = cJSON_Parse(filter_json);
+    struct journal_replay_filter f = {.pipeline = filter_str(filter, "pipeline"),
+                                      .event_id = filter_str(filter, "id"),
+                                      .since = filter_str(filter, "since")};
+    struct replay_waiter *w = calloc(1, sizeof *w);
+    struct err e;
+    if (!w) {
+        answer_error(in, peer, "InternalError", "out of memory");
+    } else {
+        *w = (struct replay_waiter){.in = in, .peer = peer};
+        w->receipt.task.run = replayed;
+        if (journal_replay(in->writer, in->loop, &f, &w->receipt, &e) < 0) {
+            answer_error(in, peer, "InternalError", e.msg);
+            free(w);
+        }
+    }
+    cJSON_Delete(filter);
+}
+
 const struct source_zmq_callbacks ingress_zmq_callbacks = {
-    .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject, .refill = on_refill};
+    .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject, .refill = on_refill,
+    .replay = on_zmq_replay};
 
 /* --- HTTP ------------------------------------------------------------------ */
 

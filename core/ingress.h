@@ -21,13 +21,14 @@ struct config;
 struct dispatch;
 struct http_call;
 struct http_incoming;
+struct loop;
 struct pipeline_set;
 struct source_http;
 struct writer;
 struct ingress;
 
-int ingress_new(const struct config *cfg, struct writer *w, struct ingress **out,
-                struct err *e);
+int ingress_new(const struct config *cfg, struct loop *l, struct writer *w,
+                struct ingress **out, struct err *e);
 /* The generation events go to from now on (both NULL: none, between
  * generations or stopping: arrivals are refused with a retryable answer). */
 void ingress_use(struct ingress *in, const struct pipeline_set *set, struct dispatch *d);

@@ -232,6 +232,92 @@ int journal_append_post(struct writer *w, struct loop *l, const char *pipeline,
     return 0;
 }
 
+static const char SQL_REPLAY[] =
+    "INSERT INTO events (event_id, pipeline, source, payload, received_at, replay_of)"
+    " SELECT e.event_id || '#r' || e.id, e.pipeline, 'replay:' || e.source, e.payload, ?4, e.id"
+    JOURNAL_DEAD_MATCHING;
+
+void journal_bind_filter(sqlite3_stmt *st, const struct journal_replay_filter *f)
+{
+    if (f->pipeline)
+        sqlite3_bind_text(st, 1, f->pipeline, -1, SQLITE_STATIC);
+    if (f->event_id)
+        sqlite3_bind_text(st, 2, f->event_id, -1, SQLITE_STATIC);
+    if (f->since)
+        sqlite3_bind_text(st, 3, f->since, -1, SQLITE_STATIC);
+}
+
+static int replay_step(sqlite3 *db, sqlite3_stmt *st, const struct journal_replay_filter *f,
+                       struct err *e)
+{
+    char now[32];
+    clock_iso8601(clock_wall_ms(), now);
+    journal_bind_filter(st, f);
+    sqlite3_bind_text(st, 4, now, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(db)
+                                             : err_set(e, "replaying: %s", sqlite3_errmsg(db));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int journal_replay_now(sqlite3 *db, const struct journal_replay_filter *f, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, SQL_REPLAY, -1, &st, NULL) != SQLITE_OK)
+        return err_set(e, "replaying: %s", sqlite3_errmsg(db));
+    int rc = replay_step(db, st, f, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct replay_op {
+    struct wop base;
+    struct journal_replay_filter f; /* copies, after the op */
+    struct loop *loop;
+    struct journal_receipt *receipt;
+    int changed;
+};
+
+static int replay_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    struct replay_op *r = (struct replay_op *)op;
+    sqlite3_stmt *st = writer_stmt(w, SQL_REPLAY, e);
+    if (!st)
+        return -1;
+    r->changed = replay_step(writer_db(w), st, &r->f, e);
+    return r->changed < 0 ? -1 : 0;
+}
+
+static void replay_done(struct wop *op, int rc, const struct err *e)
+{
+    struct replay_op *r = (struct replay_op *)op;
+    struct journal_receipt *rcpt = r->receipt;
+    rcpt->rc = rc;
+    rcpt->id = rc < 0 ? 0 : r->changed;
+    snprintf(rcpt->error, sizeof rcpt->error, "%.255s", rc < 0 && e ? e->msg : "");
+    struct loop *l = r->loop;
+    free(r);
+    loop_post(l, &rcpt->task);
+}
+
+int journal_replay(struct writer *w, struct loop *l, const struct journal_replay_filter *f,
+                   struct journal_receipt *receipt, struct err *e)
+{
+    const char *in[3] = {f->pipeline, f->event_id, f->since}, *out[3];
+    struct replay_op *r = writer_op_alloc(sizeof *r, in, out, 3);
+    if (!r)
+        return err_set(e, "out of memory");
+    r->f = (struct journal_replay_filter){.pipeline = out[0], .event_id = out[1],
+                                          .since = out[2]};
+    r->loop = l;
+    r->receipt = receipt;
+    r->base.apply = replay_apply;
+    r->base.done = replay_done;
+    writer_submit(w, &r->base);
+    return 0;
+}
+
 struct barrier_op {
     struct wop base;
     struct loop *loop;

@@ -58,6 +58,28 @@ int journal_append_post(struct writer *w, struct loop *l, const char *pipeline,
                         struct journal_receipt *receipt, struct writer_ticket *ticket,
                         struct err *e);
 
+/* Which dead events a replay takes (NULL: any). */
+struct journal_replay_filter {
+    const char *pipeline, *event_id, *since;
+};
+
+/* Give each dead event that matches f (and was not replayed yet) a new
+ * pending row (event id EVENT_ID#rN, replay_of = the dead row's id).
+ * Directly on db (no daemon runs), returning how many, or -1 with e. */
+int journal_replay_now(sqlite3 *db, const struct journal_replay_filter *f, struct err *e);
+/* The same through the writer, while the daemon runs: the receipt's id is
+ * how many, posted once committed. Strings are copied. */
+int journal_replay(struct writer *w, struct loop *l, const struct journal_replay_filter *f,
+                   struct journal_receipt *receipt, struct err *e);
+/* The SQL of the dead events f takes: "SELECT <columns>" JOURNAL_DEAD_MATCHING,
+ * filters bound by journal_bind_filter (parameters ?1..?3). */
+#define JOURNAL_DEAD_MATCHING                                                              \
+    " FROM events e WHERE e.state = 'dead'"                                                \
+    " AND NOT EXISTS (SELECT 1 FROM events r WHERE r.replay_of = e.id)"                    \
+    " AND (?1 IS NULL OR e.pipeline = ?1) AND (?2 IS NULL OR e.event_id = ?2)"             \
+    " AND (?3 IS NULL OR e.received_at >= ?3)"
+void journal_bind_filter(sqlite3_stmt *st, const struct journal_replay_filter *f);
+
 /* Post task to l once everything submitted before it has committed (or
  * failed): after it, a reader sees every outcome written so far. */
 int journal_barrier(struct writer *w, struct loop *l, struct loop_task *task, struct err *e);

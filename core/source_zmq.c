@@ -206,6 +206,22 @@ static void invoke_error(struct sock *s, const struct zmq_peer *peer, const char
     cJSON_Delete(r);
 }
 
+static void handle_replay(struct sock *s, const struct zmq_peer *peer, zmq_msg_t *filter)
+{
+    char reason[200];
+    struct zmq_frame f = view(filter);
+    char *text = json_ok(f.data, f.size, reason, sizeof reason) ? frame_str(filter) : NULL;
+    struct zmq_peer *owned = text ? malloc(sizeof *owned) : NULL;
+    if (!owned) {
+        invoke_error(s, peer, "InvalidRequest", text ? "out of memory" : reason);
+        free(text);
+        return;
+    }
+    *owned = *peer;
+    s->owner->cb.replay(s->owner->arg, owned, text);
+    free(text);
+}
+
 static void handle_invoke(struct sock *s, zmq_msg_t *frames, int n)
 {
     struct zmq_peer peer = {0};
@@ -223,6 +239,11 @@ static void handle_invoke(struct sock *s, zmq_msg_t *frames, int n)
         memcmp(zmq_msg_data(&frames[2]), "refill", 6) == 0) {
         s->owner->cb.refill(s->owner->arg);
         send_reply(s->z, &peer, "ok", "{}", "");
+        return;
+    }
+    if (n == 4 && zmq_msg_size(&frames[1]) == 0 && zmq_msg_size(&frames[2]) == 6 &&
+        memcmp(zmq_msg_data(&frames[2]), "replay", 6) == 0) {
+        handle_replay(s, &peer, &frames[3]);
         return;
     }
     if ((n != 5 && n != 6) || zmq_msg_size(&frames[1]) != 0 || zmq_msg_size(&frames[2]) != 6 ||

@@ -5,6 +5,7 @@
  *   ROUTER (bound; `sluice invoke`)       frames: [id], "", "invoke", PIPELINE, JSON [, EVENT_ID]
  *                                         reply:  [id], "", "ok"|"error", JSON, REQUEST_ID
  *                                         frames: [id], "", "refill" (after `sluice replay`)
+ *                                         frames: [id], "", "replay", FILTER (JSON)
  *
  * Each socket's ZMQ_FD is watched by the loop; a readable socket is drained in
  * bounded rounds so one flood cannot starve the rest. High-water marks bound
@@ -35,6 +36,9 @@ struct source_zmq_callbacks {
                    const char *id);
     /* `sluice replay` added pending events to the journal: load them. */
     void (*refill)(void *arg);
+    /* `sluice replay` asks the daemon to replay dead events (filter: JSON
+     * {"pipeline", "id", "since"}); answer with source_zmq_answer. */
+    void (*replay)(void *arg, struct zmq_peer *peer, const char *filter);
     /* A message refused before it became an event. */
     void (*reject)(void *arg, const char *source, const char *reason, const char *payload,
                    size_t len);
