@@ -204,17 +204,21 @@ int wire_try_read(struct wire_reader *r, struct wire_frame *f, struct err *e)
     if (rc != 0)
         return rc;
     if (reserve(r, need, e) < 0)
-        return -1;
+        return WIRE_CLOSED; /* out of memory for its frame: this worker is done */
     ssize_t n;
     do
         n = recv(r->fd, r->buf + r->end, r->cap - r->end, MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return 0;
-    if (n < 0)
-        return err_set(e, "reading from the worker socket: %s", strerror(errno));
-    if (n == 0)
-        return err_set(e, "the other end closed the socket");
+    if (n < 0) {
+        err_set(e, "reading from the worker socket: %s", strerror(errno));
+        return WIRE_CLOSED;
+    }
+    if (n == 0) {
+        err_set(e, "the other end closed the socket");
+        return WIRE_CLOSED;
+    }
     r->end += (size_t)n;
     return next_frame(r, f, &need, e);
 }

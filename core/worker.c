@@ -656,7 +656,7 @@ static void drain(struct worker *w)
         if (rc == 0)
             return;
         if (rc < 0) {
-            if (w->state == W_BUSY && strncmp(e.msg, "protocol error", 14) == 0) {
+            if (w->state == W_BUSY && rc == WIRE_BROKEN) {
                 char what[1100];
                 snprintf(what, sizeof what, "the worker broke the protocol (%s) and was killed",
                          e.msg);
