@@ -37,6 +37,7 @@
 #include "source_dir.h"
 #include "source_http.h"
 #include "source_zmq.h"
+#include "statelock.h"
 #include "uuid.h"
 #include "writer.h"
 
@@ -51,6 +52,7 @@ struct daemon {
     struct config *cfg;
     const char *config_file;
     struct loop *loop;
+    struct statelock *lock;     /* one daemon per state folder */
     struct writer *writer;
     sqlite3 *reader;
     int sigfd;
@@ -610,7 +612,8 @@ static int setup_signals(struct daemon *dm, struct err *e)
 
 static int open_state(struct daemon *dm, struct err *e)
 {
-    if (path_mkdirs(dm->cfg->state_dir, 0750, e) < 0)
+    if (path_mkdirs(dm->cfg->state_dir, 0750, e) < 0 ||
+        statelock_take(dm->cfg->state_dir, &dm->lock, e) < 0)
         return -1;
     char *dbdir = path_dirname(dm->cfg->database);
     int rc = dbdir ? path_mkdirs(dbdir, 0750, e) : err_set(e, "out of memory");
@@ -637,6 +640,7 @@ static void shutdown_all(struct daemon *dm)
         loop_timer_cancel(dm->loop, &dm->quiet);
     db_close(&dm->reader);
     writer_stop(&dm->writer);
+    statelock_release(&dm->lock);
     loop_free(&dm->loop);
     config_free(&dm->cfg);
 }

@@ -1,9 +1,14 @@
 /* log.c - stderr logging for the daemon (see log.h). One fprintf per line,
- * so lines from different threads do not interleave. */
+ * so lines from different threads do not interleave.
+ *
+ * Messages carry names from outside (topics, file names, pipeline names):
+ * every control character is escaped, so a newline cannot forge a second
+ * line and an ANSI escape cannot repaint the operator's terminal. */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "clock.h"
 
@@ -14,16 +19,53 @@ void log_set_level(enum log_level min)
     min_level = min;
 }
 
+static const char *short_escape(unsigned char c)
+{
+    switch (c) {
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    case '\\': return "\\\\";
+    default: return NULL;
+    }
+}
+
+size_t log_escape(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (cap == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        char buf[5];
+        const char *rep = short_escape(*p);
+        if (!rep && (*p < 0x20 || *p == 0x7f)) {
+            snprintf(buf, sizeof buf, "\\x%02x", *p);
+            rep = buf;
+        }
+        size_t len = rep ? strlen(rep) : 1;
+        if (n + len >= cap)
+            break; /* whole escapes only: a cut one would read as something else */
+        if (rep)
+            memcpy(out + n, rep, len);
+        else
+            out[n] = (char)*p;
+        n += len;
+    }
+    out[n] = '\0';
+    return n;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warning", "error"};
     if (level < min_level)
         return;
-    char when[32], msg[2048];
+    char when[32], msg[2048], safe[4096];
     clock_iso8601(clock_wall_ms(), when);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s sluice %s: %s\n", when, names[level], msg);
+    log_escape(msg, safe, sizeof safe);
+    fprintf(stderr, "%s sluice %s: %s\n", when, names[level], safe);
 }

