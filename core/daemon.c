@@ -66,6 +66,7 @@ struct daemon {
     bool backlog_high;          /* zmq paused: the journal backlog is high (logged) */
     bool writer_busy;           /* zmq paused: the writer's queue is long (routine) */
     bool crowded;               /* zmq paused: a lane is filling up (routine, brief) */
+    bool writer_waiting;        /* intake paused: the database is locked or the disk full */
     struct loop_timer quiet;    /* gives memory back once a burst is over */
     uint64_t quiet_seen;        /* writer_submitted() when it was armed */
     uint64_t trimmed_at;        /* ... at the last trim */
@@ -666,7 +667,26 @@ static void flow_control(struct daemon *dm)
     else if (queued < WRITER_BUSY / 2)
         dm->writer_busy = false;
     dm->crowded = dispatch_crowded(dm->gen->dispatch, clock_mono_ns());
-    source_zmq_pause(dm->zmq, dm->backlog_high || dm->writer_busy || dm->crowded);
+    source_zmq_pause(dm->zmq, dm->backlog_high || dm->writer_busy || dm->crowded ||
+                     dm->writer_waiting);
+}
+
+/* While the database cannot be written (the writer retries, and logs it)
+ * intake waits; a database deleted or replaced stops the daemon. Folder
+ * scans also wait while the writer's queue is long, so a big folder is
+ * journaled slice by slice rather than held in memory. */
+static void watch_writer(struct daemon *dm)
+{
+    char why[1024];
+    enum writer_health h = writer_health(dm->writer, why, sizeof why);
+    if (h == WRITER_LOST && !dm->stop) {
+        log_msg(LOG_ERROR, "stopping: %s", why);
+        dm->stop = true;
+        dm->status = 1;
+    }
+    dm->writer_waiting = h == WRITER_WAITING;
+    if (dm->gen && dm->gen->dirs)
+        source_dir_pause(dm->gen->dirs, h != WRITER_OK || writer_queued(dm->writer) > WRITER_BUSY);
 }
 
 /* After a burst, glibc keeps the freed heap: RSS would stay at the burst's
@@ -701,11 +721,14 @@ static int serve(struct daemon *dm)
 {
     struct err e;
     while (!dm->stop) {
-        /* paused briefly: look again soon (a commit may post nothing) */
-        if (loop_run_once(dm->loop, dm->writer_busy || dm->crowded ? 1 : -1, &e) < 0) {
+        /* paused briefly: look again soon (a commit may post nothing); and
+         * once a second at least, for watch_writer */
+        if (loop_run_once(dm->loop, dm->writer_busy || dm->crowded ? 1
+                          : dm->writer_waiting ? 100 : 1000, &e) < 0) {
             log_msg(LOG_ERROR, "%s", e.msg);
             return 1;
         }
+        watch_writer(dm);
         if (dm->zmq && dm->gen && dm->gen->dispatch)
             flow_control(dm);
         watch_quiet(dm);

@@ -122,6 +122,150 @@ class Operators(SluiceTestCase):
         self.assertNotIn("flat.json", text, "a non-recursive trigger does not see subfolders")
         self.assertNotIn("elsewhere.json", text)
 
+    # -- item 3 -------------------------------------------------------------
+    def test_a_database_locked_longer_than_the_busy_timeout_is_a_wait(self):
+        sb = self.zmq_sandbox(echo_pipeline("files", "inbox"), zmq_pipeline("z", "z."))
+        d = self.daemon(sb)
+        push = self.pusher(sb)
+        push.send_multipart([b"z.warm", b"{}"])
+        self.wait_events(sb, 1)
+        op = sqlite3.connect(sb.database, isolation_level=None, timeout=30)
+        self.addCleanup(op.close)
+        op.execute("BEGIN EXCLUSIVE")  # an operator at the sqlite3 prompt
+        n_files, n_zmq = 40, 2000
+        for i in range(n_files):
+            sb.drop("inbox/f-%03d.txt" % i, "f%d" % i)
+        for i in range(n_zmq):  # no ids: the daemon makes them (and may run them ahead)
+            push.send_multipart([b"z.flood", json.dumps({"n": i}).encode()])
+        self.wait_for(lambda: "is locked by another connection" in d.log(), timeout=30,
+                      what="the daemon to say that the database is locked")
+        op.execute("ROLLBACK")
+        self.wait_for(lambda: "writable again" in d.log(), timeout=30, what="the resume line")
+        self.wait_events(sb, 1 + n_files + n_zmq, timeout=120)
+        log = self.stop(d)
+        self.assertEqual(log.count("is locked by another connection"), 1, "logged once")
+        self.assertNotIn("not accepted", log)
+        self.assertNotIn("was not delivered", log)
+        self.assertEqual(sb.count("rejected"), 0)
+        self.assertEqual(sb.count("events WHERE pipeline = 'files' AND state = 'done'"), n_files)
+        numbers = sorted(json.loads(r["payload"])["n"] for r in
+                         sb.db_rows("SELECT payload FROM events WHERE source = 'zmq:z.flood'"))
+        self.assertEqual(numbers, list(range(n_zmq)), "ZeroMQ events lost or doubled")
+        self.assertEqual(sb.count("events WHERE state <> 'done'"), 0)
+
+    # -- item 4 -------------------------------------------------------------
+    def database_goes_away(self, how, word):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("files", "inbox"))
+        d = self.daemon(sb)
+        sb.drop("inbox/a.txt", "a")
+        self.wait_events(sb, 1)
+        how(sb)
+        self.assertEqual(d.wait_exit(timeout=30), 1, "the daemon must stop, not go on blind")
+        log = d.log()
+        self.assertIn("the database %s was %s while sluice was running" % (sb.database, word),
+                      log)
+        self.assertIn("stopping:", log)
+
+    def test_a_deleted_database_stops_the_daemon_with_a_clear_error(self):
+        self.database_goes_away(lambda sb: os.unlink(sb.database), "deleted")
+
+    def test_a_replaced_database_stops_the_daemon_with_a_clear_error(self):
+        def replace(sb):
+            other = sb.path("other.db")
+            sqlite3.connect(other).close()
+            with open(other, "wb") as f:
+                f.write(b"")
+            os.replace(other, sb.database)
+        self.database_goes_away(replace, "replaced by another file")
+
+    # -- item 5 -------------------------------------------------------------
+    def small_filesystem(self, sb, rel, size):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root (this test runs as uid %d)"
+                          % os.geteuid())
+        where = sb.path(rel)
+        os.makedirs(where, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", where],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (%s)" % r.stdout.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", where])
+        return where
+
+    def fill(self, where):
+        path = os.path.join(where, "filler")
+        chunk = b"\0" * 65536
+        with open(path, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(chunk)
+            except OSError:
+                pass
+            try:
+                while True:
+                    f.write(b"\0" * 512)
+            except OSError:
+                pass
+        return path
+
+    def test_a_full_disk_pauses_and_resumes_by_itself_losing_nothing(self):
+        sb = self.zmq_sandbox(echo_pipeline("files", "inbox"), zmq_pipeline("z", "z."))
+        var = self.small_filesystem(sb, "var", "8m")
+        d = self.daemon(sb)
+        push = self.pusher(sb)
+        push.send_multipart([b"z.warm", b"{}"])
+        self.wait_events(sb, 1)
+        filler = self.fill(var)
+        n_files, n_zmq = 100, 2000
+        pad = "p" * 400
+        for i in range(n_files):
+            sb.drop("inbox/f-%03d-%s.txt" % (i, "n" * 100), "f%d" % i)
+        for i in range(n_zmq):
+            push.send_multipart([b"z.flood", json.dumps({"n": i, "pad": pad}).encode()])
+        self.wait_for(lambda: "disk full" in d.log(), timeout=60,
+                      what="the daemon to say that the disk is full")
+        os.unlink(filler)
+        self.wait_for(lambda: "writable again" in d.log(), timeout=60, what="the resume line")
+        self.wait_events(sb, 1 + n_files + n_zmq, timeout=120)
+        log = self.stop(d)
+        self.assertEqual(log.count("disk full"), 1, "said once")
+        self.assertNotIn("no transaction is active", log)
+        self.assertNotIn("not accepted", log)
+        self.assertEqual(sb.count("rejected"), 0)
+        numbers = sorted(json.loads(r["payload"])["n"] for r in
+                         sb.db_rows("SELECT payload FROM events WHERE source = 'zmq:z.flood'"))
+        self.assertEqual(numbers, list(range(n_zmq)), "ZeroMQ events lost or doubled")
+        self.assertEqual(sb.count("events WHERE pipeline = 'files'"), n_files)
+        self.assertEqual(sb.count("events WHERE state <> 'done'"), 0)
+
+    # -- item 6 -------------------------------------------------------------
+    def test_a_watched_folder_deleted_or_renamed_then_recreated_triggers_again(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("files", "inbox"))
+        d = self.daemon(sb)
+        inbox = sb.path("inbox")
+        sb.drop("inbox/one.txt", "1")
+        self.wait_events(sb, 1)
+        shutil.rmtree(inbox)
+        self.wait_for(lambda: "watched folder %s was deleted" % inbox in d.log(),
+                      what="the deletion to be logged")
+        os.mkdir(inbox)
+        sb.drop("inbox/two.txt", "2")
+        self.wait_events(sb, 2)
+        os.rename(inbox, sb.path("inbox.old"))
+        self.wait_for(lambda: "watched folder %s was moved away" % inbox in d.log(),
+                      what="the rename to be logged")
+        sb.drop("inbox.old/not-ours.txt", "x")
+        os.mkdir(inbox)
+        sb.drop("inbox/three.txt", "3")
+        self.wait_events(sb, 3)
+        log = self.stop(d)
+        self.assertEqual(log.count("is back: watching it again"), 2)
+        keys = sorted(json.loads(r["payload"])["Records"][0]["s3"]["object"]["key"]
+                      for r in sb.db_rows("SELECT payload FROM events"))
+        self.assertEqual(keys, ["one.txt", "three.txt", "two.txt"])
+
 
 if __name__ == "__main__":
     harness.main()
