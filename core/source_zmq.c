@@ -115,12 +115,10 @@ static void reject(struct sock *s, const char *topic, const char *reason, zmq_ms
 static bool json_ok(const void *data, size_t size, char *reason, size_t len)
 {
     size_t at = 0;
-    if (!utf8_field_ok("payload", data, size, reason, len))
-        return false;
     cJSON *v = json_parse_exact(data, size, &at);
     if (v) {
         cJSON_Delete(v);
-        return true;
+        return utf8_field_ok("payload", data, size, reason, len);
     }
     snprintf(reason, len, "payload is not valid JSON (near byte %zu of %zu)", at, size);
     return false;
