@@ -3,7 +3,8 @@
  *
  * Messages carry names from outside (topics, file names, pipeline names):
  * every control character is escaped, so a newline cannot forge a second
- * line and an ANSI escape cannot repaint the operator's terminal. */
+ * line and an ANSI escape cannot repaint the operator's terminal; bytes
+ * that are not UTF-8 are escaped too, so every line is valid UTF-8. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "utf8.h"
 
 static enum log_level min_level = LOG_INFO;
 
@@ -32,24 +34,27 @@ static const char *short_escape(unsigned char c)
 
 size_t log_escape(const char *in, char *out, size_t cap)
 {
-    size_t n = 0;
+    size_t n = 0, left = strlen(in);
     if (cap == 0)
         return 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)in; *p;) {
         char buf[5];
         const char *rep = short_escape(*p);
-        if (!rep && (*p < 0x20 || *p == 0x7f)) {
+        size_t len = 1, take = 1;
+        if (!rep && (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8_sequence_len(p, left)))) {
             snprintf(buf, sizeof buf, "\\x%02x", *p);
             rep = buf;
+        } else if (!rep && *p >= 0x80) {
+            take = len = utf8_sequence_len(p, left); /* a character, kept whole */
         }
-        size_t len = rep ? strlen(rep) : 1;
-        if (n + len >= cap)
-            break; /* whole escapes only: a cut one would read as something else */
         if (rep)
-            memcpy(out + n, rep, len);
-        else
-            out[n] = (char)*p;
+            len = strlen(rep);
+        if (n + len >= cap)
+            break; /* whole escapes and characters only */
+        memcpy(out + n, rep ? rep : (const char *)p, len);
         n += len;
+        p += take;
+        left -= take;
     }
     out[n] = '\0';
     return n;

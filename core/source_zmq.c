@@ -105,6 +105,8 @@ static char *frame_str(zmq_msg_t *m)
 static void reject(struct sock *s, const char *topic, const char *reason, zmq_msg_t *payload)
 {
     char source[300];
+    if (topic && !utf8_valid(topic, strlen(topic), NULL))
+        topic = "(not UTF-8)"; /* rejected.source is text */
     snprintf(source, sizeof source, "zmq:%s%s%s", kind_name(s->kind), topic ? ":" : "",
              topic ? topic : "");
     s->owner->cb.reject(s->owner->arg, source, reason, payload ? zmq_msg_data(payload) : NULL,

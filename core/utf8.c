@@ -4,9 +4,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Length of the well-formed sequence starting at p (at most n bytes), or 0. */
-static size_t sequence_len(const uint8_t *p, size_t n)
+size_t utf8_sequence_len(const void *s, size_t n)
 {
+    const uint8_t *p = s;
+    if (n == 0)
+        return 0;
     uint8_t c = p[0];
     if (c < 0x80)
         return 1;
@@ -42,7 +44,7 @@ bool utf8_valid(const void *s, size_t len, size_t *bad_at)
     const uint8_t *p = s;
     size_t at = 0;
     while (at < len) {
-        size_t n = sequence_len(p + at, len - at);
+        size_t n = utf8_sequence_len(p + at, len - at);
         if (!n) {
             if (bad_at)
                 *bad_at = at;

@@ -13,6 +13,10 @@
  * the first bad byte in *bad_at (if not NULL). */
 bool utf8_valid(const void *s, size_t len, size_t *bad_at);
 
+/* The length of the well-formed sequence at s (at most n bytes): 1 to 4,
+ * or 0 if the bytes there are not UTF-8. */
+size_t utf8_sequence_len(const void *s, size_t n);
+
 /* The same for one named field of a message: false with "the WHAT is not
  * valid UTF-8 (byte N of M)" in reason when it is not. */
 bool utf8_field_ok(const char *what, const void *s, size_t len, char *reason, size_t cap);

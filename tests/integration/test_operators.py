@@ -82,10 +82,17 @@ class Operators(SluiceTestCase):
         self.assertEqual(len(reasons), 3, reasons)
         self.assertIn("the payload is not valid UTF-8 (byte 10 of 13)", reasons[0])
         self.assertIn("the topic is not valid UTF-8", reasons[1])
+        sources = [r["source"] for r in sb.db_rows("SELECT source FROM rejected ORDER BY id",
+                                                    strict_utf8=True)]
+        self.assertEqual(sources, ["zmq:pull:t.payload", "zmq:pull:(not UTF-8)",
+                                   "zmq:pull:t.surrogate"])
         self.assertIn("the payload is not valid UTF-8", reasons[2])
         self.assertEqual([json.loads(r["payload"]) for r in sb.db_rows("SELECT payload FROM events")],
                          [{"s": "caf\u00e9"}], "only the valid event is journaled")
         self.stop(d)
+        with open(d.log_path, "rb") as f:
+            log = f.read().decode("utf-8")  # the log escapes what is not UTF-8
+        self.assertIn("zmq:pull:(not UTF-8): message rejected", log)
 
     # -- item 20 ------------------------------------------------------------
     def test_control_characters_never_reach_the_log_raw(self):
@@ -102,6 +109,8 @@ class Operators(SluiceTestCase):
             self.assertNotIn(c, log, "a raw control character reached the log")
         self.assertIn("nobody\\n2030-01-01T00:00:00.000Z sluice error: forged\\x1b[2J\\r\\x07",
                       log)
+        with open(d.log_path, "rb") as f:
+            f.read().decode("utf-8")  # every line is UTF-8, whatever producers send
 
     # -- item 22 ------------------------------------------------------------
     def test_check_refuses_a_destination_folder_inside_the_trigger_folder(self):

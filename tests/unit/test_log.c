@@ -1,7 +1,7 @@
 /* test_log.c - unit tests for the log's escaping (core/log.c): control
  * characters from outside names cannot forge lines or reach the terminal,
- * printable text and UTF-8 pass unchanged, and a cut never splits an
- * escape. */
+ * bytes that are not UTF-8 are escaped, printable text and UTF-8 pass
+ * unchanged, and a cut never splits an escape or a character. */
 #include "log.h"
 
 #include "test.h"
@@ -22,6 +22,9 @@ int main(void)
     CHECK_STR(esc("a\rb\tc\\d\x7f", 256), "a\\rb\\tc\\\\d\\x7f");
     CHECK_STR(esc("ab\x01", 6), "ab");      /* "\x01" needs 4 bytes: not cut in half */
     CHECK_STR(esc("abc", 3), "ab");
+    CHECK_STR(esc("t.\xff\xfe caf\xe9!", 256), "t.\\xff\\xfe caf\\xe9!"); /* not UTF-8 */
+    CHECK_STR(esc("x\xe2\x82\xac", 4), "x");  /* the euro sign is not cut in half */
+    CHECK_STR(esc("x\xe2\x82\xac", 5), "x\xe2\x82\xac");
     CHECK(log_escape("abc", NULL, 0) == 0);
     return test_summary();
 }
