@@ -131,6 +131,18 @@ class Operators(SluiceTestCase):
         self.assertNotIn("flat.json", text, "a non-recursive trigger does not see subfolders")
         self.assertNotIn("elsewhere.json", text)
 
+    def assert_nothing_lost(self, sb, log, n_files, n_zmq):
+        """Every file (pipeline files) and every ZeroMQ message (z.flood,
+        {"n": 0..n_zmq-1}) journaled once and done; nothing refused."""
+        self.assertNotIn("not accepted", log)
+        self.assertNotIn("was not delivered", log)
+        self.assertEqual(sb.count("rejected"), 0)
+        self.assertEqual(sb.count("events WHERE pipeline = 'files'"), n_files)
+        numbers = sorted(json.loads(r["payload"])["n"] for r in
+                         sb.db_rows("SELECT payload FROM events WHERE source = 'zmq:z.flood'"))
+        self.assertEqual(numbers, list(range(n_zmq)), "ZeroMQ events lost or doubled")
+        self.assertEqual(sb.count("events WHERE state <> 'done'"), 0)
+
     # -- item 3 -------------------------------------------------------------
     def test_a_database_locked_longer_than_the_busy_timeout_is_a_wait(self):
         sb = self.zmq_sandbox(echo_pipeline("files", "inbox"), zmq_pipeline("z", "z."))
@@ -153,14 +165,7 @@ class Operators(SluiceTestCase):
         self.wait_events(sb, 1 + n_files + n_zmq, timeout=120)
         log = self.stop(d)
         self.assertEqual(log.count("is locked by another connection"), 1, "logged once")
-        self.assertNotIn("not accepted", log)
-        self.assertNotIn("was not delivered", log)
-        self.assertEqual(sb.count("rejected"), 0)
-        self.assertEqual(sb.count("events WHERE pipeline = 'files' AND state = 'done'"), n_files)
-        numbers = sorted(json.loads(r["payload"])["n"] for r in
-                         sb.db_rows("SELECT payload FROM events WHERE source = 'zmq:z.flood'"))
-        self.assertEqual(numbers, list(range(n_zmq)), "ZeroMQ events lost or doubled")
-        self.assertEqual(sb.count("events WHERE state <> 'done'"), 0)
+        self.assert_nothing_lost(sb, log, n_files, n_zmq)
 
     # -- item 4 -------------------------------------------------------------
     def database_goes_away(self, how, word):
@@ -240,13 +245,7 @@ class Operators(SluiceTestCase):
         log = self.stop(d)
         self.assertEqual(log.count("disk full"), 1, "said once")
         self.assertNotIn("no transaction is active", log)
-        self.assertNotIn("not accepted", log)
-        self.assertEqual(sb.count("rejected"), 0)
-        numbers = sorted(json.loads(r["payload"])["n"] for r in
-                         sb.db_rows("SELECT payload FROM events WHERE source = 'zmq:z.flood'"))
-        self.assertEqual(numbers, list(range(n_zmq)), "ZeroMQ events lost or doubled")
-        self.assertEqual(sb.count("events WHERE pipeline = 'files'"), n_files)
-        self.assertEqual(sb.count("events WHERE state <> 'done'"), 0)
+        self.assert_nothing_lost(sb, log, n_files, n_zmq)
 
     # -- item 6 -------------------------------------------------------------
     def test_a_watched_folder_deleted_or_renamed_then_recreated_triggers_again(self):

@@ -118,6 +118,20 @@ static bool leases_work(const char *dir)
     return refused;
 }
 
+/* A loop and a source watching dir, reporting into a new struct seen. */
+static struct seen *watch(const char *dir, bool recursive, struct loop **l,
+                          struct source_dir **sd)
+{
+    struct seen *s = calloc(1, sizeof *s);
+    struct err e;
+    *l = NULL;
+    *sd = NULL;
+    CHECK(loop_new(l, &e) == 0);
+    CHECK(source_dir_new(*l, on_file, s, sd, &e) == 0);
+    CHECK(source_dir_add(*sd, dir, recursive, &e) == 0);
+    return s;
+}
+
 static void test_scan_and_events(void)
 {
     char *root = tu_mkdtemp("srcdir");
@@ -143,13 +157,10 @@ static void test_scan_and_events(void)
     char *link = tu_path(dir, "link.txt");
     CHECK(symlink("done.txt", link) == 0);
 
-    struct loop *l = NULL;
-    struct source_dir *sd = NULL;
-    struct seen *s = calloc(1, sizeof *s);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, true, &l, &sd);
     struct err e;
-    CHECK(loop_new(&l, &e) == 0);
-    CHECK(source_dir_new(l, on_file, s, &sd, &e) == 0);
-    CHECK(source_dir_add(sd, dir, true, &e) == 0);
     source_dir_scan(sd);
     CHECK(s->n == 0); /* on the loop's turns, not inside the call */
     while (source_dir_scanning(sd))
@@ -229,13 +240,9 @@ static void test_flood(void)
     char *root = tu_mkdtemp("srcflood");
     char *dir = tu_path(root, "inbox"), *stage = tu_path(root, "stage");
     CHECK(mkdir(stage, 0700) == 0);
-    struct loop *l = NULL;
-    struct source_dir *sd = NULL;
-    struct seen *s = calloc(1, sizeof *s);
-    struct err e;
-    CHECK(loop_new(&l, &e) == 0);
-    CHECK(source_dir_new(l, on_file, s, &sd, &e) == 0);
-    CHECK(source_dir_add(sd, dir, false, &e) == 0);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, false, &l, &sd);
     char name[64];
     for (int i = 0; i < N; i++) { /* nothing reads the queue meanwhile */
         snprintf(name, sizeof name, "a-file-with-a-name-long-enough-for-80-byte-events-%05d.txt", i);
@@ -273,13 +280,10 @@ static void test_scan_in_slices(void)
         snprintf(name, sizeof name, "f-%05d.txt", i);
         CHECK(tu_write_in(dir, name, "x") == 0);
     }
-    struct loop *l = NULL;
-    struct source_dir *sd = NULL;
-    struct seen *s = calloc(1, sizeof *s);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, false, &l, &sd);
     struct err e;
-    CHECK(loop_new(&l, &e) == 0);
-    CHECK(source_dir_new(l, on_file, s, &sd, &e) == 0);
-    CHECK(source_dir_add(sd, dir, false, &e) == 0);
     source_dir_scan(sd);
     int turns = 0;
     loop_run_once(l, 0, &e);
@@ -314,13 +318,9 @@ static void test_root_comes_back(void)
     char *root = tu_mkdtemp("srcback");
     char *dir = tu_path(root, "inbox"), *aside = tu_path(root, "aside");
     CHECK(mkdir(dir, 0700) == 0);
-    struct loop *l = NULL;
-    struct source_dir *sd = NULL;
-    struct seen *s = calloc(1, sizeof *s);
-    struct err e;
-    CHECK(loop_new(&l, &e) == 0);
-    CHECK(source_dir_new(l, on_file, s, &sd, &e) == 0);
-    CHECK(source_dir_add(sd, dir, true, &e) == 0);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, true, &l, &sd);
 
     CHECK(rmdir(dir) == 0);                    /* deleted */
     pump(l, s, 0, 100);
