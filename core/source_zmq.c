@@ -134,7 +134,7 @@ static bool id_ok(const struct zmq_frame *f)
     for (size_t i = 0; i < f->size; i++)
         if (p[i] < 0x20 || p[i] == 0x7f)
             return false;
-    return true;
+    return utf8_valid(f->data, f->size, NULL);
 }
 
 int source_zmq_check_event(const struct zmq_frame *f, int n, char *reason, size_t len)

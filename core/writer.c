@@ -203,7 +203,9 @@ static bool retry_wait(struct writer *w, int ms, int64_t stalled_ns)
     struct timespec until;
     timespec_after_ms(&until, ms);
     pthread_mutex_lock(&w->lock);
-    while (!w->stopping && pthread_cond_timedwait(&w->has_work, &w->lock, &until) != ETIMEDOUT)
+    /* the whole delay, even when stopping: a full disk fails at once, and
+     * must not be retried in a tight loop */
+    while (pthread_cond_timedwait(&w->has_work, &w->lock, &until) != ETIMEDOUT)
         ;
     bool stopping = w->stopping;
     pthread_mutex_unlock(&w->lock);

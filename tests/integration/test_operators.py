@@ -75,17 +75,19 @@ class Operators(SluiceTestCase):
         push.send_multipart([b"t.payload", b'{"s": "caf\xe9"}'])           # Latin-1, not UTF-8
         push.send_multipart([b"t.\xff\xfe", b'{"s": 1}'])                   # topic
         push.send_multipart([b"t.surrogate", b'{"s": "\xed\xa0\x80"}'])    # encoded U+D800
+        push.send_multipart([b"t.id", b'{"s": 2}', b"id-\xc0\xaf"])         # overlong '/' in the id
         push.send_multipart([b"t.good", '{"s": "caf\u00e9"}'.encode()])   # sentinel, valid
         self.wait_events(sb, 1)
-        self.wait_for(lambda: sb.count("rejected") >= 3, what="three rejected rows")
+        self.wait_for(lambda: sb.count("rejected") >= 4, what="four rejected rows")
         reasons = [r["reason"] for r in sb.db_rows("SELECT reason FROM rejected ORDER BY id")]
-        self.assertEqual(len(reasons), 3, reasons)
+        self.assertEqual(len(reasons), 4, reasons)
+        self.assertIn("the event id frame must be 1 to 200 printable bytes", reasons[3])
         self.assertIn("the payload is not valid UTF-8 (byte 10 of 13)", reasons[0])
         self.assertIn("the topic is not valid UTF-8", reasons[1])
         sources = [r["source"] for r in sb.db_rows("SELECT source FROM rejected ORDER BY id",
                                                     strict_utf8=True)]
         self.assertEqual(sources, ["zmq:pull:t.payload", "zmq:pull:(not UTF-8)",
-                                   "zmq:pull:t.surrogate"])
+                                   "zmq:pull:t.surrogate", "zmq:pull:t.id"])
         self.assertIn("the payload is not valid UTF-8", reasons[2])
         self.assertEqual([json.loads(r["payload"]) for r in sb.db_rows("SELECT payload FROM events")],
                          [{"s": "caf\u00e9"}], "only the valid event is journaled")
