@@ -277,10 +277,21 @@ static void on_slice(struct loop_timer *t)
     arm_slice(s);
 }
 
+static bool scan_pending(const struct source_dir *s, const char *dir)
+{
+    for (size_t i = 0; i < s->n_todo; i++)
+        if (strcmp(s->todo[i].dir, dir) == 0)
+            return true;
+    return false;
+}
+
+/* A root already waiting to be scanned is not queued twice (overflows
+ * come in bursts); one being read now is, since files may have landed
+ * behind the point it has reached. */
 void source_dir_scan(struct source_dir *s)
 {
     for (size_t i = 0; i < s->n_roots; i++)
-        if (!s->roots[i].lost)
+        if (!s->roots[i].lost && !scan_pending(s, s->roots[i].dir))
             scan_later(s, s->roots[i].dir, s->roots[i].recursive, 0);
 }
 
