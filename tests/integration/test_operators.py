@@ -67,6 +67,22 @@ class Operators(SluiceTestCase):
         third = self.daemon(sb)
         self.stop(third)
 
+    # -- issue 14: no umask() while threads run ----------------------------
+    def test_the_database_files_are_not_world_readable_even_with_umask_0(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("files", "inbox"))
+        old = os.umask(0)  # the daemon inherits it
+        try:
+            d = self.daemon(sb)
+        finally:
+            os.umask(old)
+        sb.drop("inbox/a.txt", "a")
+        self.wait_events(sb, 1)
+        for suffix in ("", "-wal", "-shm"):
+            mode = os.stat(sb.database + suffix).st_mode & 0o777
+            self.assertEqual(mode, 0o640, "%s%s has mode %o" % (sb.database, suffix, mode))
+        self.stop(d)
+
     # -- item 19 ------------------------------------------------------------
     def test_invalid_utf8_from_zeromq_is_rejected_with_a_reason(self):
         sb = self.zmq_sandbox(zmq_pipeline("p", "t."))
