@@ -45,6 +45,7 @@
 #include "source_dir.h"
 #include "source_http.h"
 #include "source_zmq.h"
+#include "statelock.h"
 #include "worker.h"
 #include "writer.h"
 
@@ -60,11 +61,14 @@ struct generation {
 struct daemon {
     struct config *cfg;
     struct loop *loop;
+    struct statelock *lock;     /* one daemon per state folder */
     struct writer *writer;
     sqlite3 *reader;
     int sigfd;
     bool stop;
     bool reload;
+    int status;                 /* exit status once stopped */
+    bool writer_waiting;        /* intake paused: the database is locked or the disk full */
     struct generation *gen;     /* the current one (held while the old one retires) */
     struct generation *old;     /* retiring: its runs are ending */
     struct loop_task barrier;   /* ... and then their outcomes committing */
@@ -360,7 +364,8 @@ static int setup_signals(struct daemon *dm, struct err *e)
 
 static int open_state(struct daemon *dm, struct err *e)
 {
-    if (path_mkdirs(dm->cfg->state_dir, 0750, e) < 0)
+    if (path_mkdirs(dm->cfg->state_dir, 0750, e) < 0 ||
+        statelock_take(dm->cfg->state_dir, &dm->lock, e) < 0)
         return -1;
     char *dbdir = path_dirname(dm->cfg->database);
     int rc = dbdir ? path_mkdirs(dbdir, 0750, e) : err_set(e, "out of memory");
@@ -402,6 +407,8 @@ static void stop_retired(void *arg)
  * meanwhile); queued events stay pending in the journal. */
 static void drain(struct daemon *dm)
 {
+    if (!dm->ingress) /* it never started */
+        return;
     if (dm->zmq) /* no new events while the lanes drain; invokes are answered */
         source_zmq_pause(dm->zmq, true);
     ingress_use(dm->ingress, NULL, NULL);
@@ -437,6 +444,7 @@ static void shutdown_all(struct daemon *dm)
         loop_timer_cancel(dm->loop, &dm->quiet);
     db_close(&dm->reader);
     writer_stop(&dm->writer);
+    statelock_release(&dm->lock);
     loop_free(&dm->loop);
     config_free(&dm->cfg);
 }
@@ -471,17 +479,38 @@ static void watch_quiet(struct daemon *dm)
     loop_timer_arm(dm->loop, &dm->quiet, clock_mono_ns() + QUIET_NS);
 }
 
+/* While the database cannot be written (the writer retries, and logs it)
+ * intake waits; a database deleted or replaced stops the daemon. Folder
+ * scans also wait while the writer's queue is long, so a big folder is
+ * journaled slice by slice rather than held in memory. */
+static void watch_writer(struct daemon *dm)
+{
+    char why[1024];
+    enum writer_health h = writer_health(dm->writer, why, sizeof why);
+    if (h == WRITER_LOST && !dm->stop) {
+        log_msg(LOG_ERROR, "stopping: %s", why);
+        dm->stop = true;
+        dm->status = 1;
+    }
+    dm->writer_waiting = h == WRITER_WAITING;
+    if (dm->gen && dm->gen->dirs)
+        source_dir_pause(dm->gen->dirs,
+                         h != WRITER_OK || writer_queued(dm->writer) > INGRESS_WRITER_BUSY);
+}
+
 static int serve(struct daemon *dm)
 {
     struct err e;
     bool brief = false;
     while (!dm->stop) {
-        /* paused briefly: look again soon (a commit may post nothing) */
-        if (loop_run_once(dm->loop, brief ? 1 : -1, &e) < 0) {
+        /* paused briefly: look again soon (a commit may post nothing); and
+         * once a second at least, for watch_writer */
+        if (loop_run_once(dm->loop, brief ? 1 : dm->writer_waiting ? 100 : 1000, &e) < 0) {
             log_msg(LOG_ERROR, "%s", e.msg);
             return 1;
         }
-        brief = ingress_flow_control(dm->ingress);
+        watch_writer(dm);
+        brief = ingress_flow_control(dm->ingress, dm->writer_waiting);
         watch_quiet(dm);
         if (dm->reload && !dm->stop) {
             dm->reload = false;
@@ -532,6 +561,8 @@ int daemon_run(const char *config_file)
 {
     struct daemon dm = {.sigfd = -1};
     int status = start(&dm, config_file) < 0 ? 1 : serve(&dm);
+    if (status == 0)
+        status = dm.status;
     shutdown_all(&dm);
     if (status == 0)
         log_msg(LOG_INFO, "stopped cleanly");

@@ -8,8 +8,12 @@
  */
 #include "db.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const migrations[] = {
     /* version 1 */
@@ -162,9 +166,14 @@ int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
     *out = NULL;
     sqlite3 *db = NULL;
     int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-    mode_t old = umask(027); /* the database holds event payloads: not world-readable */
+    /* The database holds event payloads: not world-readable. SQLite gives
+     * its -wal and -shm files the database file's mode, so creating that
+     * file with an explicit mode is enough (umask() would change it for
+     * every thread of the process). */
+    int fd = writable ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640) : -1;
+    if (fd >= 0)
+        close(fd);
     int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    umask(old);
     if (rc != SQLITE_OK) {
         err_set(e, "cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
@@ -190,4 +199,46 @@ void db_close(sqlite3 **db)
         return;
     sqlite3_close(*db);
     *db = NULL;
+}
+
+int db_file_open(const char *path, struct db_file *f, struct err *e)
+{
+    struct stat st;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+        err_set(e, "cannot open database %s: %s", path, strerror(errno));
+        db_file_close(f);
+        return -1;
+    }
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    return 0;
+}
+
+int db_file_check(const struct db_file *f, const char *path, struct err *e)
+{
+    struct stat open_st, path_st;
+    if (f->fd < 0 || fstat(f->fd, &open_st) < 0)
+        return 0; /* nothing to compare */
+    if (stat(path, &path_st) == 0) {
+        if (path_st.st_dev == f->dev && path_st.st_ino == f->ino)
+            return 0;
+        return err_set(e, "the database %s was replaced by another file while sluice was "
+                       "running (sluice was writing the old one, which nobody can read now)",
+                       path);
+    }
+    if (errno != ENOENT && errno != ENOTDIR)
+        return 0; /* cannot tell (permissions): do not guess */
+    if (open_st.st_nlink == 0)
+        return err_set(e, "the database %s was deleted while sluice was running (the journal "
+                       "and logs written since are gone with it)", path);
+    return err_set(e, "the database %s was moved away while sluice was running (nothing is "
+                   "at that path now)", path);
+}
+
+void db_file_close(struct db_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
 }

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -22,5 +23,19 @@ void db_close(sqlite3 **db);
 
 /* Run SQL text (several statements) or fail with a message. */
 int db_exec(sqlite3 *db, const char *sql, struct err *e);
+
+/* The database file as opened, to notice when it is deleted, moved or
+ * replaced under a running daemon (SQLite would go on writing the old
+ * inode, and nobody would see the journal again). */
+struct db_file {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+};
+
+int db_file_open(const char *path, struct db_file *f, struct err *e);
+/* 0 while path still names the file opened; -1 with what happened. */
+int db_file_check(const struct db_file *f, const char *path, struct err *e);
+void db_file_close(struct db_file *f);
 
 #endif

@@ -22,11 +22,6 @@
 #include "uuid.h"
 #include "writer.h"
 
-/* The writer's queue length (operations) above which the zmq event sockets
- * wait, and below which they are read again: short enough that a flood
- * never fills the queue (which would block the loop), long enough for
- * large group commits. */
-#define WRITER_BUSY 2048
 #define ID_MAX 255              /* the longest event id (or Idempotency-Key) taken */
 
 struct ingress {
@@ -451,7 +446,7 @@ int ingress_accept_record(void *arg, const char *target, const char *id, const c
 /* Producers over ZeroMQ meet backpressure (their high-water mark) while
  * the journal backlog is high, or, briefly and routinely, while the writer
  * has a long queue or a lane is filling up. */
-bool ingress_flow_control(struct ingress *in)
+bool ingress_flow_control(struct ingress *in, bool writer_waiting)
 {
     if (!in->zmq || !in->dispatch)
         return false;
@@ -466,12 +461,13 @@ bool ingress_flow_control(struct ingress *in)
         in->backlog_high = false;
         log_msg(LOG_INFO, "the backlog is down: reading the zmq event sockets again");
     }
-    if (queued > WRITER_BUSY)
+    if (queued > INGRESS_WRITER_BUSY)
         in->writer_busy = true;
-    else if (queued < WRITER_BUSY / 2)
+    else if (queued < INGRESS_WRITER_BUSY / 2)
         in->writer_busy = false;
     in->crowded = dispatch_crowded(in->dispatch, clock_mono_ns());
-    source_zmq_pause(in->zmq, in->backlog_high || in->writer_busy || in->crowded);
+    source_zmq_pause(in->zmq, in->backlog_high || in->writer_busy || in->crowded ||
+                     writer_waiting);
     return in->writer_busy || in->crowded;
 }
 

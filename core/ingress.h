@@ -45,9 +45,16 @@ extern const struct source_zmq_callbacks ingress_zmq_callbacks;
 int ingress_accept_record(void *arg, const char *target, const char *id, const char *source,
                           const char *record, struct err *e);
 
-/* After each loop turn: pause or resume the ZeroMQ event sockets. Returns
+/* The writer's queue length (operations) above which the zmq event sockets
+ * (and folder scans) wait, and below which they are read again: short
+ * enough that a flood never fills the queue (which would block the loop),
+ * long enough for large group commits. */
+#define INGRESS_WRITER_BUSY 2048
+
+/* After each loop turn: pause or resume the ZeroMQ event sockets (also
+ * while the writer waits for a locked database or a full disk). Returns
  * true while paused only briefly (look again within a millisecond). */
-bool ingress_flow_control(struct ingress *in);
+bool ingress_flow_control(struct ingress *in, bool writer_waiting);
 void ingress_free(struct ingress **in);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,4 +140,83 @@ int path_write_atomic(const char *dir, const char *name, const char *data, size_
         return -1;
     }
     return 0;
+}
+
+/* Lexical form of an absolute-or-relative path: no "." or empty parts, ".."
+ * taken against the part before it (not past the root), no trailing "/". */
+static char *path_lexical(const char *p)
+{
+    char *out = malloc(strlen(p) + 2);
+    if (!out)
+        return NULL;
+    bool absolute = p[0] == '/';
+    size_t base = absolute ? 1 : 0; /* out[0, base) is the root's "/" */
+    size_t n = base, keep = base;   /* out[0, keep) is "../.." that stays */
+    out[0] = '/';
+    for (const char *s = p; *s;) {
+        while (*s == '/')
+            s++;
+        const char *end = strchrnul(s, '/');
+        size_t part = (size_t)(end - s);
+        bool dotdot = part == 2 && s[0] == '.' && s[1] == '.';
+        if (dotdot && n > keep) {
+            while (n > keep && out[n - 1] != '/')
+                n--;
+            if (n > base)
+                n--;
+        } else if (part > 0 && !(part == 1 && s[0] == '.') && !(dotdot && absolute)) {
+            if (n > base)
+                out[n++] = '/';
+            memcpy(out + n, s, part);
+            n += part;
+            if (dotdot)
+                keep = n;
+        }
+        s = end;
+    }
+    if (n == 0)
+        out[n++] = '.';
+    out[n] = '\0';
+    return out;
+}
+
+/* The lexical path with its longest existing prefix replaced by that
+ * prefix's real path (symlinks resolved), so a folder not created yet still
+ * compares right against one reached through a symlink. */
+static char *path_best(const char *p)
+{
+    char *lex = path_lexical(p);
+    if (!lex)
+        return NULL;
+    size_t cut = strlen(lex);
+    for (;;) {
+        char saved = lex[cut];
+        lex[cut] = '\0';
+        char *real = realpath(cut ? lex : "/", NULL);
+        lex[cut] = saved;
+        if (real) {
+            char *out = lex[cut] ? path_join(real, lex + cut + 1) : strdup(real);
+            free(real);
+            free(lex);
+            return out;
+        }
+        char *slash = cut ? memrchr(lex, '/', cut) : NULL;
+        if (!slash)
+            return lex; /* nothing of it exists (relative, from a missing folder) */
+        cut = (size_t)(slash - lex);
+    }
+}
+
+int path_inside(const char *p, const char *root)
+{
+    char *a = path_best(p), *b = path_best(root);
+    int rc = -1;
+    if (a && b) {
+        size_t n = strlen(b);
+        rc = strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/' || strcmp(b, "/") == 0)
+             ? (a[n] == '\0' ? 2 : 1) : 0;
+    }
+    free(a);
+    free(b);
+    return rc;
 }

@@ -21,4 +21,9 @@ int path_read_file(const char *p, char **out, size_t *len, struct err *e);
 int path_write_atomic(const char *dir, const char *name, const char *data, size_t len,
                       struct err *e);
 
+/* Is p root itself (2), a path below it (1), or neither (0)? Both are
+ * compared as real paths when they exist, else lexically ("a/./b/.." is
+ * "a"). -1 when out of memory. */
+int path_inside(const char *p, const char *root);
+
 #endif

@@ -547,6 +547,25 @@ static int parse_zmq_dest(struct pipeline *p, struct destination *dst, const cJS
     return errors;
 }
 
+/* Records written into the pipeline's own trigger folder (or, when it is
+ * recursive, a folder below it) are files it picks up again: each one makes
+ * a new event and a new record, for ever. */
+static int check_own_folder(const struct pipeline *p, const struct destination *dst,
+                            const char *where, struct diag *d)
+{
+    if (dst->kind != DEST_DIRECTORY || p->trigger != TRIGGER_DIRECTORY || !p->dir)
+        return 0;
+    int inside = path_inside(dst->directory, p->dir);
+    if (inside == 2 || (inside == 1 && p->recursive)) {
+        diag_error(d, p->file, "%s.directory: \"%s\" is inside the pipeline's own trigger "
+                   "folder \"%s\": every record would be picked up as a new event, for ever "
+                   "(choose a folder outside it%s)", where, dst->directory, p->dir,
+                   p->recursive ? ", or set trigger.recursive to false and use a subfolder" : "");
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_destination(struct pipeline *p, struct destination *dst, const cJSON *json,
                              const char *where, const struct config *cfg, struct diag *d)
 {
@@ -645,6 +664,8 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
         errors += parse_destination(p, &p->on_failure, r->on_failure, "on_failure", cfg, d);
     if (r->on_success)
         errors += parse_destination(p, &p->on_success, r->on_success, "on_success", cfg, d);
+    errors += check_own_folder(p, &p->on_success, "on_success", d);
+    errors += check_own_folder(p, &p->on_failure, "on_failure", d);
     return errors;
 }
 

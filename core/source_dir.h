@@ -7,6 +7,9 @@
  * subfolder, after an inotify queue overflow) reports files already there,
  * skipping any still open for writing: their close will be reported. The
  * same file may be reported more than once; the journal recognises it.
+ * Scans run in bounded slices on the loop's turns (memory does not grow
+ * with the number of files). A watched folder that is deleted or moved
+ * away is watched (and scanned) again once it is back.
  */
 #ifndef SLUICE_SOURCE_DIR_H
 #define SLUICE_SOURCE_DIR_H
@@ -26,8 +29,16 @@ int source_dir_new(struct loop *l, source_dir_fn fn, void *arg, struct source_di
                    struct err *e);
 /* Watch a folder (created if missing). No files are reported until a scan. */
 int source_dir_add(struct source_dir *s, const char *dir, bool recursive, struct err *e);
-/* Report every complete file under every watched folder. */
+/* Report every complete file under every watched folder: starts a scan
+ * that runs in slices on the following loop turns. */
 void source_dir_scan(struct source_dir *s);
+/* Is a scan still going? */
+bool source_dir_scanning(const struct source_dir *s);
+/* Stop (true) or resume reading events and scanning: while the database
+ * cannot keep up, files wait in the folder (and inotify's queue; an
+ * overflow is followed by a rescan), not in memory. Call it from the loop
+ * thread between turns, not from a loop callback. */
+void source_dir_pause(struct source_dir *s, bool pause);
 void source_dir_free(struct source_dir **s);
 
 #endif

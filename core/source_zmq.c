@@ -21,6 +21,7 @@
 #include "confmap.h"
 #include "log.h"
 #include "loop.h"
+#include "utf8.h"
 
 #define MAX_FRAMES 8
 #define ROUND_BUDGET 512
@@ -99,6 +100,8 @@ static char *frame_str(zmq_msg_t *m)
 static void reject(struct sock *s, const char *topic, const char *reason, zmq_msg_t *payload)
 {
     char source[300];
+    if (topic && !utf8_valid(topic, strlen(topic), NULL))
+        topic = "(not UTF-8)"; /* rejected.source is text */
     snprintf(source, sizeof source, "zmq:%s%s%s", kind_name(s->kind), topic ? ":" : "",
              topic ? topic : "");
     s->owner->cb.reject(s->owner->arg, source, reason, payload ? zmq_msg_data(payload) : NULL,
@@ -112,7 +115,7 @@ static bool json_ok(const void *data, size_t size, char *reason, size_t len)
     cJSON *v = json_parse_exact(data, size, &at);
     if (v) {
         cJSON_Delete(v);
-        return true;
+        return utf8_field_ok("payload", data, size, reason, len);
     }
     snprintf(reason, len, "payload is not valid JSON (near byte %zu of %zu)", at, size);
     return false;
@@ -126,7 +129,7 @@ static bool id_ok(const struct zmq_frame *f)
     for (size_t i = 0; i < f->size; i++)
         if (p[i] < 0x20 || p[i] == 0x7f)
             return false;
-    return true;
+    return utf8_valid(f->data, f->size, NULL);
 }
 
 int source_zmq_check_event(const struct zmq_frame *f, int n, char *reason, size_t len)
@@ -136,6 +139,8 @@ int source_zmq_check_event(const struct zmq_frame *f, int n, char *reason, size_
                  "got %d", n);
     else if (memchr(f[0].data, 0, f[0].size))
         snprintf(reason, len, "the topic frame holds a NUL byte");
+    else if (!utf8_field_ok("topic", f[0].data, f[0].size, reason, len))
+        return -1;
     else if (n == 3 && !id_ok(&f[2]))
         snprintf(reason, len, "the event id frame must be 1 to 200 printable bytes");
     else if (json_ok(f[1].data, f[1].size, reason, len))

@@ -1,4 +1,14 @@
-/* writer.c - the database writer thread and its bounded queue (writer.h). */
+/* writer.c - the database writer thread and its bounded queue (writer.h).
+ *
+ * A batch that meets a passing condition (the database locked by another
+ * connection longer than the busy timeout, a full disk, an I/O error) is
+ * rolled back and run again after a back-off, for as long as it takes: the
+ * operations wait, nobody sees "database is locked", and writer_health
+ * says WAITING so the daemon pauses intake meanwhile. Between batches (and
+ * once a second when idle) the database file is checked against the one
+ * opened: deleted, moved or replaced is WRITER_LOST, and every operation
+ * fails from then on.
+ */
 #include "writer.h"
 
 #include <errno.h>
@@ -10,9 +20,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
+#include "log.h"
 
 #define STMT_CACHE 16
+#define RETRY_FIRST_MS 10       /* back-off of a batch that met a passing condition ... */
+#define RETRY_MAX_MS 1000       /* ... doubling up to this */
+#define STOP_PATIENCE_MS 30000  /* when stopping, how long a stall may hold the exit */
+#define IDLE_CHECK_MS 1000      /* how often an idle writer checks the database file */
+#define BATCH_RETRY 1
 #define HOLD_NS 1000000         /* how long a small batch waits for a fold */
 #define HOLD_MAX_OPS 64         /* what "small" means */
 
@@ -26,6 +43,10 @@ struct writer {
     int queued, max_queued;
     uint64_t next_seq;          /* the seq of the next submitted op (from 1) */
     bool stopping;
+    char *path;
+    struct db_file file;
+    enum writer_health health;  /* under lock, as is why */
+    char why[1024];
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -81,25 +102,172 @@ sqlite3_stmt *writer_stmt(struct writer *w, const char *sql, struct err *e)
     return NULL;
 }
 
-/* Apply a batch in one transaction; returns the batch's commit status. */
-static int run_batch(struct writer *w, struct wop *batch, int *rcs, struct err *errs, int n)
+/* A condition that passes by itself (or by an operator's hand): the batch
+ * waits and runs again rather than failing. */
+static bool passing(sqlite3 *db)
 {
-    struct err e;
+    switch (sqlite3_errcode(db) & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db)) /* SQLite may have rolled back already (disk full) */
+        db_exec(db, "ROLLBACK", NULL);
+}
+
+/* Apply a batch in one transaction. Returns 0 (committed; per-op results
+ * in rcs/errs), -1 (failed: every op's error in errs) or BATCH_RETRY (a
+ * passing condition, described in *why: nothing was written). */
+static int run_batch(struct writer *w, struct wop *batch, int *rcs, struct err *errs, int n,
+                     struct err *why)
+{
     int i = 0;
-    if (db_exec(w->db, "BEGIN", &e) < 0) {
+    /* IMMEDIATE: a lock held by someone else is met here, before any work */
+    if (db_exec(w->db, "BEGIN IMMEDIATE", why) < 0) {
+        if (passing(w->db))
+            return BATCH_RETRY;
         for (; i < n; i++)
-            errs[i] = e;
+            errs[i] = *why;
         return -1;
     }
-    for (struct wop *op = batch; op; op = op->next, i++)
+    for (struct wop *op = batch; op; op = op->next, i++) {
         rcs[i] = op->folded ? 0 : op->apply(op, w, &errs[i]);
-    if (db_exec(w->db, "COMMIT", &e) < 0) {
-        db_exec(w->db, "ROLLBACK", NULL);
+        if (rcs[i] < 0 && passing(w->db)) {
+            *why = errs[i];
+            rollback(w->db);
+            return BATCH_RETRY;
+        }
+    }
+    if (db_exec(w->db, "COMMIT", why) < 0) {
+        bool again = passing(w->db);
+        rollback(w->db);
+        if (again)
+            return BATCH_RETRY;
         for (i = 0; i < n; i++)
-            errs[i] = e;
+            errs[i] = *why;
         return -1;
     }
     return 0;
+}
+
+static void set_health(struct writer *w, enum writer_health h, const char *why)
+{
+    pthread_mutex_lock(&w->lock);
+    w->health = h;
+    snprintf(w->why, sizeof w->why, "%s", why ? why : "");
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Writer thread: is the database file still the one opened? */
+static bool file_lost(struct writer *w, struct err *e)
+{
+    pthread_mutex_lock(&w->lock);
+    bool lost = w->health == WRITER_LOST;
+    if (lost)
+        err_set(e, "%s", w->why);
+    pthread_mutex_unlock(&w->lock);
+    if (lost)
+        return true;
+    if (db_file_check(&w->file, w->path, e) == 0)
+        return false;
+    log_msg(LOG_ERROR, "%s: no more work is accepted; restore the file or start sluice again "
+            "(a new database is created at that path)", e->msg);
+    set_health(w, WRITER_LOST, e->msg);
+    return true;
+}
+
+static void timespec_after_ms(struct timespec *t, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t->tv_nsec >= 1000000000) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000;
+    }
+}
+
+/* Writer thread: sleep ms before trying a batch again. False once stopping
+ * has waited STOP_PATIENCE_MS for the stall (then the batch fails). */
+static bool retry_wait(struct writer *w, int ms, int64_t stalled_ns)
+{
+    struct timespec until;
+    timespec_after_ms(&until, ms);
+    pthread_mutex_lock(&w->lock);
+    /* the whole delay, even when stopping: a full disk fails at once, and
+     * must not be retried in a tight loop */
+    while (pthread_cond_timedwait(&w->has_work, &w->lock, &until) != ETIMEDOUT)
+        ;
+    bool stopping = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    return !stopping || clock_mono_ns() - stalled_ns < (int64_t)STOP_PATIENCE_MS * 1000000;
+}
+
+static void log_stall(struct writer *w, sqlite3 *db, const struct err *why)
+{
+    int code = sqlite3_errcode(db) & 0xff;
+    if (code == SQLITE_FULL)
+        log_msg(LOG_ERROR, "disk full: cannot write the database %s (%s); intake is paused and "
+                "resumes by itself when space returns; nothing is lost", w->path, why->msg);
+    else if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+        log_msg(LOG_WARN, "the database %s is locked by another connection (an operator's "
+                "sqlite3 in a transaction?): waiting for it, with intake paused; nothing is "
+                "lost (%s)", w->path, why->msg);
+    else
+        log_msg(LOG_ERROR, "cannot write the database %s (%s): retrying, with intake paused; "
+                "nothing is lost", w->path, why->msg);
+}
+
+/* Run the batch until it commits or fails for good; a passing condition is
+ * logged once, makes the writer WAITING, and is retried with back-off. */
+static int run_until_done(struct writer *w, struct wop *batch, int *rcs, struct err *errs, int n)
+{
+    int64_t stalled = 0;
+    int delay = RETRY_FIRST_MS, rc;
+    struct err why;
+    for (;;) {
+        memset(rcs, 0, (size_t)n * sizeof *rcs);
+        memset(errs, 0, (size_t)n * sizeof *errs);
+        if (file_lost(w, &why)) {
+            for (int i = 0; i < n; i++)
+                errs[i] = why;
+            rc = -1;
+            break;
+        }
+        rc = run_batch(w, batch, rcs, errs, n, &why);
+        if (rc != BATCH_RETRY)
+            break;
+        if (!stalled) {
+            stalled = clock_mono_ns();
+            log_stall(w, w->db, &why);
+            set_health(w, WRITER_WAITING, why.msg);
+        }
+        if (!retry_wait(w, delay, stalled)) {
+            log_msg(LOG_ERROR, "stopping: giving up on %d database write%s after %d s (%s); "
+                    "events not recorded as done run again at the next start", n,
+                    n == 1 ? "" : "s", STOP_PATIENCE_MS / 1000, why.msg);
+            for (int i = 0; i < n; i++)
+                errs[i] = why;
+            rc = -1;
+            break;
+        }
+        delay = delay * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : delay * 2;
+    }
+    if (stalled && rc == 0) {
+        log_msg(LOG_INFO, "the database %s is writable again after %.1f s: intake resumes",
+                w->path, (double)(clock_mono_ns() - stalled) / 1e9);
+        set_health(w, WRITER_OK, NULL);
+    }
+    return rc;
 }
 
 /* Ops whose target is in this batch (and so still alive: ops are freed
@@ -117,7 +285,7 @@ static void complete_batch(struct writer *w, struct wop *batch, int n)
     fold_batch(batch);
     int *rcs = calloc((size_t)n, sizeof *rcs);
     struct err *errs = calloc((size_t)n, sizeof *errs);
-    int commit = (rcs && errs) ? run_batch(w, batch, rcs, errs, n) : -1;
+    int commit = (rcs && errs) ? run_until_done(w, batch, rcs, errs, n) : -1;
     struct err oom;
     err_set(&oom, "database writer: out of memory");
     int i = 0;
@@ -167,7 +335,7 @@ static bool holds(const struct wop *batch)
 static void hold_for_folds(struct writer *w, struct wop *batch, struct wop *tail, int *n)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until); /* has_work waits on CLOCK_MONOTONIC */
     until.tv_nsec += HOLD_NS;
     if (until.tv_nsec >= 1000000000) {
         until.tv_sec++;
@@ -182,13 +350,27 @@ static void hold_for_folds(struct writer *w, struct wop *batch, struct wop *tail
         op->hold = false;
 }
 
+/* Lock held: wait for work; when none comes for a while, check that the
+ * database file is still there (a quiet daemon notices too). */
+static void idle_wait(struct writer *w)
+{
+    struct timespec until;
+    timespec_after_ms(&until, IDLE_CHECK_MS);
+    if (pthread_cond_timedwait(&w->has_work, &w->lock, &until) != ETIMEDOUT)
+        return;
+    pthread_mutex_unlock(&w->lock);
+    struct err e;
+    file_lost(w, &e);
+    pthread_mutex_lock(&w->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->stopping)
-            pthread_cond_wait(&w->has_work, &w->lock);
+            idle_wait(w);
         if (!w->head && w->stopping)
             break;
         struct wop *batch = w->head;
@@ -210,15 +392,28 @@ int writer_start(const char *db_path, int max_queued, struct writer **out, struc
     if (!w)
         return err_set(e, "out of memory");
     w->max_queued = max_queued > 0 ? max_queued : 1;
-    if (db_open(db_path, true, &w->db, e) < 0) {
+    w->file.fd = -1;
+    if (!(w->path = strdup(db_path))) {
+        free(w);
+        return err_set(e, "out of memory");
+    }
+    if (db_open(db_path, true, &w->db, e) < 0 || db_file_open(db_path, &w->file, e) < 0) {
+        db_close(&w->db);
+        free(w->path);
         free(w);
         return -1;
     }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* a clock step is no timeout */
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->has_work, NULL);
+    pthread_cond_init(&w->has_work, &attr);
     pthread_cond_init(&w->has_room, NULL);
+    pthread_condattr_destroy(&attr);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         db_close(&w->db);
+        db_file_close(&w->file);
+        free(w->path);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->has_work);
         pthread_cond_destroy(&w->has_room);
@@ -264,6 +459,16 @@ int writer_queued(struct writer *w)
     return n;
 }
 
+enum writer_health writer_health(struct writer *w, char *why, size_t len)
+{
+    pthread_mutex_lock(&w->lock);
+    enum writer_health h = w->health;
+    if (why && len)
+        snprintf(why, len, "%s", w->why);
+    pthread_mutex_unlock(&w->lock);
+    return h;
+}
+
 uint64_t writer_submitted(struct writer *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -285,8 +490,11 @@ void writer_stop(struct writer **wp)
     pthread_join(w->thread, NULL);
     for (int i = 0; i < STMT_CACHE && w->stmts[i].sql; i++)
         sqlite3_finalize(w->stmts[i].st);
-    db_exec(w->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL);
+    if (w->health == WRITER_OK)
+        db_exec(w->db, "PRAGMA wal_checkpoint(TRUNCATE);", NULL);
     db_close(&w->db);
+    db_file_close(&w->file);
+    free(w->path);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->has_work);
     pthread_cond_destroy(&w->has_room);

@@ -67,6 +67,17 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op);
  * that can wait (ZeroMQ) stop reading while this is high, so the queue
  * stays short and never blocks the loop. */
 int writer_queued(struct writer *w);
+enum writer_health {
+    WRITER_OK,
+    /* The database cannot be written for now (locked by another connection,
+     * disk full, an I/O error): operations wait and are retried; intake
+     * should pause until the writer is OK again. */
+    WRITER_WAITING,
+    /* The database file was deleted, moved or replaced: operations fail. */
+    WRITER_LOST,
+};
+/* The writer's state, and (if why) what is wrong in words. */
+enum writer_health writer_health(struct writer *w, char *why, size_t len);
 /* Operations ever submitted: tells whether anything happened meanwhile. */
 uint64_t writer_submitted(struct writer *w);
 /* Ask the writer thread to give back its connection's cached pages, then

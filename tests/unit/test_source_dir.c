@@ -4,7 +4,9 @@
  * writing and files moved in are reported once each with their stat, hidden
  * and temporary names never, a temporary file renamed to its final name is,
  * moved-in symlinks are not, new subfolders are followed, and a flood larger
- * than one read of the inotify queue loses nothing. */
+ * than one read of the inotify queue loses nothing. Scans run in slices
+ * between loop turns and wait while paused; a watched folder deleted or
+ * moved away and then recreated is watched and scanned again. */
 #include "source_dir.h"
 
 #include "loop.h"
@@ -116,6 +118,20 @@ static bool leases_work(const char *dir)
     return refused;
 }
 
+/* A loop and a source watching dir, reporting into a new struct seen. */
+static struct seen *watch(const char *dir, bool recursive, struct loop **l,
+                          struct source_dir **sd)
+{
+    struct seen *s = calloc(1, sizeof *s);
+    struct err e;
+    *l = NULL;
+    *sd = NULL;
+    CHECK(loop_new(l, &e) == 0);
+    CHECK(source_dir_new(*l, on_file, s, sd, &e) == 0);
+    CHECK(source_dir_add(*sd, dir, recursive, &e) == 0);
+    return s;
+}
+
 static void test_scan_and_events(void)
 {
     char *root = tu_mkdtemp("srcdir");
@@ -141,14 +157,14 @@ static void test_scan_and_events(void)
     char *link = tu_path(dir, "link.txt");
     CHECK(symlink("done.txt", link) == 0);
 
-    struct loop *l = NULL;
-    struct source_dir *sd = NULL;
-    struct seen *s = calloc(1, sizeof *s);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, true, &l, &sd);
     struct err e;
-    CHECK(loop_new(&l, &e) == 0);
-    CHECK(source_dir_new(l, on_file, s, &sd, &e) == 0);
-    CHECK(source_dir_add(sd, dir, true, &e) == 0);
     source_dir_scan(sd);
+    CHECK(s->n == 0); /* on the loop's turns, not inside the call */
+    while (source_dir_scanning(sd))
+        loop_run_once(l, 0, &e);
     CHECK(count(s, dir, "done.txt") == 1);
     CHECK(size_of(s, dir, "done.txt") == 5);
     CHECK(count(s, sub, "deep.txt") == 1);
@@ -224,13 +240,9 @@ static void test_flood(void)
     char *root = tu_mkdtemp("srcflood");
     char *dir = tu_path(root, "inbox"), *stage = tu_path(root, "stage");
     CHECK(mkdir(stage, 0700) == 0);
-    struct loop *l = NULL;
-    struct source_dir *sd = NULL;
-    struct seen *s = calloc(1, sizeof *s);
-    struct err e;
-    CHECK(loop_new(&l, &e) == 0);
-    CHECK(source_dir_new(l, on_file, s, &sd, &e) == 0);
-    CHECK(source_dir_add(sd, dir, false, &e) == 0);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, false, &l, &sd);
     char name[64];
     for (int i = 0; i < N; i++) { /* nothing reads the queue meanwhile */
         snprintf(name, sizeof name, "a-file-with-a-name-long-enough-for-80-byte-events-%05d.txt", i);
@@ -255,8 +267,95 @@ static void test_flood(void)
     free(root);
 }
 
+/* A big folder is scanned a slice per loop turn, not at once; a paused
+ * source reports nothing, and resumes where it stopped. */
+static void test_scan_in_slices(void)
+{
+    enum { N = 3000 };
+    char *root = tu_mkdtemp("srcslice");
+    char *dir = tu_path(root, "inbox");
+    CHECK(mkdir(dir, 0700) == 0);
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "f-%05d.txt", i);
+        CHECK(tu_write_in(dir, name, "x") == 0);
+    }
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, false, &l, &sd);
+    struct err e;
+    source_dir_scan(sd);
+    int turns = 0;
+    loop_run_once(l, 0, &e);
+    turns++;
+    CHECK(s->n > 0 && s->n < N);
+    source_dir_pause(sd, true);
+    int before = s->n;
+    for (int i = 0; i < 5; i++)
+        loop_run_once(l, 0, &e);
+    CHECK(s->n == before);
+    CHECK(source_dir_scanning(sd));
+    source_dir_pause(sd, false);
+    while (source_dir_scanning(sd) && turns < 10 * N) {
+        loop_run_once(l, 0, &e);
+        turns++;
+    }
+    CHECK(turns > 2);
+    CHECK(s->n == N);
+    forget(s);
+    source_dir_free(&sd);
+    loop_free(&l);
+    tu_rm_rf(root);
+    free(s);
+    free(dir);
+    free(root);
+}
+
+/* A watched folder deleted (or renamed) and recreated is watched again,
+ * and files dropped into the new one meanwhile are found by a scan. */
+static void test_root_comes_back(void)
+{
+    char *root = tu_mkdtemp("srcback");
+    char *dir = tu_path(root, "inbox"), *aside = tu_path(root, "aside");
+    CHECK(mkdir(dir, 0700) == 0);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, true, &l, &sd);
+
+    CHECK(rmdir(dir) == 0);                    /* deleted */
+    pump(l, s, 0, 100);
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK(tu_write_in(dir, "early.txt", "e") == 0); /* maybe before the watch is back */
+    pump(l, s, 1, 0);
+    CHECK(count(s, dir, "early.txt") == 1);
+    CHECK(tu_write_in(dir, "late.txt", "l") == 0);
+    pump(l, s, 2, 50);
+    CHECK(count(s, dir, "late.txt") == 1);
+    forget(s);
+
+    CHECK(rename(dir, aside) == 0);            /* moved away */
+    pump(l, s, 0, 100);
+    CHECK(tu_write_in(aside, "elsewhere.txt", "x") == 0); /* not ours any more */
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK(tu_write_in(dir, "again.txt", "a") == 0); /* found by the rescan or by its event */
+    pump(l, s, 1, 50);
+    CHECK(count(s, dir, "again.txt") == 1);
+    CHECK(count(s, aside, "elsewhere.txt") == 0);
+    forget(s);
+
+    source_dir_free(&sd);
+    loop_free(&l);
+    tu_rm_rf(root);
+    free(s);
+    free(dir);
+    free(aside);
+    free(root);
+}
+
 int main(void)
 {
+    test_scan_in_slices();
+    test_root_comes_back();
     test_scan_and_events();
     test_flood();
     return test_summary();
