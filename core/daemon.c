@@ -377,7 +377,9 @@ static void on_http(void *arg, struct http_call *call, const struct http_incomin
                                    .source_ip = in->source_ip, .request_id = id,
                                    .time_ms = clock_wall_ms(), .headers = in->headers,
                                    .path_params = params, .body = in->body,
-                                   .body_len = in->body_len, .protocol = in->protocol};
+                                   .body_len = in->body_len, .protocol = in->protocol,
+                                   .header_list = in->header_list,
+                                   .payload_v1 = p->http_payload_v1};
         char *event = http_event_json(&req);
         *w = (struct http_waiter){.dm = dm, .call = call};
         char rid[UUID_STR_LEN];

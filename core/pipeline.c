@@ -435,7 +435,7 @@ static int check_dir(const char *file, const char *what, const char *dir, struct
 }
 
 struct raw_http {
-    char *method, *path;
+    char *method, *path, *payload;
 };
 
 static const struct confmap http_trigger_map[] = {
@@ -443,6 +443,8 @@ static const struct confmap http_trigger_map[] = {
      "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY (default ANY)"},
     {"path", CONFMAP_STRING, offsetof(struct raw_http, path), 0, 0,
      "route, with {name} path parameters and an optional last {name+}: /users/{id}"},
+    {"payload", CONFMAP_STRING, offsetof(struct raw_http, payload), 0, 0,
+     "event shape: \"2.0\" (HTTP API, default) or \"1.0\" (REST API: httpMethod, path...)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -472,6 +474,13 @@ static int parse_http_trigger(struct pipeline *p, const cJSON *http, struct diag
         diag_error(d, p->file, "trigger.http.%s", e.msg);
         errors++;
     }
+    p->http_payload_v1 = h.payload && strcmp(h.payload, "1.0") == 0;
+    if (h.payload && !p->http_payload_v1 && strcmp(h.payload, "2.0") != 0) {
+        diag_error(d, p->file, "trigger.http.payload: \"%s\" is not \"1.0\" or \"2.0\"",
+                   h.payload);
+        errors++;
+    }
+    free(h.payload);
     return errors;
 }
 

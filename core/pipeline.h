@@ -73,6 +73,7 @@ struct pipeline {
     char *zmq_topic;
     char *http_method;          /* upper case, or "ANY" */
     char *http_path;            /* route template, "/users/{id}" */
+    bool http_payload_v1;       /* "payload": "1.0", the REST API event shape */
     struct match *match;
     struct step *steps;
     size_t n_steps;

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "executor.h"
+#include "http_event.h"
 #include "journal.h"
 #include "loader.h"
 #include "log.h"
@@ -119,10 +120,19 @@ static void run_attempt(struct writer *w, struct exec_slot *slot, struct attempt
     a->plugin_version[n] = '\0';
     if (slot && worker_needed(a->pipeline, a->step)) {
         worker_run_attempt(slot, w, a);
-        return;
+    } else {
+        int64_t deadline = clock_mono_ns() + (int64_t)a->step->timeout_ms * 1000000;
+        executor_call(a, deadline, log_to_db, w);
     }
-    int64_t deadline = clock_mono_ns() + (int64_t)a->step->timeout_ms * 1000000;
-    executor_call(a, deadline, log_to_db, w);
+    /* issue 16: a handler's own statusCode is judged here, for every runtime */
+    if (a->status == INV_OK &&
+        http_status_fails_step(a->pipeline->trigger == TRIGGER_HTTP, a->status_code)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the handler answered statusCode %d", a->status_code);
+        a->status = INV_ERROR;
+        a->error_type = strdup("HandlerError");
+        a->error = strdup(msg);
+    }
 }
 
 /* Run one step. A failure that may be retried either returns at once with

@@ -478,9 +478,6 @@ void worker_run_attempt(struct exec_slot *slot, struct writer *w, struct attempt
             break;
         }
         slot->workers[k]->served++;
-        if (a->status == INV_OK && a->status_code >= 500) {
-            set_failure(a, INV_ERROR, "HandlerError", "the handler answered statusCode >= 500");
-        }
         if (a->error_type && strcmp(a->error_type, "Runtime.InitError") == 0) {
             /* init failed: the next try starts a fresh worker, after a back-off */
             worker_stop(&slot->workers[k]);
