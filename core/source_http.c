@@ -35,6 +35,10 @@
 #define RESERVE 100             /* kept free for new clients */
 #define HEADER_TIMEOUT_MS 10000 /* request line and headers, whole */
 #define IDLE_TIMEOUT_S 60
+/* MHD's per-connection pool holds the request head and one record per
+ * header and query parameter: a 6 KB URL with 1,000 parameters needs ~90 KB.
+ * Pages are touched only as used. */
+#define MEMORY_PER_CONNECTION (128 * 1024)
 #define SWEEP_MS 1000
 
 struct http_call {
@@ -466,7 +470,7 @@ int source_http_new(struct loop *l, const struct http_settings *set, source_http
         on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_PER_CONNECTION,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_PER_CLIENT, MHD_OPTION_END);
     if (!s->mhd) {

@@ -519,7 +519,7 @@ class Robustness(HttpCase):
         sb.add_pipeline(route("users", "GET", "/users/{id}", [step("echo.handler")]))
         d = self.daemon(sb)
         try:
-            r = self.request(sb, "GET", "/users/1", headers={"X-Huge": "h" * 100000})
+            r = self.request(sb, "GET", "/users/1", headers={"X-Huge": "h" * 300000})  # over the 128 KiB head
             status = r.status
         except (ConnectionError, http.client.HTTPException) as e:
             status = e
