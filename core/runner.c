@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "batch.h"
 #include "clock.h"
 #include "executor.h"
 #include "http_event.h"
@@ -415,26 +416,25 @@ struct batch_state {
     char **records;             /* for destinations the loop delivers */
     char **responses;           /* each item's answer, for invokes */
     int step0_attempt;          /* the first step's last attempt number */
+    struct batch_item *items;   /* this round's records (batch.c) */
+    char why[600];              /* why the whole round failed, if it did */
 };
 
-/* {"Records": [{"eventId", "eventSource", "body"}...]} of the active items,
- * shaped like an SQS batch so Lambda SQS handlers read it unchanged. */
-static char *batch_event(const struct batch_state *b)
+/* The active items as SQS records (batch.c); receive_count: the first
+ * step's attempt number this round. */
+static char *batch_event(const struct run_state *rs, struct batch_state *b, int first)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *records = cJSON_AddArrayToObject(root, "Records");
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->active[i])
-            continue;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "eventId", b->in[i]->event_id);
-        cJSON_AddStringToObject(r, "eventSource", b->in[i]->source);
-        cJSON_AddItemToObject(r, "body", parse_or_string(b->in[i]->payload));
-        cJSON_AddItemToArray(records, r);
-    }
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return text;
+    struct batch_item *items = calloc(b->n, sizeof *items);
+    if (!items)
+        return NULL;
+    for (size_t i = 0; i < b->n; i++)
+        items[i] = (struct batch_item){.message_id = b->in[i]->event_id,
+                                       .source = b->in[i]->source, .body = b->in[i]->payload,
+                                       .receive_count = first,
+                                       .sent_ms = b->in[i]->received_ms};
+    b->items = items;
+    struct batch_origin o = {.pipeline = rs->p->name, .region = rs->p->region};
+    return batch_event_json(&o, items, b->n, b->active);
 }
 
 /* The ids of the active items, as a JSON array, for the invocation rows. */
@@ -449,32 +449,22 @@ static char *batch_ids(const struct batch_state *b)
     return text;
 }
 
-/* batchItemFailures names items by eventId (or by their index in Records). */
-static void mark_failed(struct batch_state *b, const cJSON *ident)
-{
-    size_t index = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->active[i])
-            continue;
-        bool hit = (cJSON_IsString(ident) && strcmp(ident->valuestring, b->in[i]->event_id) == 0) ||
-                   (cJSON_IsNumber(ident) && ident->valuedouble == (double)index);
-        if (hit)
-            b->failed[i] = true;
-        index++;
-    }
-}
-
+/* Lambda's rules on batchItemFailures (batch.c): a wrong itemIdentifier
+ * fails every item of the round, and the log says why. */
 static void first_step_done(struct run_state *rs, const struct attempt *a)
 {
     struct batch_state *b = rs->batch;
     b->step0_attempt = a->number;
-    cJSON *v = a->body ? cJSON_Parse(a->body) : NULL;
-    const cJSON *failures = cJSON_GetObjectItemCaseSensitive(v, "batchItemFailures");
-    const cJSON *f;
-    cJSON_ArrayForEach(f, failures) {
-        mark_failed(b, cJSON_GetObjectItemCaseSensitive(f, "itemIdentifier"));
+    char why[400] = "";
+    if (b->items && batch_read_failures(a->body, b->items, b->n, b->active, b->failed, why,
+                                        sizeof why) == BATCH_ALL_FAILED) {
+        char line[600];
+        snprintf(line, sizeof line, "%s; the whole batch fails, as on Lambda", why);
+        log_msg(LOG_WARN, "pipeline %s: %s", rs->p->name, line);
+        invlog_line(rs->env->writer, rs->request_id, rs->p->name, a->step->name, SL_LOG_WARN,
+                    line, NULL);
+        snprintf(b->why, sizeof b->why, "%s", line);
     }
-    cJSON_Delete(v);
 }
 
 static void finish_item(struct run_state *rs, struct batch_state *b, size_t i,
@@ -508,9 +498,12 @@ static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
     rs->attempts = 0;
     new_request_id(rs);
     memset(b->failed, 0, b->n * sizeof *b->failed);
+    b->why[0] = '\0';
     struct attempt a = {0};
     char *last = NULL;
-    enum run_outcome out = run_steps(rs, batch_event(b), &a, &last);
+    enum run_outcome out = run_steps(rs, batch_event(rs, b, first), &a, &last);
+    free(b->items);
+    b->items = NULL;
     const struct retry *r = &rs->p->steps[0].retry;
     bool retry = false;
     for (size_t i = 0; i < b->n; i++) {
@@ -522,7 +515,8 @@ static bool batch_round(struct run_state *rs, struct batch_state *b, int first)
         else if (b->step0_attempt >= r->max_attempts) /* the step succeeded, the item not */
             finish_item(rs, b, i, RUN_DEAD, &(struct attempt){.step = &rs->p->steps[0],
                         .number = b->step0_attempt, .error_type = "BatchItemFailure",
-                        .error = "the handler named this item in batchItemFailures",
+                        .error = b->why[0] ? b->why
+                                 : "the handler named this item in batchItemFailures",
                         .status = INV_ERROR}, NULL);
         else
             retry = true;

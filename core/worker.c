@@ -22,14 +22,13 @@
 #include "log.h"
 #include "pipeline.h"
 #include "wire.h"
+#include "worker_env.h"
 #include "writer.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 30000
 #define STOP_GRACE_MS 2000
 #define WORKER_EXE "sluice-worker" /* beside the sluice binary */
-
-extern char **environ;
 
 struct worker {
     pid_t pid;
@@ -69,7 +68,7 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "pipeline", p->name);
     cJSON_AddStringToObject(root, "runtime", runtime_name(kind));
-    cJSON_AddNumberToObject(root, "memory_mb", p->limits.memory_mb);
+    cJSON_AddNumberToObject(root, "memory_mb", worker_env_memory_mb(p));
     cJSON_AddBoolToObject(root, "sandbox", p->sandbox);
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     for (size_t i = 0; i < p->n_steps; i++) {
@@ -87,6 +86,7 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
             cJSON_AddStringToObject(js, "code", s->code);
         cJSON_AddStringToObject(js, "config", s->config_json);
         cJSON_AddNumberToObject(js, "timeout_ms", s->timeout_ms);
+        cJSON_AddItemToObject(js, "environment", worker_env_step(p, s));
         cJSON_AddItemToArray(steps, js);
     }
     char *text = cJSON_PrintUnformatted(root);
@@ -243,7 +243,9 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     const char *prog;
     worker_argv(slot, kind, argv, &prog, exe, sizeof exe);
     pid_t pid;
-    int rc = posix_spawn(&pid, prog, &fa, &attr, argv, environ);
+    char **env = worker_env_build(slot->p, kind); /* issue 16: a clean environment */
+    int rc = env ? posix_spawn(&pid, prog, &fa, &attr, argv, env) : ENOMEM;
+    worker_env_free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(sv[1]);
