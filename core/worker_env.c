@@ -218,11 +218,14 @@ char **worker_env_build(const struct pipeline *p, enum runtime kind)
         node_path(&e, p);
     env_put_all(&e, &p->environment);
     if (first) {
-        cJSON *step = worker_env_step(p, first);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, step)
-            env_put(&e, it->string, it->valuestring);
-        cJSON_Delete(step);
+        env_put(&e, "AWS_LAMBDA_FUNCTION_NAME", first->handler);
+        env_put(&e, "_HANDLER", first->handler);
+        if (first->code)
+            env_put(&e, "LAMBDA_TASK_ROOT", first->code);
+        /* the script runtimes put each step's own "environment" on top per
+         * invocation, over this pipeline-wide base; a C worker's steps share it */
+        if (kind == RUNTIME_C)
+            env_put_all(&e, &first->environment);
     }
     if (e.failed || !e.v) {
         worker_env_free(e.v);

@@ -7,10 +7,11 @@
  * _VERSION, _MEMORY_SIZE, _HANDLER, LAMBDA_TASK_ROOT, AWS_REGION,
  * AWS_DEFAULT_REGION, AWS_LAMBDA_LOG_GROUP_NAME, _LOG_STREAM_NAME) for the
  * worker's first step; PYTHONPATH or NODE_PATH for dependencies beside the
- * handler and in layers (Lambda's order); the pipeline's "environment"; the
- * step's. A worker serves every step of its kind in the pipeline: the
- * runtimes switch to each step's own variables per invocation
- * (worker_env_step). See docs/lambda.md. */
+ * handler and in layers (Lambda's order); the pipeline's "environment"; for
+ * C workers the first C step's. A worker serves every step of its kind in
+ * the pipeline: the Python and Node.js runtimes put each step's own
+ * variables on top per invocation (worker_env_step, in the INIT frame); the
+ * C steps of one pipeline share one environment. See docs/lambda.md. */
 #ifndef SLUICE_WORKER_ENV_H
 #define SLUICE_WORKER_ENV_H
 
