@@ -79,8 +79,8 @@ static void test_rules(void)
                          "{\"batchItemFailures\": [{}]}",
                          "{\"batchItemFailures\": [\"m-0\"]}",
                          "{\"batchItemFailures\": {\"itemIdentifier\": \"m-0\"}}",
-                         "{\"batchItemFailures\": [{\"itemIdentifier\": \"m-0\"}, "
-                         "{\"itemIdentifier\": \"nope\"}]}"};
+                         ("{\"batchItemFailures\": [{\"itemIdentifier\": \"m-0\"}, "
+                          "{\"itemIdentifier\": \"nope\"}]}")};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK(read(bad[i], some, failed, why) == BATCH_ALL_FAILED);
         CHECK(failed[0] && !failed[1] && failed[2]);
