@@ -193,6 +193,13 @@ char **worker_env_build(const struct pipeline *p, enum runtime kind)
         if (v)
             env_put(&e, p->pass_env.v[i], v);
     }
+    /* a C worker is sluice's own program: a sanitizer build's settings
+     * (tests, debugging) go with it, as they went with the daemon */
+    static const char *const sanitizer[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                            NULL};
+    for (size_t i = 0; kind == RUNTIME_C && sanitizer[i]; i++)
+        if (getenv(sanitizer[i]))
+            env_put(&e, sanitizer[i], getenv(sanitizer[i]));
     const struct step *first = NULL;
     for (size_t i = 0; i < p->n_steps && !first; i++)
         if (p->steps[i].runtime == kind)

@@ -3,7 +3,8 @@
  *
  * In order (a later entry replaces an earlier one of the same name): PATH,
  * LANG and TZ as Lambda sets them; the config's pass_env names, with the
- * daemon's values; the Lambda runtime's variables (AWS_LAMBDA_FUNCTION_NAME,
+ * daemon's values (and for C workers, sluice's own program, the daemon's
+ * ASAN_/UBSAN_/LSAN_OPTIONS); the Lambda runtime's variables (AWS_LAMBDA_FUNCTION_NAME,
  * _VERSION, _MEMORY_SIZE, _HANDLER, LAMBDA_TASK_ROOT, AWS_REGION,
  * AWS_DEFAULT_REGION, AWS_LAMBDA_LOG_GROUP_NAME, _LOG_STREAM_NAME) for the
  * worker's first step; PYTHONPATH or NODE_PATH for dependencies beside the
