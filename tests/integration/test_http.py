@@ -52,6 +52,21 @@ def step(handler, name=None, **extra):
     return s
 
 
+def read_until_closed(s):
+    """Everything s receives until the peer closes (or resets): (bytes, timed out)."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return out, False
+        except socket.timeout:
+            return out, True
+        if not chunk:
+            return out, False
+        out += chunk
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -461,18 +476,8 @@ class Robustness(HttpCase):
         s = socket.create_connection(("127.0.0.1", sb.port), timeout=3)
         try:
             s.sendall(data)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                except socket.timeout:
-                    return out or None
-                if not chunk:
-                    break
-                out += chunk
-            return out
+            out, timed_out = read_until_closed(s)
+            return (out or None) if timed_out else out
         finally:
             s.close()
 

@@ -7,14 +7,13 @@ handed to a handler as JSON get 400, two Content-Lengths 400, a too big body
 announced with Expect: 100-continue 413 at once, a 1xx statusCode 500; and a
 URL with 1,000 query parameters (item 15) gets an answer."""
 
-import http.client
 import json
 import os
 import shutil
 import socket
 
 import harness
-from test_http import HttpCase, route
+from test_http import HttpCase, read_until_closed, route
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
@@ -284,15 +283,7 @@ class LambdaHttp(HttpCase):
         try:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out, _ = read_until_closed(s)
         finally:
             s.close()
         head, _, body = out.partition(b"\r\n\r\n")

@@ -4,7 +4,6 @@ environment built from scratch with Lambda's variables, `environment`,
 `pass_env` and `region`, and dependencies beside the handler and in layers.
 Every handler is written as Lambda's documentation writes it."""
 
-import glob
 import json
 import os
 import shutil
