@@ -37,6 +37,8 @@ struct raw {
     int workers, queue_size, max_concurrency, idle_timeout_s;
     const cJSON *zmq, *http;
     char *python, *node;
+    char *region;               /* issue 16: worker environment */
+    struct strv pass_env;
 };
 
 static const struct confmap config_map[] = {
@@ -66,6 +68,11 @@ static const struct confmap config_map[] = {
      "HTTP trigger listener: listen, max_body_bytes, timeout_ms"},
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw, zmq), 0, 0,
      "ZeroMQ endpoints: pull, router, sub: [{endpoint, topics}]"},
+    /* issue 16: what workers see (core/worker_env.c) */
+    {"region", CONFMAP_STRING, offsetof(struct raw, region), 0, 0,
+     "AWS_REGION and AWS_DEFAULT_REGION of handlers (default \"local\")"},
+    {"pass_env", CONFMAP_STRINGS, offsetof(struct raw, pass_env), 0, 0,
+     "names of the daemon's environment variables handed to workers (default none)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -295,6 +302,10 @@ static int apply_doc(struct config *c, struct diag *d)
     c->node = r.node ? r.node
                      : strdup(access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "node");
     r.python = r.node = NULL;
+    c->region = r.region ? r.region : strdup("local");
+    c->pass_env = r.pass_env;
+    r.region = NULL;
+    r.pass_env = (struct strv){0};
     c->queue_size = r.queue_size;
     if (!c->zmq.pull)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
@@ -394,6 +405,8 @@ void config_free(struct config **cp)
     free(c->zmq.client_public);
     free(c->python);
     free(c->node);
+    free(c->region);
+    strv_free(&c->pass_env);
     cJSON_Delete(c->doc);
     free(c);
     *cp = NULL;

@@ -52,6 +52,8 @@ struct config {
     struct config_http http;
     char *python;               /* interpreter for "python3" steps */
     char *node;                 /* interpreter for "nodejs" steps */
+    char *region;               /* AWS_REGION of handlers, "local" by default */
+    struct strv pass_env;       /* daemon variables workers get (names) */
     cJSON *doc;                 /* the parsed document (owns *_raw) */
 };
 

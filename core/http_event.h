@@ -31,10 +31,24 @@ struct http_request {
     const char *body;
     size_t body_len;
     const char *protocol;       /* "HTTP/1.1" */
+    const cJSON *header_list;   /* [[name, value]...] as sent, may be NULL (payload 1.0) */
+    bool payload_v1;            /* the route's "payload": "1.0" (REST API shape) */
 };
 
-/* The payload 2.0 event as JSON text (NULL when out of memory). */
+/* The payload 2.0 event (or 1.0 with payload_v1) as JSON text (NULL when
+ * out of memory). */
 char *http_event_json(const struct http_request *r);
+
+/* Can the request be handed to handlers as JSON text? -1 (e says why; the
+ * answer is 400) when its path or query, URL-decoded, holds a NUL byte or
+ * is not valid UTF-8, or a header in header_list ([[name, value]...]) is
+ * not valid UTF-8. */
+int http_request_check(const char *raw_uri, const cJSON *header_list, struct err *e);
+
+/* Does a handler's own statusCode fail its step? On an HTTP pipeline never:
+ * the answer is the response, passed to the client as API Gateway passes a
+ * Lambda function's. Elsewhere 500 and above does (docs/reliability.md). */
+bool http_status_fails_step(bool http_trigger, int status_code);
 
 struct http_response {
     int status;
@@ -44,8 +58,9 @@ struct http_response {
 };
 
 /* Map a run's answer to a response. ok: the run succeeded; answer is the
- * runner's JSON ({"statusCode", "body"} on success; error fields else);
- * timeout: a step timed out. Fills r (release with http_response_release). */
+ * runner's JSON ({"statusCode", "body"} on success; error fields else).
+ * Fills r (release with http_response_release). r->headers may name a
+ * header more than once (one line each: Set-Cookie). */
 void http_response_from_answer(bool ok, const char *answer, struct http_response *r);
 /* A small JSON error response: {"message": msg}. */
 void http_response_error(int status, const char *message, struct http_response *r);

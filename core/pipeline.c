@@ -31,6 +31,8 @@ struct raw_pipeline {
     int concurrency, memory_mb, cpu_seconds, max_open_files, max_event_age_ms;
     int reserved_concurrency;
     bool sandbox;
+    const cJSON *environment;   /* issue 16 */
+    struct strv layers;
 };
 
 static const struct confmap pipeline_map[] = {
@@ -64,6 +66,11 @@ static const struct confmap pipeline_map[] = {
      2147483647, "an event older than this is not retried again but dead-lettered"},
     {"batch", CONFMAP_OBJECT, offsetof(struct raw_pipeline, batch), 0, 0,
      "{\"size\": N, \"window_ms\": W}: the first step gets up to N events at once"},
+    /* issue 16: the worker's environment and dependencies (core/worker_env.c) */
+    {"environment", CONFMAP_OBJECT, offsetof(struct raw_pipeline, environment), 0, 0,
+     "{\"NAME\": \"value\"}: environment variables of every step's worker"},
+    {"layers", CONFMAP_STRINGS, offsetof(struct raw_pipeline, layers), 0, 0,
+     "folders laid out as Lambda layers (python/, nodejs/node_modules/), searched in order"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -98,7 +105,7 @@ static const struct confmap zmq_trigger_map[] = {
 struct raw_step {
     const cJSON *json;
     char *name, *handler, *runtime, *code;
-    const cJSON *config, *retry;
+    const cJSON *config, *retry, *environment;
     int timeout_ms;
 };
 
@@ -117,6 +124,8 @@ static const struct confmap step_map[] = {
      "\"python3\" or \"nodejs\": a Lambda-style script handler in \"code\""},
     {"code", CONFMAP_STRING, offsetof(struct raw_step, code), 0, 0,
      "folder of a script handler (with runtime)"},
+    {"environment", CONFMAP_OBJECT, offsetof(struct raw_step, environment), 0, 0,
+     "{\"NAME\": \"value\"}: this step's environment variables, over the pipeline's"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -335,6 +344,93 @@ static int script_fill(struct step *s, struct raw_step *r, const struct config *
     return 0;
 }
 
+/* --- issue 16: environment and layers --- */
+
+/* Variables the runtime sets (docs/lambda.md): a function cannot set them. */
+static bool reserved_env(const char *name)
+{
+    static const char *const names[] = {"_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+                                        "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
+                                        NULL};
+    for (size_t i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return strncmp(name, "AWS_LAMBDA_", 11) == 0;
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
+        return false;
+    for (; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_'))
+            return false;
+    return true;
+}
+
+/* {"NAME": "value"} as NAME=value strings, in order. */
+static int parse_environment(const cJSON *env, const char *file, const char *where,
+                             struct strv *out, struct diag *d)
+{
+    int errors = 0, n = cJSON_GetArraySize(env);
+    out->v = calloc((size_t)n + 1, sizeof *out->v);
+    if (!out->v) {
+        diag_error(d, file, "%senvironment: out of memory", where);
+        return 1;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, env) {
+        if (!env_name_ok(it->string)) {
+            diag_error(d, file, "%senvironment: \"%s\" is not a variable name (letters, digits "
+                       "and '_', not starting with a digit)", where, it->string);
+            errors++;
+        } else if (reserved_env(it->string)) {
+            diag_error(d, file, "%senvironment: %s is set by sluice, as Lambda sets it (see "
+                       "docs/lambda.md; AWS_REGION comes from \"region\" in sluice.json)", where,
+                       it->string);
+            errors++;
+        } else if (!cJSON_IsString(it)) {
+            diag_error(d, file, "%senvironment.%s: values are strings; write it in quotes",
+                       where, it->string);
+            errors++;
+        } else {
+            size_t len = strlen(it->string) + strlen(it->valuestring) + 2;
+            char *kv = malloc(len);
+            if (kv)
+                snprintf(kv, len, "%s=%s", it->string, it->valuestring);
+            out->v[out->n++] = kv;
+        }
+    }
+    return errors;
+}
+
+static int parse_layers(struct pipeline *p, struct strv *raw, const struct config *cfg,
+                        struct diag *d)
+{
+    int errors = 0;
+    p->layers.v = calloc(raw->n + 1, sizeof *p->layers.v);
+    for (size_t i = 0; p->layers.v && i < raw->n; i++) {
+        char *dir = path_resolve(cfg->base_dir, raw->v[i]);
+        struct stat st;
+        if (dir && (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+            diag_error(d, p->file, "layers[%zu]: \"%s\" is not a folder (a layer holds python/ "
+                       "or nodejs/node_modules/)", i, dir);
+            errors++;
+        }
+        p->layers.v[p->layers.n++] = dir;
+    }
+    return errors;
+}
+
+static int copy_pass_env(struct pipeline *p, const struct config *cfg)
+{
+    p->pass_env.v = calloc(cfg->pass_env.n + 1, sizeof *p->pass_env.v);
+    for (size_t i = 0; p->pass_env.v && i < cfg->pass_env.n; i++)
+        p->pass_env.v[p->pass_env.n++] = strdup(cfg->pass_env.v[i]);
+    p->region = strdup(cfg->region ? cfg->region : "local");
+    return p->pass_env.v && p->region ? 0 : 1;
+}
+
 static int step_fill(struct step *s, struct raw_step *r, size_t index, const char *file,
                      const struct config *cfg, struct diag *d)
 {
@@ -370,6 +466,11 @@ static int step_fill(struct step *s, struct raw_step *r, size_t index, const cha
     s->config_json = r->config ? cJSON_PrintUnformatted(r->config) : strdup("{}");
     s->timeout_ms = r->timeout_ms ? r->timeout_ms : TIMEOUT_DEFAULT_MS;
     errors += parse_retry(s, r->retry, file, where, d);
+    if (r->environment) {
+        char at[80];
+        snprintf(at, sizeof at, "%s.", where);
+        errors += parse_environment(r->environment, file, at, &s->environment, d);
+    }
     if (!s->name || !s->config_json) {
         diag_error(d, file, "%s: out of memory", where);
         errors++;
@@ -438,7 +539,7 @@ static int check_dir(const char *file, const char *what, const char *dir, struct
 }
 
 struct raw_http {
-    char *method, *path;
+    char *method, *path, *payload;
 };
 
 static const struct confmap http_trigger_map[] = {
@@ -446,6 +547,8 @@ static const struct confmap http_trigger_map[] = {
      "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY (default ANY)"},
     {"path", CONFMAP_STRING, offsetof(struct raw_http, path), 0, 0,
      "route, with {name} path parameters and an optional last {name+}: /users/{id}"},
+    {"payload", CONFMAP_STRING, offsetof(struct raw_http, payload), 0, 0,
+     "event shape: \"2.0\" (HTTP API, default) or \"1.0\" (REST API: httpMethod, path...)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -475,6 +578,13 @@ static int parse_http_trigger(struct pipeline *p, const cJSON *http, struct diag
         diag_error(d, p->file, "trigger.http.%s", e.msg);
         errors++;
     }
+    p->http_payload_v1 = h.payload && strcmp(h.payload, "1.0") == 0;
+    if (h.payload && !p->http_payload_v1 && strcmp(h.payload, "2.0") != 0) {
+        diag_error(d, p->file, "trigger.http.payload: \"%s\" is not \"1.0\" or \"2.0\"",
+                   h.payload);
+        errors++;
+    }
+    free(h.payload);
     return errors;
 }
 
@@ -660,6 +770,9 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     } else if (r->steps) {
         errors += parse_steps(p, r->steps, cfg, d);
     }
+    if (r->environment)
+        errors += parse_environment(r->environment, p->file, "", &p->environment, d);
+    errors += parse_layers(p, &r->layers, cfg, d) + copy_pass_env(p, cfg);
     if (r->on_failure)
         errors += parse_destination(p, &p->on_failure, r->on_failure, "on_failure", cfg, d);
     if (r->on_success)
@@ -728,6 +841,7 @@ static void step_release(struct step *s)
     free(s->code);
     free(s->source);
     free(s->interpreter);
+    strv_free(&s->environment);
 }
 
 void pipeline_free(struct pipeline **pp)
@@ -745,6 +859,10 @@ void pipeline_free(struct pipeline **pp)
     free(p->zmq_topic);
     free(p->http_method);
     free(p->http_path);
+    strv_free(&p->environment);
+    strv_free(&p->layers);
+    strv_free(&p->pass_env);
+    free(p->region);
     match_free(&p->match);
     destination_release(&p->on_success);
     destination_release(&p->on_failure);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "confmap.h"
 #include "diag.h"
 
 struct config;
@@ -47,6 +48,7 @@ struct step {
     char *config_json;          /* the step's "config" as compact JSON text */
     int timeout_ms;
     struct retry retry;
+    struct strv environment;    /* "NAME=value", over the pipeline's */
     /* Filled by the loader. */
     struct plugin *plugin;
     void *fn;                   /* sl_handler_fn */
@@ -73,6 +75,7 @@ struct pipeline {
     char *zmq_topic;
     char *http_method;          /* upper case, or "ANY" */
     char *http_path;            /* route template, "/users/{id}" */
+    bool http_payload_v1;       /* "payload": "1.0", the REST API event shape */
     struct match *match;
     struct step *steps;
     size_t n_steps;
@@ -88,6 +91,11 @@ struct pipeline {
     struct limits limits;       /* for worker processes */
     bool sandbox;               /* seccomp filter in C workers */
     int max_event_age_ms;       /* 0: no limit */
+    /* issue 16: what worker processes see (worker_env.h) */
+    struct strv environment;    /* "NAME=value" of every step */
+    struct strv layers;         /* folders, resolved, in order */
+    struct strv pass_env;       /* the config's pass_env names */
+    char *region;               /* the config's region */
 };
 
 struct pipeline_set {

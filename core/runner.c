@@ -10,8 +10,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "batch.h"
 #include "clock.h"
 #include "event.h"
+#include "http_event.h"
 #include "invlog.h"
 #include "journal.h"
 #include "loader.h"
@@ -146,53 +148,51 @@ static cJSON *parse_or_string(const char *json)
     return v ? v : cJSON_CreateString(json ? json : "");
 }
 
-/* {"Records": [...]} of the active items, shaped like an SQS batch so
- * Lambda SQS handlers read it unchanged. */
-static char *batch_event(const struct run *r)
+/* The active items as SQS records (batch.c); ApproximateReceiveCount is
+ * the first step's attempt number this round. The round keeps the items,
+ * which batchItemFailures is read against. */
+static char *batch_event(struct run *r)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *records = cJSON_AddArrayToObject(root, "Records");
+    free(r->batch_items);
+    free(r->batch_active);
+    r->batch_items = calloc(r->n_items, sizeof *r->batch_items);
+    r->batch_active = calloc(r->n_items, sizeof *r->batch_active);
+    if (!r->batch_items || !r->batch_active)
+        return NULL;
     for (size_t i = 0; i < r->n_items; i++) {
         const struct run_item *it = &r->items[i];
-        if (!it->active)
-            continue;
-        cJSON *rec = cJSON_CreateObject();
-        cJSON_AddStringToObject(rec, "eventId", it->ev->id);
-        cJSON_AddStringToObject(rec, "eventSource", it->ev->source);
-        cJSON_AddItemToObject(rec, "body", parse_or_string(it->ev->json));
-        cJSON_AddItemToArray(records, rec);
+        r->batch_items[i] = (struct batch_item){.message_id = it->ev->id,
+                                                .source = it->ev->source, .body = it->ev->json,
+                                                .receive_count = r->attempt,
+                                                .sent_ms = it->ev->received_ms};
+        r->batch_active[i] = it->active;
     }
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return text;
+    struct batch_origin o = {.pipeline = r->p->name, .region = r->p->region};
+    return batch_event_json(&o, r->batch_items, r->n_items, r->batch_active);
 }
 
-/* batchItemFailures names items by eventId (or by their index in Records). */
-static void mark_failed(struct run *r, const cJSON *ident)
-{
-    size_t index = 0;
-    for (size_t i = 0; i < r->n_items; i++) {
-        struct run_item *it = &r->items[i];
-        if (!it->active)
-            continue;
-        bool hit = (cJSON_IsString(ident) && strcmp(ident->valuestring, it->ev->id) == 0) ||
-                   (cJSON_IsNumber(ident) && ident->valuedouble == (double)index);
-        if (hit)
-            it->failed = true;
-        index++;
-    }
-}
-
+/* Lambda's rules on batchItemFailures (batch.c): a wrong itemIdentifier
+ * fails every item of the round, and the log says why. */
 static void first_step_done(struct run *r, const struct attempt *a)
 {
     r->step0_attempt = a->number;
-    cJSON *v = a->body ? cJSON_Parse(a->body) : NULL;
-    const cJSON *failures = cJSON_GetObjectItemCaseSensitive(v, "batchItemFailures");
-    const cJSON *f;
-    cJSON_ArrayForEach(f, failures) {
-        mark_failed(r, cJSON_GetObjectItemCaseSensitive(f, "itemIdentifier"));
+    bool *failed = calloc(r->n_items ? r->n_items : 1, sizeof *failed);
+    char why[400] = "";
+    if (!failed || !r->batch_items)
+        return free(failed);
+    if (batch_read_failures(a->body, r->batch_items, r->n_items, r->batch_active, failed, why,
+                            sizeof why) == BATCH_ALL_FAILED) {
+        char line[600];
+        snprintf(line, sizeof line, "%s; the whole batch fails, as on Lambda", why);
+        log_msg(LOG_WARN, "pipeline %s: %s", r->p->name, line);
+        invlog_line(r->rn->writer, r->request_id, r->p->name, a->step->name, SL_LOG_WARN, line,
+                    NULL);
+        free(r->batch_why);
+        r->batch_why = strdup(line);
     }
-    cJSON_Delete(v);
+    for (size_t i = 0; i < r->n_items; i++)
+        r->items[i].failed = failed[i];
+    free(failed);
 }
 
 /* --- hand-offs ------------------------------------------------------------ */
@@ -306,6 +306,18 @@ static void attempt_done(struct run *r, bool on_pool)
         return;
     }
     r->attempts++;
+    /* a handler's own statusCode: a success for an HTTP client (who gets
+     * it), a failure elsewhere from 500 up (http_event.c says which) */
+    if (r->a.status == INV_OK &&
+        http_status_fails_step(r->p->trigger == TRIGGER_HTTP, r->a.status_code)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the handler answered statusCode %d", r->a.status_code);
+        r->a.status = INV_ERROR;
+        free(r->a.error_type);
+        free(r->a.error);
+        r->a.error_type = strdup("HandlerError");
+        r->a.error = strdup(msg);
+    }
     record(r, &r->a);
     if (r->a.status == INV_OK && r->a.body) {
         step_succeeded(r, on_pool);
@@ -468,7 +480,8 @@ static bool batch_round_end(struct run *r, enum run_outcome out)
         } else if (r->step0_attempt >= rt->max_attempts) { /* the step succeeded, the item not */
             struct attempt item = {.step = &r->p->steps[0], .number = r->step0_attempt,
                                    .error_type = "BatchItemFailure", .status = INV_ERROR,
-                                   .error = "the handler named this item in batchItemFailures"};
+                                   .error = r->batch_why ? r->batch_why
+                                            : "the handler named this item in batchItemFailures"};
             finish_item(r, it, RUN_DEAD, &item, NULL);
         } else {
             again = true;
@@ -541,6 +554,8 @@ static void begin_round(struct run *r)
         snprintf(r->request_id, sizeof r->request_id, "00000000-0000-7000-8000-000000000000");
     for (size_t i = 0; i < r->n_items; i++)
         r->items[i].failed = false;
+    free(r->batch_why);
+    r->batch_why = NULL;
     r->input = batch_event(r);
     r->input_len = r->input ? strlen(r->input) : 0;
 }
@@ -591,5 +606,10 @@ void run_release(struct run *r)
 {
     attempt_release(&r->a);
     free(r->input);
-    r->input = NULL;
+    free(r->batch_items);
+    free(r->batch_active);
+    free(r->batch_why);
+    r->input = r->batch_why = NULL;
+    r->batch_items = NULL;
+    r->batch_active = NULL;
 }

@@ -3,6 +3,13 @@
  * A call is shared by the connection (MHD) and the pipeline run that
  * answers it; it is freed when both have let go, so a client that hangs up
  * or a run that answers after the 504 never touches freed memory.
+ *
+ * Slow clients cannot hold the listener: every connection is tracked, a
+ * request head must arrive whole within HEADER_TIMEOUT_MS (MHD's own timeout
+ * only bounds idle time, which a line every few seconds resets), one client
+ * address holds at most MAX_PER_CLIENT connections, and past
+ * MAX_CONNECTIONS - RESERVE the oldest connection that is not in a request
+ * is closed, so a new client always finds room.
  */
 #include "source_http.h"
 
@@ -14,11 +21,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"
 #include "loop.h"
+#include "uuid.h"
+
+#define MAX_CONNECTIONS 1000
+#define MAX_PER_CLIENT 256
+#define RESERVE 100             /* kept free for new clients */
+#define HEADER_TIMEOUT_MS 10000 /* request line and headers, whole */
+#define IDLE_TIMEOUT_S 60
+/* MHD's per-connection pool holds the request head and one record per
+ * header and query parameter: a 6 KB URL with 1,000 parameters needs ~90 KB.
+ * Pages are touched only as used. */
+#define MEMORY_PER_CONNECTION (128 * 1024)
+#define SWEEP_MS 1000
 
 struct http_call {
     struct source_http *owner;
@@ -35,6 +56,17 @@ struct http_call {
     struct http_response resp;
     char request_id[64];
     struct loop_timer deadline;
+    struct http_conn *hc;       /* its connection (NULL if untracked) */
+    cJSON *header_list;         /* [[name, value]...] as sent */
+};
+
+/* One client connection, from accept to close. */
+struct http_conn {
+    struct http_conn *prev, *next;
+    struct MHD_Connection *conn;
+    int fd;
+    int64_t waiting_since_ns;   /* for a request head, since then; 0: in a request */
+    bool closing;               /* shut down by us; MHD closes it next */
 };
 
 struct source_http {
@@ -45,6 +77,9 @@ struct source_http {
     source_http_fn fn;
     void *arg;
     struct loop_timer tick;     /* MHD's own timeouts */
+    struct loop_timer sweep;    /* request heads past HEADER_TIMEOUT_MS */
+    struct http_conn conns;     /* list head, oldest first */
+    int n_conns;
 };
 
 static void call_release(struct http_call *c)
@@ -54,6 +89,7 @@ static void call_release(struct http_call *c)
     if (c->deadline.armed)
         loop_timer_cancel(c->owner->loop, &c->deadline);
     http_response_release(&c->resp);
+    cJSON_Delete(c->header_list);
     free(c->uri);
     free(c->body);
     free(c);
@@ -82,6 +118,72 @@ static void on_epoll(void *arg, uint32_t events)
     run_mhd(arg);
 }
 
+/* Close a connection from outside MHD: its next read sees the end and MHD
+ * releases it the usual way. */
+static void conn_close(struct http_conn *hc, const char *why)
+{
+    if (hc->closing)
+        return;
+    hc->closing = true;
+    shutdown(hc->fd, SHUT_RDWR);
+    log_msg(LOG_DEBUG, "http: closed a connection: %s", why);
+}
+
+/* Past MAX_CONNECTIONS - RESERVE: the longest-waiting connection that is
+ * not in a request makes room. */
+static void make_room(struct source_http *s, const struct http_conn *fresh)
+{
+    struct http_conn *oldest = NULL;
+    for (struct http_conn *hc = s->conns.next; hc != &s->conns; hc = hc->next)
+        if (hc != fresh && !hc->closing && hc->waiting_since_ns &&
+            (!oldest || hc->waiting_since_ns < oldest->waiting_since_ns))
+            oldest = hc;
+    if (oldest)
+        conn_close(oldest, "the listener is near its connection limit");
+}
+
+static void on_sweep(struct loop_timer *t)
+{
+    struct source_http *s = (struct source_http *)((char *)t - offsetof(struct source_http, sweep));
+    int64_t now = clock_mono_ns(), limit = (int64_t)HEADER_TIMEOUT_MS * 1000000;
+    for (struct http_conn *hc = s->conns.next; hc != &s->conns; hc = hc->next)
+        if (hc->waiting_since_ns && now - hc->waiting_since_ns > limit)
+            conn_close(hc, "no whole request head within the header timeout");
+    if (s->n_conns > 0)
+        loop_timer_arm(s->loop, &s->sweep, now + (int64_t)SWEEP_MS * 1000000);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct source_http *s = cls;
+    struct http_conn *hc = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (hc) {
+            hc->prev->next = hc->next;
+            hc->next->prev = hc->prev;
+            s->n_conns--;
+            free(hc);
+        }
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || !(hc = calloc(1, sizeof *hc)))
+        return; /* untracked: MHD's idle timeout still applies */
+    *hc = (struct http_conn){.conn = conn, .fd = ci->connect_fd,
+                             .waiting_since_ns = clock_mono_ns(), .prev = s->conns.prev,
+                             .next = &s->conns};
+    s->conns.prev->next = hc;
+    s->conns.prev = hc;
+    *socket_context = hc;
+    if (++s->n_conns > MAX_CONNECTIONS - RESERVE)
+        make_room(s, hc);
+    if (!s->sweep.armed)
+        loop_timer_arm(s->loop, &s->sweep, clock_mono_ns() + (int64_t)SWEEP_MS * 1000000);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct http_call *c = calloc(1, sizeof *c);
@@ -91,6 +193,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     c->conn = conn;
     c->uri = strdup(uri);
     c->run_done = true; /* until dispatched */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    c->hc = ci ? ci->socket_context : NULL;
     return c;
 }
 
@@ -103,6 +208,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_call *c = *con_cls;
     if (!c)
         return;
+    if (c->hc) /* keep-alive: the next request head has HEADER_TIMEOUT_MS too */
+        c->hc->waiting_since_ns = clock_mono_ns();
     c->mhd_done = true;
     call_release(c);
     *con_cls = NULL;
@@ -119,8 +226,9 @@ static enum MHD_Result queue(struct http_call *c)
         if (cJSON_IsString(h))
             MHD_add_response_header(r, h->string, h->valuestring);
     }
-    if (c->request_id[0])
-        MHD_add_response_header(r, "x-request-id", c->request_id);
+    if (!c->request_id[0] && uuid_v7(c->request_id) < 0)
+        snprintf(c->request_id, sizeof c->request_id, "00000000-0000-7000-8000-000000000000");
+    MHD_add_response_header(r, "x-request-id", c->request_id);
     enum MHD_Result rc = MHD_queue_response(c->conn, (unsigned)c->resp.status, r);
     MHD_destroy_response(r);
     return rc;
@@ -149,6 +257,53 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
     }
     free(joined);
     return MHD_YES;
+}
+
+static enum MHD_Result add_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    cJSON *pair = cJSON_CreateArray();
+    cJSON_AddItemToArray(pair, cJSON_CreateString(key));
+    cJSON_AddItemToArray(pair, cJSON_CreateString(value ? value : ""));
+    cJSON_AddItemToArray(cls, pair);
+    return MHD_YES;
+}
+
+/* Requests refused as soon as their head is in: 0, or the status to answer
+ * (msg says why). */
+static int refuse_early(struct source_http *s, struct http_call *c, char *msg, size_t len)
+{
+    struct err e;
+    int lengths = 0;
+    const char *cl = NULL;
+    bool expect = false;
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, c->header_list) {
+        const char *k = cJSON_GetArrayItem(pair, 0)->valuestring;
+        if (strcasecmp(k, "content-length") == 0) {
+            lengths++;
+            cl = cJSON_GetArrayItem(pair, 1)->valuestring;
+        } else if (strcasecmp(k, "expect") == 0) {
+            expect = true;
+        }
+    }
+    if (lengths > 1 || (cl && cl[strspn(cl, "0123456789")] != '\0')) {
+        snprintf(msg, len, "one Content-Length header with one number, please");
+        return 400;
+    }
+    if (http_request_check(c->uri ? c->uri : "", c->header_list, &e) < 0) {
+        snprintf(msg, len, "%.150s", e.msg);
+        return 400;
+    }
+    /* with Expect: 100-continue the client waits for a word before sending
+     * the body: say 413 now rather than "continue" */
+    if (expect && cl && strtoull(cl, NULL, 10) > s->set.max_body_bytes) {
+        snprintf(msg, len, "the request body is over the %zu byte limit",
+                 s->set.max_body_bytes);
+        return 413;
+    }
+    return 0;
 }
 
 static void on_deadline(struct loop_timer *t)
@@ -195,7 +350,8 @@ static void dispatch_call(struct source_http *s, struct http_call *c, const char
     const char *q = c->uri ? strchr(c->uri, '?') : NULL;
     struct http_incoming in = {.method = method, .path = url, .raw_query = q ? q + 1 : "",
                                .protocol = version, .source_ip = ip, .headers = headers,
-                               .body = c->body, .body_len = c->body_len};
+                               .header_list = c->header_list, .body = c->body,
+                               .body_len = c->body_len};
     c->dispatched = true;
     c->run_done = false;
     MHD_suspend_connection(c->conn);
@@ -212,13 +368,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct source_http *s = cls;
     struct http_call *c = *con_cls;
-    (void)conn;
     if (!c)
         return MHD_NO;
     if (c->answered)
         return queue(c);
     if (!c->started) { /* headers only; the body (if any) comes next */
         c->started = true;
+        if (c->hc)
+            c->hc->waiting_since_ns = 0;
+        char msg[200];
+        int status = (c->header_list = cJSON_CreateArray()) ? 0 : 500;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, add_pair, c->header_list);
+        if (!status)
+            status = refuse_early(s, c, msg, sizeof msg);
+        if (status) {
+            http_response_error(status, status == 500 ? "out of memory" : msg, &c->resp);
+            c->answered = true;
+            return queue(c);
+        }
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -296,12 +463,16 @@ int source_http_new(struct loop *l, const struct http_settings *set, source_http
         return err_set(e, "out of memory");
     *s = (struct source_http){.loop = l, .set = *set, .fn = fn, .arg = arg};
     s->tick.fire = on_tick;
+    s->sweep.fire = on_sweep;
+    s->conns.prev = s->conns.next = &s->conns;
     s->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
         on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)65536, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_PER_CONNECTION,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_PER_CLIENT, MHD_OPTION_END);
     if (!s->mhd) {
         free(s);
         return err_set(e, "cannot listen for HTTP on %s (in use? set \"http\": {\"listen\": "
@@ -326,6 +497,7 @@ void source_http_free(struct source_http **sp)
     if (!s)
         return;
     loop_timer_cancel(s->loop, &s->tick);
+    loop_timer_cancel(s->loop, &s->sweep);
     loop_del_fd(s->loop, s->epfd);
     MHD_stop_daemon(s->mhd);
     free(s);

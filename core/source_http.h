@@ -22,7 +22,8 @@ struct http_incoming {
     const char *raw_query;
     const char *protocol;
     const char *source_ip;
-    cJSON *headers;             /* lower-case names */
+    cJSON *headers;             /* lower-case names, repeated ones comma-joined */
+    const cJSON *header_list;   /* [[name, value]...] as sent */
     const char *body;
     size_t body_len;
 };

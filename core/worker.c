@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "pipeline.h"
 #include "wire.h"
+#include "worker_env.h"
 #include "writer.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -35,8 +36,6 @@
 #define RESULT_GRACE_MS 50      /* a result written at the deadline still counts */
 #define SNDBUF_BYTES (1 << 20)
 #define WORKER_EXE "sluice-worker" /* beside the sluice binary */
-
-extern char **environ;
 
 enum worker_state { W_STARTING, W_IDLE, W_BUSY, W_STOPPING };
 
@@ -130,7 +129,7 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "pipeline", p->name);
     cJSON_AddStringToObject(root, "runtime", runtime_name(kind));
-    cJSON_AddNumberToObject(root, "memory_mb", p->limits.memory_mb);
+    cJSON_AddNumberToObject(root, "memory_mb", worker_env_memory_mb(p));
     cJSON_AddBoolToObject(root, "sandbox", p->sandbox);
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     for (size_t i = 0; i < p->n_steps; i++) {
@@ -148,6 +147,7 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
             cJSON_AddStringToObject(js, "code", s->code);
         cJSON_AddStringToObject(js, "config", s->config_json);
         cJSON_AddNumberToObject(js, "timeout_ms", s->timeout_ms);
+        cJSON_AddItemToObject(js, "environment", worker_env_step(p, s));
         cJSON_AddItemToArray(steps, js);
     }
     char *text = cJSON_PrintUnformatted(root);
@@ -262,7 +262,9 @@ static int spawn_process(const struct fn *f, int child_fd, pid_t *pid, struct er
     char *argv[6], exe[PATH_MAX];
     const char *prog;
     worker_argv(f, argv, &prog, exe, sizeof exe);
-    int rc = posix_spawn(pid, prog, &fa, &attr, argv, environ);
+    char **env = worker_env_build(f->p, f->kind); /* a clean environment, as on Lambda */
+    int rc = env ? posix_spawn(pid, prog, &fa, &attr, argv, env) : ENOMEM;
+    worker_env_free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0)
@@ -549,8 +551,6 @@ static void on_result(struct worker *w, const struct wire_frame *fr)
         return;
     }
     w->served++;
-    if (a->status == INV_OK && a->status_code >= 500)
-        set_failure(a, INV_ERROR, "HandlerError", "the handler answered statusCode >= 500");
     if (w->served == 1)
         a->init_ms = w->start_ms + (a->init_ms > 0 ? a->init_ms : 0);
     struct fn *f = w->fn;

@@ -449,6 +449,7 @@ class Step {
     this.path = path.resolve(String(spec.path));
     this.code = path.resolve(spec.code ? String(spec.code) : path.dirname(this.path));
     this.configJson = spec.config || '{}';
+    this.env = spec.environment && typeof spec.environment === 'object' ? spec.environment : {};
     this.fn = null;
     this.fault = null;
   }
@@ -472,6 +473,25 @@ const runtime = {
   served: 0,
 };
 
+/* A worker serves every Node.js step of its pipeline; each step sees its own function
+ * name, handler, task root and "environment" (the daemon starts the worker with the
+ * first step's, core/worker_env.c). */
+const baseEnv = { ...process.env };
+let envStep = null;
+
+function useStepEnv(step) {
+  if (envStep === step) return;
+  if (envStep) {
+    for (const k of Object.keys(envStep.env)) {
+      if (k in baseEnv) process.env[k] = baseEnv[k];
+      else delete process.env[k];
+    }
+  }
+  for (const [k, v] of Object.entries(step.env)) process.env[k] = String(v);
+  if (!('LAMBDA_TASK_ROOT' in step.env)) process.env.LAMBDA_TASK_ROOT = step.code;
+  envStep = step;
+}
+
 function findHandler(step, mod) {
   let fn = mod ? mod[step.function] : undefined;
   if (fn === undefined && mod && mod.default && typeof mod.default === 'object')
@@ -488,7 +508,7 @@ function findHandler(step, mod) {
  * the milliseconds spent. */
 async function loadStep(step, fresh) {
   const t0 = process.hrtime.bigint();
-  process.env.LAMBDA_TASK_ROOT = step.code;
+  useStepEnv(step);
   try {
     let mod = runtime.modules.get(step.path);
     if (mod === undefined) {
@@ -521,7 +541,7 @@ function makeContext(step, requestId, attempt, deadlineNs, inv) {
     awsRequestId: requestId,
     functionName: step.handler,
     functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:sluice:lambda:local:000000000000:function:${runtime.pipeline}-${step.name}`,
+    invokedFunctionArn: `arn:sluice:lambda:${process.env.AWS_REGION || 'local'}:000000000000:function:${runtime.pipeline}-${step.name}`,
     memoryLimitInMB: runtime.memoryLimitInMB,
     logGroupName: `/sluice/${runtime.pipeline}`,
     logStreamName: runtime.logStreamName,
@@ -591,7 +611,7 @@ async function startInvocation(p) {
   }
   const ctx = makeContext(step, requestId, attempt, deadlineNs, inv);
   inv.ctx = ctx;
-  process.env.LAMBDA_TASK_ROOT = step.code;
+  useStepEnv(step);
   const callback = (err, value) => complete(inv, err !== undefined && err !== null, err, value, true);
   const handler = step.fn;
   let ret;
@@ -650,8 +670,8 @@ function deliver(inv, answer) {
   if (v !== null && typeof v === 'object' && Number.isInteger(v.statusCode) &&
       v.statusCode >= -2147483648 && v.statusCode <= 2147483647)
     code = v.statusCode;
-  if (code >= 500) // a failed step, as a C handler's statusCode >= 500 is
-    return sendResult(inv, ST_ERROR, code, buf, 'HandlerError', `the handler answered statusCode ${code}`, null);
+  // a returned value is a success, as on Lambda; whether a statusCode of 500 and above
+  // fails the step is the daemon's rule (by trigger, docs/reliability.md)
   return sendResult(inv, ST_OK, code, buf, null, null, null);
 }
 
@@ -783,16 +803,19 @@ async function main() {
   }
   const now = new Date();
   const pad = (n) => String(n).padStart(2, '0');
-  runtime.logStreamName = `${now.getUTCFullYear()}/${pad(now.getUTCMonth() + 1)}/` +
+  runtime.logStreamName = process.env.AWS_LAMBDA_LOG_STREAM_NAME || `${now.getUTCFullYear()}/${pad(now.getUTCMonth() + 1)}/` +
     `${pad(now.getUTCDate())}/[$LATEST]${process.pid.toString(16).padStart(8, '0')}` +
     require('crypto').randomBytes(12).toString('hex');
 
   captureOutput();
-  // As Lambda's NODE_PATH has the task root: require('lib/x') finds CODE/lib/x.
+  // Lambda's NODE_PATH order: the layers' node_modules (set by the daemon), then the
+  // task root, so require('lib/x') finds CODE/lib/x. node_modules beside the handler
+  // comes first anyway: Node looks there before NODE_PATH.
   const sorted = [...runtime.steps.values()].sort((a, b) => a.index - b.index);
   const dirs = [...new Set(sorted.map((s) => s.code))];
-  process.env.NODE_PATH = [...dirs, ...(process.env.NODE_PATH ? process.env.NODE_PATH.split(path.delimiter) : [])]
+  process.env.NODE_PATH = [...(process.env.NODE_PATH ? process.env.NODE_PATH.split(path.delimiter) : []), ...dirs]
     .join(path.delimiter);
+  baseEnv.NODE_PATH = process.env.NODE_PATH;
   if (typeof Module._initPaths === 'function') Module._initPaths();
 
   for (const s of sorted) await loadStep(s, false);

@@ -400,8 +400,8 @@ class LambdaContext:
         self.aws_request_id = request_id
         self.function_name = step.handler
         self.function_version = "$LATEST"
-        self.invoked_function_arn = "arn:sluice:lambda:local:000000000000:function:%s-%s" % (
-            rt.pipeline, step.name)
+        self.invoked_function_arn = "arn:sluice:lambda:%s:000000000000:function:%s-%s" % (
+            os.environ.get("AWS_REGION", "local"), rt.pipeline, step.name)
         self.memory_limit_in_mb = rt.memory_limit_in_mb
         self.log_group_name = "/sluice/%s" % rt.pipeline
         self.log_stream_name = rt.log_stream_name
@@ -475,6 +475,8 @@ class Step:
         self.path = os.path.abspath(spec["path"])
         self.code = os.path.abspath(spec.get("code") or os.path.dirname(self.path))
         self.config_json = spec.get("config") or "{}"
+        env = spec.get("environment")
+        self.env = {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
         self.timeout_ms = spec.get("timeout_ms")
         self.fn = None
         self.fault = None            # HandlerFault while the module cannot be used
@@ -492,15 +494,14 @@ class Runtime:
         self.sink = sink
         self.pipeline = init.get("pipeline", "")
         memory_mb = int(init.get("memory_mb") or 0)
-        if memory_mb <= 0:  # no limit: the machine's memory
-            try:
-                memory_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
-            except (ValueError, OSError):
-                memory_mb = 128
+        if memory_mb <= 0:  # the daemon always says; Lambda's default otherwise
+            memory_mb = 128
         self.memory_limit_in_mb = str(memory_mb)
         now = datetime.datetime.now(datetime.timezone.utc)
-        self.log_stream_name = "%s/[$LATEST]%08x%s" % (now.strftime("%Y/%m/%d"), os.getpid(),
-                                                       os.urandom(12).hex())
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME") or \
+            "%s/[$LATEST]%08x%s" % (now.strftime("%Y/%m/%d"), os.getpid(), os.urandom(12).hex())
+        self.base_env = dict(os.environ)
+        self.env_step = None
         self.steps = {}
         for spec in init.get("steps") or []:
             s = Step(spec)
@@ -510,6 +511,23 @@ class Runtime:
         self.served = 0
         self.writers = []
         self.fd1 = None
+
+    def use_step_env(self, step):
+        """A worker serves every Python step of its pipeline; each step sees its own
+        function name, handler, task root and "environment" (the daemon starts the
+        worker with the first step's, core/worker_env.c)."""
+        if self.env_step is step:
+            return
+        if self.env_step is not None:
+            for k in self.env_step.env:
+                if k in self.base_env:
+                    os.environ[k] = self.base_env[k]
+                else:
+                    os.environ.pop(k, None)
+        os.environ.update(step.env)
+        if "LAMBDA_TASK_ROOT" not in step.env:
+            os.environ["LAMBDA_TASK_ROOT"] = step.code
+        self.env_step = step
 
     # -- init ---------------------------------------------------------------------------
     def load_all(self):
@@ -524,7 +542,7 @@ class Runtime:
         """Import step's module and find its function; on failure step.fault says why.
         Returns the milliseconds spent."""
         t0 = time.monotonic_ns()
-        os.environ["LAMBDA_TASK_ROOT"] = step.code
+        self.use_step_env(step)
         try:
             module = self.modules.get(step.path)
             if module is None:
@@ -617,7 +635,7 @@ class Runtime:
             return self.fail(HandlerFault("Runtime.UnmarshalError", "Unable to unmarshal "
                                           "input: %s" % e), init_ms, t0)
         context = LambdaContext(self, step, request_id, attempt, deadline_ns)
-        os.environ["LAMBDA_TASK_ROOT"] = step.code
+        self.use_step_env(step)
         try:
             value = step.fn(event, context)
             if hasattr(value, "__await__") and hasattr(value, "send"):  # async def handler
@@ -650,10 +668,8 @@ class Runtime:
             sc = value.get("statusCode")
             if isinstance(sc, int) and not isinstance(sc, bool) and -2**31 <= sc < 2**31:
                 code = sc
-        if code >= 500:  # a failed step, as a C handler's statusCode >= 500 is
-            self.finish_output()
-            return self.send_result(ST_ERROR, code, init_ms, t0, body, "HandlerError",
-                                    "the handler answered statusCode %d" % code, None)
+        # a returned value is a success, as on Lambda; whether a statusCode of 500 and
+        # above fails the step is the daemon's rule (by trigger, docs/reliability.md)
         self.finish_output()
         return self.send_result(ST_OK, code, init_ms, t0, body, None, None, None)
 

@@ -691,7 +691,7 @@ class Batches(ZmqCase):
         self.assertEqual({e["attempts"] for e in events}, {1})
         self.stop(d)
 
-    def test_the_first_step_gets_records_with_event_id_source_and_body(self):
+    def test_the_first_step_gets_sqs_records(self):
         # an echo first step answers with the batch event itself; the next
         # step's input and the success record show what the handler got
         p = batch_pipeline("shape", handler="echo.handler",
@@ -708,9 +708,12 @@ class Batches(ZmqCase):
         with open(os.path.join(folder, files[0])) as f:
             record = json.load(f)
         records = record["responsePayload"]["Records"]
-        self.assertEqual([r["eventId"] for r in records], ["shape-%d" % i for i in range(5)])
-        self.assertEqual({r["eventSource"] for r in records}, {"zmq:shape.x"})
-        self.assertEqual([r["body"] for r in records], payloads)
+        # SQS's record shape (issue 16): the body is the event as text
+        self.assertEqual([r["messageId"] for r in records], ["shape-%d" % i for i in range(5)])
+        self.assertEqual({r["eventSource"] for r in records}, {"aws:sqs"})
+        self.assertEqual({r["messageAttributes"]["source"]["stringValue"] for r in records},
+                         {"zmq:shape.x"})
+        self.assertEqual([json.loads(r["body"]) for r in records], payloads)
         self.stop(d)
 
     def test_batch_item_failures_retry_only_the_named_items_then_dead_letter_them(self):

@@ -20,13 +20,15 @@ static int batch_partial(const sl_event *event, sl_context *ctx, sl_response *re
     h->json_set(out, "size", h->json_new_number((double)h->json_size(records)));
     for (size_t i = 0; i < h->json_size(records); i++) {
         const sl_json *r = h->json_at(records, i);
-        const sl_json *body = h->json_get(r, "/body");
+        const char *text = h->json_string(h->json_get(r, "/body")); /* SQS: the body is text */
+        sl_json *body = text ? h->json_parse(text, strlen(text)) : NULL;
         double heal_at = h->json_number(h->json_get(body, "/heal_at"), 1e9);
         if (h->json_type(h->json_get(body, "/fail")) == SL_JSON_TRUE && ctx->attempt < heal_at) {
             sl_json *f = h->json_new_object();
-            h->json_set(f, "itemIdentifier", h->json_copy(h->json_get(r, "/eventId")));
+            h->json_set(f, "itemIdentifier", h->json_copy(h->json_get(r, "/messageId")));
             h->json_append(failures, f);
         }
+        h->json_free(body);
     }
     int rc = h->respond_json(res, 200, out);
     h->json_free(out);
