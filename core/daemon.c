@@ -20,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "admin.h"
 #include "clock.h"
 #include "config.h"
 #include "db.h"
@@ -32,7 +33,9 @@
 #include "match.h"
 #include "path.h"
 #include "pipeline.h"
+#include "retention.h"
 #include "s3event.h"
+#include "service.h"
 #include "http_event.h"
 #include "source_dir.h"
 #include "source_http.h"
@@ -67,6 +70,9 @@ struct daemon {
     struct loop_timer quiet;    /* gives memory back once a burst is over */
     uint64_t quiet_seen;        /* writer_submitted() when it was armed */
     uint64_t trimmed_at;        /* ... at the last trim */
+    struct service svc;         /* sd_notify (service.c) */
+    struct admin *admin;        /* /metrics, /healthz, /status (admin.c) */
+    struct retention *retention; /* pruning (retention.c) */
 };
 
 #define QUIET_NS 200000000
@@ -548,6 +554,7 @@ static int generation_start(struct daemon *dm, struct generation **out, bool tol
 static void reload(struct daemon *dm)
 {
     log_msg(LOG_INFO, "SIGHUP: reloading pipelines from %s", dm->cfg->pipelines_dir);
+    service_reloading(&dm->svc);
     struct generation *old = dm->gen;
     /* Check the new pipelines before letting go of the old ones. */
     struct generation probe = {0};
@@ -566,6 +573,7 @@ static void reload(struct daemon *dm)
      * and the rest run. */
     if (generation_start(dm, &dm->gen, true) < 0) {
         log_msg(LOG_ERROR, "reload failed; stopping");
+        service_stopping(&dm->svc);
         dm->stop = true;
         dm->status = 1;
         return;
@@ -573,6 +581,7 @@ static void reload(struct daemon *dm)
     if (start_http(dm) < 0)
         dm->stop = true;
     log_msg(LOG_INFO, "reloaded: %zu pipeline%s", dm->gen->set.n, dm->gen->set.n == 1 ? "" : "s");
+    service_ready(&dm->svc, "reloaded");
 }
 
 static void on_signal(void *arg, uint32_t events)
@@ -586,6 +595,7 @@ static void on_signal(void *arg, uint32_t events)
         } else {
             log_msg(LOG_INFO, "%s: letting running handlers finish, then exiting",
                     strsignal((int)si.ssi_signo));
+            service_stopping(&dm->svc);
             dm->stop = true;
         }
     }
@@ -624,6 +634,9 @@ static int open_state(struct daemon *dm, struct err *e)
 
 static void shutdown_all(struct daemon *dm)
 {
+    admin_free(&dm->admin);
+    retention_free(&dm->retention);
+    service_stop(&dm->svc);
     if (dm->zmq) /* no new events while the lanes drain; invokes are answered */
         source_zmq_pause(dm->zmq, true);
     generation_free(dm, &dm->gen); /* waiting invokes and requests are answered here */
@@ -693,6 +706,50 @@ static void watch_quiet(struct daemon *dm)
     loop_timer_arm(dm->loop, &dm->quiet, clock_mono_ns() + QUIET_NS);
 }
 
+/* Loop thread: what /metrics and /status show of the engine. */
+static void engine_snapshot(void *arg, struct engine_snapshot *out)
+{
+    struct daemon *dm = arg;
+    size_t n = dm->gen ? dm->gen->set.n : 0;
+    out->pipelines = calloc(n ? n : 1, sizeof *out->pipelines);
+    out->writer_queued = writer_queued(dm->writer);
+    out->rejected = dm->rejected;
+    out->pruned = retention_pruned(dm->retention);
+    for (size_t i = 0; out->pipelines && i < n; i++) {
+        const struct pipeline *p = dm->gen->set.v[i];
+        struct engine_pipeline *ep = &out->pipelines[out->n_pipelines++];
+        int64_t pending = 0;
+        ep->name = p->name;
+        ep->in_flight = dm->gen->dispatch ? dispatch_pipeline_inflight(dm->gen->dispatch, p) : 0;
+        ep->backlog = journal_count_pending(dm->reader, p->name, &pending, NULL) == 0
+                      ? (long)pending : -1;
+        if (p->trigger == TRIGGER_DIRECTORY)
+            snprintf(ep->trigger, sizeof ep->trigger, "directory:%s", p->dir_spec);
+        else if (p->trigger == TRIGGER_ZMQ)
+            snprintf(ep->trigger, sizeof ep->trigger, "zmq:%s", p->zmq_topic);
+        else if (p->trigger == TRIGGER_HTTP)
+            snprintf(ep->trigger, sizeof ep->trigger, "http:%s %s", p->http_method, p->http_path);
+        else
+            snprintf(ep->trigger, sizeof ep->trigger, "none");
+    }
+}
+
+/* The admin listener, retention and systemd's notifications. A busy admin
+ * port is not fatal: the daemon runs on without /metrics and says so. */
+static void start_operations(struct daemon *dm)
+{
+    struct err e;
+    service_start(&dm->svc, dm->loop);
+    struct admin_settings as = {.listen = dm->cfg->admin.listen, .database = dm->cfg->database,
+                                .config_file = dm->cfg->file};
+    struct admin_source src = {.snapshot = engine_snapshot, .arg = dm};
+    if (as.listen && admin_new(dm->loop, &as, &src, &dm->admin, &e) < 0)
+        log_msg(LOG_ERROR, "%s; running on without it", e.msg);
+    if (retention_wanted(&dm->cfg->retention) &&
+        retention_new(dm->loop, dm->writer, &dm->cfg->retention, &dm->retention, &e) < 0)
+        log_msg(LOG_ERROR, "%s; running on without retention", e.msg);
+}
+
 static int serve(struct daemon *dm)
 {
     struct err e;
@@ -741,8 +798,10 @@ int daemon_run(const char *config_file)
     }
     if (start_http(&dm) < 0)
         goto out;
+    start_operations(&dm);
     log_msg(LOG_INFO, "running %zu pipeline%s (pid %d)", dm.gen->set.n,
             dm.gen->set.n == 1 ? "" : "s", (int)getpid());
+    service_ready(&dm.svc, "running");
     status = serve(&dm);
     if (status == 0)
         status = dm.status;
