@@ -13,8 +13,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3, nodejs, sqlite3")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${PROJECT_DESCRIPTION}
- sluice watches folders, ZeroMQ sockets and HTTP routes, runs pipelines of
+# (the first line of the Description is CPACK_PACKAGE_DESCRIPTION_SUMMARY)
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "sluice watches folders, ZeroMQ sockets and HTTP routes, runs pipelines of
  handler steps (C plugins, Python and Node.js handlers written as for AWS
  Lambda) and logs every invocation to SQLite. Includes a systemd unit.")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/dist/debian/postinst
