@@ -176,9 +176,6 @@ static void on_stop_signal(int sig)
 /* Print what lands, a poll every FOLLOW_POLL_NS, until SIGINT or SIGTERM. */
 static int follow(sqlite3 *db, struct logs_opts *o, sqlite3_int64 after)
 {
-    struct sigaction sa = {.sa_handler = on_stop_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     o->limit = 1000000;
     while (!follow_stop) {
         struct timespec ts = {0, FOLLOW_POLL_NS};
@@ -200,6 +197,11 @@ int cmd_logs(int argc, char **argv)
     struct logs_opts o = {.limit = 20};
     if (parse_logs(argc, argv, i, &o) < 0)
         return 2;
+    if (o.follow) { /* from the start: a signal during the first query ends it cleanly too */
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     sqlite3 *db;
     if (open_db(config, &db) < 0)
         return 1;
