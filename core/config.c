@@ -265,21 +265,45 @@ oom:
 }
 
 /* sluice.json may carry comments (the example in share/doc/sluice/examples
- * does): strict JSON first, so syntax errors point at the right byte, then
- * the same text with its comments taken out. */
+ * does). They are blanked out in place, outside strings, so a syntax error
+ * is still reported at its own byte. An unterminated block comment runs to
+ * the end (and the parse then fails there). */
+static void blank_comments(char *t, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            if (t[i] == '\\')
+                i++;
+            else if (t[i] == '"')
+                in_string = false;
+        } else if (t[i] == '"') {
+            in_string = true;
+        } else if (t[i] == '/' && i + 1 < len && (t[i + 1] == '/' || t[i + 1] == '*')) {
+            bool line = t[i + 1] == '/';
+            size_t j = i + 2;
+            while (j < len && (line ? t[j] != '\n' : !(t[j] == '*' && j + 1 < len && t[j + 1] == '/')))
+                j++;
+            size_t stop = line || j >= len ? j : j + 2;
+            for (; i < stop; i++)
+                if (t[i] != '\n')
+                    t[i] = ' ';
+            i--;
+        }
+    }
+}
+
 static cJSON *parse_commented(const char *text, size_t len, size_t *at)
 {
-    cJSON *doc = json_parse_exact(text, len, at);
-    if (doc || (!memmem(text, len, "//", 2) && !memmem(text, len, "/*", 2)))
-        return doc;
     char *copy = malloc(len + 1);
-    if (!copy)
+    if (!copy) {
+        *at = 0;
         return NULL;
+    }
     memcpy(copy, text, len);
     copy[len] = '\0';
-    cJSON_Minify(copy);
-    size_t ignored;
-    doc = json_parse_exact(copy, strlen(copy), &ignored);
+    blank_comments(copy, len);
+    cJSON *doc = json_parse_exact(copy, len, at);
     free(copy);
     return doc;
 }
