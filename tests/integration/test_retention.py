@@ -71,6 +71,31 @@ class Retention(SluiceTestCase):
                     return float(line.rsplit(" ", 1)[1])
         raise AssertionError("no metric " + name)
 
+    def test_upgrade_from_schema_1_keeps_rows_and_switches_to_incremental_vacuum(self):
+        sb = self.sandbox()
+        sb.add_pipeline(echo_pipeline("fine", "inbox/fine"))
+        d = self.daemon(sb)
+        for i in range(3):
+            sb.drop("inbox/fine/%d.txt" % i)
+        self.wait_events(sb, 3, pipeline="fine")
+        self.stop(d)
+        # what a database of the previous version looks like
+        con = sqlite3.connect(sb.database)
+        con.executescript("PRAGMA auto_vacuum = NONE; VACUUM; DROP INDEX logs_at;"
+                          " DROP INDEX events_replay_of; PRAGMA user_version = 1;")
+        self.assertEqual(con.execute("PRAGMA auto_vacuum").fetchone()[0], 0)
+        con.close()
+        d = self.daemon(sb)
+        self.assertIn("switching to incremental vacuum", d.log())
+        self.assertEqual(sb.db_value("PRAGMA user_version"), 2)
+        self.assertEqual(sb.db_value("PRAGMA auto_vacuum"), 2)
+        self.assertEqual(sb.count("events WHERE state = 'done'"), 3)
+        self.assertEqual(sb.count("invocations"), 3)
+        self.assertEqual(sb.count("sqlite_master WHERE name IN ('logs_at', 'events_replay_of')"), 2)
+        self.stop(d)
+        d = self.daemon(sb) # once only
+        self.assertNotIn("switching to incremental vacuum", d.log())
+
     @staticmethod
     def checkpointed_size(sb):
         con = sqlite3.connect(sb.database, timeout=10)
