@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "db.h"
+#include "paths.h"
+#include "sluice/handler.h"
 
 int cli_common(int argc, char **argv, const char *usage, const char **config, int *help)
 {
@@ -51,4 +54,15 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     return daemon_run(config);
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("sluice %s\n", SLUICE_VERSION);
+    printf("database schema %d, plugin ABI %u\n", DB_SCHEMA_VERSION, (unsigned)SL_ABI_VERSION);
+    printf("%s: plugins %s, runtimes %s\n", paths_installed() ? "installed" : "build tree",
+           paths_plugin_dir(), paths_runtime_dir());
+    return 0;
 }

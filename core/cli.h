@@ -11,6 +11,10 @@ int cmd_publish(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+/* `sluice --version`: the version, the database schema and plugin ABI it
+ * speaks, and where it looks for its files. */
+int cmd_version(int argc, char **argv);
 
 /* Ask a running daemon to load pending events from the journal. 0 if it
  * answered, -1 if none is running. */

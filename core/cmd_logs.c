@@ -1,21 +1,29 @@
 /* cmd_logs.c - `sluice logs` and `sluice stats`: read the database the
- * daemon writes (read-only, so they are safe while it runs). */
+ * daemon writes (read-only, so they are safe while it runs). `logs --follow`
+ * polls for rows past the last one it printed, the way `journalctl -f`
+ * tails, until SIGINT/SIGTERM. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 #include "config.h"
 #include "db.h"
 
 static const char logs_usage[] =
-    "usage: sluice logs [-c FILE] [--pipeline P] [--failed] [--limit N]\n"
+    "usage: sluice logs [-c FILE] [--pipeline P] [--failed] [--limit N] [--follow] [--json]\n"
     "\n"
     "Recent invocations, oldest first, one line each: start time, pipeline/step,\n"
     "attempt, status, duration, status code, request id, and the source or error.\n"
     "  --pipeline P   only pipeline P\n"
     "  --failed       only attempts whose status is not ok\n"
-    "  --limit N      the last N invocations (default 20)\n";
+    "  --limit N      the last N invocations (default 20)\n"
+    "  --follow, -f   then keep printing new invocations as they land (Ctrl-C ends)\n"
+    "  --json         one JSON object per line (for scripts and jq)\n";
 
 static const char stats_usage[] =
     "usage: sluice stats [-c FILE]\n"
@@ -46,13 +54,21 @@ struct logs_opts {
     const char *pipeline;
     int failed;
     int limit;
+    int follow;
+    int json;
 };
+
+#define FOLLOW_POLL_NS 200000000L
 
 static int parse_logs(int argc, char **argv, int i, struct logs_opts *o)
 {
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--failed") == 0) {
             o->failed = 1;
+        } else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+            o->follow = 1;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            o->json = 1;
         } else if (strcmp(argv[i], "--pipeline") == 0 && i + 1 < argc) {
             o->pipeline = argv[++i];
         } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
@@ -75,18 +91,99 @@ static int parse_logs(int argc, char **argv, int i, struct logs_opts *o)
     return 0;
 }
 
+/* Columns of the logs query, in order. */
+enum { C_STARTED, C_PIPELINE, C_STEP, C_ATTEMPT, C_STATUS, C_DURATION, C_CODE, C_REQUEST,
+       C_ERROR, C_SOURCE, C_ID, C_EVENT, C_HANDLER, C_INIT, C_N };
+
 static void print_row(sqlite3_stmt *st)
 {
-    const char *error = (const char *)sqlite3_column_text(st, 8);
-    const char *source = (const char *)sqlite3_column_text(st, 9);
+    const char *error = (const char *)sqlite3_column_text(st, C_ERROR);
+    const char *source = (const char *)sqlite3_column_text(st, C_SOURCE);
     char where[160];
-    snprintf(where, sizeof where, "%s/%s", sqlite3_column_text(st, 1), sqlite3_column_text(st, 2));
+    snprintf(where, sizeof where, "%s/%s", sqlite3_column_text(st, C_PIPELINE),
+             sqlite3_column_text(st, C_STEP));
     char code[16] = "-";
-    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-        snprintf(code, sizeof code, "%d", sqlite3_column_int(st, 6));
-    printf("%s  %-32s #%d %-7s %9.2fms %4s  %s  %s\n", sqlite3_column_text(st, 0), where,
-           sqlite3_column_int(st, 3), sqlite3_column_text(st, 4), sqlite3_column_double(st, 5),
-           code, sqlite3_column_text(st, 7), error ? error : source ? source : "");
+    if (sqlite3_column_type(st, C_CODE) != SQLITE_NULL)
+        snprintf(code, sizeof code, "%d", sqlite3_column_int(st, C_CODE));
+    printf("%s  %-32s #%d %-7s %9.2fms %4s  %s  %s\n", sqlite3_column_text(st, C_STARTED), where,
+           sqlite3_column_int(st, C_ATTEMPT), sqlite3_column_text(st, C_STATUS),
+           sqlite3_column_double(st, C_DURATION), code, sqlite3_column_text(st, C_REQUEST),
+           error ? error : source ? source : "");
+}
+
+/* One JSON object per row: the column names of the invocations table. */
+static void print_json(sqlite3_stmt *st)
+{
+    static const char *const names[C_N] = {
+        "started_at", "pipeline", "step", "attempt", "status", "duration_ms", "status_code",
+        "request_id", "error", "source", "id", "event_id", "handler", "init_ms"};
+    cJSON *o = cJSON_CreateObject();
+    for (int c = 0; c < C_N; c++) {
+        int type = sqlite3_column_type(st, c);
+        if (type == SQLITE_NULL)
+            cJSON_AddNullToObject(o, names[c]);
+        else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT)
+            cJSON_AddNumberToObject(o, names[c], sqlite3_column_double(st, c));
+        else
+            cJSON_AddStringToObject(o, names[c], (const char *)sqlite3_column_text(st, c));
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    if (text)
+        puts(text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+/* The last `limit` rows after id `after`, oldest first; printed, and the
+ * highest id seen left in *after. Returns 0 or -1 (message printed). */
+static int print_rows(sqlite3 *db, const struct logs_opts *o, sqlite3_int64 *after)
+{
+    static const char sql[] =
+        "SELECT * FROM (SELECT started_at, pipeline, step, attempt, status, duration_ms,"
+        " status_code, request_id, error, source, id, event_id, handler, init_ms FROM invocations"
+        " WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 = 0 OR status <> 'ok') AND id > ?4"
+        " ORDER BY id DESC LIMIT ?3) ORDER BY id";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (o->pipeline)
+        sqlite3_bind_text(st, 1, o->pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->failed);
+    sqlite3_bind_int(st, 3, o->limit);
+    sqlite3_bind_int64(st, 4, *after);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        (o->json ? print_json : print_row)(st);
+        *after = sqlite3_column_int64(st, C_ID);
+    }
+    if (rc != SQLITE_DONE)
+        fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    fflush(stdout);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static volatile sig_atomic_t follow_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    follow_stop = 1;
+}
+
+/* Print what lands, a poll every FOLLOW_POLL_NS, until SIGINT or SIGTERM. */
+static int follow(sqlite3 *db, struct logs_opts *o, sqlite3_int64 after)
+{
+    o->limit = 1000000;
+    while (!follow_stop) {
+        struct timespec ts = {0, FOLLOW_POLL_NS};
+        nanosleep(&ts, NULL);
+        if (!follow_stop && print_rows(db, o, &after) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int cmd_logs(int argc, char **argv)
@@ -100,32 +197,20 @@ int cmd_logs(int argc, char **argv)
     struct logs_opts o = {.limit = 20};
     if (parse_logs(argc, argv, i, &o) < 0)
         return 2;
+    if (o.follow) { /* from the start: a signal during the first query ends it cleanly too */
+        struct sigaction sa = {.sa_handler = on_stop_signal};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     sqlite3 *db;
     if (open_db(config, &db) < 0)
         return 1;
-    static const char sql[] =
-        "SELECT * FROM (SELECT started_at, pipeline, step, attempt, status, duration_ms,"
-        " status_code, request_id, error, source, id FROM invocations"
-        " WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 = 0 OR status <> 'ok')"
-        " ORDER BY id DESC LIMIT ?3) ORDER BY id";
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
-        db_close(&db);
-        return 1;
-    }
-    if (o.pipeline)
-        sqlite3_bind_text(st, 1, o.pipeline, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, o.failed);
-    sqlite3_bind_int(st, 3, o.limit);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        print_row(st);
-    if (rc != SQLITE_DONE)
-        fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+    sqlite3_int64 after = 0;
+    int rc = print_rows(db, &o, &after);
+    if (rc == 0 && o.follow)
+        rc = follow(db, &o, after);
     db_close(&db);
-    return rc == SQLITE_DONE ? 0 : 1;
+    return rc == 0 ? 0 : 1;
 }
 
 int cmd_stats(int argc, char **argv)

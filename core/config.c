@@ -11,10 +11,7 @@
 
 #include "json.h"
 #include "path.h"
-
-#ifndef SLUICE_PLUGIN_DIR
-#define SLUICE_PLUGIN_DIR "plugins"
-#endif
+#include "paths.h"
 
 /* Loopback only by default; nothing listens beyond this machine unless a
  * config says so. */
@@ -22,7 +19,6 @@ static const char default_json[] =
     "{\n"
     "  \"state_dir\": \"var\",\n"
     "  \"pipelines_dir\": \"pipelines\",\n"
-    "  \"plugin_path\": [\"" SLUICE_PLUGIN_DIR "\"],\n"
     "  \"zmq\": { \"pull\": \"tcp://127.0.0.1:5557\", \"router\": \"tcp://127.0.0.1:5558\" }\n"
     "}\n";
 
@@ -35,7 +31,7 @@ struct raw {
     char *state_dir, *database, *pipelines_dir;
     struct strv plugin_path;
     int workers, queue_size, max_concurrency, idle_timeout_s;
-    const cJSON *zmq, *http;
+    const cJSON *zmq, *http, *admin, *retention;
     char *python, *node;
     char *region;               /* issue 16: worker environment */
     struct strv pass_env;
@@ -73,6 +69,36 @@ static const struct confmap config_map[] = {
      "AWS_REGION and AWS_DEFAULT_REGION of handlers (default \"local\")"},
     {"pass_env", CONFMAP_STRINGS, offsetof(struct raw, pass_env), 0, 0,
      "names of the daemon's environment variables handed to workers (default none)"},
+    {"admin", CONFMAP_OBJECT, offsetof(struct raw, admin), 0, 0,
+     "admin listener (/metrics, /healthz, /status): listen, allow_remote"},
+    {"retention", CONFMAP_OBJECT, offsetof(struct raw, retention), 0, 0,
+     "how long rows are kept: invocations_days, logs_days, events_done_days, "
+     "events_dead_days, rejected_days, max_db_mb"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct confmap admin_map[] = {
+    {"listen", CONFMAP_STRING, offsetof(struct config_admin, listen), 0, 0,
+     "HOST:PORT for /metrics, /healthz and /status (default 127.0.0.1:9090; \"\" turns it off)"},
+    {"allow_remote", CONFMAP_BOOL, offsetof(struct config_admin, allow_remote), 0, 0,
+     "allow listening beyond loopback (default false)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+#define DAYS_MAX 36500.0
+static const struct confmap retention_map[] = {
+    {"invocations_days", CONFMAP_NUMBER, offsetof(struct config_retention, invocations_days),
+     0, DAYS_MAX, "days invocation rows are kept (default 0: forever)"},
+    {"logs_days", CONFMAP_NUMBER, offsetof(struct config_retention, logs_days), 0, DAYS_MAX,
+     "days handler log lines are kept (default 0: forever)"},
+    {"events_done_days", CONFMAP_NUMBER, offsetof(struct config_retention, events_done_days), 0,
+     DAYS_MAX, "days finished events (and replayed dead ones) are kept (default 0: forever)"},
+    {"events_dead_days", CONFMAP_NUMBER, offsetof(struct config_retention, events_dead_days), 0,
+     DAYS_MAX, "days dead-lettered events never replayed are kept (default 0: until replayed)"},
+    {"rejected_days", CONFMAP_NUMBER, offsetof(struct config_retention, rejected_days), 0,
+     DAYS_MAX, "days rejected messages are kept (default 0: forever)"},
+    {"max_db_mb", CONFMAP_NUMBER, offsetof(struct config_retention, max_db_mb), 0, 1 << 24,
+     "database size above which the oldest rows are pruned first (default 0: no cap)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -168,6 +194,12 @@ static int check_exposure(struct config *c, struct diag *d)
             errors++;
         }
     }
+    if (c->admin.listen && !config_listen_local(c->admin.listen) && !c->admin.allow_remote) {
+        diag_error(d, c->file, "admin.listen: %s is reachable from other machines and /metrics "
+                   "and /status have no authentication; keep it on 127.0.0.1 (scrape through a "
+                   "proxy or an SSH tunnel), or set admin.allow_remote to true", c->admin.listen);
+        errors++;
+    }
     if (c->http.listen && !config_listen_local(c->http.listen) && !c->http.allow_remote) {
         diag_error(d, c->file, "http.listen: %s is reachable from other machines and the HTTP "
                    "trigger has no authentication; put it behind a proxy that has, and set "
@@ -245,10 +277,54 @@ oom:
     return -1;
 }
 
+/* sluice.json may carry comments (the example in share/doc/sluice/examples
+ * does). They are blanked out in place, outside strings, so a syntax error
+ * is still reported at its own byte. An unterminated block comment runs to
+ * the end (and the parse then fails there). */
+static void blank_comments(char *t, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            if (t[i] == '\\')
+                i++;
+            else if (t[i] == '"')
+                in_string = false;
+        } else if (t[i] == '"') {
+            in_string = true;
+        } else if (t[i] == '/' && i + 1 < len && (t[i + 1] == '/' || t[i + 1] == '*')) {
+            bool line = t[i + 1] == '/';
+            size_t j = i + 2;
+            while (j < len && (line ? t[j] != '\n' : !(t[j] == '*' && j + 1 < len && t[j + 1] == '/')))
+                j++;
+            size_t stop = line || j >= len ? j : j + 2;
+            for (; i < stop; i++)
+                if (t[i] != '\n')
+                    t[i] = ' ';
+            i--;
+        }
+    }
+}
+
+static cJSON *parse_commented(const char *text, size_t len, size_t *at)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        *at = 0;
+        return NULL;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    blank_comments(copy, len);
+    cJSON *doc = json_parse_exact(copy, len, at);
+    free(copy);
+    return doc;
+}
+
 static int parse_doc(struct config *c, const char *text, size_t len, struct diag *d)
 {
     size_t at = 0;
-    c->doc = json_parse_exact(text, len, &at);
+    c->doc = parse_commented(text, len, &at);
     if (!c->doc) {
         diag_error(d, c->file, "not valid JSON near byte %zu: fix the syntax (a missing comma "
                    "or quote?)", at);
@@ -260,7 +336,7 @@ static int parse_doc(struct config *c, const char *text, size_t len, struct diag
 static int fill_default_plugin_path(struct strv *s)
 {
     s->v = calloc(2, sizeof(char *));
-    if (!s->v || !(s->v[0] = strdup(SLUICE_PLUGIN_DIR))) {
+    if (!s->v || !(s->v[0] = strdup(paths_plugin_dir()))) {
         free(s->v);
         s->v = NULL;
         return -1;
@@ -283,6 +359,17 @@ static int apply_doc(struct config *c, struct diag *d)
         errors += confmap_apply(http_map, r.http, &c->http, c->file, "http", d);
     if (!c->http.listen)
         c->http.listen = strdup("127.0.0.1:8080");
+    if (r.admin)
+        errors += confmap_apply(admin_map, r.admin, &c->admin, c->file, "admin", d);
+    if (!c->admin.listen)
+        c->admin.listen = strdup("127.0.0.1:9090");
+    if (c->admin.listen && !c->admin.listen[0]) { /* "" turns it off */
+        free(c->admin.listen);
+        c->admin.listen = NULL;
+    }
+    if (r.retention)
+        errors += confmap_apply(retention_map, r.retention, &c->retention, c->file, "retention",
+                                d);
     if (c->zmq.curve_raw)
         errors += confmap_apply(curve_map, c->zmq.curve_raw, &c->zmq, c->file, "zmq.curve", d);
     errors += check_curve(c, d);
@@ -398,6 +485,7 @@ void config_free(struct config **cp)
     free(c->zmq.pull);
     free(c->zmq.router);
     free(c->http.listen);
+    free(c->admin.listen);
     free(c->zmq.curve_secret);
     free(c->zmq.curve_public);
     strv_free(&c->zmq.curve_clients);

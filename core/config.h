@@ -2,7 +2,8 @@
  *
  * Without -c, sluice reads ./sluice.json if present, else the embedded
  * default (state in ./var, pipelines from ./pipelines, plugins from the
- * build's plugin folder, ZeroMQ on loopback). Relative paths are resolved
+ * build's or the installation's plugin folder (paths.h), ZeroMQ on
+ * loopback). The file may hold // and block comments. Relative paths are resolved
  * against the folder holding the config file (the working folder for the
  * embedded default); the struct holds them resolved.
  */
@@ -37,6 +38,22 @@ struct config_http {
     bool allow_remote;          /* listen beyond loopback (HTTP has no auth here) */
 };
 
+struct config_admin {
+    char *listen;               /* HOST:PORT of /metrics, /healthz, /status; NULL: off */
+    bool allow_remote;          /* listen beyond loopback (it has no auth) */
+};
+
+/* How long the database keeps each kind of row; 0 = forever (the default).
+ * Days may be fractional (tests use seconds). */
+struct config_retention {
+    double invocations_days;    /* invocations rows, by started_at */
+    double logs_days;           /* handler log lines, by at */
+    double events_done_days;    /* finished events, and dead ones already replayed */
+    double events_dead_days;    /* dead-lettered events never replayed */
+    double rejected_days;       /* rejected messages, by at */
+    double max_db_mb;           /* above this, the oldest rows go first, whatever their age */
+};
+
 struct config {
     char *file;                 /* the config file as named, or "(embedded default)" */
     char *base_dir;             /* relative paths resolve against this */
@@ -50,6 +67,8 @@ struct config {
     int queue_size;             /* events held in memory per pipeline */
     struct config_zmq zmq;
     struct config_http http;
+    struct config_admin admin;
+    struct config_retention retention;
     char *python;               /* interpreter for "python3" steps */
     char *node;                 /* interpreter for "nodejs" steps */
     char *region;               /* AWS_REGION of handlers, "local" by default */

@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "clock.h"
 #include "config.h"
 #include "db.h"
@@ -40,8 +41,10 @@
 #include "path.h"
 #include "pipeline.h"
 #include "pool.h"
+#include "retention.h"
 #include "runner.h"
 #include "scheduler.h"
+#include "service.h"
 #include "source_dir.h"
 #include "source_http.h"
 #include "source_zmq.h"
@@ -83,6 +86,9 @@ struct daemon {
     struct loop_timer quiet;    /* gives memory back once a burst is over */
     uint64_t quiet_seen;        /* writer_submitted() when it was armed */
     uint64_t trimmed_at;        /* ... at the last trim */
+    struct service svc;         /* sd_notify (service.c) */
+    struct admin *admin;        /* /metrics, /healthz, /status (admin.c) */
+    struct retention *retention; /* pruning (retention.c) */
 };
 
 /* --- generations ----------------------------------------------------------- */
@@ -283,6 +289,7 @@ static void old_settled(struct loop_task *t)
                 "from the other triggers (fix and send SIGHUP)");
     start_http(dm);
     log_msg(LOG_INFO, "reloaded: %zu pipeline%s", dm->gen->set.n, dm->gen->set.n == 1 ? "" : "s");
+    service_ready(&dm->svc, "reloaded");
     if (dm->reload) { /* SIGHUPs that came meanwhile: the newest files */
         dm->reload = false;
         reload(dm);
@@ -309,15 +316,13 @@ static void reload(struct daemon *dm)
         return;
     }
     log_msg(LOG_INFO, "SIGHUP: reloading pipelines from %s", dm->cfg->pipelines_dir);
+    service_reloading(&dm->svc);
     struct pipeline_set set;
-    if (validate(dm, &set) < 0) {
-        log_msg(LOG_ERROR, "reload refused; the running pipelines stay as they were");
-        pipeline_set_free(&set);
-        return;
-    }
-    struct generation *g = generation_new(dm, &set);
+    struct generation *g = validate(dm, &set) == 0 ? generation_new(dm, &set) : NULL;
     if (!g) {
         log_msg(LOG_ERROR, "reload refused; the running pipelines stay as they were");
+        pipeline_set_free(&set);
+        service_ready(&dm->svc, "reload refused");
         return;
     }
     dm->old = dm->gen;
@@ -340,6 +345,7 @@ static void on_signal(void *arg, uint32_t events)
         } else if (!dm->stop) {
             log_msg(LOG_INFO, "%s: letting running handlers finish, then exiting",
                     strsignal((int)si.ssi_signo));
+            service_stopping(&dm->svc);
             dm->stop = true;
         }
     }
@@ -427,6 +433,9 @@ static void drain(struct daemon *dm)
 
 static void shutdown_all(struct daemon *dm)
 {
+    admin_free(&dm->admin);
+    retention_free(&dm->retention);
+    service_stop(&dm->svc);
     drain(dm);
     generation_free(dm, &dm->old);
     generation_free(dm, &dm->gen);
@@ -520,6 +529,50 @@ static int serve(struct daemon *dm)
     return 0;
 }
 
+/* Loop thread: what /metrics and /status show of the engine. */
+static void engine_snapshot(void *arg, struct engine_snapshot *out)
+{
+    struct daemon *dm = arg;
+    size_t n = dm->gen ? dm->gen->set.n : 0;
+    out->pipelines = calloc(n ? n : 1, sizeof *out->pipelines);
+    out->writer_queued = writer_queued(dm->writer);
+    out->rejected = ingress_rejected(dm->ingress);
+    out->pruned = retention_pruned(dm->retention);
+    for (size_t i = 0; out->pipelines && i < n; i++) {
+        const struct pipeline *p = dm->gen->set.v[i];
+        struct engine_pipeline *ep = &out->pipelines[out->n_pipelines++];
+        int64_t pending = 0;
+        ep->name = p->name;
+        ep->in_flight = dm->gen->dispatch ? dispatch_inflight_of(dm->gen->dispatch, p) : 0;
+        ep->backlog = journal_count_pending(dm->reader, p->name, &pending, NULL) == 0
+                      ? (long)pending : -1;
+        if (p->trigger == TRIGGER_DIRECTORY)
+            snprintf(ep->trigger, sizeof ep->trigger, "directory:%s", p->dir_spec);
+        else if (p->trigger == TRIGGER_ZMQ)
+            snprintf(ep->trigger, sizeof ep->trigger, "zmq:%s", p->zmq_topic);
+        else if (p->trigger == TRIGGER_HTTP)
+            snprintf(ep->trigger, sizeof ep->trigger, "http:%s %s", p->http_method, p->http_path);
+        else
+            snprintf(ep->trigger, sizeof ep->trigger, "none");
+    }
+}
+
+/* The admin listener, retention and systemd's notifications. A busy admin
+ * port is not fatal: the daemon runs on without /metrics and says so. */
+static void start_operations(struct daemon *dm)
+{
+    struct err e;
+    service_start(&dm->svc, dm->loop);
+    struct admin_settings as = {.listen = dm->cfg->admin.listen, .database = dm->cfg->database,
+                                .config_file = dm->cfg->file};
+    struct admin_source src = {.snapshot = engine_snapshot, .arg = dm};
+    if (as.listen && admin_new(dm->loop, &as, &src, &dm->admin, &e) < 0)
+        log_msg(LOG_ERROR, "%s; running on without it", e.msg);
+    if (retention_wanted(&dm->cfg->retention) &&
+        retention_new(dm->loop, dm->writer, &dm->cfg->retention, &dm->retention, &e) < 0)
+        log_msg(LOG_ERROR, "%s; running on without retention", e.msg);
+}
+
 /* Config, loop, signals, database, engine, the first generation, sources. */
 static int start(struct daemon *dm, const char *config_file)
 {
@@ -552,8 +605,10 @@ static int start(struct daemon *dm, const char *config_file)
     ingress_use(dm->ingress, &dm->gen->set, dm->gen->dispatch);
     if (generation_start(dm, dm->gen) < 0 || start_http(dm) < 0)
         return -1;
+    start_operations(dm);
     log_msg(LOG_INFO, "running %zu pipeline%s (pid %d)", dm->gen->set.n,
             dm->gen->set.n == 1 ? "" : "s", (int)getpid());
+    service_ready(&dm->svc, "running");
     return 0;
 }
 

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static const char *const migrations[] = {
     /* version 1 */
     "CREATE TABLE events ("
@@ -93,6 +95,10 @@ static const char *const migrations[] = {
     "            AND f.step = ranked.step AND f.status <> 'ok' ORDER BY f.id DESC LIMIT 1)"
     "           AS last_error"
     "  FROM ranked GROUP BY pipeline, step;",
+    /* version 2: retention (core/retention.c) prunes logs by age, and nulls
+     * the replay_of links to a dead event it prunes */
+    "CREATE INDEX logs_at ON logs (at);"
+    "CREATE INDEX events_replay_of ON events (replay_of) WHERE replay_of IS NOT NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -144,6 +150,28 @@ static int migrate(sqlite3 *db, const char *path, struct err *e)
     return 0;
 }
 
+/* Retention gives space back with incremental vacuum, which needs
+ * auto_vacuum = INCREMENTAL: a new database gets it before its first table
+ * (db_open), an older one is rebuilt once here (VACUUM: a copy of the
+ * database, so it takes as long as copying the file). */
+static int use_incremental_vacuum(sqlite3 *db, const char *path, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, NULL) != SQLITE_OK)
+        return err_set(e, "%s", sqlite3_errmsg(db));
+    int mode = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (mode == 2)
+        return 0;
+    log_msg(LOG_INFO, "database %s: switching to incremental vacuum (once; the file is "
+            "rewritten)", path);
+    if (db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;", e) < 0) {
+        err_prefix(e, "database %s: switching to auto_vacuum = INCREMENTAL", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Readers never migrate: they refuse what they do not understand. */
 static int check_version(sqlite3 *db, const char *path, struct err *e)
 {
@@ -180,12 +208,14 @@ int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
         return -1;
     }
     sqlite3_busy_timeout(db, 5000);
-    const char *pragmas = writable ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+    const char *pragmas = writable ? "PRAGMA auto_vacuum = INCREMENTAL;" /* before WAL: see above */
+                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                                      "PRAGMA foreign_keys = ON;"
                                    : "PRAGMA query_only = ON;";
     if (db_exec(db, pragmas, e) < 0)
         err_prefix(e, "database %s", path);
-    else if ((writable ? migrate(db, path, e) : check_version(db, path, e)) == 0) {
+    else if ((writable ? migrate(db, path, e) == 0 && use_incremental_vacuum(db, path, e) == 0
+                       : check_version(db, path, e) == 0)) {
         *out = db;
         return 0;
     }

@@ -14,7 +14,7 @@
 
 #include "err.h"
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 /* Open (creating and migrating when writable). Read-only handles never
  * migrate and fail on a database newer than this build understands. */

@@ -373,7 +373,9 @@ static struct event *http_event(struct ingress *in, struct http_call *call,
                               .source_ip = req->source_ip, .request_id = id,
                               .time_ms = clock_wall_ms(), .headers = req->headers,
                               .path_params = params, .body = req->body,
-                              .body_len = req->body_len, .protocol = req->protocol};
+                              .body_len = req->body_len, .protocol = req->protocol,
+                              .header_list = req->header_list,
+                              .payload_v1 = p->http_payload_v1};
     char *json = http_event_json(&hr);
     struct event *ev = json ? event_new(id, source, req->path, json, strlen(json), !given) : NULL;
     free(json);
@@ -469,6 +471,11 @@ bool ingress_flow_control(struct ingress *in, bool writer_waiting)
     source_zmq_pause(in->zmq, in->backlog_high || in->writer_busy || in->crowded ||
                      writer_waiting);
     return in->writer_busy || in->crowded;
+}
+
+unsigned long ingress_rejected(const struct ingress *in)
+{
+    return in ? in->rejected : 0;
 }
 
 void ingress_free(struct ingress **in)

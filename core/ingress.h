@@ -55,6 +55,8 @@ int ingress_accept_record(void *arg, const char *target, const char *id, const c
  * while the writer waits for a locked database or a full disk). Returns
  * true while paused only briefly (look again within a millisecond). */
 bool ingress_flow_control(struct ingress *in, bool writer_waiting);
+/* Messages refused since start (each is a row in `rejected`). */
+unsigned long ingress_rejected(const struct ingress *in);
 void ingress_free(struct ingress **in);
 
 #endif

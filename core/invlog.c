@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "sluice/handler.h"
 #include "writer.h"
 
@@ -87,6 +88,7 @@ int invlog_record(struct writer *w, const struct invocation *inv, struct err *e)
     const char *in[S_N] = {inv->request_id, inv->event_id, inv->pipeline, inv->step,
                            inv->handler, inv->source, inv->error, inv->plugin_version};
     const char *out[S_N];
+    metrics_invocation(inv); /* every attempt passes here, written or not */
     struct inv_op *o = writer_op_alloc(sizeof *o, in, out, S_N);
     if (!o)
         return err_set(e, "out of memory");

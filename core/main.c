@@ -16,7 +16,9 @@ static const char usage[] =
     "  check   [-c FILE]                 validate config, pipelines and plugins\n"
     "  logs    [-c FILE] [--pipeline P] [--failed] [--limit N]\n"
     "                                    recent invocations, one line each\n"
+    "  logs    ... --follow | --json     tail new invocations as they land; JSON lines\n"
     "  stats   [-c FILE]                 per pipeline and step: count, errors, latency\n"
+    "  status  [-c FILE] [--json]        the running daemon: pipelines, in-flight, backlog\n"
     "  publish [-c FILE] [--lines] TOPIC [JSON|-]\n"
     "                                    publish an event to the daemon over ZeroMQ\n"
     "  invoke  [-c FILE] [--timeout MS] PIPELINE [JSON|-]\n"
@@ -24,9 +26,11 @@ static const char usage[] =
     "  replay  [-c FILE] [--pipeline P] [--id ID] [--since T]\n"
     "                                    re-run dead events\n"
     "  keygen                            print a CURVE key pair for remote clients\n"
+    "  --version                         print the version\n"
     "\n"
     "Without -c, sluice reads ./sluice.json if present, else its embedded default\n"
-    "(state in ./var, pipelines from ./pipelines). `sluice COMMAND --help` for more.\n";
+    "(state in ./var, pipelines from ./pipelines). `sluice COMMAND --help` for more;\n"
+    "man sluice and man sluice.json for the whole story.\n";
 
 int main(int argc, char **argv)
 {
@@ -35,7 +39,8 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"run", cmd_run}, {"check", cmd_check}, {"logs", cmd_logs}, {"stats", cmd_stats},
                 {"publish", cmd_publish}, {"invoke", cmd_invoke}, {"replay", cmd_replay},
-                {"keygen", cmd_keygen},
+                {"keygen", cmd_keygen}, {"status", cmd_status}, {"--version", cmd_version},
+                {"version", cmd_version},
                 {"worker", worker_main}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

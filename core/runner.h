@@ -26,6 +26,7 @@
 struct event;
 struct pipeline;
 struct workers;
+struct batch_item;
 
 /* What every run needs; one for the daemon. */
 struct runner {
@@ -85,6 +86,9 @@ struct run {
     const char *condition;      /* why it died: RetriesExhausted, EventAgeExceeded */
     int wait_ms;
     int step0_attempt;          /* batches: the first step's last attempt number */
+    struct batch_item *batch_items; /* batches: this round's records (batch.c) */
+    bool *batch_active;         /* ... which items are in it */
+    char *batch_why;            /* ... why the whole round failed, if it did */
     struct loop_task task;      /* hand-offs to the loop thread */
     struct pool_task work;      /* ... and to an executor thread */
     struct loop_timer timer;    /* a retry's wait */

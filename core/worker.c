@@ -24,6 +24,8 @@
 #include "loader.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "paths.h"
 #include "pipeline.h"
 #include "wire.h"
 #include "worker_env.h"
@@ -185,27 +187,22 @@ static void describe_exit(int status, char *out, size_t len)
         snprintf(out, len, "the worker ended (wait status %d)", status);
 }
 
-#ifndef SLUICE_RUNTIME_DIR
-#define SLUICE_RUNTIME_DIR "runtimes"
-#endif
-
-/* The program C workers run: sluice-worker beside the sluice binary, which
- * links only what a worker needs and so starts several ms sooner than the
- * daemon's own binary with its ~30 shared libraries (worker_exe.c). Without
- * it, `sluice worker` (the same code), and the log says so once. Returns
- * buf, filled, or exe. */
+/* The program C workers run: sluice-worker (beside the sluice binary in the
+ * build tree, in libexec/sluice when installed: paths.c), which links only
+ * what a worker needs and so starts several ms sooner than the daemon's own
+ * binary with its ~30 shared libraries (worker_exe.c). Without it, `sluice
+ * worker` (the same code), and the log says so once. Returns buf, filled, or
+ * exe. */
 static const char *c_worker_exe(const char *exe, char *buf, size_t len)
 {
     static atomic_bool said;
-    const char *slash = strrchr(exe, '/');
-    int dir = slash ? (int)(slash - exe + 1) : 0;
-    int n = snprintf(buf, len, "%.*s%s", dir, exe, WORKER_EXE);
-    if (n > 0 && (size_t)n < len && access(buf, X_OK) == 0)
+    const char *path = paths_worker_exe(buf, len);
+    if (path && access(path, X_OK) == 0)
         return buf;
-    const char *why = n > 0 && (size_t)n < len ? strerror(errno) : "path too long";
+    const char *why = path ? strerror(errno) : "path too long";
     if (!atomic_exchange(&said, true))
-        log_msg(LOG_WARN, "%.*s%s: %s; C workers run as `%s worker` instead, which starts "
-                "slower (build or install " WORKER_EXE " beside sluice)", dir, exe, WORKER_EXE,
+        log_msg(LOG_WARN, "%s: %s; C workers run as `%s worker` instead, which starts "
+                "slower (build or install " WORKER_EXE " with sluice)", path ? path : WORKER_EXE,
                 why, exe);
     return exe;
 }
@@ -215,8 +212,7 @@ static const char *c_worker_exe(const char *exe, char *buf, size_t len)
 static void worker_argv(const struct fn *f, char *argv[6], const char **prog, char *exe_buf,
                         size_t exe_len)
 {
-    static const char py_boot[] = SLUICE_RUNTIME_DIR "/python/bootstrap.py";
-    static const char js_boot[] = SLUICE_RUNTIME_DIR "/node/bootstrap.js";
+    const char *py_boot = paths_python_bootstrap(), *js_boot = paths_node_bootstrap();
     const char *interp = NULL;
     for (size_t i = 0; i < f->p->n_steps && !interp; i++)
         if (f->p->steps[i].runtime == f->kind)
@@ -318,6 +314,7 @@ static int worker_spawn(struct fn *f, struct worker **out, struct err *e)
     w->next = f->all;
     f->all = w;
     f->ws->count++;
+    metrics_workers_add(1);
     *out = w;
     return 0;
 fail:
@@ -362,6 +359,7 @@ static void worker_reap(struct worker *w, char *why, size_t len)
             break;
         }
     f->ws->count--;
+    metrics_workers_add(-1);
     free(w->versions);
     free(w->files);
     free(w);

@@ -143,6 +143,8 @@ class Sandbox:
             # fight over the default TCP ports
             "zmq": {"pull": "ipc://%s/pull.sock" % self.root,
                     "router": "ipc://%s/router.sock" % self.root},
+            # ... and so is the admin listener (/metrics, /status)
+            "admin": {"listen": "127.0.0.1:%d" % free_port()},
         }
         if config:
             self.config.update(config)

@@ -106,6 +106,8 @@ static void test_embedded_default(void)
         CHECK(c->http.max_body_bytes == 1048576);
         CHECK(c->http.timeout_ms == 30000);
         CHECK(c->python != NULL && c->node != NULL);
+        CHECK_STR(c->admin.listen, "127.0.0.1:9090");
+        CHECK(c->retention.invocations_days == 0 && c->retention.max_db_mb == 0);
     }
     config_free(&c);
     CHECK(c == NULL);
@@ -421,6 +423,67 @@ static void test_parse_text(void)
     diag_free(&d);
 }
 
+/* admin, retention, and comments in the file. */
+static void test_operations_keys(void)
+{
+    struct config *c;
+    struct diag d = {0};
+    char *file;
+    const char *text =
+        "// the example config has comments\n"
+        "{\n"
+        "  /* a block one */ \"admin\": {\"listen\": \"127.0.0.1:9191\"}, // and a line one\n"
+        "  \"retention\": {\"invocations_days\": 0.5, \"logs_days\": 2, \"events_done_days\": 3,\n"
+        "                \"events_dead_days\": 4, \"rejected_days\": 5, \"max_db_mb\": 64},\n"
+        "  \"state_dir\": \"a//b\"\n"
+        "}\n";
+    int rc = load_text("ops.json", text, &c, &d, &file);
+    CHECK(rc == 0 && c);
+    if (c) {
+        CHECK_STR(c->admin.listen, "127.0.0.1:9191");
+        CHECK(c->retention.invocations_days == 0.5 && c->retention.logs_days == 2 &&
+              c->retention.events_done_days == 3 && c->retention.events_dead_days == 4 &&
+              c->retention.rejected_days == 5 && c->retention.max_db_mb == 64);
+        CHECK_CONTAINS(c->state_dir, "a//b"); /* "//" inside a string is not a comment */
+    }
+    config_free(&c);
+    diag_free(&d);
+    free(file);
+
+    /* "" turns the listener off; beyond loopback needs the opt-in */
+    rc = load_text("off.json", "{\"admin\": {\"listen\": \"\"}}", &c, &d, &file);
+    CHECK(rc == 0 && c && c->admin.listen == NULL);
+    config_free(&c);
+    free(file);
+    rc = load_text("remote.json", "{\"admin\": {\"listen\": \"0.0.0.0:9090\"}}", &c, &d, &file);
+    CHECK(rc == -1 && c == NULL);
+    CHECK_CONTAINS(tu_diag_find(&d, "admin.listen"), "admin.listen: 0.0.0.0:9090 is reachable "
+                   "from other machines");
+    diag_free(&d);
+    free(file);
+    rc = load_text("optin.json", "{\"admin\": {\"listen\": \"0.0.0.0:9090\", "
+                   "\"allow_remote\": true}}", &c, &d, &file);
+    CHECK(rc == 0 && c);
+    config_free(&c);
+    free(file);
+
+    /* a negative retention, an unknown retention key */
+    rc = load_text("neg.json", "{\"retention\": {\"logs_days\": -1, \"log_days\": 1}}", &c, &d,
+                   &file);
+    CHECK(rc == -1 && c == NULL);
+    CHECK_CONTAINS(tu_diag_find(&d, "logs_days"), "retention.logs_days");
+    CHECK_CONTAINS(tu_diag_find(&d, "log_days"), "did you mean \"logs_days\"");
+    diag_free(&d);
+    free(file);
+
+    /* a syntax error in a commented file is reported at its own byte */
+    rc = load_text("badc.json", "// c\n{\"workers\": /* x */ }", &c, &d, &file);
+    CHECK(rc == -1 && c == NULL);
+    CHECK_CONTAINS(d.n ? d.items[0].text : NULL, "not valid JSON near byte 25");
+    diag_free(&d);
+    free(file);
+}
+
 static void test_missing_file(void)
 {
     char *file = tu_path(tmp, "nope/sluice.json");
@@ -454,6 +517,7 @@ int main(void)
     test_invalid_json();
     test_exposure();
     test_parse_text();
+    test_operations_keys();
     test_missing_file();
     tu_rm_rf(tmp);
     free(tmp);
