@@ -3,7 +3,8 @@
 #
 #   ./dev.sh run     install what is missing, build, run the daemon on the sample pipelines
 #   ./dev.sh test    install what is missing, build, run the whole test suite: once in the
-#                    release build (gcc), once under AddressSanitizer+UBSan (clang)
+#                    release build (gcc), once under AddressSanitizer+UBSan (clang), once
+#                    under ThreadSanitizer (clang), then the fuzzers
 #   ./dev.sh build   install what is missing and build only
 set -eu
 cd "$(dirname "$0")"
@@ -61,6 +62,9 @@ test)
     build build-asan -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir build-asan -j 2 --output-on-failure
+    build build-tsan -DCMAKE_C_COMPILER=clang -DSLUICE_TSAN=ON
+    TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp second_deadlock_stack=1" \
+        ctest --test-dir build-tsan -j 2 --output-on-failure
     build build-fuzz -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON
     ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure
     fuzz_briefly "${FUZZ_SECONDS:-5}"
