@@ -111,9 +111,9 @@ static const struct confmap step_map[] = {
     {"retry", CONFMAP_OBJECT, offsetof(struct raw_step, retry), 0, 0,
      "{max_attempts, interval_ms, backoff_rate, max_interval_ms}"},
     {"runtime", CONFMAP_STRING, offsetof(struct raw_step, runtime), 0, 0,
-     "\"python3\" or \"nodejs\": a Lambda-style script handler in \"code\""},
+     "\"python3\", \"nodejs\" or \"provided\": a Lambda-style handler in \"code\""},
     {"code", CONFMAP_STRING, offsetof(struct raw_step, code), 0, 0,
-     "folder of a script handler (with runtime)"},
+     "folder of a script handler, or of a custom runtime's bootstrap (with runtime)"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -190,6 +190,16 @@ static int split_handler(struct step *s, const char *file, const char *where, st
 {
     const char *dot = strrchr(s->handler, '.');
     bool script = s->runtime != RUNTIME_C;
+    if (s->runtime == RUNTIME_PROVIDED && *s->handler) {
+        /* Lambda leaves a custom runtime's handler to the bootstrap: any text */
+        s->module = dot ? strndup(s->handler, (size_t)(dot - s->handler)) : strdup(s->handler);
+        s->function = strdup(dot && dot[1] ? dot + 1 : s->handler);
+        if (!s->module || !s->function) {
+            diag_error(d, file, "%s: out of memory", where);
+            return 1;
+        }
+        return 0;
+    }
     if (!dot || dot == s->handler || !dot[1] || (!script && strchr(s->handler, '/')) ||
         strstr(s->handler, "..")) {
         diag_error(d, file, "%s: handler \"%s\" must be MODULE.FUNCTION, e.g. \"echo.handler\"",
@@ -247,7 +257,7 @@ static int parse_retry(struct step *s, const cJSON *retry, const char *file, con
 
 const char *runtime_name(enum runtime r)
 {
-    static const char *const names[] = {"c", "python3", "nodejs"};
+    static const char *const names[] = {"c", "python3", "nodejs", "provided"};
     return r < RUNTIME_COUNT ? names[r] : "?";
 }
 
@@ -264,6 +274,8 @@ static int parse_runtime(struct step *s, const char *name)
         s->runtime = RUNTIME_PYTHON;
     else if (strncmp(name, "node", 4) == 0)
         s->runtime = RUNTIME_NODE;
+    else if (strcmp(name, "provided") == 0 || strncmp(name, "provided.", 9) == 0)
+        s->runtime = RUNTIME_PROVIDED; /* Lambda's provided.al2, provided.al2023 too */
     else
         return -1;
     return 0;
@@ -304,9 +316,43 @@ static char *find_source(const struct step *s)
     return NULL;
 }
 
+/* A custom runtime: CODE/bootstrap must be an executable file, which the
+ * Runtime API adapter starts (runtime_api.h). */
+static int provided_fill(struct step *s, struct raw_step *r, const struct config *cfg,
+                         const char *file, const char *where, struct diag *d)
+{
+    if (!r->code) {
+        diag_error(d, file, "%s: a \"provided\" step needs \"code\": the folder that holds its "
+                   "executable \"bootstrap\"", where);
+        return 1;
+    }
+    s->code = path_resolve(cfg->base_dir, r->code);
+    s->source = s->code ? path_join(s->code, "bootstrap") : NULL;
+    if (!s->source) {
+        diag_error(d, file, "%s: out of memory", where);
+        return 1;
+    }
+    struct stat st;
+    int rc = stat(s->source, &st);
+    if (rc < 0 || !S_ISREG(st.st_mode)) {
+        diag_error(d, file, "%s: runtime provided: %s: %s; the function folder needs an "
+                   "executable file named \"bootstrap\"", where, s->source,
+                   rc < 0 ? strerror(errno) : "not a file");
+        return 1;
+    }
+    if (access(s->source, X_OK) < 0) {
+        diag_error(d, file, "%s: runtime provided: %s is not executable (chmod +x it)", where,
+                   s->source);
+        return 1;
+    }
+    return 0;
+}
+
 static int script_fill(struct step *s, struct raw_step *r, const struct config *cfg,
                        const char *file, const char *where, struct diag *d)
 {
+    if (s->runtime == RUNTIME_PROVIDED)
+        return provided_fill(s, r, cfg, file, where, d);
     const char *want = s->runtime == RUNTIME_PYTHON ? cfg->python : cfg->node;
     if (!r->code) {
         diag_error(d, file, "%s: a \"%s\" step needs \"code\": the folder that holds %s", where,
@@ -339,8 +385,8 @@ static int step_fill(struct step *s, struct raw_step *r, size_t index, const cha
     snprintf(where, sizeof where, "steps[%zu]", index);
     int errors = 0;
     if (r->runtime && parse_runtime(s, r->runtime) < 0) {
-        diag_error(d, file, "%s: runtime \"%s\" is not one of \"python3\", \"nodejs\"", where,
-                   r->runtime);
+        diag_error(d, file, "%s: runtime \"%s\" is not one of \"python3\", \"nodejs\", "
+                   "\"provided\"", where, r->runtime);
         errors++;
     }
     if (!r->handler) {

@@ -18,7 +18,9 @@ struct plugin;
 
 enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP };
 enum isolation { ISOLATION_PROCESS, ISOLATION_THREAD };
-enum runtime { RUNTIME_C, RUNTIME_PYTHON, RUNTIME_NODE, RUNTIME_COUNT };
+/* RUNTIME_PROVIDED: a Lambda custom runtime, the "bootstrap" executable of
+ * the step's code folder served the Lambda Runtime API (runtime_api.h). */
+enum runtime { RUNTIME_C, RUNTIME_PYTHON, RUNTIME_NODE, RUNTIME_PROVIDED, RUNTIME_COUNT };
 
 struct limits {
     int memory_mb;              /* RLIMIT_AS of worker processes; 0: none */
@@ -37,13 +39,15 @@ struct retry {
 
 struct step {
     char *name;
-    char *handler;              /* "MODULE.FUNCTION" (C) or "FILE.FUNCTION" (scripts) */
+    char *handler;              /* "MODULE.FUNCTION" (C) or "FILE.FUNCTION" (scripts);
+                                 * provided: free text, the bootstrap's _HANDLER */
     char *module;
     char *function;
     enum runtime runtime;
     char *code;                 /* script handlers: the folder, resolved */
-    char *source;               /* script handlers: the handler's file, resolved */
-    char *interpreter;          /* script handlers: python3 or node, resolved */
+    char *source;               /* script handlers: the handler's file, resolved;
+                                 * provided: CODE/bootstrap */
+    char *interpreter;          /* script handlers: python3 or node, resolved (not provided) */
     char *config_json;          /* the step's "config" as compact JSON text */
     int timeout_ms;
     struct retry retry;

@@ -28,6 +28,7 @@
 #define BACKOFF_MAX_MS 30000
 #define STOP_GRACE_MS 2000
 #define WORKER_EXE "sluice-worker" /* beside the sluice binary */
+#define RUNTIME_API_EXE "sluice-runtime-api" /* provided runtimes; beside it too */
 
 extern char **environ;
 
@@ -137,6 +138,9 @@ static void worker_kill(struct worker **wp, char *why, size_t len)
         kill(w->pid, SIGKILL);
         waitpid(w->pid, &status, 0);
     }
+    /* and whatever it started: a custom runtime's bootstrap, a handler's
+     * child (spawn gave the worker its own group, pgid = pid) */
+    kill(-w->pid, SIGKILL);
     if (why)
         describe_exit(status, why, len);
     free(w->versions);
@@ -198,7 +202,13 @@ static void worker_argv(const struct exec_slot *slot, enum runtime kind, char *a
         if (slot->p->steps[i].runtime == kind)
             interp = slot->p->steps[i].interpreter;
     int n = 0;
-    if (kind == RUNTIME_C) {
+    if (kind == RUNTIME_PROVIDED) { /* runtime_api_main.c starts the bootstraps */
+        const char *slash = strrchr(slot->exe, '/');
+        snprintf(exe_buf, exe_len, "%.*s" RUNTIME_API_EXE,
+                 slash ? (int)(slash - slot->exe + 1) : 0, slot->exe);
+        *prog = exe_buf;
+        argv[n++] = exe_buf;
+    } else if (kind == RUNTIME_C) {
         *prog = c_worker_exe(slot->exe, exe_buf, exe_len);
         argv[n++] = (char *)*prog;
         argv[n++] = "worker";
