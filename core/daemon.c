@@ -36,6 +36,7 @@
 #include "http_event.h"
 #include "source_dir.h"
 #include "source_http.h"
+#include "source_schedule.h"
 #include "source_zmq.h"
 #include "uuid.h"
 #include "writer.h"
@@ -45,6 +46,7 @@ struct generation {
     struct loader *loader;
     struct dispatch *dispatch;
     struct source_dir *dirs;
+    struct source_schedule *schedules;
 };
 
 struct daemon {
@@ -159,6 +161,21 @@ static void on_file(void *arg, const char *path, const struct stat *st)
     for (size_t i = 0; i < dm->gen->set.n; i++)
         if (dm->gen->set.v[i]->trigger == TRIGGER_DIRECTORY)
             route_file(dm, dm->gen->set.v[i], path, st);
+}
+
+static void on_schedule(void *arg, const struct pipeline *p, const char *event_id,
+                        const char *source, const char *payload)
+{
+    struct daemon *dm = arg;
+    struct err e;
+    if (dispatch_accept(dm->gen->dispatch, p, event_id, false, source, payload, NULL, &e) < 0)
+        log_msg(LOG_ERROR, "pipeline %s: a scheduled firing was not accepted: %s", p->name, e.msg);
+}
+
+static bool schedule_busy(void *arg, const struct pipeline *p)
+{
+    struct daemon *dm = arg;
+    return dispatch_busy(dm->gen->dispatch, p);
 }
 
 static void on_reject(void *arg, const char *source, const char *reason, const char *payload,
@@ -499,7 +516,9 @@ static int start_sources(struct daemon *dm, struct generation *g, struct err *e)
         log_msg(LOG_INFO, "pipeline %s: watching %s", p->name, p->dir);
     }
     source_dir_scan(g->dirs);
-    return 0;
+    struct source_schedule_hooks hooks = {.fire = on_schedule, .busy = schedule_busy, .arg = dm};
+    return source_schedule_new(dm->loop, dm->writer, dm->reader, &g->set, &hooks, &g->schedules,
+                               e);
 }
 
 static void generation_free(struct daemon *dm, struct generation **gp)
@@ -508,6 +527,7 @@ static void generation_free(struct daemon *dm, struct generation **gp)
     if (!g)
         return;
     source_dir_free(&g->dirs);
+    source_schedule_free(&g->schedules);
     if (g->dispatch) {
         dispatch_stop(g->dispatch);
         writer_flush(dm->writer);          /* every append callback has been posted */

@@ -89,6 +89,14 @@ static const char *const migrations[] = {
     "            AND f.step = ranked.step AND f.status <> 'ok' ORDER BY f.id DESC LIMIT 1)"
     "           AS last_error"
     "  FROM ranked GROUP BY pipeline, step;",
+    /* version 2: scheduled pipelines (source_schedule.c) */
+    "CREATE TABLE schedules ("
+    "  pipeline TEXT PRIMARY KEY,"
+    "  expression TEXT NOT NULL,"
+    "  timezone TEXT,"
+    "  last_fired_at TEXT,"
+    "  next_fire_at TEXT,"
+    "  updated_at TEXT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

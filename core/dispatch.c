@@ -676,6 +676,14 @@ int dispatch_inflight(const struct dispatch *d)
     return n;
 }
 
+bool dispatch_busy(const struct dispatch *d, const struct pipeline *p)
+{
+    for (size_t i = 0; i < d->n_lanes; i++)
+        if (d->lanes[i].p == p)
+            return d->lanes[i].inflight + d->lanes[i].reserved > 0 || d->lanes[i].backlog;
+    return false;
+}
+
 void dispatch_refill(struct dispatch *d)
 {
     for (size_t i = 0; i < d->n_lanes; i++) {

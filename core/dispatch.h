@@ -68,6 +68,9 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
 void dispatch_stop(struct dispatch *d);
 /* Events queued or running, over all lanes. */
 int dispatch_inflight(const struct dispatch *d);
+/* Are events of p queued, running, waiting for a retry or in the journal
+ * (a schedule's overlap rule asks)? */
+bool dispatch_busy(const struct dispatch *d, const struct pipeline *p);
 /* Look in the journal for pending events (added from outside, e.g. by
  * `sluice replay`) and load them as room allows. */
 void dispatch_refill(struct dispatch *d);

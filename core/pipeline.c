@@ -20,6 +20,7 @@
 #include "json.h"
 #include "loader.h"
 #include "path.h"
+#include "schedule.h"
 
 #define TIMEOUT_DEFAULT_MS 3000 /* Lambda's default */
 #define TIMEOUT_MAX_MS 900000   /* Lambda's maximum, 15 minutes */
@@ -68,6 +69,8 @@ struct raw_trigger {
     char *directory;
     bool recursive;
     const cJSON *zmq, *http, *match;
+    char *schedule, *timezone, *overlap;
+    bool catch_up;
 };
 
 static const struct confmap trigger_map[] = {
@@ -80,6 +83,14 @@ static const struct confmap trigger_map[] = {
      "{\"method\": M, \"path\": P}"},
     {"match", CONFMAP_OBJECT, offsetof(struct raw_trigger, match), 0, 0,
      "filter: prefix, suffix, equals, anything-but on the file key or topic; event: pattern"},
+    {"schedule", CONFMAP_STRING, offsetof(struct raw_trigger, schedule), 0, 0,
+     "EventBridge schedule: \"rate(5 minutes)\" or \"cron(0 12 * * ? *)\""},
+    {"timezone", CONFMAP_STRING, offsetof(struct raw_trigger, timezone), 0, 0,
+     "schedule: TZ database zone of a cron expression (default UTC)"},
+    {"catch_up", CONFMAP_BOOL, offsetof(struct raw_trigger, catch_up), 0, 0,
+     "schedule: run a firing missed while sluice was down, once, at start (default false)"},
+    {"overlap", CONFMAP_STRING, offsetof(struct raw_trigger, overlap), 0, 0,
+     "schedule: \"skip\" (default) or \"queue\" a firing due while the last still runs"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -521,14 +532,54 @@ static int parse_http_trigger(struct pipeline *p, const cJSON *http, struct diag
     return errors;
 }
 
+/* trigger.schedule and the keys that go with it. */
+static int parse_schedule_trigger(struct pipeline *p, struct raw_trigger *t, struct diag *d)
+{
+    int errors = 0;
+    if (!t->schedule) {
+        if (t->timezone || t->catch_up || t->overlap) {
+            diag_error(d, p->file, "trigger: \"timezone\", \"catch_up\" and \"overlap\" go "
+                       "with \"schedule\"");
+            errors++;
+        }
+        return errors;
+    }
+    p->trigger = TRIGGER_SCHEDULE;
+    p->catch_up = t->catch_up;
+    struct schedule *s = NULL;
+    struct err e;
+    if (schedule_parse(t->schedule, t->timezone, &s, &e) < 0) {
+        diag_error(d, p->file, "trigger.schedule: %s", e.msg);
+        errors++;
+    } else if (t->timezone && schedule_is_rate(s)) {
+        diag_warning(d, p->file, "trigger.timezone: a rate does not depend on the zone; it "
+                     "applies to cron expressions");
+    }
+    schedule_free(&s);
+    if (t->overlap && strcmp(t->overlap, "skip") != 0 && strcmp(t->overlap, "queue") != 0) {
+        diag_error(d, p->file, "trigger.overlap: \"%s\" is not \"skip\" or \"queue\"",
+                   t->overlap);
+        errors++;
+    }
+    p->overlap = t->overlap && strcmp(t->overlap, "queue") == 0 ? OVERLAP_QUEUE : OVERLAP_SKIP;
+    p->schedule = t->schedule;
+    p->timezone = t->timezone;
+    t->schedule = t->timezone = NULL;
+    return errors;
+}
+
 static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct diag *d)
 {
-    int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL);
+    int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL) +
+                (t->schedule != NULL);
     if (kinds > 1) {
-        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\" or \"http\", not %d",
-                   kinds);
+        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\", \"http\" or "
+                   "\"schedule\", not %d", kinds);
         return 1;
     }
+    int schedule_errors = parse_schedule_trigger(p, t, d);
+    if (p->trigger == TRIGGER_SCHEDULE || schedule_errors)
+        return schedule_errors;
     if (t->http)
         return parse_http_trigger(p, t->http, d);
     if (t->zmq) {
@@ -760,6 +811,8 @@ void pipeline_free(struct pipeline **pp)
     free(p->zmq_topic);
     free(p->http_method);
     free(p->http_path);
+    free(p->schedule);
+    free(p->timezone);
     match_free(&p->match);
     destination_release(&p->on_success);
     destination_release(&p->on_failure);

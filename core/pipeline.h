@@ -16,7 +16,10 @@ struct config;
 struct match;
 struct plugin;
 
-enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP };
+enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE };
+/* A firing due while the previous one's run is still going: dropped, or run
+ * after it. */
+enum overlap { OVERLAP_SKIP, OVERLAP_QUEUE };
 enum isolation { ISOLATION_PROCESS, ISOLATION_THREAD };
 /* RUNTIME_PROVIDED: a Lambda custom runtime, the "bootstrap" executable of
  * the step's code folder served the Lambda Runtime API (runtime_api.h). */
@@ -77,6 +80,10 @@ struct pipeline {
     char *zmq_topic;
     char *http_method;          /* upper case, or "ANY" */
     char *http_path;            /* route template, "/users/{id}" */
+    char *schedule;             /* "rate(5 minutes)" or "cron(0 12 * * ? *)" (schedule.h) */
+    char *timezone;             /* of a cron schedule; NULL: UTC */
+    bool catch_up;              /* run a firing missed while sluice was down, once */
+    enum overlap overlap;
     struct match *match;
     struct step *steps;
     size_t n_steps;

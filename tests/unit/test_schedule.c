@@ -5,6 +5,7 @@
 
 #include "clock.h"
 #include "schedule.h"
+#include "source_schedule.h"
 #include "test.h"
 
 struct next_case {
@@ -139,8 +140,36 @@ static void test_iso(void)
     CHECK_STR(text, "2026-12-06T01:40:00.250Z");
 }
 
+/* The Scheduled Event: EventBridge's fields; the id is the same for the same
+ * pipeline and time (so the journal runs a firing once), different else. */
+static void test_event(void)
+{
+    char id[UUID_STR_LEN], again[UUID_STR_LEN], other[UUID_STR_LEN], later[UUID_STR_LEN];
+    int64_t at = schedule_parse_iso("2026-12-06T01:40:00Z");
+    char *json = schedule_event_json("nightly", at, id);
+    char *json2 = schedule_event_json("nightly", at, again);
+    char *json3 = schedule_event_json("hourly", at, other);
+    char *json4 = schedule_event_json("nightly", at + 1000, later);
+    char want[512];
+    snprintf(want, sizeof want, "{\"version\":\"0\",\"id\":\"%s\",\"detail-type\":\"Scheduled "
+             "Event\",\"source\":\"aws.events\",\"account\":\"000000000000\",\"time\":"
+             "\"2026-12-06T01:40:00Z\",\"region\":\"local\",\"resources\":[\"arn:sluice:events:"
+             "local:000000000000:rule/nightly\"],\"detail\":{}}", id);
+    CHECK_STR(json, want);
+    CHECK_STR(json, json2);
+    CHECK_STR(id, again);
+    CHECK(strcmp(id, other) != 0);
+    CHECK(strcmp(id, later) != 0);
+    CHECK(strlen(id) == 36 && id[14] == '8' && strchr("89ab", id[19]));
+    free(json);
+    free(json2);
+    free(json3);
+    free(json4);
+}
+
 int main(void)
 {
+    test_event();
     test_next_firings();
     test_errors();
     test_iso();
