@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 PACKAGES="cmake make gcc clang pkg-config libzmq3-dev libcjson-dev libsqlite3-dev libsodium-dev
-libmicrohttpd-dev libseccomp-dev libvips-dev libclang-rt-14-dev python3 python3-zmq python3-pil nodejs sqlite3 curl"
+libmicrohttpd-dev libseccomp-dev libvips-dev libclang-rt-14-dev python3 python3-zmq python3-pil nodejs sqlite3 curl tzdata"
 
 install_missing() {
     missing=""

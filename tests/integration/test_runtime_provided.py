@@ -173,7 +173,8 @@ class ProvidedRuntime(SluiceTestCase):
                         body)
         self.assertGreater(int(body["deadline"]), 1700000000000)
         pid = body["pid"]
-        self.assertIn("c bootstrap got " + rid, self.logs(sb, rid))
+        self.wait_for(lambda: "c bootstrap got " + rid in self.logs(sb, rid),
+                      what=lambda: "its stderr line: %r" % self.logs(sb, rid))
 
         rc, out, rid = self.invoke(sb, "c", {"op": "fail"})
         self.assertEqual(rc, 1, out)
@@ -206,6 +207,25 @@ class ProvidedRuntime(SluiceTestCase):
         rc, out, _ = self.invoke(sb, "cinit", {})
         self.assertEqual((rc, out["errorType"]), (1, "Runtime.InitError"))
         self.assertIn("InitBroken: no config", out["errorMessage"])
+        self.stop(d)
+
+    def test_two_provided_steps_in_one_pipeline(self):
+        sb = self.sandbox()
+        self.compile_c(sb)
+        shutil.copytree(os.path.join(FIXTURES, "tutorial"), sb.path("code", "tutorial"))
+        sb.add_pipeline({"name": "two", "steps": [
+            step("code/tutorial", "function.handler", name="sh"),
+            step("code/c", "app.run", name="c")]})
+        d = self.daemon(sb)
+        rc, out, rid = self.invoke(sb, "two", {"k": 1})
+        self.assertEqual(rc, 0, out)
+        # the C bootstrap echoes what the shell one answered
+        self.assertTrue(out["body"]["event"].startswith("Echoing request: "), out)
+        self.assertTrue(out["body"]["arn"].endswith(":function:two-c"), out)
+        steps = lambda: [r["step"] for r in sb.db_rows("SELECT step FROM invocations WHERE "
+                                                       "request_id = ? ORDER BY id", (rid,))]
+        self.wait_for(lambda: len(steps()) == 2, what="two invocation rows")
+        self.assertEqual(steps(), ["sh", "c"])
         self.stop(d)
 
     # -- sluice check -----------------------------------------------------------------------
