@@ -412,7 +412,7 @@ static int check_timezone(const char *tz, struct err *e)
     return 0;
 }
 
-int schedule_parse(const char *expr, const char *timezone, struct schedule **out, struct err *e)
+int schedule_parse(const char *expr, const char *zone, struct schedule **out, struct err *e)
 {
     *out = NULL;
     size_t n = strlen(expr);
@@ -420,11 +420,11 @@ int schedule_parse(const char *expr, const char *timezone, struct schedule **out
     if ((!rate && !cron) || n < 6 || expr[n - 1] != ')')
         return err_set(e, "\"%s\" is not rate(...) or cron(...), e.g. \"rate(5 minutes)\" or "
                        "\"cron(0 12 * * ? *)\"", expr);
-    if (timezone && check_timezone(timezone, e) < 0)
+    if (zone && check_timezone(zone, e) < 0)
         return -1;
     struct schedule *s = calloc(1, sizeof *s);
     char *body = strndup(expr + 5, n - 6);
-    if (!s || !body || (timezone && !(s->timezone = strdup(timezone)))) {
+    if (!s || !body || (zone && !(s->timezone = strdup(zone)))) {
         free(body);
         schedule_free(&s);
         return err_set(e, "out of memory");

@@ -29,10 +29,9 @@
 
 struct schedule;
 
-/* Parse expr (and check timezone, NULL for UTC). On error e says what is
- * wrong and how to write it. */
-int schedule_parse(const char *expr, const char *timezone, struct schedule **out,
-                   struct err *e);
+/* Parse expr (and check zone, a TZ database name, NULL for UTC). On error
+ * e says what is wrong and how to write it. */
+int schedule_parse(const char *expr, const char *zone, struct schedule **out, struct err *e);
 void schedule_free(struct schedule **s);
 
 bool schedule_is_rate(const struct schedule *s);
