@@ -12,18 +12,11 @@ import subprocess
 
 import harness
 from harness import SluiceTestCase
+from harness import process_gone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "provided")
 CC = shutil.which("cc") or shutil.which("gcc")
-
-
-def process_gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
 
 
 def step(code, handler, **extra):
@@ -54,22 +47,8 @@ class ProvidedRuntime(SluiceTestCase):
         subprocess.run([CC, "-O1", "-o", sb.path("code", "c", "bootstrap"),
                         os.path.join(FIXTURES, "bootstrap.c")], check=True)
 
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        """`sluice invoke -v`: (exit status, parsed output, request id)."""
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
-        rid = None
-        for line in p.stderr.splitlines():
-            if line.startswith("request id: "):
-                rid = line.split(": ", 1)[1].strip()
-        return p.returncode, out, rid
+    def invoke(self, sb, pipeline, event):
+        return harness.invoke_verbose(self, sb, pipeline, event)
 
     def row(self, sb, rid):
         self.wait_for(lambda: sb.db_rows("SELECT * FROM invocations WHERE request_id = ?",
