@@ -62,16 +62,20 @@ struct held_line {
 struct fn {
     uint32_t index;             /* the step's index in the pipeline */
     char name[65];
+    const cJSON *step;          /* its part of the INIT frame */
     struct rapi *api;
     pid_t pid;
     int pidfd;
     int status;                 /* wait status once exited */
     bool exited;
+    bool failed;                /* a restarted bootstrap failed its init: why says so */
+    char why[1400];
     struct stream out, err;
 };
 
 struct adapter {
     struct wire_reader rd;
+    cJSON *init;                /* the INIT frame: pipeline, memory_mb, steps */
     struct fn *fns;
     size_t n_fns;
     struct fn *current;         /* the step of the invocation in flight */
@@ -251,17 +255,19 @@ static int nonblocking_pipe(int p[2])
     return 0;
 }
 
-/* Start one step's server and bootstrap. Runs before any thread exists, so
- * fork is safe. */
-static int fn_start(struct fn *f, const char *pipeline, const cJSON *step, int memory_mb,
-                    struct err *e)
+/* Start one step's server and bootstrap (again, after fn_release). Runs
+ * on the only thread (libmicrohttpd has none here), so fork is safe. */
+static int fn_start(struct adapter *a, struct fn *f, struct err *e)
 {
-    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(step, "index");
+    const char *pipeline = json_str(a->init, "pipeline", "pipeline");
+    const cJSON *mem = cJSON_GetObjectItemCaseSensitive(a->init, "memory_mb");
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(f->step, "index");
     f->index = cJSON_IsNumber(idx) ? (uint32_t)idx->valuedouble : 0;
-    snprintf(f->name, sizeof f->name, "%s", json_str(step, "name", "step"));
-    f->out.fd = f->err.fd = f->pidfd = -1;
-    f->out.level = LV_INFO;
-    f->err.level = LV_ERROR;
+    snprintf(f->name, sizeof f->name, "%s", json_str(f->step, "name", "step"));
+    f->out = (struct stream){.fd = -1, .level = LV_INFO};
+    f->err = (struct stream){.fd = -1, .level = LV_ERROR};
+    f->pidfd = -1;
+    f->exited = false;
     char arn[256];
     snprintf(arn, sizeof arn, "arn:sluice:lambda:local:000000000000:function:%s-%s", pipeline,
              f->name);
@@ -277,7 +283,8 @@ static int fn_start(struct fn *f, const char *pipeline, const cJSON *step, int m
     }
     f->pid = fork();
     if (f->pid == 0)
-        exec_bootstrap(pipeline, step, f->api, memory_mb, po[1], pe[1]);
+        exec_bootstrap(pipeline, f->step, f->api, cJSON_IsNumber(mem) ? mem->valueint : 0, po[1],
+                       pe[1]);
     close(po[1]);
     close(pe[1]);
     f->out.fd = po[0];
@@ -290,12 +297,14 @@ static int fn_start(struct fn *f, const char *pipeline, const cJSON *step, int m
     return 0;
 }
 
-static void fn_stop(struct fn *f)
+/* Kill (if need be) and reap the bootstrap; close its server and pipes. */
+static void fn_release(struct fn *f)
 {
     if (f->pid > 0 && !f->exited) {
         kill(f->pid, SIGKILL);
         waitpid(f->pid, NULL, 0);
     }
+    f->pid = 0;
     rapi_free(&f->api);
     if (f->pidfd >= 0)
         close(f->pidfd);
@@ -303,6 +312,7 @@ static void fn_stop(struct fn *f)
         close(f->out.fd);
     if (f->err.fd >= 0)
         close(f->err.fd);
+    f->pidfd = f->out.fd = f->err.fd = -1;
 }
 
 /* Lambda's words for how a runtime ended. */
@@ -312,6 +322,25 @@ static void describe_exit(int status, char *out, size_t len)
         snprintf(out, len, "Runtime exited with error: signal: %s", strsignal(WTERMSIG(status)));
     else
         snprintf(out, len, "Runtime exited with error: exit status %d", WEXITSTATUS(status));
+}
+
+/* Did f's bootstrap fail its init: an init error posted, or an exit before
+ * its first `next`? If so, why. */
+static bool init_failed(const struct adapter *a, const struct fn *f, char *why, size_t len)
+{
+    char how[128];
+    if (rapi_init_error(f->api)) {
+        snprintf(why, len, "step %s: the bootstrap reported an init error: %s", f->name,
+                 rapi_init_error(f->api));
+        return true;
+    }
+    if (f->exited && !rapi_ready(f->api)) {
+        describe_exit(f->status, how, sizeof how);
+        snprintf(why, len, "step %s: the bootstrap ended before asking for an event (%s)%s%s",
+                 f->name, how, *a->tail ? "; its last output: " : "", a->tail);
+        return true;
+    }
+    return false;
 }
 
 /* -- the loop -------------------------------------------------------------------------- */
@@ -331,6 +360,8 @@ static int step_loop(struct adapter *a, bool want_wire)
         pf[n++] = (struct pollfd){.fd = WORKER_FD, .events = POLLIN};
     for (size_t i = 0; i < a->n_fns; i++) {
         struct fn *f = &a->fns[i];
+        if (f->failed)
+            continue;
         pf[n++] = (struct pollfd){.fd = rapi_fd(f->api), .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = f->out.fd, .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = f->err.fd, .events = POLLIN};
@@ -345,6 +376,8 @@ static int step_loop(struct adapter *a, bool want_wire)
     free(pf);
     for (size_t i = 0; i < a->n_fns; i++) {
         struct fn *f = &a->fns[i];
+        if (f->failed)
+            continue;
         rapi_run(f->api);
         drain(a, &f->out);
         drain(a, &f->err);
@@ -352,14 +385,6 @@ static int step_loop(struct adapter *a, bool want_wire)
             f->exited = true;
     }
     return wire;
-}
-
-static const struct fn *exited_fn(const struct adapter *a)
-{
-    for (size_t i = 0; i < a->n_fns; i++)
-        if (a->fns[i].exited)
-            return &a->fns[i];
-    return NULL;
 }
 
 static int send_ready(bool ok, const char *msg)
@@ -375,21 +400,10 @@ static int wait_ready(struct adapter *a)
     for (;;) {
         size_t ready = 0;
         for (size_t i = 0; i < a->n_fns; i++) {
-            struct fn *f = &a->fns[i];
-            char msg[1400], how[128];
-            if (rapi_init_error(f->api)) {
-                snprintf(msg, sizeof msg, "step %s: the bootstrap reported an init error: %s",
-                         f->name, rapi_init_error(f->api));
-                return send_ready(false, msg) < 0 ? -1 : 1;
-            }
-            if (f->exited && !rapi_ready(f->api)) {
-                describe_exit(f->status, how, sizeof how);
-                snprintf(msg, sizeof msg, "step %s: the bootstrap ended before asking for an "
-                         "event (%s)%s%s", f->name, how, *a->tail ? "; its last output: " : "",
-                         a->tail);
-                return send_ready(false, msg) < 0 ? -1 : 1;
-            }
-            ready += rapi_ready(f->api);
+            char why[sizeof a->fns[i].why];
+            if (init_failed(a, &a->fns[i], why, sizeof why))
+                return send_ready(false, why) < 0 ? -1 : 1;
+            ready += rapi_ready(a->fns[i].api);
         }
         if (ready == a->n_fns)
             return send_ready(true, "") < 0 ? -1 : 0;
@@ -487,6 +501,19 @@ static int send_outcome(struct adapter *a, const struct rapi_outcome *o)
     return rc;
 }
 
+/* A restarted bootstrap failed its init: the invocation fails as the first
+ * start of a worker would (Runtime.InitError), and the daemon replaces this
+ * worker after a back-off. */
+static int send_init_error(const char *why)
+{
+    struct wire_result r = {.status = 3 /* crashed */, .init_ms = -1, .max_rss_kb = -1,
+                            .error_type = "Runtime.InitError", .error = why};
+    r.error_type_len = strlen(r.error_type);
+    r.error_len = strlen(why);
+    struct err e;
+    return wire_send_result(WORKER_FD, &r, &e);
+}
+
 static struct fn *fn_by_index(struct adapter *a, uint32_t index)
 {
     for (size_t i = 0; i < a->n_fns; i++)
@@ -511,11 +538,12 @@ static int invoke(struct adapter *a, const struct wire_frame *fr)
     a->inv_cut = false;
     flush_held(a);
     int64_t deadline_ms = clock_wall_ms() + (in.deadline_ns - clock_mono_ns()) / 1000000;
-    if (rapi_offer(f->api, in.request_id, in.event, in.event_len, deadline_ms, &e) < 0)
+    if (!f->failed && rapi_offer(f->api, in.request_id, in.event, in.event_len, deadline_ms,
+                                 &e) < 0)
         die("%s", e.msg);
     for (;;) {
         struct rapi_outcome o;
-        if (rapi_take(f->api, &o)) {
+        if (!f->failed && rapi_take(f->api, &o)) {
             drain(a, &f->out); /* what it wrote until `next` belongs to this invocation */
             drain(a, &f->err);
             flush_partial(a, &f->out);
@@ -525,12 +553,16 @@ static int invoke(struct adapter *a, const struct wire_frame *fr)
             a->current = NULL;
             return rc;
         }
-        const struct fn *gone = exited_fn(a);
-        if (gone) {
+        if (f->failed || init_failed(a, f, f->why, sizeof f->why)) {
+            f->failed = true;
+            a->current = NULL;
+            return send_init_error(f->why);
+        }
+        if (f->exited) {
             char how[128], msg[300];
-            describe_exit(gone->status, how, sizeof how);
+            describe_exit(f->status, how, sizeof how);
             snprintf(msg, sizeof msg, "RequestId: %s Error: %s (step %s's bootstrap)",
-                     in.request_id, how, gone->name);
+                     in.request_id, how, f->name);
             emit_line(a, LV_ERROR, msg);
             return -1; /* the daemon sees the worker end: Runtime.ExitError */
         }
@@ -539,17 +571,38 @@ static int invoke(struct adapter *a, const struct wire_frame *fr)
     }
 }
 
+/* A bootstrap that exited between invocations is started again, as Lambda
+ * starts a new runtime: its init runs while the next invocation waits for
+ * it. One that then fails its init stays failed (see invoke). */
+static void restart_exited(struct adapter *a)
+{
+    for (size_t i = 0; i < a->n_fns; i++) {
+        struct fn *f = &a->fns[i];
+        if (!f->exited || f->failed)
+            continue;
+        if (init_failed(a, f, f->why, sizeof f->why)) {
+            f->failed = true;
+            continue;
+        }
+        char how[128], msg[300];
+        describe_exit(f->status, how, sizeof how);
+        snprintf(msg, sizeof msg, "[sluice] step %s: the bootstrap exited between invocations "
+                 "(%s); starting a new one", f->name, how);
+        emit_line(a, LV_WARN, msg);
+        fn_release(f);
+        struct err e;
+        if (fn_start(a, f, &e) < 0) {
+            snprintf(f->why, sizeof f->why, "step %s: cannot start the bootstrap again: %s",
+                     f->name, e.msg);
+            f->failed = true;
+        }
+    }
+}
+
 static int serve(struct adapter *a)
 {
     for (;;) {
-        const struct fn *gone = exited_fn(a);
-        if (gone) {
-            char how[128];
-            describe_exit(gone->status, how, sizeof how);
-            fprintf(stderr, "sluice-runtime-api: step %s: %s between invocations\n", gone->name,
-                    how);
-            return 1;
-        }
+        restart_exited(a);
         if (!step_loop(a, true))
             continue;
         struct wire_frame fr;
@@ -570,10 +623,8 @@ static int serve(struct adapter *a)
 static int start_all(struct adapter *a, const struct wire_frame *fr, struct err *e)
 {
     size_t at;
-    cJSON *init = json_parse_exact((const char *)fr->data, fr->len, &at);
-    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(init, "steps");
-    const cJSON *mem = cJSON_GetObjectItemCaseSensitive(init, "memory_mb");
-    const char *pipeline = json_str(init, "pipeline", "pipeline");
+    a->init = json_parse_exact((const char *)fr->data, fr->len, &at);
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(a->init, "steps");
     int rc = 0;
     if (!cJSON_IsArray(steps) || cJSON_GetArraySize(steps) == 0) {
         rc = err_set(e, "protocol error: an init frame without steps");
@@ -582,12 +633,11 @@ static int start_all(struct adapter *a, const struct wire_frame *fr, struct err 
     } else {
         const cJSON *s;
         cJSON_ArrayForEach(s, steps) {
-            if ((rc = fn_start(&a->fns[a->n_fns++], pipeline, s,
-                               cJSON_IsNumber(mem) ? mem->valueint : 0, e)) < 0)
+            a->fns[a->n_fns].step = s;
+            if ((rc = fn_start(a, &a->fns[a->n_fns++], e)) < 0)
                 break;
         }
     }
-    cJSON_Delete(init);
     return rc;
 }
 
@@ -616,8 +666,9 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = serve(&a);
     for (size_t i = 0; i < a.n_fns; i++)
-        fn_stop(&a.fns[i]);
+        fn_release(&a.fns[i]);
     free(a.fns);
+    cJSON_Delete(a.init);
     for (size_t i = 0; i < a.n_held; i++)
         free(a.held[i].text);
     wire_reader_free(&a.rd);

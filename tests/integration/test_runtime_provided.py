@@ -8,6 +8,7 @@ crash, an init failure; and `sluice check` on a folder without an executable boo
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 import harness
@@ -186,6 +187,35 @@ class ProvidedRuntime(SluiceTestCase):
         rc, out, _ = self.invoke(sb, "cinit", {})
         self.assertEqual((rc, out["errorType"]), (1, "Runtime.InitError"))
         self.assertIn("InitBroken: no config", out["errorMessage"])
+        self.stop(d)
+
+    def test_bootstrap_gone_between_invocations_is_started_again(self):
+        sb = self.sandbox()
+        self.compile_c(sb)
+        sb.add_pipeline({"name": "c", "concurrency": 1, "steps": [step("code/c", "app.run")]})
+        d = self.daemon(sb)
+        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
+        pid = out["body"]["pid"]
+        os.kill(pid, signal.SIGKILL)  # while it waits for an event
+        self.wait_for(lambda: process_gone(pid), what="the bootstrap to be gone")
+        rc, out, rid = self.invoke(sb, "c", {"op": "echo"})
+        self.assertEqual(rc, 0, out)
+        self.assertNotEqual(out["body"]["pid"], pid)
+        self.wait_for(lambda: any("the bootstrap exited between invocations (Runtime exited "
+                                  "with error: signal: Killed); starting a new one" in m
+                                  for m in self.logs(sb, rid)),
+                      what=lambda: "the restart in the logs: %r" % self.logs(sb, rid))
+        # a new bootstrap whose init fails: Runtime.InitError, and later a fresh worker
+        pid = out["body"]["pid"]
+        sb.drop("code/c/fail-init", "")
+        os.kill(pid, signal.SIGKILL)
+        self.wait_for(lambda: process_gone(pid), what="the bootstrap to be gone")
+        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
+        self.assertEqual((rc, out["errorType"]), (1, "Runtime.InitError"), out)
+        self.assertIn("InitBroken: no config", out["errorMessage"])
+        os.remove(sb.path("code/c/fail-init"))
+        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
+        self.assertEqual(rc, 0, out)
         self.stop(d)
 
     def test_two_provided_steps_in_one_pipeline(self):

@@ -3,7 +3,8 @@
  * runtime does. test_runtime_provided.py compiles and runs it. A string
  * value in the event (its "op") picks what it does: echo, fail (an /error post), sleep (past the
  * deadline), crash (abort), big (a response over 6 MB). With _HANDLER
- * "initfail" it posts /init/error instead of asking for events. */
+ * "initfail", or a file "fail-init" in its folder, it posts /init/error
+ * instead of asking for events. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +101,7 @@ static void post(const char *path, const char *extra, const char *body, size_t l
 int main(void)
 {
     const char *handler = getenv("_HANDLER");
-    if (strcmp(handler, "initfail") == 0) {
+    if (strcmp(handler, "initfail") == 0 || access("fail-init", F_OK) == 0) {
         const char *err = "{\"errorMessage\":\"no config\",\"errorType\":\"InitBroken\"}";
         post("/2018-06-01/runtime/init/error", "Lambda-Runtime-Function-Error-Type: Unhandled\r\n",
              err, strlen(err));
