@@ -460,7 +460,8 @@ static int status_code_of(const char *json)
     cJSON *v = cJSON_Parse(json);
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(v, "statusCode");
     int code = 200;
-    if (cJSON_IsNumber(sc) && sc->valuedouble == (double)(int)sc->valuedouble)
+    if (cJSON_IsNumber(sc) && sc->valuedouble >= INT32_MIN && sc->valuedouble <= INT32_MAX &&
+        sc->valuedouble == (double)(int)sc->valuedouble)
         code = (int)sc->valuedouble;
     cJSON_Delete(v);
     return code;
