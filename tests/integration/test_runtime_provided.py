@@ -139,7 +139,8 @@ class ProvidedRuntime(SluiceTestCase):
     def test_c_bootstrap(self):
         sb = self.sandbox()
         self.compile_c(sb)
-        for name, handler, extra in (("c", "app.run", {}), ("cslow", "app.run", {"timeout_ms": 500}),
+        for name, handler, extra in (("c", "app.run", {}),
+                                     ("cslow", "app.run", {"timeout_ms": 500}),
                                      ("cinit", "initfail", {})):
             sb.add_pipeline({"name": name, "concurrency": 1,
                              "steps": [step("code/c", handler, **extra)]})
