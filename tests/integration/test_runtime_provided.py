@@ -219,6 +219,21 @@ class ProvidedRuntime(SluiceTestCase):
         self.assertEqual(rc, 0, out)
         self.stop(d)
 
+    def test_a_replaced_bootstrap_is_picked_up(self):
+        sb = self.sandbox()
+        self.compile_c(sb)
+        sb.add_pipeline({"name": "c", "concurrency": 1, "steps": [step("code/c", "app.run")]})
+        d = self.daemon(sb)
+        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
+        pid = out["body"]["pid"]
+        shutil.copy(sb.path("code/c/bootstrap"), sb.path("code/c/bootstrap.new"))
+        os.rename(sb.path("code/c/bootstrap.new"), sb.path("code/c/bootstrap"))
+        rc, out, rid = self.invoke(sb, "c", {"op": "echo"})
+        self.assertEqual(rc, 0, out)
+        self.assertNotEqual(out["body"]["pid"], pid, "a new worker for the new file")
+        self.assertIsNotNone(self.row(sb, rid)["init_ms"])
+        self.stop(d)
+
     def test_two_provided_steps_in_one_pipeline(self):
         sb = self.sandbox()
         self.compile_c(sb)
