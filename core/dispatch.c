@@ -65,6 +65,7 @@ struct lane {
     /* loop thread only */
     int inflight;               /* queued + running */
     int reserved;               /* invokes journaling, sure of a slot */
+    int appending;              /* other events journaling, not queued yet (dispatch_busy) */
     int capacity;
     int64_t loaded_max;         /* highest journal id handed to this lane */
     bool backlog;               /* pending events wait in the journal */
@@ -359,6 +360,7 @@ static void on_job_journaled(struct loop_task *t)
         invoke_journaled(lane, j);
         return;
     }
+    lane->appending--;
     if (j->failed || !j->inserted || lane->stopping || j->id <= lane->loaded_max) {
         job_free(j); /* failed (logged), a duplicate, stopping, or a refill took it */
         return;
@@ -444,6 +446,8 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, const char *ev
     if (j->ahead) { /* after the append, so its rows follow it in the writer's queue */
         lane->ahead_unacked++;
         lane_push(lane, j);
+    } else if (!reply) {
+        lane->appending++;
     }
     return 0;
 }
@@ -680,7 +684,8 @@ bool dispatch_busy(const struct dispatch *d, const struct pipeline *p)
 {
     for (size_t i = 0; i < d->n_lanes; i++)
         if (d->lanes[i].p == p)
-            return d->lanes[i].inflight + d->lanes[i].reserved > 0 || d->lanes[i].backlog;
+            return d->lanes[i].inflight + d->lanes[i].reserved + d->lanes[i].appending > 0 ||
+                   d->lanes[i].backlog;
     return false;
 }
 
