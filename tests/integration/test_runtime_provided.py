@@ -48,6 +48,16 @@ class ProvidedRuntime(SluiceTestCase):
         subprocess.run([CC, "-O1", "-o", sb.path("code", "c", "bootstrap"),
                         os.path.join(FIXTURES, "bootstrap.c")], check=True)
 
+    def warm_c(self):
+        """A daemon with pipeline "c" on the C bootstrap, warm: (sandbox, daemon, its pid)."""
+        sb = self.sandbox()
+        self.compile_c(sb)
+        sb.add_pipeline({"name": "c", "concurrency": 1, "steps": [step("code/c", "app.run")]})
+        d = self.daemon(sb)
+        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
+        self.assertEqual(rc, 0, out)
+        return sb, d, out["body"]["pid"]
+
     def invoke(self, sb, pipeline, event):
         return harness.invoke_verbose(self, sb, pipeline, event)
 
@@ -191,12 +201,7 @@ class ProvidedRuntime(SluiceTestCase):
         self.stop(d)
 
     def test_bootstrap_gone_between_invocations_is_started_again(self):
-        sb = self.sandbox()
-        self.compile_c(sb)
-        sb.add_pipeline({"name": "c", "concurrency": 1, "steps": [step("code/c", "app.run")]})
-        d = self.daemon(sb)
-        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
-        pid = out["body"]["pid"]
+        sb, d, pid = self.warm_c()
         os.kill(pid, signal.SIGKILL)  # while it waits for an event
         self.wait_for(lambda: process_gone(pid), what="the bootstrap to be gone")
         rc, out, rid = self.invoke(sb, "c", {"op": "echo"})
@@ -220,12 +225,7 @@ class ProvidedRuntime(SluiceTestCase):
         self.stop(d)
 
     def test_a_replaced_bootstrap_is_picked_up(self):
-        sb = self.sandbox()
-        self.compile_c(sb)
-        sb.add_pipeline({"name": "c", "concurrency": 1, "steps": [step("code/c", "app.run")]})
-        d = self.daemon(sb)
-        rc, out, _ = self.invoke(sb, "c", {"op": "echo"})
-        pid = out["body"]["pid"]
+        sb, d, pid = self.warm_c()
         shutil.copy(sb.path("code/c/bootstrap"), sb.path("code/c/bootstrap.new"))
         os.rename(sb.path("code/c/bootstrap.new"), sb.path("code/c/bootstrap"))
         rc, out, rid = self.invoke(sb, "c", {"op": "echo"})
