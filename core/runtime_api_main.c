@@ -10,8 +10,10 @@
  * asked for its first event: their init is the worker's cold start. An
  * INVOKE becomes the answer to a `next`; the post that ends it becomes the
  * RESULT. What a bootstrap writes to stdout and stderr becomes LOG frames.
- * A bootstrap that exits ends this process, so the daemon reports the crash
- * and starts a fresh worker; deadlines are the daemon's (it kills the worker).
+ * A bootstrap that exits during an invocation ends this process, so the
+ * daemon reports the crash and starts a fresh worker; one that exits between
+ * invocations is started again here. Deadlines are the daemon's (it kills
+ * the worker and its process group).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -42,8 +44,9 @@
 #define INV_MAX_LINES 10000      /* per invocation, as the script runtimes */
 #define INV_MAX_BYTES (10 << 20)
 #define TAIL_MAX 600             /* the last output, for an init failure's message */
-#define ST_OK 0
+#define ST_OK 0                  /* enum inv_status (invlog.h), which this program does not link */
 #define ST_ERROR 1
+#define ST_CRASHED 3
 
 /* One output stream of a bootstrap, cut into lines. */
 struct stream {
@@ -507,7 +510,7 @@ static int send_outcome(struct adapter *a, const struct rapi_outcome *o)
  * worker after a back-off. */
 static int send_init_error(const char *why)
 {
-    struct wire_result r = {.status = 3 /* crashed */, .init_ms = -1, .max_rss_kb = -1,
+    struct wire_result r = {.status = ST_CRASHED, .init_ms = -1, .max_rss_kb = -1,
                             .error_type = "Runtime.InitError", .error = why};
     r.error_type_len = strlen(r.error_type);
     r.error_len = strlen(why);
