@@ -29,7 +29,8 @@ static const char stats_usage[] =
     "usage: sluice stats [-c FILE]\n"
     "\n"
     "Per pipeline and step: invocations, errors, p50/p95/p99 duration in ms, cold\n"
-    "starts, the time of the last run and the last error (the pipeline_stats view).\n";
+    "starts, the time of the last run and the last error (the pipeline_stats view);\n"
+    "then each scheduled pipeline's schedule, last and next firing (the schedules table).\n";
 
 /* Load the config and open its database read-only. */
 static int open_db(const char *config, sqlite3 **db)
@@ -213,6 +214,33 @@ int cmd_logs(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* The schedules table, if any pipeline has a schedule (a database from
+ * before schedules has no such table: nothing to show). */
+static int print_schedules(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT pipeline, expression, timezone, last_fired_at,"
+                           " next_fire_at FROM schedules ORDER BY pipeline", -1, &st,
+                           NULL) != SQLITE_OK)
+        return 0;
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n++ == 0)
+            printf("\n%-32s %-28s %-26s %s\n", "scheduled pipeline", "schedule", "last firing",
+                   "next firing");
+        char expr[160];
+        const char *tz = (const char *)sqlite3_column_text(st, 2);
+        snprintf(expr, sizeof expr, "%s%s%s", sqlite3_column_text(st, 1), tz ? " " : "",
+                 tz ? tz : "");
+        const char *last = (const char *)sqlite3_column_text(st, 3);
+        const char *next = (const char *)sqlite3_column_text(st, 4);
+        printf("%-32s %-28s %-26s %s\n", sqlite3_column_text(st, 0), expr, last ? last : "-",
+               next ? next : "-");
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int cmd_stats(int argc, char **argv)
 {
     const char *config = NULL;
@@ -253,6 +281,10 @@ int cmd_stats(int argc, char **argv)
             printf("    last error: %.200s\n", last_error);
     }
     sqlite3_finalize(st);
+    if (rc == SQLITE_DONE && print_schedules(db) < 0) {
+        fprintf(stderr, "sluice stats: %s\n", sqlite3_errmsg(db));
+        rc = SQLITE_ERROR;
+    }
     db_close(&db);
     return rc == SQLITE_DONE ? 0 : 1;
 }

@@ -47,6 +47,7 @@
 #include "service.h"
 #include "source_dir.h"
 #include "source_http.h"
+#include "source_schedule.h"
 #include "source_zmq.h"
 #include "statelock.h"
 #include "worker.h"
@@ -59,6 +60,7 @@ struct generation {
     struct loader *loader;
     struct dispatch *dispatch;
     struct source_dir *dirs;
+    struct source_schedule *schedules;
 };
 
 struct daemon {
@@ -194,6 +196,14 @@ static int start_dirs(struct daemon *dm, struct generation *g, struct err *e)
     return 0;
 }
 
+static int start_schedules(struct daemon *dm, struct generation *g, struct err *e)
+{
+    struct source_schedule_hooks hooks = {.fire = ingress_on_schedule,
+                                          .busy = ingress_schedule_busy, .arg = dm->ingress};
+    return source_schedule_new(dm->loop, dm->writer, dm->reader, &g->set, &hooks, &g->schedules,
+                               e);
+}
+
 static void deliver(void *arg, const struct delivery *dl)
 {
     struct daemon *dm = arg;
@@ -229,7 +239,7 @@ static int generation_start(struct daemon *dm, struct generation *g)
 {
     struct err e;
     bind_plugins(dm, g);
-    if (start_dirs(dm, g, &e) < 0) {
+    if (start_dirs(dm, g, &e) < 0 || start_schedules(dm, g, &e) < 0) {
         log_msg(LOG_ERROR, "%s", e.msg);
         return -1;
     }
@@ -244,6 +254,7 @@ static void generation_free(struct daemon *dm, struct generation **gp)
     if (!g)
         return;
     source_dir_free(&g->dirs);
+    source_schedule_free(&g->schedules);
     for (size_t i = 0; dm->workers && i < g->set.n; i++)
         workers_forget(dm->workers, g->set.v[i]);
     dispatch_free(&g->dispatch);
@@ -328,6 +339,7 @@ static void reload(struct daemon *dm)
     dm->old = dm->gen;
     dm->gen = g;
     source_dir_free(&dm->old->dirs); /* the new one's scan finds what lands meanwhile */
+    source_schedule_free(&dm->old->schedules); /* the new one's timers take over */
     ingress_use(dm->ingress, &g->set, g->dispatch);
     dispatch_retire(dm->old->dispatch, old_retired, dm);
 }

@@ -99,6 +99,14 @@ static const char *const migrations[] = {
      * the replay_of links to a dead event it prunes */
     "CREATE INDEX logs_at ON logs (at);"
     "CREATE INDEX events_replay_of ON events (replay_of) WHERE replay_of IS NOT NULL;",
+    /* version 3: scheduled pipelines (source_schedule.c) */
+    "CREATE TABLE schedules ("
+    "  pipeline TEXT PRIMARY KEY,"
+    "  expression TEXT NOT NULL,"
+    "  timezone TEXT,"
+    "  last_fired_at TEXT,"
+    "  next_fire_at TEXT,"
+    "  updated_at TEXT NOT NULL);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

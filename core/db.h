@@ -2,7 +2,8 @@
  * schema, versioned with PRAGMA user_version and migrated forward on open.
  *
  * Tables: events (the journal), invocations (one row per handler attempt),
- * logs (handler log lines). Views for people at the sqlite3 prompt:
+ * logs (handler log lines), schedules (last and next firing of each
+ * scheduled pipeline). Views for people at the sqlite3 prompt:
  * failures, pipeline_stats.
  */
 #ifndef SLUICE_DB_H
@@ -14,7 +15,7 @@
 
 #include "err.h"
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 /* Open (creating and migrating when writable). Read-only handles never
  * migrate and fail on a database newer than this build understands. */

@@ -73,6 +73,7 @@ struct lane {
     struct sched_lane sl;
     int inflight;               /* queued + running */
     int reserved;               /* invokes journaling, sure of a slot */
+    int appending;              /* other events journaling, not queued yet (dispatch_busy) */
     int capacity;
     int64_t loaded_max;         /* highest journal id handed to this lane */
     bool backlog;               /* pending events wait in the journal */
@@ -548,6 +549,7 @@ static void on_job_journaled(struct loop_task *t)
         invoke_journaled(lane, j);
         return;
     }
+    lane->appending--;
     if (j->failed || !j->inserted || lane->d->retiring || j->id <= lane->loaded_max) {
         job_free(j); /* failed (logged), a duplicate, retiring, or a refill took it */
         return;
@@ -631,6 +633,8 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, struct event *
     if (j->ahead) { /* after the append, so its rows follow it in the writer's queue */
         lane->ahead_unacked++;
         lane_push(lane, j);
+    } else if (!reply) {
+        lane->appending++;
     }
     return 0;
 }
@@ -771,6 +775,12 @@ int dispatch_inflight_of(const struct dispatch *d, const struct pipeline *p)
 {
     const struct lane *lane = lane_of(d, p);
     return lane ? lane->inflight : 0;
+}
+
+bool dispatch_busy(const struct dispatch *d, const struct pipeline *p)
+{
+    const struct lane *lane = lane_of(d, p);
+    return lane && (lane->inflight + lane->reserved + lane->appending > 0 || lane->backlog);
 }
 
 void dispatch_refill(struct dispatch *d)

@@ -90,6 +90,9 @@ void dispatch_retire(struct dispatch *d, void (*retired)(void *arg), void *arg);
 int dispatch_inflight(const struct dispatch *d);
 /* Events of pipeline p queued or running (0 if it has no lane here). */
 int dispatch_inflight_of(const struct dispatch *d, const struct pipeline *p);
+/* Are events of p queued, running, waiting for a retry or in the journal
+ * (a schedule's overlap rule asks)? */
+bool dispatch_busy(const struct dispatch *d, const struct pipeline *p);
 /* Look in the journal for pending events (added from outside, e.g. by
  * `sluice replay`) and load them as room allows. */
 void dispatch_refill(struct dispatch *d);

@@ -424,6 +424,32 @@ void ingress_on_http(void *arg, struct http_call *call, const struct http_incomi
     cJSON_Delete(params);
 }
 
+/* --- schedules ------------------------------------------------------------- */
+
+void ingress_on_schedule(void *arg, const struct pipeline *p, const char *event_id,
+                         const char *source, const char *payload)
+{
+    struct ingress *in = arg;
+    struct err e;
+    struct event *ev = in->set ? event_new(event_id, source, source, payload, strlen(payload),
+                                           false)
+                               : NULL;
+    if (!in->set)
+        log_msg(LOG_WARN, "pipeline %s: a firing during a stop is not run", p->name);
+    else if (!ev)
+        log_msg(LOG_ERROR, "pipeline %s: out of memory for a scheduled firing", p->name);
+    else if (dispatch_accept(in->dispatch, p, ev, NULL, &e) < 0)
+        log_msg(LOG_ERROR, "pipeline %s: a scheduled firing was not accepted: %s", p->name,
+                e.msg);
+    event_unref(&ev);
+}
+
+bool ingress_schedule_busy(void *arg, const struct pipeline *p)
+{
+    struct ingress *in = arg;
+    return in->dispatch && dispatch_busy(in->dispatch, p);
+}
+
 /* --- destinations ---------------------------------------------------------- */
 
 int ingress_accept_record(void *arg, const char *target, const char *id, const char *source,

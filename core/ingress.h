@@ -22,6 +22,7 @@ struct dispatch;
 struct http_call;
 struct http_incoming;
 struct loop;
+struct pipeline;
 struct pipeline_set;
 struct source_http;
 struct writer;
@@ -41,6 +42,10 @@ void ingress_on_file(void *arg, const char *path, const struct stat *st);
 void ingress_on_http(void *arg, struct http_call *call, const struct http_incoming *req);
 /* source_zmq's callbacks (arg: the ingress). */
 extern const struct source_zmq_callbacks ingress_zmq_callbacks;
+/* source_schedule's hooks: a firing of p; is p still busy (overlap)? */
+void ingress_on_schedule(void *arg, const struct pipeline *p, const char *event_id,
+                         const char *source, const char *payload);
+bool ingress_schedule_busy(void *arg, const struct pipeline *p);
 /* destinations' accept function: a record for pipeline `target`. */
 int ingress_accept_record(void *arg, const char *target, const char *id, const char *source,
                           const char *record, struct err *e);

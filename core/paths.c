@@ -108,9 +108,19 @@ const char *paths_node_bootstrap(void)
     return P.js_boot;
 }
 
-const char *paths_worker_exe(char *buf, size_t len)
+static const char *worker_program(const char *name, char *buf, size_t len)
 {
     pthread_once(&P.once, resolve);
-    int n = snprintf(buf, len, "%s/" WORKER_EXE, P.worker_dir);
+    int n = snprintf(buf, len, "%s/%s", P.worker_dir, name);
     return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
+const char *paths_worker_exe(char *buf, size_t len)
+{
+    return worker_program(WORKER_EXE, buf, len);
+}
+
+const char *paths_runtime_api_exe(char *buf, size_t len)
+{
+    return worker_program("sluice-runtime-api", buf, len);
 }

@@ -24,5 +24,7 @@ const char *paths_node_bootstrap(void);
 /* Where sluice-worker should be: installed, in libexec/sluice; in the build
  * tree, beside the binary. Returns buf, or NULL if it does not fit. */
 const char *paths_worker_exe(char *buf, size_t len);
+/* The same for sluice-runtime-api ("runtime": "provided" workers), beside it. */
+const char *paths_runtime_api_exe(char *buf, size_t len);
 
 #endif

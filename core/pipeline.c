@@ -20,6 +20,7 @@
 #include "json.h"
 #include "loader.h"
 #include "path.h"
+#include "schedule.h"
 
 #define TIMEOUT_DEFAULT_MS 3000 /* Lambda's default */
 #define TIMEOUT_MAX_MS 900000   /* Lambda's maximum, 15 minutes */
@@ -78,6 +79,8 @@ struct raw_trigger {
     char *directory;
     bool recursive;
     const cJSON *zmq, *http, *match;
+    char *schedule, *timezone, *overlap;
+    bool catch_up;
 };
 
 static const struct confmap trigger_map[] = {
@@ -90,6 +93,14 @@ static const struct confmap trigger_map[] = {
      "{\"method\": M, \"path\": P}"},
     {"match", CONFMAP_OBJECT, offsetof(struct raw_trigger, match), 0, 0,
      "filter: prefix, suffix, equals, anything-but on the file key or topic; event: pattern"},
+    {"schedule", CONFMAP_STRING, offsetof(struct raw_trigger, schedule), 0, 0,
+     "EventBridge schedule: \"rate(5 minutes)\" or \"cron(0 12 * * ? *)\""},
+    {"timezone", CONFMAP_STRING, offsetof(struct raw_trigger, timezone), 0, 0,
+     "schedule: TZ database zone of a cron expression (default UTC)"},
+    {"catch_up", CONFMAP_BOOL, offsetof(struct raw_trigger, catch_up), 0, 0,
+     "schedule: run a firing missed while sluice was down, once, at start (default false)"},
+    {"overlap", CONFMAP_STRING, offsetof(struct raw_trigger, overlap), 0, 0,
+     "schedule: \"skip\" (default) or \"queue\" a firing due while the last still runs"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -121,9 +132,9 @@ static const struct confmap step_map[] = {
     {"retry", CONFMAP_OBJECT, offsetof(struct raw_step, retry), 0, 0,
      "{max_attempts, interval_ms, backoff_rate, max_interval_ms}"},
     {"runtime", CONFMAP_STRING, offsetof(struct raw_step, runtime), 0, 0,
-     "\"python3\" or \"nodejs\": a Lambda-style script handler in \"code\""},
+     "\"python3\", \"nodejs\" or \"provided\": a Lambda-style handler in \"code\""},
     {"code", CONFMAP_STRING, offsetof(struct raw_step, code), 0, 0,
-     "folder of a script handler (with runtime)"},
+     "folder of a script handler, or of a custom runtime's bootstrap (with runtime)"},
     {"environment", CONFMAP_OBJECT, offsetof(struct raw_step, environment), 0, 0,
      "{\"NAME\": \"value\"}: this step's environment variables, over the pipeline's"},
     {NULL, 0, 0, 0, 0, NULL},
@@ -202,6 +213,16 @@ static int split_handler(struct step *s, const char *file, const char *where, st
 {
     const char *dot = strrchr(s->handler, '.');
     bool script = s->runtime != RUNTIME_C;
+    if (s->runtime == RUNTIME_PROVIDED && *s->handler) {
+        /* Lambda leaves a custom runtime's handler to the bootstrap: any text */
+        s->module = dot ? strndup(s->handler, (size_t)(dot - s->handler)) : strdup(s->handler);
+        s->function = strdup(dot && dot[1] ? dot + 1 : s->handler);
+        if (!s->module || !s->function) {
+            diag_error(d, file, "%s: out of memory", where);
+            return 1;
+        }
+        return 0;
+    }
     if (!dot || dot == s->handler || !dot[1] || (!script && strchr(s->handler, '/')) ||
         strstr(s->handler, "..")) {
         diag_error(d, file, "%s: handler \"%s\" must be MODULE.FUNCTION, e.g. \"echo.handler\"",
@@ -259,7 +280,7 @@ static int parse_retry(struct step *s, const cJSON *retry, const char *file, con
 
 const char *runtime_name(enum runtime r)
 {
-    static const char *const names[] = {"c", "python3", "nodejs"};
+    static const char *const names[] = {"c", "python3", "nodejs", "provided"};
     return r < RUNTIME_COUNT ? names[r] : "?";
 }
 
@@ -276,6 +297,8 @@ static int parse_runtime(struct step *s, const char *name)
         s->runtime = RUNTIME_PYTHON;
     else if (strncmp(name, "node", 4) == 0)
         s->runtime = RUNTIME_NODE;
+    else if (strcmp(name, "provided") == 0 || strncmp(name, "provided.", 9) == 0)
+        s->runtime = RUNTIME_PROVIDED; /* Lambda's provided.al2, provided.al2023 too */
     else
         return -1;
     return 0;
@@ -316,9 +339,43 @@ static char *find_source(const struct step *s)
     return NULL;
 }
 
+/* A custom runtime: CODE/bootstrap must be an executable file, which the
+ * Runtime API adapter starts (runtime_api.h). */
+static int provided_fill(struct step *s, struct raw_step *r, const struct config *cfg,
+                         const char *file, const char *where, struct diag *d)
+{
+    if (!r->code) {
+        diag_error(d, file, "%s: a \"provided\" step needs \"code\": the folder that holds its "
+                   "executable \"bootstrap\"", where);
+        return 1;
+    }
+    s->code = path_resolve(cfg->base_dir, r->code);
+    s->source = s->code ? path_join(s->code, "bootstrap") : NULL;
+    if (!s->source) {
+        diag_error(d, file, "%s: out of memory", where);
+        return 1;
+    }
+    struct stat st;
+    int rc = stat(s->source, &st);
+    if (rc < 0 || !S_ISREG(st.st_mode)) {
+        diag_error(d, file, "%s: runtime provided: %s: %s; the function folder needs an "
+                   "executable file named \"bootstrap\"", where, s->source,
+                   rc < 0 ? strerror(errno) : "not a file");
+        return 1;
+    }
+    if (access(s->source, X_OK) < 0) {
+        diag_error(d, file, "%s: runtime provided: %s is not executable (chmod +x it)", where,
+                   s->source);
+        return 1;
+    }
+    return 0;
+}
+
 static int script_fill(struct step *s, struct raw_step *r, const struct config *cfg,
                        const char *file, const char *where, struct diag *d)
 {
+    if (s->runtime == RUNTIME_PROVIDED)
+        return provided_fill(s, r, cfg, file, where, d);
     const char *want = s->runtime == RUNTIME_PYTHON ? cfg->python : cfg->node;
     if (!r->code) {
         diag_error(d, file, "%s: a \"%s\" step needs \"code\": the folder that holds %s", where,
@@ -438,8 +495,8 @@ static int step_fill(struct step *s, struct raw_step *r, size_t index, const cha
     snprintf(where, sizeof where, "steps[%zu]", index);
     int errors = 0;
     if (r->runtime && parse_runtime(s, r->runtime) < 0) {
-        diag_error(d, file, "%s: runtime \"%s\" is not one of \"python3\", \"nodejs\"", where,
-                   r->runtime);
+        diag_error(d, file, "%s: runtime \"%s\" is not one of \"python3\", \"nodejs\", "
+                   "\"provided\"", where, r->runtime);
         errors++;
     }
     if (!r->handler) {
@@ -588,14 +645,54 @@ static int parse_http_trigger(struct pipeline *p, const cJSON *http, struct diag
     return errors;
 }
 
+/* trigger.schedule and the keys that go with it. */
+static int parse_schedule_trigger(struct pipeline *p, struct raw_trigger *t, struct diag *d)
+{
+    int errors = 0;
+    if (!t->schedule) {
+        if (t->timezone || t->catch_up || t->overlap) {
+            diag_error(d, p->file, "trigger: \"timezone\", \"catch_up\" and \"overlap\" go "
+                       "with \"schedule\"");
+            errors++;
+        }
+        return errors;
+    }
+    p->trigger = TRIGGER_SCHEDULE;
+    p->catch_up = t->catch_up;
+    struct schedule *s = NULL;
+    struct err e;
+    if (schedule_parse(t->schedule, t->timezone, &s, &e) < 0) {
+        diag_error(d, p->file, "trigger.schedule: %s", e.msg);
+        errors++;
+    } else if (t->timezone && schedule_is_rate(s)) {
+        diag_warning(d, p->file, "trigger.timezone: a rate does not depend on the zone; it "
+                     "applies to cron expressions");
+    }
+    schedule_free(&s);
+    if (t->overlap && strcmp(t->overlap, "skip") != 0 && strcmp(t->overlap, "queue") != 0) {
+        diag_error(d, p->file, "trigger.overlap: \"%s\" is not \"skip\" or \"queue\"",
+                   t->overlap);
+        errors++;
+    }
+    p->overlap = t->overlap && strcmp(t->overlap, "queue") == 0 ? OVERLAP_QUEUE : OVERLAP_SKIP;
+    p->schedule = t->schedule;
+    p->timezone = t->timezone;
+    t->schedule = t->timezone = NULL;
+    return errors;
+}
+
 static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct diag *d)
 {
-    int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL);
+    int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL) +
+                (t->schedule != NULL);
     if (kinds > 1) {
-        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\" or \"http\", not %d",
-                   kinds);
+        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\", \"http\" or "
+                   "\"schedule\", not %d", kinds);
         return 1;
     }
+    int schedule_errors = parse_schedule_trigger(p, t, d);
+    if (p->trigger == TRIGGER_SCHEDULE || schedule_errors)
+        return schedule_errors;
     if (t->http)
         return parse_http_trigger(p, t->http, d);
     if (t->zmq) {
@@ -863,6 +960,8 @@ void pipeline_free(struct pipeline **pp)
     strv_free(&p->layers);
     strv_free(&p->pass_env);
     free(p->region);
+    free(p->schedule);
+    free(p->timezone);
     match_free(&p->match);
     destination_release(&p->on_success);
     destination_release(&p->on_failure);

@@ -17,9 +17,14 @@ struct config;
 struct match;
 struct plugin;
 
-enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP };
+enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE };
+/* A firing due while the previous one's run is still going: dropped, or run
+ * after it. */
+enum overlap { OVERLAP_SKIP, OVERLAP_QUEUE };
 enum isolation { ISOLATION_PROCESS, ISOLATION_THREAD };
-enum runtime { RUNTIME_C, RUNTIME_PYTHON, RUNTIME_NODE, RUNTIME_COUNT };
+/* RUNTIME_PROVIDED: a Lambda custom runtime, the "bootstrap" executable of
+ * the step's code folder served the Lambda Runtime API (runtime_api.h). */
+enum runtime { RUNTIME_C, RUNTIME_PYTHON, RUNTIME_NODE, RUNTIME_PROVIDED, RUNTIME_COUNT };
 
 struct limits {
     int memory_mb;              /* RLIMIT_AS of worker processes; 0: none */
@@ -38,13 +43,15 @@ struct retry {
 
 struct step {
     char *name;
-    char *handler;              /* "MODULE.FUNCTION" (C) or "FILE.FUNCTION" (scripts) */
+    char *handler;              /* "MODULE.FUNCTION" (C) or "FILE.FUNCTION" (scripts);
+                                 * provided: free text, the bootstrap's _HANDLER */
     char *module;
     char *function;
     enum runtime runtime;
     char *code;                 /* script handlers: the folder, resolved */
-    char *source;               /* script handlers: the handler's file, resolved */
-    char *interpreter;          /* script handlers: python3 or node, resolved */
+    char *source;               /* script handlers: the handler's file, resolved;
+                                 * provided: CODE/bootstrap */
+    char *interpreter;          /* script handlers: python3 or node, resolved (not provided) */
     char *config_json;          /* the step's "config" as compact JSON text */
     int timeout_ms;
     struct retry retry;
@@ -76,6 +83,10 @@ struct pipeline {
     char *http_method;          /* upper case, or "ANY" */
     char *http_path;            /* route template, "/users/{id}" */
     bool http_payload_v1;       /* "payload": "1.0", the REST API event shape */
+    char *schedule;             /* "rate(5 minutes)" or "cron(0 12 * * ? *)" (schedule.h) */
+    char *timezone;             /* of a cron schedule; NULL: UTC */
+    bool catch_up;              /* run a firing missed while sluice was down, once */
+    enum overlap overlap;
     struct match *match;
     struct step *steps;
     size_t n_steps;

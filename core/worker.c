@@ -218,7 +218,12 @@ static void worker_argv(const struct fn *f, char *argv[6], const char **prog, ch
         if (f->p->steps[i].runtime == f->kind)
             interp = f->p->steps[i].interpreter;
     int n = 0;
-    if (f->kind == RUNTIME_C) {
+    if (f->kind == RUNTIME_PROVIDED) { /* runtime_api_main.c starts the bootstraps */
+        *prog = paths_runtime_api_exe(exe_buf, exe_len);
+        if (!*prog)
+            *prog = "sluice-runtime-api";
+        argv[n++] = (char *)*prog;
+    } else if (f->kind == RUNTIME_C) {
         *prog = c_worker_exe(f->ws->exe, exe_buf, exe_len);
         argv[n++] = (char *)*prog;
         argv[n++] = "worker";

@@ -500,5 +500,33 @@ def echo_pipeline(name, directory, **extra):
     return p
 
 
+def invoke_verbose(test, sb, pipeline, event, timeout_ms=30000):
+    """`sluice invoke -v PIPELINE -` with event on stdin: (exit status, parsed output,
+    request id). test fails if the output is not JSON."""
+    argv = [sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout", str(timeout_ms),
+            pipeline, "-"]
+    p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
+                       cwd=sb.cwd)
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        test.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
+    rid = None
+    for line in p.stderr.splitlines():
+        if line.startswith("request id: "):
+            rid = line.split(": ", 1)[1].strip()
+    return p.returncode, out, rid
+
+
+def process_gone(pid):
+    """Has pid exited (gone, or a zombie)?"""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 def main():
     unittest.main(verbosity=2)

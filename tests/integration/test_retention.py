@@ -82,12 +82,12 @@ class Retention(SluiceTestCase):
         # what a database of the previous version looks like
         con = sqlite3.connect(sb.database)
         con.executescript("PRAGMA auto_vacuum = NONE; VACUUM; DROP INDEX logs_at;"
-                          " DROP INDEX events_replay_of; PRAGMA user_version = 1;")
+                          " DROP INDEX events_replay_of; DROP TABLE schedules; PRAGMA user_version = 1;")
         self.assertEqual(con.execute("PRAGMA auto_vacuum").fetchone()[0], 0)
         con.close()
         d = self.daemon(sb)
         self.assertIn("switching to incremental vacuum", d.log())
-        self.assertEqual(sb.db_value("PRAGMA user_version"), 2)
+        self.assertEqual(sb.db_value("PRAGMA user_version"), 3)
         self.assertEqual(sb.db_value("PRAGMA auto_vacuum"), 2)
         self.assertEqual(sb.count("events WHERE state = 'done'"), 3)
         self.assertEqual(sb.count("invocations"), 3)

@@ -224,7 +224,7 @@ static void test_zmq_and_http_triggers(void)
                  "{\"name\": \"t\", \"isolation\": \"thread\","
                  " \"trigger\": {\"directory\": \"in\", \"zmq\": {\"topic\": \"a\"}},"
                  " \"steps\": [{\"handler\": \"a.b\"}]}",
-                 1, "trigger: give one of \"directory\", \"zmq\" or \"http\", not 2");
+                 1, "trigger: give one of \"directory\", \"zmq\", \"http\" or \"schedule\", not 2");
 }
 
 static void test_http_trigger(void)
@@ -274,6 +274,104 @@ static void test_http_trigger(void)
                  " \"trigger\": {\"http\": {\"path\": \"/a\", \"verb\": \"GET\"}},"
                  " \"steps\": [{\"handler\": \"a.b\"}]}",
                  1, "trigger.http: unknown key \"verb\"");
+}
+
+/* "runtime": "provided": CODE/bootstrap, executable; the handler is free text. */
+static void test_provided_steps(void)
+{
+    char *code = tu_path(tmp, "fn");
+    CHECK(mkdir(code, 0755) == 0);
+    CHECK(tu_write_in(code, "bootstrap", "#!/bin/sh\n") == 0);
+    char *boot = tu_path(code, "bootstrap");
+    CHECK(chmod(boot, 0755) == 0);
+    struct pipeline *p;
+    struct diag d = {0};
+    int rc = load("provided.json",
+                  "{\"name\": \"pr\", \"steps\": [{\"name\": \"srv\", \"handler\": \"serve:v2\", "
+                  "\"runtime\": \"provided.al2023\", \"code\": \"fn\"}]}",
+                  &p, &d, NULL);
+    CHECK(rc == 0);
+    CHECK(d.n == 0);
+    if (p && p->n_steps == 1) {
+        const struct step *s = &p->steps[0];
+        CHECK(s->runtime == RUNTIME_PROVIDED);
+        CHECK_STR(runtime_name(s->runtime), "provided");
+        CHECK_STR(step_file(s), boot);
+        CHECK_STR(s->handler, "serve:v2"); /* no MODULE.FUNCTION needed */
+        CHECK_STR(s->function, "serve:v2");
+        CHECK(s->interpreter == NULL);
+    }
+    pipeline_free(&p);
+    diag_free(&d);
+    CHECK(chmod(boot, 0644) == 0);
+    expect_error("provided-noexec.json",
+                 "{\"name\": \"pr\", \"steps\": [{\"handler\": \"h\", \"runtime\": "
+                 "\"provided\", \"code\": \"fn\"}]}",
+                 1, "steps[0]: runtime provided: ");
+    expect_error("provided-nocode.json",
+                 "{\"name\": \"pr\", \"steps\": [{\"handler\": \"h\", \"runtime\": "
+                 "\"provided\"}]}",
+                 1, "steps[0]: a \"provided\" step needs \"code\"");
+    free(boot);
+    free(code);
+}
+
+static void test_schedule_trigger(void)
+{
+    struct pipeline *p;
+    struct diag d = {0};
+    int rc = load("sched.json",
+                  "{\"name\": \"noon\", \"isolation\": \"thread\","
+                  " \"trigger\": {\"schedule\": \"cron(0 12 ? * MON-FRI *)\","
+                  " \"timezone\": \"Europe/Paris\", \"catch_up\": true, \"overlap\": \"queue\"},"
+                  " \"steps\": [{\"handler\": \"echo.handler\"}]}",
+                  &p, &d, NULL);
+    CHECK(rc == 0);
+    CHECK(d.n == 0);
+    if (p) {
+        CHECK(p->trigger == TRIGGER_SCHEDULE);
+        CHECK_STR(p->schedule, "cron(0 12 ? * MON-FRI *)");
+        CHECK_STR(p->timezone, "Europe/Paris");
+        CHECK(p->catch_up);
+        CHECK(p->overlap == OVERLAP_QUEUE);
+    }
+    pipeline_free(&p);
+    rc = load("rate.json",
+              "{\"name\": \"tick\", \"isolation\": \"thread\","
+              " \"trigger\": {\"schedule\": \"rate(1 second)\"},"
+              " \"steps\": [{\"handler\": \"echo.handler\"}]}",
+              &p, &d, NULL);
+    CHECK(rc == 0);
+    if (p) { /* the defaults: UTC, no catch-up, skip */
+        CHECK(p->timezone == NULL);
+        CHECK(!p->catch_up);
+        CHECK(p->overlap == OVERLAP_SKIP);
+    }
+    pipeline_free(&p);
+    diag_free(&d);
+
+    expect_error("both-star.json",
+                 "{\"name\": \"s\", \"isolation\": \"thread\","
+                 " \"trigger\": {\"schedule\": \"cron(0 12 * * * *)\"},"
+                 " \"steps\": [{\"handler\": \"a.b\"}]}",
+                 1, "trigger.schedule: cron(0 12 * * * *): day-of-month and day-of-week cannot "
+                 "both be `*`");
+    expect_error("overlap.json",
+                 "{\"name\": \"s\", \"isolation\": \"thread\","
+                 " \"trigger\": {\"schedule\": \"rate(5 minutes)\", \"overlap\": \"wait\"},"
+                 " \"steps\": [{\"handler\": \"a.b\"}]}",
+                 1, "trigger.overlap: \"wait\" is not \"skip\" or \"queue\"");
+    expect_error("catch-up-alone.json",
+                 "{\"name\": \"s\", \"isolation\": \"thread\","
+                 " \"trigger\": {\"zmq\": {}, \"catch_up\": true},"
+                 " \"steps\": [{\"handler\": \"a.b\"}]}",
+                 1, "trigger: \"timezone\", \"catch_up\" and \"overlap\" go with \"schedule\"");
+    expect_error("two-kinds.json",
+                 "{\"name\": \"s\", \"isolation\": \"thread\","
+                 " \"trigger\": {\"schedule\": \"rate(5 minutes)\", \"directory\": \"in\"},"
+                 " \"steps\": [{\"handler\": \"a.b\"}]}",
+                 1, "trigger: give one of \"directory\", \"zmq\", \"http\" or \"schedule\", "
+                 "not 2");
 }
 
 static void test_destinations(void)
@@ -912,6 +1010,8 @@ int main(void)
     test_valid_pipeline();
     test_zmq_and_http_triggers();
     test_http_trigger();
+    test_schedule_trigger();
+    test_provided_steps();
     test_destinations();
     test_script_steps();
     test_each_error();
