@@ -12,6 +12,7 @@
 #include "json.h"
 #include "path.h"
 #include "paths.h"
+#include "wire.h"
 
 /* Loopback only by default; nothing listens beyond this machine unless a
  * config says so. */
@@ -175,6 +176,27 @@ static int check_curve(struct config *c, struct diag *d)
     if (z->curve_secret && (!z->curve_public || z->curve_clients.n == 0)) {
         diag_error(d, c->file, "zmq.curve: with secret_key give public_key and "
                    "allowed_clients (the client public keys let in)");
+        errors++;
+    }
+    return errors;
+}
+
+/* What a source accepts must fit in a worker's frame: process isolation
+ * (the default) could not run it. An HTTP body may grow by a third in the
+ * event (base64). */
+static int check_sizes(const struct config *c, struct diag *d)
+{
+    int errors = 0;
+    if ((unsigned)c->zmq.max_message_bytes > WIRE_MAX_EVENT) {
+        diag_error(d, c->file, "zmq.max_message_bytes: %d is more than the largest event a "
+                   "worker process takes (%u bytes: 64 MiB less room for the frame); lower it",
+                   c->zmq.max_message_bytes, WIRE_MAX_EVENT);
+        errors++;
+    }
+    if ((unsigned)c->http.max_body_bytes > WIRE_MAX_EVENT / 4 * 3) {
+        diag_error(d, c->file, "http.max_body_bytes: %d is more than a worker process takes in "
+                   "an event (%u bytes, base64 included); lower it", c->http.max_body_bytes,
+                   WIRE_MAX_EVENT / 4 * 3);
         errors++;
     }
     return errors;
@@ -399,7 +421,7 @@ static int apply_doc(struct config *c, struct diag *d)
     if (!c->zmq.router)
         c->zmq.router = strdup("tcp://127.0.0.1:5558");
     if (errors == 0)
-        errors += check_exposure(c, d);
+        errors += check_exposure(c, d) + check_sizes(c, d);
     if (errors == 0)
         errors += resolve_paths(c, &r, d) < 0;
     confmap_release(config_map, &r);

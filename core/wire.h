@@ -22,6 +22,8 @@
 #include "err.h"
 
 #define WIRE_MAX_FRAME (64u << 20) /* 64 MiB: the largest event or response */
+/* The largest event a worker takes: a frame less room for its other fields. */
+#define WIRE_MAX_EVENT (WIRE_MAX_FRAME - (64u << 10))
 #define WIRE_LOG_MAX 16384
 
 enum wire_type {

@@ -821,6 +821,14 @@ void workers_run(struct workers *ws, struct attempt *a, void (*done)(void *arg),
 {
     a->started_ms = clock_wall_ms();
     a->init_ms = -1;
+    if (a->event_len > WIRE_MAX_EVENT) { /* it would not fit in a frame */
+        char msg[200];
+        snprintf(msg, sizeof msg, "the event is %.1f MB; the largest a worker takes is 64 MiB",
+                 (double)a->event_len / 1e6);
+        set_failure(a, INV_ERROR, "RequestTooLarge", msg);
+        done(arg);
+        return;
+    }
     struct fn *f = fn_get(ws, a->pipeline, a->step->runtime);
     if (!f) {
         set_failure(a, INV_CRASHED, "Runtime.InitError", "out of memory");

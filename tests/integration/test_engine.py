@@ -105,6 +105,15 @@ class Engine(IsolationCase):
         self.assertIn("reserved_concurrency (2) is more than concurrency (1)", r.stdout +
                       r.stderr)
 
+    def test_check_refuses_sizes_a_worker_cannot_take(self):
+        sb = self.sandbox({"zmq": {"pull": "tcp://127.0.0.1:1", "router": "tcp://127.0.0.1:2",
+                                   "max_message_bytes": 100 << 20}})
+        sb.add_pipeline(pipeline("a", [step("echo.handler")]))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("zmq.max_message_bytes: 104857600 is more than the largest event a worker "
+                      "process takes", r.stdout + r.stderr)
+
     def test_a_reserved_pipeline_runs_while_another_floods(self):
         sb = self.sandbox({"max_concurrency": 2, "workers": 1})
         flood, vip = self.name("flood"), self.name("vip")
