@@ -77,7 +77,7 @@ static void record(struct run *r, const struct attempt *a)
 /* The wait before retry number retry_index + 1, capped by max_interval_ms
  * (0: no cap). Computed in double and clamped before the conversion, so no
  * interval or rate can overflow an int. */
-static int next_wait(const struct retry *rt, int retry_index)
+int runner_retry_wait_ms(const struct retry *rt, int retry_index)
 {
     double ms = rt->interval_ms;
     for (int i = 0; i < retry_index && ms < 86400000.0; i++)
@@ -328,7 +328,7 @@ static void attempt_done(struct run *r, bool on_pool)
         return;
     }
     const struct retry *rt = &cur_step(r)->retry;
-    r->wait_ms = jittered(rt, next_wait(rt, r->attempt - 1));
+    r->wait_ms = jittered(rt, runner_retry_wait_ms(rt, r->attempt - 1));
     r->attempt++;
     if (r->wait_ms <= 0) {
         next_attempt(r, on_pool);
@@ -489,7 +489,7 @@ static bool batch_round_end(struct run *r, enum run_outcome out)
     }
     if (!again)
         return false;
-    r->wait_ms = next_wait(rt, r->step0_attempt - 1);
+    r->wait_ms = runner_retry_wait_ms(rt, r->step0_attempt - 1);
     r->attempt = r->step0_attempt + 1;
     return true;
 }

@@ -95,6 +95,12 @@ struct run {
     bool waiting;               /* the timer is armed */
 };
 
+struct retry;
+/* The wait before retry number retry_index + 1 (0: the first retry): the
+ * interval times backoff_rate to the retry_index, capped by max_interval_ms
+ * (0: no cap) and by one day, whatever the numbers. */
+int runner_retry_wait_ms(const struct retry *rt, int retry_index);
+
 /* Loop thread: start (or, for a batch, start a round). */
 void run_start(struct run *r);
 /* Loop thread: go on after `due`, in the slot the caller got for it. */
