@@ -135,6 +135,8 @@ static bool run_step(struct run_state *rs, const struct step *s, const char *eve
         attempt_release(a);
         *a = (struct attempt){.pipeline = rs->p, .step = s, .request_id = rs->request_id,
                               .event = event, .event_len = len, .number = n};
+        a->event_id = rs->in->event_id; /* ABI 2 context (issue 20) */
+        a->source = rs->in->source;
         run_attempt(rs->env->writer, rs->env->slot, a);
         if (a->interrupted) {
             *interrupted = true;

@@ -31,6 +31,7 @@ struct fs_allow {
     size_t n;
     char **real;                /* real paths, no trailing slash */
     char **given;               /* as the config wrote them, for messages */
+    const char *named;          /* how messages name them; NULL: "the folders in config.allow" */
 };
 
 /* A source file resolved inside an allowed folder, its folder held open. */
@@ -59,6 +60,13 @@ void fs_allow_release(struct fs_allow *a);
 int fs_source_open(const struct fs_allow *a, const char *path, const char *verb,
                    struct fs_source *s, struct fs_error *e);
 void fs_source_release(struct fs_source *s);
+
+/* Open path for reading, confined as fs_source_open confines: inside the
+ * trigger folder (NULL: none) or one of allow[0..n). Returns the descriptor
+ * (O_RDONLY, O_NOFOLLOW, O_NONBLOCK, close-on-exec), or -1 with e filled.
+ * checksum and thumbnail read files named in events through this. */
+int fs_read_open(const char *folder, const char *const *allow, size_t n, const char *path,
+                 struct fs_error *e);
 
 /* Callback telling a long copy to stop: returns non-zero when the step's
  * deadline has passed. */
