@@ -164,7 +164,7 @@ int wire_read(struct wire_reader *r, int64_t deadline_ns, struct wire_frame *f, 
             if (head[0] > WIRE_MAX_FRAME)
                 return err_set(e, "protocol error: a frame of %u bytes (limit %u)", head[0],
                                WIRE_MAX_FRAME);
-            if (head[1] < WIRE_INIT || head[1] > WIRE_RESULT)
+            if (head[1] < WIRE_INIT || head[1] > WIRE_INVOKE_IDS)
                 return err_set(e, "protocol error: unknown frame type %u", head[1]);
             need += head[0];
             if (have >= need) {

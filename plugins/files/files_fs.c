@@ -254,6 +254,8 @@ int fs_read_open(const char *folder, const char *const *allow, size_t n, const c
         fs_source_release(&s);
     }
     fs_allow_release(&a);
+    if (fd < 0 && strcmp(e->type, "FileNotFound") == 0)
+        e->type = "FileError"; /* what checksum and thumbnail have always called it */
     return fd;
 }
 

@@ -168,6 +168,7 @@ static int read_config(const sl_host *h, const sl_json *cfg, struct thumb_config
     c->format = FMT_SAME;
     c->quality = 80;
     c->crop = VIPS_INTERESTING_NONE;
+    c->max_megapixels = 100;
     const char *output = h->json_string(h->json_get(cfg, "/output"));
     if (!*output)
         return snprintf(err, errlen, "config.output must be a folder name, e.g. \"output\": "
@@ -291,8 +292,7 @@ static int open_image(const sl_context *ctx, const char *path, enum thumb_format
     /* confined, never following a link; O_NONBLOCK: a FIFO must not block */
     int fd = fs_read_open(ctx->folder, (const char *const *)c->allow, c->n_allow, path, &fe);
     if (fd < 0)
-        return f->h->failf(f->res, strcmp(fe.type, "FileNotFound") == 0 ? "FileError" : fe.type, "%s",
-                     fe.msg);
+        return f->h->failf(f->res, fe.type, "%s", fe.msg);
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
