@@ -87,13 +87,14 @@ static int load_step(struct loader *l, struct step *s, size_t i, const char *fil
  * still work), tkill only for its main thread, pidfd_send_signal never. */
 static int deny_signals(scmp_filter_ctx ctx)
 {
-    scmp_datum_t self = (scmp_datum_t)getpid();
+    /* arg 0 (the pid) is not this process's */
+    const struct scmp_arg_cmp other = {.arg = 0, .op = SCMP_CMP_NE,
+                                       .datum_a = (scmp_datum_t)getpid(), .datum_b = 0};
     static const int by_pid[] = {SCMP_SYS(kill), SCMP_SYS(tgkill), SCMP_SYS(tkill),
                                  SCMP_SYS(rt_sigqueueinfo), SCMP_SYS(rt_tgsigqueueinfo)};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof by_pid / sizeof by_pid[0]; i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), by_pid[i], 1,
-                              SCMP_A0(SCMP_CMP_NE, self));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), by_pid[i], 1, other);
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_send_signal), 0);
     return rc;
