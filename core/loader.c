@@ -32,9 +32,9 @@ struct loader {
 static void instance_free(struct plugin_instance *inst)
 {
     struct plugin *p = inst->plugin;
-    if (inst->done && inst->rc == 0 && p->abi >= 2 && p->desc->destroy)
+    if (inst->create.done && inst->create.rc == 0 && p->abi >= 2 && p->desc->destroy)
         p->desc->destroy(inst->ptr);
-    pthread_mutex_destroy(&inst->lock);
+    pthread_mutex_destroy(&inst->create.lock);
     free(inst->config);
     free(inst);
 }
@@ -63,11 +63,11 @@ static void plugin_free(struct plugin *p)
 {
     if (!p)
         return;
-    if (p->init_done && p->init_rc == 0 && p->abi == 1 && p->desc->destroy)
+    if (p->init.done && p->init.rc == 0 && p->abi == 1 && p->desc->destroy)
         p->desc->destroy(p->state);
     if (p->dl)
         dlclose(p->dl);
-    pthread_mutex_destroy(&p->init_lock);
+    pthread_mutex_destroy(&p->init.lock);
     free(p->name);
     free(p->path);
     free(p);
@@ -202,7 +202,7 @@ static int open_and_keep(struct loader *l, const char *module, char *path, struc
         free(path);
         return err_set(e, "out of memory");
     }
-    pthread_mutex_init(&p->init_lock, NULL);
+    pthread_mutex_init(&p->init.lock, NULL);
     p->name = strdup(module);
     p->path = path;
     if (!p->name || !p->path || plugin_open(p, module, e) < 0) {
@@ -333,7 +333,7 @@ int loader_instance(struct loader *l, struct step *s, size_t i, const char *file
         diag_error(d, file, "%s: out of memory", where);
         return -1;
     }
-    pthread_mutex_init(&inst->lock, NULL);
+    pthread_mutex_init(&inst->create.lock, NULL);
     inst->plugin = p;
     inst->config = merged;
     inst->next = l->instances;
@@ -342,18 +342,38 @@ int loader_instance(struct loader *l, struct step *s, size_t i, const char *file
     return 0;
 }
 
-/* ABI 2: the plugin's create with the step's config. */
-static int instance_create(struct plugin_instance *inst)
+/* Run fn once under o's lock (what) and keep its outcome; *ms is how long
+ * this call took running it, else -1. Returns the outcome. */
+static int once_run(struct run_once *o, int (*fn)(void *arg, char *err, size_t errlen),
+                    void *arg, const char *what, double *ms)
 {
+    *ms = -1;
+    pthread_mutex_lock(&o->lock);
+    if (!o->done) {
+        int64_t t0 = clock_mono_ns();
+        o->rc = fn(arg, o->err, sizeof o->err);
+        *ms = (double)(clock_mono_ns() - t0) / 1e6;
+        o->done = true;
+        o->err[sizeof o->err - 1] = '\0';
+        if (o->rc != 0 && !o->err[0])
+            snprintf(o->err, sizeof o->err, "%s returned %d", what, o->rc);
+    }
+    int rc = o->rc;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* ABI 2: the plugin's create with the step's config. */
+static int instance_create(void *arg, char *err, size_t errlen)
+{
+    struct plugin_instance *inst = arg;
     struct plugin *p = inst->plugin;
     if (!DESC_HAS(p, create) || !p->desc->create)
         return 0;
     size_t at;
     cJSON *cfg = json_parse_strict(inst->config, strlen(inst->config), &at, NULL);
-    int rc = p->desc->create(p->host, (const sl_json *)cfg, &inst->ptr, inst->err,
-                             sizeof inst->err);
+    int rc = p->desc->create(p->host, (const sl_json *)cfg, &inst->ptr, err, errlen);
     cJSON_Delete(cfg);
-    inst->err[sizeof inst->err - 1] = '\0';
     return rc;
 }
 
@@ -361,25 +381,13 @@ int instance_ensure(struct plugin_instance *inst, double *init_ms, struct err *e
 {
     struct plugin *p = inst->plugin;
     if (p->abi == 1) {
-        int rc = plugin_ensure_init(p, p->host, init_ms, e);
+        int rc = plugin_ensure_init(p, init_ms, e);
         inst->ptr = p->state;
         return rc;
     }
-    *init_ms = -1;
-    pthread_mutex_lock(&inst->lock);
-    if (!inst->done) {
-        int64_t t0 = clock_mono_ns();
-        inst->rc = instance_create(inst);
-        *init_ms = (double)(clock_mono_ns() - t0) / 1e6;
-        inst->done = true;
-        if (inst->rc != 0 && !inst->err[0])
-            snprintf(inst->err, sizeof inst->err, "create returned %d", inst->rc);
-    }
-    int rc = inst->rc;
-    pthread_mutex_unlock(&inst->lock);
-    if (rc != 0)
+    if (once_run(&inst->create, instance_create, inst, "create", init_ms) != 0)
         return err_set(e, "plugin \"%s\" failed to create its instance: %s", p->name,
-                       inst->err);
+                       inst->create.err);
     return 0;
 }
 
@@ -392,23 +400,18 @@ int loader_bind_set(struct loader *l, struct pipeline_set *set, struct diag *d)
     return rc;
 }
 
-int plugin_ensure_init(struct plugin *p, const sl_host *host, double *init_ms, struct err *e)
+/* ABI 1: the plugin's init, once per process. */
+static int plugin_init_v1(void *arg, char *err, size_t errlen)
 {
-    *init_ms = -1;
-    pthread_mutex_lock(&p->init_lock);
-    if (!p->init_done) {
-        int64_t t0 = clock_mono_ns();
-        p->init_rc = 0;
-        if (p->abi == 1 && p->desc->init_v1)
-            p->init_rc = p->desc->init_v1(host, &p->state, p->init_err, sizeof p->init_err);
-        *init_ms = (double)(clock_mono_ns() - t0) / 1e6;
-        p->init_done = true;
-        if (p->init_rc != 0 && !p->init_err[0])
-            snprintf(p->init_err, sizeof p->init_err, "init returned %d", p->init_rc);
-    }
-    int rc = p->init_rc;
-    pthread_mutex_unlock(&p->init_lock);
-    if (rc != 0)
-        return err_set(e, "plugin \"%s\" failed to initialise: %s", p->name, p->init_err);
+    struct plugin *p = arg;
+    if (p->abi != 1 || !p->desc->init_v1)
+        return 0;
+    return p->desc->init_v1(p->host, &p->state, err, errlen);
+}
+
+int plugin_ensure_init(struct plugin *p, double *init_ms, struct err *e)
+{
+    if (once_run(&p->init, plugin_init_v1, p, "init", init_ms) != 0)
+        return err_set(e, "plugin \"%s\" failed to initialise: %s", p->name, p->init.err);
     return 0;
 }

@@ -30,6 +30,15 @@ struct pipeline_set;
 struct step;
 struct strv;
 
+/* Something that runs once per process (an init, a create), its outcome
+ * kept for every later caller. */
+struct run_once {
+    pthread_mutex_t lock;
+    bool done;
+    int rc;
+    char err[512];
+};
+
 struct plugin {
     char *name;
     char *path;
@@ -38,10 +47,7 @@ struct plugin {
     const sl_plugin *desc;
     uint32_t abi;               /* the ABI version the plugin declares */
     const sl_host *host;        /* the host table of that version */
-    pthread_mutex_t init_lock;
-    bool init_done;
-    int init_rc;
-    char init_err[512];
+    struct run_once init;       /* ABI 1's init */
     void *state;                /* from init */
 };
 
@@ -49,10 +55,7 @@ struct plugin {
 struct plugin_instance {
     struct plugin *plugin;
     char *config;               /* the step's config, defaults filled in */
-    pthread_mutex_t lock;
-    bool done;
-    int rc;
-    char err[512];
+    struct run_once create;
     void *ptr;                  /* from create (ABI 1: init's state) */
     struct plugin_instance *next;
 };
@@ -102,8 +105,9 @@ int instance_ensure(struct plugin_instance *inst, double *init_ms, struct err *e
 int loader_bind_pipeline(struct loader *l, struct pipeline *p, struct diag *d);
 int loader_bind_set(struct loader *l, struct pipeline_set *set, struct diag *d);
 
-/* Run an ABI 1 plugin's init once (ABI 2: nothing to do). Returns 0 if it succeeded (now or before); *init_ms is
- * set to how long it took when this call ran it, else -1. */
-int plugin_ensure_init(struct plugin *p, const sl_host *host, double *init_ms, struct err *e);
+/* Run an ABI 1 plugin's init once (ABI 2: nothing to do). Returns 0 if it
+ * succeeded (now or before); *init_ms is set to how long it took when this
+ * call ran it, else -1. */
+int plugin_ensure_init(struct plugin *p, double *init_ms, struct err *e);
 
 #endif

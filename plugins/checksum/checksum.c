@@ -19,18 +19,15 @@
 
 #include "../files/files_fs.h"
 
-#define ALLOW_MAX 64
-
 struct checksum_instance {
-    size_t n_allow;
-    char *allow[ALLOW_MAX];
+    struct fs_folders allow;    /* besides the trigger folder */
 };
 
 static void checksum_destroy(void *instance)
 {
     struct checksum_instance *in = instance;
-    for (size_t i = 0; in && i < in->n_allow; i++)
-        free(in->allow[i]);
+    if (in)
+        fs_folders_free(&in->allow);
     free(in);
 }
 
@@ -46,22 +43,9 @@ static int checksum_create(const sl_host *h, const sl_json *config, void **insta
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    const sl_json *allow = h->json_get(config, "/allow");
-    size_t n = h->json_type(allow) == SL_JSON_STRING ? 1 : h->json_size(allow);
-    if (n > ALLOW_MAX) {
-        snprintf(err, errlen, "config.allow lists %zu folders, at most %d", n, ALLOW_MAX);
+    if (fs_folders_from_config(h, h->json_get(config, "/allow"), &in->allow, err, errlen) < 0) {
         checksum_destroy(in);
         return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const sl_json *item = h->json_type(allow) == SL_JSON_STRING ? allow : h->json_at(allow, i);
-        const char *s = h->json_string(item); /* the host checked: strings */
-        if (!(in->allow[in->n_allow] = strdup(s))) {
-            snprintf(err, errlen, "out of memory");
-            checksum_destroy(in);
-            return -1;
-        }
-        in->n_allow++;
     }
     *instance = in;
     return 0;
@@ -118,8 +102,7 @@ static int checksum_handler(const sl_event *event, const sl_context *ctx, sl_res
         }
         struct fs_error fe;
         char hex[65];
-        int fd = fs_read_open(ctx->folder, (const char *const *)in->allow, in->n_allow, path,
-                              &fe);
+        int fd = fs_read_open(ctx->folder, &in->allow, path, &fe);
         long long size = fd < 0 ? -1 : hash_fd(fd, hex);
         if (size < 0) {
             h->writer_end(w, 200);

@@ -23,16 +23,13 @@
 
 #include "files_fs.h"
 
-#define MAX_ALLOW 64
-
 enum action { ACT_MOVE, ACT_COPY, ACT_DELETE };
 
 static const char *const verbs[] = {"move", "copy", "delete"};
 static const char *const past[] = {"moved", "copied", "deleted"};
 
 struct files_config {
-    char *allow[MAX_ALLOW];
-    size_t n_allow;
+    struct fs_folders allow;
     char *to;                   /* NULL if absent */
     char *pointer;              /* config.path, or NULL: look in the usual places */
     enum fs_exists exists;
@@ -47,8 +44,7 @@ static void files_destroy(void *instance)
     struct files_config *c = instance;
     if (!c)
         return;
-    for (size_t i = 0; i < c->n_allow; i++)
-        free(c->allow[i]);
+    fs_folders_free(&c->allow);
     free(c->to);
     free(c->pointer);
     free(c);
@@ -67,19 +63,12 @@ static int read_config(const sl_host *h, const sl_json *cfg, struct files_config
                        char *err, size_t errlen)
 {
     int oom = 0;
-    const sl_json *allow = h->json_get(cfg, "/allow");
-    size_t n = h->json_type(allow) == SL_JSON_STRING ? 1 : h->json_size(allow);
-    if (n == 0 || n > MAX_ALLOW)
+    if (fs_folders_from_config(h, h->json_get(cfg, "/allow"), &c->allow, err, errlen) < 0)
+        return -1;
+    if (c->allow.n == 0)
         return snprintf(err, errlen, "config.allow must list the folders files may act in "
                         "(1 to %d), e.g. \"allow\": [\"var/inbox/archive\"]; files outside "
-                        "them are refused", MAX_ALLOW), -1;
-    for (size_t i = 0; i < n; i++) {
-        const sl_json *item = h->json_type(allow) == SL_JSON_STRING ? allow : h->json_at(allow, i);
-        const char *s = h->json_string(item);
-        if (!*s)
-            return snprintf(err, errlen, "config.allow[%zu] must be a folder name", i), -1;
-        c->allow[c->n_allow++] = copy_of(s, &oom);
-    }
+                        "them are refused", FS_FOLDERS_MAX), -1;
     const char *to = h->json_string(h->json_get(cfg, "/to"));
     if (to && !*to)
         return snprintf(err, errlen, "config.to must name a folder, e.g. \"to\": \"var/done\" "
@@ -268,7 +257,7 @@ static int run(enum action act, const sl_context *ctx, sl_response *res)
     int n = find_paths(h, ctx, c, targets, MAX_TARGETS, res);
     struct fs_allow allow;
     struct fs_error e = {0};
-    if (n < 0 || fs_allow_init(&allow, (const char *const *)c->allow, c->n_allow, &e) < 0) {
+    if (n < 0 || fs_allow_init(&allow, (const char *const *)c->allow.v, c->allow.n, &e) < 0) {
         free(targets);
         return n < 0 ? 1 : h->failf(res, e.type, "%s", e.msg);
     }

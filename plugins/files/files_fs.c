@@ -227,17 +227,47 @@ int fs_source_open(const struct fs_allow *a, const char *path, const char *verb,
     return 0;
 }
 
-#define READ_ROOTS_MAX 65
+int fs_folders_from_config(const sl_host *h, const sl_json *value, struct fs_folders *f,
+                           char *err, size_t errlen)
+{
+    int one = h->json_type(value) == SL_JSON_STRING;
+    size_t n = one ? 1 : h->json_size(value);
+    memset(f, 0, sizeof *f);
+    if (n > FS_FOLDERS_MAX) {
+        snprintf(err, errlen, "config.allow lists %zu folders, at most %d", n, FS_FOLDERS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = h->json_string(one ? value : h->json_at(value, i));
+        if (!s || !*s) {
+            snprintf(err, errlen, "config.allow[%zu] must be a folder name", i);
+            return -1;
+        }
+        if (!(f->v[f->n] = strdup(s))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        f->n++;
+    }
+    return 0;
+}
 
-int fs_read_open(const char *folder, const char *const *allow, size_t n, const char *path,
+void fs_folders_free(struct fs_folders *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i]);
+    f->n = 0;
+}
+
+int fs_read_open(const char *folder, const struct fs_folders *allow, const char *path,
                  struct fs_error *e)
 {
-    const char *given[READ_ROOTS_MAX];
+    const char *given[FS_FOLDERS_MAX + 1];
     size_t k = 0;
     if (folder)
         given[k++] = folder;
-    for (size_t i = 0; i < n && k < READ_ROOTS_MAX; i++)
-        given[k++] = allow[i];
+    for (size_t i = 0; i < allow->n; i++)
+        given[k++] = allow->v[i];
     if (k == 0)
         return fail(e, "PathNotAllowed", "refusing to read %s: the pipeline has no trigger "
                     "folder and config.allow names none", path);

@@ -40,13 +40,10 @@ enum thumb_format { FMT_SAME, FMT_JPEG, FMT_PNG, FMT_WEBP };
 static const char *const format_names[] = {"same", "jpeg", "png", "webp"};
 static const char *const format_exts[] = {"", ".jpg", ".png", ".webp"};
 
-#define ALLOW_MAX 64
-
 /* One step's config: its instance. */
 struct thumb_config {
     char *output;               /* folder, relative to the working folder or absolute */
-    char *allow[ALLOW_MAX];     /* folders besides the trigger folder images may come from */
-    size_t n_allow;
+    struct fs_folders allow;    /* besides the trigger folder, where images may come from */
     int width, height;          /* the box the thumbnail fits in */
     enum thumb_format format;
     int quality;                /* 1..100, JPEG and WebP */
@@ -141,8 +138,7 @@ static void thumb_destroy(void *instance)
     if (!c)
         return;
     free(c->output);
-    for (size_t i = 0; i < c->n_allow; i++)
-        free(c->allow[i]);
+    fs_folders_free(&c->allow);
     free(c);
 }
 
@@ -175,17 +171,8 @@ static int read_config(const sl_host *h, const sl_json *cfg, struct thumb_config
                         "\"var/thumbnails\""), -1;
     if (!(c->output = strdup(output)))
         return snprintf(err, errlen, "out of memory"), -1;
-    const sl_json *allow = h->json_get(cfg, "/allow");
-    size_t n = h->json_type(allow) == SL_JSON_STRING ? 1 : h->json_size(allow);
-    if (n > ALLOW_MAX)
-        return snprintf(err, errlen, "config.allow lists %zu folders, at most %d", n,
-                        ALLOW_MAX), -1;
-    for (size_t i = 0; i < n; i++) {
-        const sl_json *item = h->json_type(allow) == SL_JSON_STRING ? allow : h->json_at(allow, i);
-        if (!(c->allow[c->n_allow] = strdup(h->json_string(item))))
-            return snprintf(err, errlen, "out of memory"), -1;
-        c->n_allow++;
-    }
+    if (fs_folders_from_config(h, h->json_get(cfg, "/allow"), &c->allow, err, errlen) < 0)
+        return -1;
     const sl_json *v;
     v = h->json_get(cfg, "/size");
     if (h->json_type(v) == SL_JSON_ARRAY) {
@@ -290,7 +277,7 @@ static int open_image(const sl_context *ctx, const char *path, enum thumb_format
     const struct thumb_config *c = ctx->instance;
     struct fs_error fe;
     /* confined, never following a link; O_NONBLOCK: a FIFO must not block */
-    int fd = fs_read_open(ctx->folder, (const char *const *)c->allow, c->n_allow, path, &fe);
+    int fd = fs_read_open(ctx->folder, &c->allow, path, &fe);
     if (fd < 0)
         return f->h->failf(f->res, fe.type, "%s", fe.msg);
     struct stat st;

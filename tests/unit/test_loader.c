@@ -96,7 +96,7 @@ static void test_open_ok(void)
     CHECK(p->desc && p->desc->abi_version == 1); /* ok.so is the ABI 1 fixture */
     CHECK(p->abi == 1 && p->host == &host_table_v1);
     CHECK_STR(p->desc ? p->desc->version : NULL, "test");
-    CHECK(!p->init_done);   /* init is lazy */
+    CHECK(!p->init.done);   /* init is lazy */
     char version[64];
     loader_file_version(path, version, sizeof version);
     CHECK_STR(p->version, version);
@@ -124,15 +124,15 @@ static void test_open_ok(void)
 
     /* init exactly once: the first call runs it and says how long it took */
     double ms = -2;
-    CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == 0);
+    CHECK(plugin_ensure_init(p, &ms, &e) == 0);
     CHECK(ms >= 0);
-    CHECK(p->init_done);
+    CHECK(p->init.done);
     CHECK(p->state != NULL && *(int *)p->state == 1); /* ok's init counts its calls */
     ms = -2;
-    CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == 0);
+    CHECK(plugin_ensure_init(p, &ms, &e) == 0);
     CHECK(ms == -1);
     ms = -2;
-    CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == 0);
+    CHECK(plugin_ensure_init(p, &ms, &e) == 0);
     CHECK(ms == -1);
     CHECK(p->state != NULL && *(int *)p->state == 1);
     free(path);
@@ -151,7 +151,7 @@ static void *race_init(void *arg)
 {
     struct init_race *r = arg;
     struct err e;
-    r->rc = plugin_ensure_init(r->p, &host_table, &r->ms, &e);
+    r->rc = plugin_ensure_init(r->p, &r->ms, &e);
     return NULL;
 }
 
