@@ -86,9 +86,9 @@ class PluginAbi(SluiceTestCase):
                 step("v2.info", "new", {"greeting": "hi " + iso}),
                 step("ok.info", "old", {"from": "v1"}),
             ], isolation=iso))
+            limits = {"memory_mb": memory_mb} if memory_mb and iso == "process" else {}
             sb.add_pipeline(zmq_pipeline("new_" + iso, [
-                step("v2.info", "new", {"greeting": "hi " + iso})], isolation=iso,
-                memory_mb=memory_mb))
+                step("v2.info", "new", {"greeting": "hi " + iso})], isolation=iso, **limits))
         d = self.daemon(sb)
         for iso in ("process", "thread"):
             with self.subTest(isolation=iso):
