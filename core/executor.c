@@ -98,7 +98,7 @@ void executor_call(struct attempt *a, int64_t deadline_ns,
         .log = log,
         .log_arg = log_arg,
     };
-    host_call_contexts(&call, inst->ptr);
+    host_call_contexts(&call, instance_object(inst));
     /* an ABI 1 handler gets ABI 1's context; the function types differ
      * only in the constness of the context */
     const void *ctx = inst->plugin->abi == 1 ? (const void *)&call.v1 : (const void *)&call.ctx;

@@ -380,15 +380,17 @@ static int instance_create(void *arg, char *err, size_t errlen)
 int instance_ensure(struct plugin_instance *inst, double *init_ms, struct err *e)
 {
     struct plugin *p = inst->plugin;
-    if (p->abi == 1) {
-        int rc = plugin_ensure_init(p, init_ms, e);
-        inst->ptr = p->state;
-        return rc;
-    }
+    if (p->abi == 1)
+        return plugin_ensure_init(p, init_ms, e);
     if (once_run(&inst->create, instance_create, inst, "create", init_ms) != 0)
         return err_set(e, "plugin \"%s\" failed to create its instance: %s", p->name,
                        inst->create.err);
     return 0;
+}
+
+void *instance_object(const struct plugin_instance *inst)
+{
+    return inst->plugin->abi == 1 ? inst->plugin->state : inst->ptr;
 }
 
 int loader_bind_set(struct loader *l, struct pipeline_set *set, struct diag *d)

@@ -56,7 +56,7 @@ struct plugin_instance {
     struct plugin *plugin;
     char *config;               /* the step's config, defaults filled in */
     struct run_once create;
-    void *ptr;                  /* from create (ABI 1: init's state) */
+    void *ptr;                  /* from create (ABI 2) */
     struct plugin_instance *next;
 };
 
@@ -100,6 +100,9 @@ int loader_instance(struct loader *l, struct step *s, size_t i, const char *file
 /* Create inst if that has not happened yet. Returns 0 if it exists (now or
  * before); *init_ms is how long this call took to create it, else -1. */
 int instance_ensure(struct plugin_instance *inst, double *init_ms, struct err *e);
+/* What handlers get as ctx->instance once instance_ensure succeeded: create's
+ * instance, or an ABI 1 plugin's init state. */
+void *instance_object(const struct plugin_instance *inst);
 
 /* Bind every step of p: errors go to d as "file: steps[i] (name): message". */
 int loader_bind_pipeline(struct loader *l, struct pipeline *p, struct diag *d);
