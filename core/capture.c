@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,9 @@
 #include "sluice/handler.h"
 
 #define PIPE_BYTES (1 << 20)
+
+/* In a sanitizer build: where its reports go (weak: absent otherwise). */
+void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
 
 static int redirect(int target, int *rfd, struct err *e)
 {
@@ -35,6 +39,9 @@ int capture_start(struct capture *c, struct err *e)
     c->rfd[0] = c->rfd[1] = -1;
     fflush(stdout);
     fflush(stderr);
+    c->diag = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (c->diag >= 0 && __sanitizer_set_report_fd)
+        __sanitizer_set_report_fd((void *)(intptr_t)c->diag);
     if (redirect(STDOUT_FILENO, &c->rfd[0], e) < 0 || redirect(STDERR_FILENO, &c->rfd[1], e) < 0) {
         capture_stop(c);
         return -1;
@@ -119,4 +126,5 @@ void capture_stop(struct capture *c)
             close(c->rfd[i]);
         c->rfd[i] = -1;
     }
+    /* c->diag stays open: the sanitizer's leak report comes at exit */
 }

@@ -7,7 +7,9 @@
  * Node runtimes do), at most CAPTURE_MAX_LINES lines, then one line saying
  * how much was cut. The pipes are large and their write ends non-blocking, so
  * a handler that prints more than they hold during one call loses the
- * excess instead of blocking until its timeout.
+ * excess instead of blocking until its timeout. A sanitizer's report (in a
+ * sanitizer build) still goes to the original stderr, where the daemon's
+ * own output is, not into a pipe nobody reads once the worker died.
  */
 #ifndef SLUICE_CAPTURE_H
 #define SLUICE_CAPTURE_H
@@ -21,6 +23,7 @@
 
 struct capture {
     int rfd[2];                 /* read ends of stdout's and stderr's pipes */
+    int diag;                   /* the original stderr, for sanitizer reports */
 };
 
 typedef void (*capture_line_fn)(void *arg, int level, const char *text, size_t len);

@@ -267,7 +267,7 @@ int worker_main(int argc, char **argv)
         if (p.steps[i].instance && instance_ensure(p.steps[i].instance, &ms, &e) < 0)
             rc = -1;
     }
-    struct capture out = {{-1, -1}};
+    struct capture out = {{-1, -1}, -1};
     if (rc == 0)
         rc = capture_start(&out, &e);
     send_ready(fd, rc == 0, rc == 0 ? "" : e.msg);
