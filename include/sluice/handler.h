@@ -83,7 +83,7 @@ typedef struct sl_context {
     const char *event_id;       /* the event's id: the same across retries and
                                  * redeliveries, so side effects can be deduplicated */
     const char *source;         /* where the event came from: "directory:SPEC", "zmq:TOPIC",
-                                 * "http:METHOD PATH", "invoke", ... */
+                                 * "http:ROUTE", "invoke", "destination:PIPELINE" */
     const char *folder;         /* a directory trigger's folder (absolute), else NULL:
                                  * plugins that read files named in the event keep to it */
     const char *function_name;  /* "MODULE.FUNCTION" */
