@@ -266,30 +266,49 @@ static sl_json *h_new_string(const char *s) { return s ? (sl_json *)cJSON_Create
 static sl_json *h_new_number(double n) { return (sl_json *)cJSON_CreateNumber(n); }
 static sl_json *h_new_bool(int b) { return (sl_json *)cJSON_CreateBool(b); }
 
-/* Both take item whatever happens: freed here when it cannot be added
- * (but a container is never added to itself, nor freed for trying). */
+/* Add item; false (item untouched) when it cannot be. */
+static bool set_item(cJSON *o, const char *key, cJSON *it)
+{
+    if (!cJSON_IsObject(o) || !key || !it || o == it)
+        return false;
+    if (cJSON_GetObjectItemCaseSensitive(o, key))
+        return cJSON_ReplaceItemInObjectCaseSensitive(o, key, it);
+    return cJSON_AddItemToObject(o, key, it);
+}
+
+static bool append_item(cJSON *a, cJSON *it)
+{
+    return cJSON_IsArray(a) && it && a != it && cJSON_AddItemToArray(a, it);
+}
+
+/* ABI 2: both take item whatever happens, freed here when it cannot be
+ * added (but a container is never added to itself, nor freed for trying). */
 static int h_json_set(sl_json *object, const char *key, sl_json *item)
 {
-    cJSON *o = (cJSON *)object, *it = (cJSON *)item;
-    bool added = false;
-    if (cJSON_IsObject(o) && key && it && o != it) {
-        if (cJSON_GetObjectItemCaseSensitive(o, key))
-            added = cJSON_ReplaceItemInObjectCaseSensitive(o, key, it);
-        else
-            added = cJSON_AddItemToObject(o, key, it);
-    }
-    if (!added && o != it)
-        cJSON_Delete(it);
+    bool added = set_item((cJSON *)object, key, (cJSON *)item);
+    if (!added && object != item)
+        cJSON_Delete((cJSON *)item);
     return added ? 0 : -1;
 }
 
 static int h_json_append(sl_json *array, sl_json *item)
 {
-    cJSON *a = (cJSON *)array, *it = (cJSON *)item;
-    bool added = cJSON_IsArray(a) && it && a != it && cJSON_AddItemToArray(a, it);
-    if (!added && a != it)
-        cJSON_Delete(it);
+    bool added = append_item((cJSON *)array, (cJSON *)item);
+    if (!added && array != item)
+        cJSON_Delete((cJSON *)item);
     return added ? 0 : -1;
+}
+
+/* ABI 1 documented the item as still the caller's on failure: its plugins
+ * may free it then, so the ABI 1 table must not. */
+static int h1_json_set(sl_json *object, const char *key, sl_json *item)
+{
+    return set_item((cJSON *)object, key, (cJSON *)item) ? 0 : -1;
+}
+
+static int h1_json_append(sl_json *array, sl_json *item)
+{
+    return append_item((cJSON *)array, (cJSON *)item) ? 0 : -1;
 }
 
 static sl_json *h_json_copy(const sl_json *value)
@@ -415,8 +434,8 @@ static int h_write_text(sl_writer *w, const char *json, size_t len)
     .json_type = h_json_type, .json_string = h_json_string, .json_number = h_json_number,     \
     .json_size = h_json_size, .json_at = h_json_at, .json_new_object = h_new_object,          \
     .json_new_array = h_new_array, .json_new_string = h_new_string,                           \
-    .json_new_number = h_new_number, .json_new_bool = h_new_bool, .json_set = h_json_set,     \
-    .json_append = h_json_append, .json_copy = h_json_copy, .json_key = h_json_key
+    .json_new_number = h_new_number, .json_new_bool = h_new_bool, .json_copy = h_json_copy,   \
+    .json_key = h_json_key
 
 const sl_host host_table = {
     .abi_version = SL_ABI_VERSION,
@@ -426,6 +445,8 @@ const sl_host host_table = {
     .event = h_event,
     .config = h_config,
     HOST_COMMON_V1,
+    .json_set = h_json_set,
+    .json_append = h_json_append,
     .logf = h_logf,
     .failf = h_failf,
     .json_parse_at = h_json_parse_at,
@@ -447,8 +468,9 @@ const sl_host host_table = {
     .write_text = h_write_text,
 };
 
-/* ABI 1 plugins: the ABI 1 entries only (size stops before logf), and the
- * four that take a context read ABI 1's layout. */
+/* ABI 1 plugins: the ABI 1 entries only (size stops before logf); the four
+ * that take a context read ABI 1's layout, and the builders keep ABI 1's
+ * ownership rule. */
 const sl_host host_table_v1 = {
     .abi_version = 1,
     .size = offsetof(sl_host, logf),
@@ -457,6 +479,8 @@ const sl_host host_table_v1 = {
     .event = h1_event,
     .config = h1_config,
     HOST_COMMON_V1,
+    .json_set = h1_json_set,
+    .json_append = h1_json_append,
 };
 
 void response_init(struct sl_response *r)

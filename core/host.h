@@ -7,7 +7,9 @@
  * Two tables: host_table (ABI 2) and host_table_v1, what ABI 1 plugins get.
  * They share every entry but the four that take a context, because an ABI 1
  * context is laid out differently (struct host_context_v1) and carried the
- * host's state in a pointer that ABI 2 no longer shows.
+ * host's state in a pointer that ABI 2 no longer shows, and json_set /
+ * json_append, which free a refused item in ABI 2 but left it to the caller
+ * in ABI 1.
  */
 #ifndef SLUICE_HOST_H
 #define SLUICE_HOST_H

@@ -32,6 +32,18 @@ static void test_table(void)
     CHECK(v1->abi_version == 1);
     CHECK(SL_HOST_HAS(v1, json_key) && !SL_HOST_HAS(v1, logf));
     CHECK(v1->respond == H->respond && v1->json_key == H->json_key);
+    /* ABI 1's ownership rule stays for ABI 1 plugins: a refused item is
+     * still theirs (they free it; freeing it here too would be a double
+     * free under ASan) */
+    sl_json *arr = v1->json_new_array();
+    sl_json *item = v1->json_new_number(5);
+    CHECK(v1->json_set(arr, "k", item) == -1);
+    CHECK(v1->json_append(NULL, item) == -1);
+    CHECK(v1->json_number(item, 0) == 5); /* still there */
+    v1->json_free(item);
+    CHECK(v1->json_append(arr, v1->json_new_bool(1)) == 0);
+    CHECK(v1->json_size(arr) == 1);
+    v1->json_free(arr);
 }
 
 static const char DOC[] =
