@@ -427,7 +427,7 @@ static int h_write_text(sl_writer *w, const char *json, size_t len)
     return jw_raw_value(&w->jw, json, len);
 }
 
-/* The entries both tables share: everything that takes no context. */
+/* The entries both tables share: what takes no context, but the two builders. */
 #define HOST_COMMON_V1                                                                         \
     .respond = h_respond, .respond_json = h_respond_json, .fail = h_fail,                     \
     .json_parse = h_json_parse, .json_free = h_json_free, .json_get = h_json_get,             \
