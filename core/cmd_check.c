@@ -1,5 +1,7 @@
-/* cmd_check.c - `sluice check`: validates the config, every pipeline file and
- * every plugin a step names, printing each problem as "file: message". */
+/* cmd_check.c - `sluice check`: validates the config, every pipeline file,
+ * every plugin a step names and each step's config against the keys its
+ * plugin declares (the loader's binding does that), printing each problem as
+ * "file: message". */
 #include <stdio.h>
 
 #include "cli.h"
@@ -12,7 +14,8 @@ static const char check_usage[] =
     "usage: sluice check [-c FILE]\n"
     "\n"
     "Validates sluice.json (or the embedded default), every pipeline file and every\n"
-    "plugin the steps name (found, loadable, right ABI version, handler exported).\n"
+    "plugin the steps name (found, loadable, a handler ABI it speaks, handler exported,\n"
+    "step config matching the keys the plugin declares).\n"
     "Prints each problem as `file: message`; exits 1 if there is any error.\n";
 
 int cmd_check(int argc, char **argv)

@@ -50,45 +50,60 @@ static void take_response(struct attempt *a, int rc, struct sl_response *res)
     /* a statusCode of 500 and above is judged by the runner (run_attempt) */
 }
 
+/* The deadline on the wall clock, for the context. */
+static int64_t wall_deadline_ms(int64_t deadline_ns)
+{
+    return clock_wall_ms() + (deadline_ns - clock_mono_ns()) / 1000000;
+}
+
 void executor_call(struct attempt *a, int64_t deadline_ns,
                    void (*log)(void *arg, const sl_context *ctx, int level, const char *msg),
                    void *log_arg)
 {
     const struct step *s = a->step;
-    struct plugin *plugin = s->plugin;
+    const struct pipeline *p = a->pipeline;
+    struct plugin_instance *inst = s->instance;
     struct err e;
     a->started_ms = clock_wall_ms();
     int64_t t0 = clock_mono_ns();
     a->status = INV_OK;
     a->init_ms = -1;
-    if (plugin_ensure_init(plugin, &host_table, &a->init_ms, &e) < 0) {
+    if (instance_ensure(inst, &a->init_ms, &e) < 0) {
         a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
         set_error(a, INV_ERROR, "Runtime.InitError", "%s", e.msg);
         return;
     }
     int64_t start = clock_mono_ns();
+    sl_event event = {.json = a->event, .len = a->event_len};
     struct host_call call = {
+        .ctx = {
+            .attempt = (uint32_t)a->number,
+            .request_id = a->request_id,
+            .event_id = a->event_id ? a->event_id : "",
+            .source = a->source ? a->source : "",
+            .folder = p->trigger == TRIGGER_DIRECTORY ? p->dir : NULL,
+            .function_name = s->handler,
+            .pipeline = p->name,
+            .step = s->name,
+            .deadline_ms = wall_deadline_ms(deadline_ns),
+            /* limits bind worker processes only */
+            .memory_limit_mb = p->isolation == ISOLATION_PROCESS && p->limits.memory_mb > 0
+                                   ? (uint64_t)p->limits.memory_mb : 0,
+        },
         .deadline_ns = deadline_ns,
-        .event = &(sl_event){.json = a->event, .len = a->event_len},
+        .event = &event,
+        .config_json = inst->config,
+        .config_len = strlen(inst->config),
         .log = log,
         .log_arg = log_arg,
     };
-    sl_context ctx = {
-        .size = sizeof ctx,
-        .request_id = a->request_id,
-        .function_name = s->handler,
-        .pipeline = a->pipeline->name,
-        .step = s->name,
-        .config_json = s->config_json,
-        .config_len = strlen(s->config_json),
-        .attempt = (uint32_t)a->number,
-        .plugin_state = plugin->state,
-        .host = &host_table,
-        .host_private = &call,
-    };
+    host_call_contexts(&call, instance_object(inst));
+    /* an ABI 1 handler gets ABI 1's context; the function types differ
+     * only in the constness of the context */
+    const void *ctx = inst->plugin->abi == 1 ? (const void *)&call.v1 : (const void *)&call.ctx;
     struct sl_response res;
     response_init(&res);
-    int rc = ((sl_handler_fn)s->fn)(call.event, &ctx, &res);
+    int rc = ((sl_handler_fn)s->fn)(&event, ctx, &res);
     int64_t end = clock_mono_ns();
     a->duration_ms = (double)(end - start) / 1e6;
     take_response(a, rc, &res);

@@ -22,6 +22,8 @@ struct attempt {
     const struct pipeline *pipeline;
     const struct step *step;
     const char *request_id;
+    const char *event_id;       /* stable across retries and redeliveries; may be NULL */
+    const char *source;         /* where the event came from; may be NULL */
     const char *event;          /* JSON text */
     size_t event_len;
     int number;                 /* 1 for the first attempt */

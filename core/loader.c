@@ -13,14 +13,31 @@
 
 #include "clock.h"
 #include "confmap.h"
+#include "host.h"
+#include "json.h"
 #include "path.h"
 #include "pipeline.h"
+#include "plugin_config.h"
 
 struct loader {
     struct strv folders;
     struct plugin **plugins;
     size_t n;
+    struct plugin_instance *instances;
 };
+
+/* Descriptor fields past ABI 1's, NULL unless the plugin's size reaches them. */
+#define DESC_HAS(p, member) ((p)->abi >= 2 && SL_HAS((p)->desc, sl_plugin, member))
+
+static void instance_free(struct plugin_instance *inst)
+{
+    struct plugin *p = inst->plugin;
+    if (inst->create.done && inst->create.rc == 0 && p->abi >= 2 && p->desc->destroy)
+        p->desc->destroy(inst->ptr);
+    pthread_mutex_destroy(&inst->create.lock);
+    free(inst->config);
+    free(inst);
+}
 
 int loader_new(const struct strv *folders, struct loader **out, struct err *e)
 {
@@ -46,11 +63,11 @@ static void plugin_free(struct plugin *p)
 {
     if (!p)
         return;
-    if (p->init_done && p->init_rc == 0 && p->desc->destroy)
+    if (p->init.done && p->init.rc == 0 && p->abi == 1 && p->desc->destroy)
         p->desc->destroy(p->state);
     if (p->dl)
         dlclose(p->dl);
-    pthread_mutex_destroy(&p->init_lock);
+    pthread_mutex_destroy(&p->init.lock);
     free(p->name);
     free(p->path);
     free(p);
@@ -61,6 +78,11 @@ void loader_free(struct loader **lp)
     struct loader *l = *lp;
     if (!l)
         return;
+    while (l->instances) { /* before their plugins close */
+        struct plugin_instance *next = l->instances->next;
+        instance_free(l->instances);
+        l->instances = next;
+    }
     for (size_t i = 0; i < l->n; i++)
         plugin_free(l->plugins[i]);
     free(l->plugins);
@@ -92,17 +114,25 @@ static char *find_file(const struct loader *l, const char *module, struct err *e
     return NULL;
 }
 
+/* The smallest descriptor each ABI version may have. */
+static size_t descriptor_min_size(uint32_t abi)
+{
+    return abi == 1 ? offsetof(sl_plugin, create) : offsetof(sl_plugin, config_keys) +
+                                                        sizeof(const sl_config_key *);
+}
+
 static int check_descriptor(const sl_plugin *d, const char *module, const char *path,
                             struct err *e)
 {
-    if (d->abi_version != SL_ABI_VERSION)
+    if (d->abi_version < 1 || d->abi_version > SL_ABI_VERSION)
         return err_set(e, "plugin %s was built for handler ABI version %u, this sluice speaks "
-                       "version %u: rebuild it against this sluice's include/sluice/handler.h",
-                       path, d->abi_version, SL_ABI_VERSION);
-    if (d->size < sizeof(sl_plugin))
+                       "versions 1 to %u: rebuild it against this sluice's "
+                       "include/sluice/handler.h (or declare the oldest ABI it needs)", path,
+                       d->abi_version, SL_ABI_VERSION);
+    if (d->size < descriptor_min_size(d->abi_version))
         return err_set(e, "plugin %s has a descriptor of %u bytes, ABI version %u needs %zu: "
                        "rebuild it against include/sluice/handler.h", path, d->size,
-                       SL_ABI_VERSION, sizeof(sl_plugin));
+                       d->abi_version, descriptor_min_size(d->abi_version));
     if (!d->name || strcmp(d->name, module) != 0)
         return err_set(e, "plugin %s calls itself \"%s\", but was loaded as \"%s\": the module "
                        "name in the descriptor must match the file name", path,
@@ -148,7 +178,11 @@ static int plugin_open(struct plugin *p, const char *module, struct err *e)
         return err_set(e, "no entry point [%s] in shared library [%s]: is it a sluice plugin? "
                        "export `const sl_plugin %s` with SL_PLUGIN_EXPORT", SL_PLUGIN_SYMBOL,
                        p->path, SL_PLUGIN_SYMBOL);
-    return check_descriptor(p->desc, module, p->path, e);
+    if (check_descriptor(p->desc, module, p->path, e) < 0)
+        return -1;
+    p->abi = p->desc->abi_version;
+    p->host = p->abi == 1 ? &host_table_v1 : &host_table;
+    return 0;
 }
 
 static struct plugin *find_loaded(struct loader *l, const char *module)
@@ -168,7 +202,7 @@ static int open_and_keep(struct loader *l, const char *module, char *path, struc
         free(path);
         return err_set(e, "out of memory");
     }
-    pthread_mutex_init(&p->init_lock, NULL);
+    pthread_mutex_init(&p->init.lock, NULL);
     p->name = strdup(module);
     p->path = path;
     if (!p->name || !p->path || plugin_open(p, module, e) < 0) {
@@ -277,8 +311,86 @@ int loader_bind_pipeline(struct loader *l, struct pipeline *pl, struct diag *d)
             continue;
         }
         s->fn = (void *)fn;
+        if (loader_instance(l, s, i, pl->file, d) < 0)
+            errors++;
     }
     return errors ? -1 : 0;
+}
+
+int loader_instance(struct loader *l, struct step *s, size_t i, const char *file,
+                    struct diag *d)
+{
+    struct plugin *p = s->plugin;
+    char where[300];
+    snprintf(where, sizeof where, "steps[%zu] (%s).config", i, s->name);
+    const sl_config_key *keys = DESC_HAS(p, config_keys) ? p->desc->config_keys : NULL;
+    char *merged = NULL;
+    if (plugin_config_check(keys, s->config_json, file, where, d, &merged) != 0)
+        return -1;
+    struct plugin_instance *inst = calloc(1, sizeof *inst);
+    if (!inst) {
+        free(merged);
+        diag_error(d, file, "%s: out of memory", where);
+        return -1;
+    }
+    pthread_mutex_init(&inst->create.lock, NULL);
+    inst->plugin = p;
+    inst->config = merged;
+    inst->next = l->instances;
+    l->instances = inst;
+    s->instance = inst;
+    return 0;
+}
+
+/* Run fn once under o's lock (what) and keep its outcome; *ms is how long
+ * this call took running it, else -1. Returns the outcome. */
+static int once_run(struct run_once *o, int (*fn)(void *arg, char *err, size_t errlen),
+                    void *arg, const char *what, double *ms)
+{
+    *ms = -1;
+    pthread_mutex_lock(&o->lock);
+    if (!o->done) {
+        int64_t t0 = clock_mono_ns();
+        o->rc = fn(arg, o->err, sizeof o->err);
+        *ms = (double)(clock_mono_ns() - t0) / 1e6;
+        o->done = true;
+        o->err[sizeof o->err - 1] = '\0';
+        if (o->rc != 0 && !o->err[0])
+            snprintf(o->err, sizeof o->err, "%s returned %d", what, o->rc);
+    }
+    int rc = o->rc;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
+}
+
+/* ABI 2: the plugin's create with the step's config. */
+static int instance_create(void *arg, char *err, size_t errlen)
+{
+    struct plugin_instance *inst = arg;
+    struct plugin *p = inst->plugin;
+    if (!DESC_HAS(p, create) || !p->desc->create)
+        return 0;
+    size_t at;
+    cJSON *cfg = json_parse_strict(inst->config, strlen(inst->config), &at, NULL);
+    int rc = p->desc->create(p->host, (const sl_json *)cfg, &inst->ptr, err, errlen);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+int instance_ensure(struct plugin_instance *inst, double *init_ms, struct err *e)
+{
+    struct plugin *p = inst->plugin;
+    if (p->abi == 1)
+        return plugin_ensure_init(p, init_ms, e);
+    if (once_run(&inst->create, instance_create, inst, "create", init_ms) != 0)
+        return err_set(e, "plugin \"%s\" failed to create its instance: %s", p->name,
+                       inst->create.err);
+    return 0;
+}
+
+void *instance_object(const struct plugin_instance *inst)
+{
+    return inst->plugin->abi == 1 ? inst->plugin->state : inst->ptr;
 }
 
 int loader_bind_set(struct loader *l, struct pipeline_set *set, struct diag *d)
@@ -290,23 +402,18 @@ int loader_bind_set(struct loader *l, struct pipeline_set *set, struct diag *d)
     return rc;
 }
 
-int plugin_ensure_init(struct plugin *p, const sl_host *host, double *init_ms, struct err *e)
+/* ABI 1: the plugin's init, once per process. */
+static int plugin_init_v1(void *arg, char *err, size_t errlen)
 {
-    *init_ms = -1;
-    pthread_mutex_lock(&p->init_lock);
-    if (!p->init_done) {
-        int64_t t0 = clock_mono_ns();
-        p->init_rc = 0;
-        if (p->desc->init)
-            p->init_rc = p->desc->init(host, &p->state, p->init_err, sizeof p->init_err);
-        *init_ms = (double)(clock_mono_ns() - t0) / 1e6;
-        p->init_done = true;
-        if (p->init_rc != 0 && !p->init_err[0])
-            snprintf(p->init_err, sizeof p->init_err, "init returned %d", p->init_rc);
-    }
-    int rc = p->init_rc;
-    pthread_mutex_unlock(&p->init_lock);
-    if (rc != 0)
-        return err_set(e, "plugin \"%s\" failed to initialise: %s", p->name, p->init_err);
+    struct plugin *p = arg;
+    if (p->abi != 1 || !p->desc->init_v1)
+        return 0;
+    return p->desc->init_v1(p->host, &p->state, err, errlen);
+}
+
+int plugin_ensure_init(struct plugin *p, double *init_ms, struct err *e)
+{
+    if (once_run(&p->init, plugin_init_v1, p, "init", init_ms) != 0)
+        return err_set(e, "plugin \"%s\" failed to initialise: %s", p->name, p->init.err);
     return 0;
 }

@@ -16,6 +16,7 @@
 struct config;
 struct match;
 struct plugin;
+struct plugin_instance;
 
 enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE };
 /* A firing due while the previous one's run is still going: dropped, or run
@@ -59,6 +60,7 @@ struct step {
     /* Filled by the loader. */
     struct plugin *plugin;
     void *fn;                   /* sl_handler_fn */
+    struct plugin_instance *instance; /* owned by the loader */
 };
 
 /* Where a finished event's record goes (on_success / on_failure). */

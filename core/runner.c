@@ -256,6 +256,9 @@ static void next_attempt(struct run *r, bool on_pool)
     const struct run_item *it = &r->items[0];
     attempt_release(&r->a);
     r->a = (struct attempt){.pipeline = r->p, .step = s, .request_id = r->request_id,
+                            /* the ABI 2 context's: a batch has no one event */
+                            .event_id = is_batch(r) ? NULL : it->ev->id,
+                            .source = it->ev->source,
                             .event = r->input ? r->input : it->ev->json,
                             .event_len = r->input ? r->input_len : it->ev->len,
                             .number = r->attempt, .max_memory_kb = -1};

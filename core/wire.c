@@ -163,7 +163,7 @@ static int next_frame(struct wire_reader *r, struct wire_frame *f, size_t *need,
     if (head[0] > WIRE_MAX_FRAME)
         return err_set(e, "protocol error: a frame of %u bytes (limit %u)", head[0],
                        WIRE_MAX_FRAME);
-    if (head[1] < WIRE_INIT || head[1] > WIRE_RESULT)
+    if (head[1] < WIRE_INIT || head[1] > WIRE_INVOKE_IDS)
         return err_set(e, "protocol error: unknown frame type %u", head[1]);
     *need += head[0];
     if (have < *need)
@@ -267,6 +267,15 @@ static const char *take_str(struct reader *r, size_t *len)
     return s;
 }
 
+/* A u32-length-prefixed string (0xffffffff for NULL) as two parts. */
+static int put_str(struct iovec *parts, uint32_t *len_out, const char *s, size_t len)
+{
+    *len_out = s ? (uint32_t)len : UINT32_MAX;
+    parts[0] = (struct iovec){.iov_base = len_out, .iov_len = sizeof *len_out};
+    parts[1] = (struct iovec){.iov_base = (void *)s, .iov_len = s ? len : 0};
+    return 2;
+}
+
 int wire_send_invoke(int fd, const struct wire_invoke *in, struct err *e)
 {
     unsigned char head[4 + 4 + 8 + 37];
@@ -274,7 +283,26 @@ int wire_send_invoke(int fd, const struct wire_invoke *in, struct err *e)
     memcpy(head + 4, &in->attempt, 4);
     memcpy(head + 8, &in->deadline_ns, 8);
     memcpy(head + 16, in->request_id, 37);
-    return wire_write(fd, WIRE_INVOKE, head, sizeof head, in->event, in->event_len, e);
+    if (!in->ids)
+        return wire_write(fd, WIRE_INVOKE, head, sizeof head, in->event, in->event_len, e);
+    /* the ids with their NULs, so the worker uses them in place */
+    uint32_t lens[2];
+    struct iovec parts[2 + 2 * 2 + 1] = {{0}, {head, sizeof head}};
+    int n = 2;
+    n += put_str(parts + n, &lens[0], in->event_id, in->event_id ? strlen(in->event_id) + 1 : 0);
+    n += put_str(parts + n, &lens[1], in->source, in->source ? strlen(in->source) + 1 : 0);
+    parts[n++] = (struct iovec){.iov_base = (void *)in->event, .iov_len = in->event_len};
+    return write_frame(fd, WIRE_INVOKE_IDS, parts, n, e);
+}
+
+/* A string sent with its NUL (or NULL): anything else is malformed. */
+static const char *take_cstr(struct reader *r)
+{
+    size_t len;
+    const char *s = take_str(r, &len);
+    if (s && (len == 0 || s[len - 1] != '\0' || memchr(s, 0, len - 1)))
+        r->bad = 1;
+    return r->bad ? NULL : s;
 }
 
 int wire_decode_invoke(const struct wire_frame *f, struct wire_invoke *out, struct err *e)
@@ -284,20 +312,14 @@ int wire_decode_invoke(const struct wire_frame *f, struct wire_invoke *out, stru
     take(&r, &out->attempt, 4);
     take(&r, &out->deadline_ns, 8);
     take(&r, out->request_id, 37);
+    out->ids = f->type == WIRE_INVOKE_IDS;
+    out->event_id = out->ids ? take_cstr(&r) : NULL;
+    out->source = out->ids ? take_cstr(&r) : NULL;
     if (r.bad || out->request_id[36] != '\0')
         return err_set(e, "protocol error: a malformed invoke frame");
     out->event = (const char *)r.p;
     out->event_len = r.left;
     return 0;
-}
-
-/* A u32-length-prefixed string (0xffffffff for NULL) as two parts. */
-static int put_str(struct iovec *parts, uint32_t *len_out, const char *s, size_t len)
-{
-    *len_out = s ? (uint32_t)len : UINT32_MAX;
-    parts[0] = (struct iovec){.iov_base = len_out, .iov_len = sizeof *len_out};
-    parts[1] = (struct iovec){.iov_base = (void *)s, .iov_len = s ? len : 0};
-    return 2;
 }
 
 int wire_send_result(int fd, const struct wire_result *res, struct err *e)

@@ -8,6 +8,9 @@
  *   daemon -> worker   WIRE_INIT    JSON: {"pipeline", "steps": [{"name", "handler",
  *                                    "function", "path", "config"}]}
  *                      WIRE_INVOKE  step, attempt, deadline, request id, event
+ *                      WIRE_INVOKE_IDS  the same, with event id and source before the
+ *                                   event (C workers: the ABI 2 context carries them;
+ *                                   the script runtimes read WIRE_INVOKE)
  *   worker -> daemon   WIRE_READY   ok flag, error text
  *                      WIRE_LOG     level, message (any number, before the result)
  *                      WIRE_RESULT  status, code, timings, peak memory, body, error,
@@ -16,6 +19,7 @@
 #ifndef SLUICE_WIRE_H
 #define SLUICE_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +36,7 @@ enum wire_type {
     WIRE_INVOKE,
     WIRE_LOG,
     WIRE_RESULT,
+    WIRE_INVOKE_IDS,
 };
 
 /* A frame as wire_read hands it out: a view into its reader's buffer, valid
@@ -61,6 +66,9 @@ struct wire_invoke {
     uint32_t attempt;
     int64_t deadline_ns;        /* CLOCK_MONOTONIC, shared by both processes */
     char request_id[37];
+    bool ids;                   /* send WIRE_INVOKE_IDS (event_id, source) */
+    const char *event_id;       /* NUL-terminated, NULL if none */
+    const char *source;         /* NUL-terminated, NULL if none */
     const char *event;
     size_t event_len;
 };
@@ -110,6 +118,7 @@ void wire_frame_release(struct wire_frame *f);
 /* Encoders send straight from the caller's fields (one sendmsg, no copy into
  * a buffer); decoders return views into the frame (no copies). */
 int wire_send_invoke(int fd, const struct wire_invoke *in, struct err *e);
+/* Either invoke frame (f->type says which). */
 int wire_decode_invoke(const struct wire_frame *f, struct wire_invoke *out, struct err *e);
 int wire_send_result(int fd, const struct wire_result *r, struct err *e);
 int wire_decode_result(const struct wire_frame *f, struct wire_result *out, struct err *e);

@@ -133,6 +133,8 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
     cJSON_AddStringToObject(root, "runtime", runtime_name(kind));
     cJSON_AddNumberToObject(root, "memory_mb", worker_env_memory_mb(p));
     cJSON_AddBoolToObject(root, "sandbox", p->sandbox);
+    if (p->trigger == TRIGGER_DIRECTORY) /* ctx->folder (issue 20) */
+        cJSON_AddStringToObject(root, "dir", p->dir);
     cJSON *steps = cJSON_AddArrayToObject(root, "steps");
     for (size_t i = 0; i < p->n_steps; i++) {
         const struct step *s = &p->steps[i];
@@ -717,6 +719,10 @@ static void start_attempt(struct worker *w)
                              .attempt = (uint32_t)a->number, .deadline_ns = deadline,
                              .event = a->event, .event_len = a->event_len};
     snprintf(in.request_id, sizeof in.request_id, "%s", a->request_id);
+    /* C workers: event id and source for the ABI 2 context (issue 20) */
+    in.ids = a->step->runtime == RUNTIME_C;
+    in.event_id = a->event_id;
+    in.source = a->source;
     struct err e;
     if (wire_send_invoke(w->fd, &in, &e) < 0) {
         worker_lost(w, INV_CRASHED, "the worker stopped taking work");

@@ -2,7 +2,9 @@
  * pipeline's executor slot (see worker.h). It reads what to load from the
  * INIT frame, opens exactly those plugin files, answers READY, then serves
  * INVOKE frames until its socket closes, running the same in-process call as
- * the thread executor. Everything it says goes back over fd 3.
+ * the thread executor. Everything it says goes back over fd 3; what handlers
+ * print on stdout and stderr becomes their invocation's log lines
+ * (capture.h), never the daemon's output.
  *
  * It is also the whole of sluice-worker (worker_exe.c), which links only the
  * files of sluice_worker_objs (core/CMakeLists.txt): what this file reaches
@@ -18,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "clock.h"
 #include "confmap.h"
 #include "executor.h"
@@ -29,15 +32,19 @@
 
 #define WORKER_FD 3
 
-static void send_log(void *arg, const sl_context *ctx, int level, const char *msg)
+static void send_line(void *arg, int level, const char *msg, size_t len)
 {
-    (void)ctx;
     int fd = *(int *)arg;
     int32_t lv = level;
-    size_t len = strlen(msg);
     if (len > WIRE_LOG_MAX)
         len = WIRE_LOG_MAX;
     wire_write(fd, WIRE_LOG, &lv, sizeof lv, msg, len, NULL);
+}
+
+static void send_log(void *arg, const sl_context *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    send_line(arg, level, msg, strlen(msg));
 }
 
 static const char *json_str(const cJSON *o, const char *key)
@@ -46,7 +53,8 @@ static const char *json_str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int load_step(struct loader *l, struct step *s, const cJSON *js, struct err *e)
+static int load_step(struct loader *l, struct step *s, size_t i, const char *file,
+                     const cJSON *js, struct err *e)
 {
     const char *name = json_str(js, "name"), *handler = json_str(js, "handler");
     const char *module = json_str(js, "module"), *function = json_str(js, "function");
@@ -63,7 +71,33 @@ static int load_step(struct loader *l, struct step *s, const cJSON *js, struct e
     if (loader_open_file(l, module, path, &s->plugin, e) < 0)
         return -1;
     s->fn = (void *)loader_find(s->plugin, function, e);
-    return s->fn ? 0 : -1;
+    if (!s->fn)
+        return -1;
+    struct diag d = {0};
+    int rc = loader_instance(l, s, i, file, &d);
+    if (rc < 0)
+        err_set(e, "%s", d.n ? d.items[0].text : "cannot create the step's instance");
+    diag_free(&d);
+    return rc;
+}
+
+/* Signals to any process but this one (the daemon, its other workers, the
+ * user's other processes) are refused: kill, tgkill, rt_sigqueueinfo and
+ * rt_tgsigqueueinfo only with this process's pid (so abort() and raise()
+ * still work), tkill only for its main thread, pidfd_send_signal never. */
+static int deny_signals(scmp_filter_ctx ctx)
+{
+    /* arg 0 (the pid) is not this process's */
+    const struct scmp_arg_cmp other = {.arg = 0, .op = SCMP_CMP_NE,
+                                       .datum_a = (scmp_datum_t)getpid(), .datum_b = 0};
+    static const int by_pid[] = {SCMP_SYS(kill), SCMP_SYS(tgkill), SCMP_SYS(tkill),
+                                 SCMP_SYS(rt_sigqueueinfo), SCMP_SYS(rt_tgsigqueueinfo)};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof by_pid / sizeof by_pid[0]; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), by_pid[i], 1, other);
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_send_signal), 0);
+    return rc;
 }
 
 /* What a handler has no business doing; each is refused with EPERM. */
@@ -83,6 +117,8 @@ static int sandbox(struct err *e)
     int rc = ctx ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < sizeof denied / sizeof denied[0]; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    if (rc == 0)
+        rc = deny_signals(ctx);
     if (rc == 0)
         rc = seccomp_load(ctx);
     seccomp_release(ctx);
@@ -118,11 +154,18 @@ static int load(struct loader *l, struct pipeline *p, const struct wire_frame *f
         rc = err_set(e, "out of memory");
     } else {
         p->n_steps = n;
+        p->isolation = ISOLATION_PROCESS;
+        const char *dir = json_str(root, "dir");
+        if (dir && (p->dir = strdup(dir)))
+            p->trigger = TRIGGER_DIRECTORY;
+        const cJSON *mem = cJSON_GetObjectItemCaseSensitive(root, "memory_mb");
+        if (cJSON_IsNumber(mem) && mem->valuedouble > 0 && mem->valuedouble < 1 << 30)
+            p->limits.memory_mb = (int)mem->valuedouble;
         const cJSON *js;
         cJSON_ArrayForEach(js, steps) {
             const cJSON *idx = cJSON_GetObjectItemCaseSensitive(js, "index");
             size_t i = cJSON_IsNumber(idx) ? (size_t)idx->valuedouble : n;
-            if (i >= n || load_step(l, &p->steps[i], js, e) < 0) {
+            if (i >= n || load_step(l, &p->steps[i], i, name, js, e) < 0) {
                 if (i >= n)
                     err_set(e, "a malformed init frame");
                 rc = -1;
@@ -166,15 +209,18 @@ static long peak_rss_kb(void)
     return kb;
 }
 
-static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f)
+static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f,
+                     struct capture *out)
 {
     struct wire_invoke in;
     struct err e;
     if (wire_decode_invoke(f, &in, &e) < 0 || in.step >= p->n_steps || !p->steps[in.step].fn)
         return -1;
     struct attempt a = {.pipeline = p, .step = &p->steps[in.step], .request_id = in.request_id,
-                        .event = in.event, .event_len = in.event_len, .number = (int)in.attempt};
+                        .event_id = in.event_id, .source = in.source, .event = in.event,
+                        .event_len = in.event_len, .number = (int)in.attempt};
     executor_call(&a, in.deadline_ns, send_log, &fd);
+    capture_drain(out, send_line, &fd); /* before the result: the daemon logs until then */
     long peak_kb = peak_rss_kb();
     struct wire_result r = {
         .status = (uint32_t)a.status, .status_code = a.status_code, .init_ms = a.init_ms,
@@ -218,12 +264,16 @@ int worker_main(int argc, char **argv)
      * (backed off), a crash later is the handler's */
     for (size_t i = 0; rc == 0 && i < p.n_steps; i++) {
         double ms;
-        if (p.steps[i].plugin && plugin_ensure_init(p.steps[i].plugin, &host_table, &ms, &e) < 0)
+        if (p.steps[i].instance && instance_ensure(p.steps[i].instance, &ms, &e) < 0)
             rc = -1;
     }
+    struct capture out = {{-1, -1}, -1};
+    if (rc == 0)
+        rc = capture_start(&out, &e);
     send_ready(fd, rc == 0, rc == 0 ? "" : e.msg);
     while (rc == 0 && wire_read(&rd, 0, &f, &timed_out, &e) == 0) {
-        if (f.type != WIRE_INVOKE || serve_one(fd, &p, &f) < 0)
+        bool invoke = f.type == WIRE_INVOKE || f.type == WIRE_INVOKE_IDS;
+        if (!invoke || serve_one(fd, &p, &f, &out) < 0)
             rc = -1;
         wire_frame_release(&f);
         wire_reader_idle(&rd); /* a big event's buffer does not count against memory_mb */
@@ -237,7 +287,9 @@ int worker_main(int argc, char **argv)
     }
     free(p.steps);
     free(p.name);
+    free(p.dir);
     loader_free(&l);
+    capture_stop(&out);
     wire_reader_free(&rd);
     return 0;
 }

@@ -11,7 +11,7 @@
 
 #include <sluice/handler.h>
 
-static int stamp(const sl_event *event, sl_context *ctx, sl_response *res)
+static int stamp(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -25,7 +25,7 @@ static int stamp(const sl_event *event, sl_context *ctx, sl_response *res)
     return h->respond(res, 200, event->json, event->len);
 }
 
-static int hello(const sl_event *event, sl_context *ctx, sl_response *res)
+static int hello(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     static const char body[] =

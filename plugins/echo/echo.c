@@ -2,7 +2,7 @@
  * Handy as a first step while building a pipeline, and as a template. */
 #include <sluice/handler.h>
 
-static int echo_handler(const sl_event *event, sl_context *ctx, sl_response *res)
+static int echo_handler(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     return ctx->host->respond(res, 200, event->json, event->len);
 }

@@ -8,7 +8,9 @@
  * symbolic link in its folder is resolved; the file itself must be a regular
  * file, never a link. The checks and the action go through directory
  * descriptors (files_fs.c), so a path changed between them is refused, not
- * followed.
+ * followed. The config becomes an instance once per step (create); the rules
+ * that depend on the handler (delete takes no "to") are checked per call,
+ * since one config may serve any of the three.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,112 +23,104 @@
 
 #include "files_fs.h"
 
-#define MAX_ALLOW 64
-
 enum action { ACT_MOVE, ACT_COPY, ACT_DELETE };
 
 static const char *const verbs[] = {"move", "copy", "delete"};
 static const char *const past[] = {"moved", "copied", "deleted"};
 
 struct files_config {
-    const char *allow[MAX_ALLOW];
-    size_t n_allow;
-    const char *to;
-    const char *pointer;        /* config.path, or NULL: look in the usual places */
+    struct fs_folders allow;
+    char *to;                   /* NULL if absent */
+    char *pointer;              /* config.path, or NULL: look in the usual places */
     enum fs_exists exists;
+    int exists_given;           /* config.if_exists was set */
     int keep_subfolders;
 };
 
-static const char *const known_keys[] = {"allow", "to", "path", "if_exists", "keep_subfolders",
-                                         NULL};
-
-static int failf(struct fs_error *e, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int failf(struct fs_error *e, const char *type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    e->type = type;
-    return -1;
-}
-
 /* --- config ------------------------------------------------------------ */
 
-static int read_config(const sl_host *h, sl_context *ctx, enum action act,
-                       struct files_config *c, struct fs_error *e)
+static void files_destroy(void *instance)
 {
-    memset(c, 0, sizeof *c);
-    c->exists = FS_EXISTS_RENAME;
+    struct files_config *c = instance;
+    if (!c)
+        return;
+    fs_folders_free(&c->allow);
+    free(c->to);
+    free(c->pointer);
+    free(c);
+}
+
+static char *copy_of(const char *s, int *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *oom = 1;
+    return d;
+}
+
+/* The step's config; the host checked its keys and their types. */
+static int read_config(const sl_host *h, const sl_json *cfg, struct files_config *c,
+                       char *err, size_t errlen)
+{
+    int oom = 0;
+    if (fs_folders_from_config(h, h->json_get(cfg, "/allow"), &c->allow, err, errlen) < 0)
+        return -1;
+    if (c->allow.n == 0)
+        return snprintf(err, errlen, "config.allow must list the folders files may act in "
+                        "(1 to %d), e.g. \"allow\": [\"var/inbox/archive\"]; files outside "
+                        "them are refused", FS_FOLDERS_MAX), -1;
+    const char *to = h->json_string(h->json_get(cfg, "/to"));
+    if (to && !*to)
+        return snprintf(err, errlen, "config.to must name a folder, e.g. \"to\": \"var/done\" "
+                        "(created if missing)"), -1;
+    c->to = copy_of(to, &oom);
+    const char *pointer = h->json_string(h->json_get(cfg, "/path"));
+    if (pointer && *pointer && *pointer != '/')
+        return snprintf(err, errlen, "config.path must be a JSON pointer to the file's path in "
+                        "the event, e.g. \"path\": \"/input\""), -1;
+    c->pointer = copy_of(pointer, &oom);
+    const char *exists = h->json_string(h->json_get(cfg, "/if_exists"));
+    c->exists_given = exists != NULL;
+    if (!exists || strcmp(exists, "rename") == 0)
+        c->exists = FS_EXISTS_RENAME;
+    else if (strcmp(exists, "overwrite") == 0)
+        c->exists = FS_EXISTS_OVERWRITE;
+    else if (strcmp(exists, "fail") == 0)
+        c->exists = FS_EXISTS_FAIL;
+    else
+        return snprintf(err, errlen, "config.if_exists must be \"rename\" (name-1.ext, the "
+                        "default), \"overwrite\" or \"fail\""), -1;
+    c->keep_subfolders = h->json_type(h->json_get(cfg, "/keep_subfolders")) == SL_JSON_TRUE;
+    return oom ? snprintf(err, errlen, "out of memory"), -1 : 0;
+}
+
+static int files_create(const sl_host *h, const sl_json *cfg, void **instance, char *err,
+                        size_t errlen)
+{
+    struct files_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return snprintf(err, errlen, "out of memory"), -1;
+    if (read_config(h, cfg, c, err, errlen) < 0) {
+        files_destroy(c);
+        return -1;
+    }
+    *instance = c;
+    return 0;
+}
+
+/* What only some handlers take. */
+static int check_action(const sl_host *h, const struct files_config *c, enum action act,
+                        sl_response *res)
+{
     const char *verb = verbs[act];
-    const sl_json *cfg = h->config(ctx);
-    if (h->json_type(cfg) != SL_JSON_OBJECT)
-        return failf(e, "ConfigError", "the step's config must be an object, e.g. "
-                     "{\"allow\": [\"var/inbox\"], \"to\": \"var/done\"}");
-    const char *bad = sl_config_unknown_key(ctx, known_keys);
-    if (bad)
-        return failf(e, "ConfigError", "config key \"%s\" is not known to files.%s; its keys are "
-                     "allow, to, path, if_exists and keep_subfolders", bad, verb);
-
-    const sl_json *allow = h->json_get(cfg, "/allow");
-    if (h->json_type(allow) == SL_JSON_STRING) {
-        c->allow[c->n_allow++] = h->json_string(allow);
-    } else if (h->json_type(allow) == SL_JSON_ARRAY && h->json_size(allow) > 0 &&
-               h->json_size(allow) <= MAX_ALLOW) {
-        for (size_t i = 0; i < h->json_size(allow); i++) {
-            const char *s = h->json_string(h->json_at(allow, i));
-            if (!s || !*s)
-                return failf(e, "ConfigError", "config.allow[%zu] must be a folder name", i);
-            c->allow[c->n_allow++] = s;
-        }
-    } else {
-        return failf(e, "ConfigError", "config.allow must list the folders files.%s may act in "
-                     "(1 to %d), e.g. \"allow\": [\"var/inbox/archive\"]; files outside them are "
-                     "refused", verb, MAX_ALLOW);
-    }
-
-    const sl_json *to = h->json_get(cfg, "/to");
-    if (act == ACT_DELETE && to)
-        return failf(e, "ConfigError", "config.to makes no sense for files.delete (did you mean "
-                     "files.move?)");
-    if (act != ACT_DELETE) {
-        c->to = h->json_string(to);
-        if (!c->to || !*c->to)
-            return failf(e, "ConfigError", "config.to must name the folder to %s files into, "
-                         "e.g. \"to\": \"var/done\" (created if missing)", verb);
-    }
-
-    const sl_json *v = h->json_get(cfg, "/path");
-    if (v) {
-        c->pointer = h->json_string(v);
-        if (!c->pointer || (*c->pointer && *c->pointer != '/'))
-            return failf(e, "ConfigError", "config.path must be a JSON pointer to the file's path "
-                         "in the event, e.g. \"path\": \"/input\"");
-    }
-    v = h->json_get(cfg, "/if_exists");
-    if (v) {
-        const char *s = h->json_string(v);
-        if (act == ACT_DELETE)
-            return failf(e, "ConfigError", "config.if_exists makes no sense for files.delete");
-        if (s && strcmp(s, "rename") == 0)
-            c->exists = FS_EXISTS_RENAME;
-        else if (s && strcmp(s, "overwrite") == 0)
-            c->exists = FS_EXISTS_OVERWRITE;
-        else if (s && strcmp(s, "fail") == 0)
-            c->exists = FS_EXISTS_FAIL;
-        else
-            return failf(e, "ConfigError", "config.if_exists must be \"rename\" (name-1.ext, "
-                         "the default), \"overwrite\" or \"fail\"");
-    }
-    v = h->json_get(cfg, "/keep_subfolders");
-    if (v) {
-        int t = h->json_type(v);
-        if (t != SL_JSON_TRUE && t != SL_JSON_FALSE)
-            return failf(e, "ConfigError", "config.keep_subfolders must be true or false");
-        c->keep_subfolders = t == SL_JSON_TRUE;
-    }
+    if (act == ACT_DELETE && c->to)
+        return h->failf(res, "ConfigError", "config.to makes no sense for files.delete (did you "
+                        "mean files.move?)");
+    if (act == ACT_DELETE && c->exists_given)
+        return h->failf(res, "ConfigError", "config.if_exists makes no sense for files.delete");
+    if (act != ACT_DELETE && !c->to)
+        return h->failf(res, "ConfigError", "config.to must name the folder to %s files into, "
+                        "e.g. \"to\": \"var/done\" (created if missing)", verb);
     return 0;
 }
 
@@ -138,9 +132,9 @@ struct target {
 };
 
 /* Collect up to max paths from the event into t. Returns how many, or -1
- * with e filled. */
-static int find_paths(const sl_host *h, sl_context *ctx, const struct files_config *c,
-                      struct target *t, size_t max, struct fs_error *e)
+ * with the failure set in res. */
+static int find_paths(const sl_host *h, const sl_context *ctx, const struct files_config *c,
+                      struct target *t, size_t max, sl_response *res)
 {
     const sl_json *ev = h->event(ctx);
     size_t n = 0;
@@ -154,13 +148,13 @@ static int find_paths(const sl_host *h, sl_context *ctx, const struct files_conf
             for (size_t i = 0; i < h->json_size(v) && n < max; i++) {
                 const char *s = h->json_string(h->json_at(v, i));
                 if (!s)
-                    return failf(e, "InvalidEvent", "the event's %s/%zu (config.path) is not a "
+                    return h->failf(res, "InvalidEvent", "the event's %s/%zu (config.path) is not a "
                                  "string", c->pointer, i);
                 t[n++] = (struct target){s, NULL};
             }
             return (int)n;
         }
-        return failf(e, "InvalidEvent", "the event has no file path at %s (config.path): "
+        return h->failf(res, "InvalidEvent", "the event has no file path at %s (config.path): "
                      "expected a string or an array of strings", c->pointer);
     }
     const sl_json *list = h->json_get(ev, "/Records");
@@ -178,7 +172,7 @@ static int find_paths(const sl_host *h, sl_context *ctx, const struct files_conf
             if (!p) {
                 char what[64];
                 snprintf(what, sizeof what, where, i);
-                return failf(e, "InvalidEvent", "the event's %s is missing", what);
+                return h->failf(res, "InvalidEvent", "the event's %s is missing", what);
             }
             t[n++] = (struct target){p, h->json_string(h->json_get(obj, "/key"))};
         }
@@ -189,7 +183,7 @@ static int find_paths(const sl_host *h, sl_context *ctx, const struct files_conf
         t[n++] = (struct target){p, h->json_string(h->json_get(ev, "/key"))};
         return (int)n;
     }
-    return failf(e, "InvalidEvent", "the event names no file: expected Records[].s3.object.path "
+    return h->failf(res, "InvalidEvent", "the event names no file: expected Records[].s3.object.path "
                  "(a directory trigger's event), files[].path (checksum.handler's response) or "
                  "a top-level \"path\"; or point config.path at it");
 }
@@ -198,111 +192,115 @@ static int find_paths(const sl_host *h, sl_context *ctx, const struct files_conf
 
 static int expired(void *arg)
 {
-    sl_context *ctx = arg;
+    const sl_context *ctx = arg;
     return ctx->host->remaining_ms(ctx) <= 0;
-}
-
-static int refuse(const sl_host *h, sl_response *res, sl_json *out, const struct fs_error *e)
-{
-    h->json_free(out);
-    h->fail(res, e->type, e->msg);
-    return 1;
 }
 
 #define MAX_TARGETS 1000
 
-static int run(enum action act, sl_context *ctx, sl_response *res)
+/* Act on one target; its result goes into w. */
+static int act_on(const sl_context *ctx, enum action act, const struct fs_allow *allow,
+                  const struct target *t, sl_writer *w, sl_response *res)
 {
     const sl_host *h = ctx->host;
+    const struct files_config *c = ctx->instance;
     struct fs_error e = {0};
-    struct files_config c;
-    if (read_config(h, ctx, act, &c, &e) < 0)
-        return refuse(h, res, NULL, &e);
-    struct target *targets = calloc(MAX_TARGETS, sizeof *targets);
-    if (!targets) {
-        failf(&e, "InternalError", "out of memory");
-        return refuse(h, res, NULL, &e);
-    }
-    int n = find_paths(h, ctx, &c, targets, MAX_TARGETS, &e);
-    struct fs_allow allow;
-    if (n < 0 || fs_allow_init(&allow, c.allow, c.n_allow, &e) < 0) {
-        free(targets);
-        return refuse(h, res, NULL, &e);
-    }
-    sl_json *list = h->json_new_array();
-    int rc = list ? 0 : failf(&e, "InternalError", "out of memory");
-    for (int i = 0; rc == 0 && i < n; i++) {
-        struct fs_source s;
-        char dest[PATH_MAX] = "";
-        rc = fs_source_open(&allow, targets[i].path, verbs[act], &s, &e);
-        if (rc < 0)
-            break;
-        if (act == ACT_DELETE)
-            rc = fs_delete(&s, &e);
-        else
-            rc = fs_transfer(&s, c.to, c.keep_subfolders, act == ACT_COPY, c.exists, expired,
-                             ctx, dest, &e);
-        if (rc == 0) {
-            sl_json *o = h->json_new_object();
-            h->json_set(o, "action", h->json_new_string(verbs[act]));
-            h->json_set(o, "source", h->json_new_string(s.path));
-            if (act != ACT_DELETE) {
-                h->json_set(o, "destination", h->json_new_string(dest));
-                h->json_set(o, "path", h->json_new_string(dest));
-            }
-            h->json_set(o, "bytes", h->json_new_number((double)s.size));
-            if (targets[i].key)
-                h->json_set(o, "key", h->json_new_string(targets[i].key));
-            if (!o || h->json_append(list, o) < 0) {
-                h->json_free(o);
-                rc = failf(&e, "InternalError", "out of memory");
-            }
-            char msg[2 * PATH_MAX + 64];
-            if (act == ACT_DELETE)
-                snprintf(msg, sizeof msg, "deleted %s (%llu bytes)", s.path,
-                         (unsigned long long)s.size);
-            else
-                snprintf(msg, sizeof msg, "%s %s to %s (%llu bytes)", past[act], s.path, dest,
-                         (unsigned long long)s.size);
-            h->log(ctx, SL_LOG_INFO, msg);
-        }
+    struct fs_source s;
+    char dest[PATH_MAX] = "";
+    if (fs_source_open(allow, t->path, verbs[act], &s, &e) < 0)
+        return h->failf(res, e.type, "%s", e.msg);
+    int rc = act == ACT_DELETE ? fs_delete(&s, &e)
+                               : fs_transfer(&s, c->to, c->keep_subfolders, act == ACT_COPY,
+                                             c->exists, expired, (void *)ctx, dest, &e);
+    if (rc < 0) {
         fs_source_release(&s);
+        return h->failf(res, e.type, "%s", e.msg);
     }
-    fs_allow_release(&allow);
-    free(targets);
-    if (rc < 0)
-        return refuse(h, res, list, &e);
-    if (n == 1) {
-        rc = h->respond_json(res, 200, h->json_at(list, 0));
-    } else {
-        sl_json *out = h->json_new_object();
-        h->json_set(out, "count", h->json_new_number(n));
-        h->json_set(out, "files", list);
-        list = NULL;
-        rc = h->respond_json(res, 200, out);
-        h->json_free(out);
+    h->write_object(w);
+    h->write_key(w, "action", 6);
+    h->write_string(w, verbs[act], strlen(verbs[act]));
+    h->write_key(w, "source", 6);
+    h->write_string(w, s.path, strlen(s.path));
+    if (act != ACT_DELETE) {
+        h->write_key(w, "destination", 11);
+        h->write_string(w, dest, strlen(dest));
+        h->write_key(w, "path", 4);
+        h->write_string(w, dest, strlen(dest));
     }
-    h->json_free(list);
-    if (rc != 0) {
-        h->fail(res, "InternalError", "cannot set the response (out of memory?)");
-        return 1;
+    h->write_key(w, "bytes", 5);
+    h->write_int(w, (int64_t)s.size);
+    if (t->key) {
+        h->write_key(w, "key", 3);
+        h->write_string(w, t->key, strlen(t->key));
     }
+    h->write_close(w);
+    if (act == ACT_DELETE)
+        h->logf(ctx, SL_LOG_INFO, "deleted %s (%llu bytes)", s.path, (unsigned long long)s.size);
+    else
+        h->logf(ctx, SL_LOG_INFO, "%s %s to %s (%llu bytes)", past[act], s.path, dest,
+                (unsigned long long)s.size);
+    fs_source_release(&s);
     return 0;
 }
 
-static int files_move(const sl_event *event, sl_context *ctx, sl_response *res)
+#define MAX_TARGETS 1000
+
+static int run(enum action act, const sl_context *ctx, sl_response *res)
+{
+    const sl_host *h = ctx->host;
+    const struct files_config *c = ctx->instance;
+    if (check_action(h, c, act, res) < 0)
+        return 1;
+    struct target *targets = calloc(MAX_TARGETS, sizeof *targets);
+    if (!targets)
+        return h->failf(res, "InternalError", "out of memory");
+    int n = find_paths(h, ctx, c, targets, MAX_TARGETS, res);
+    struct fs_allow allow;
+    struct fs_error e = {0};
+    if (n < 0 || fs_allow_init(&allow, (const char *const *)c->allow.v, c->allow.n, &e) < 0) {
+        free(targets);
+        return n < 0 ? 1 : h->failf(res, e.type, "%s", e.msg);
+    }
+    /* one file: its object; several: {"count": N, "files": [...]} */
+    sl_writer *w = h->writer_begin(res);
+    if (n != 1) {
+        h->write_object(w);
+        h->write_key(w, "count", 5);
+        h->write_int(w, n);
+        h->write_key(w, "files", 5);
+        h->write_array(w);
+    }
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = act_on(ctx, act, &allow, &targets[i], w, res);
+    fs_allow_release(&allow);
+    free(targets);
+    if (n != 1) {
+        h->write_close(w);
+        h->write_close(w);
+    }
+    if (rc < 0) {
+        h->writer_end(w, 200); /* discarded: incomplete */
+        return 1;
+    }
+    if (h->writer_end(w, 200) < 0)
+        return h->failf(res, "InternalError", "cannot set the response (out of memory?)");
+    return 0;
+}
+
+static int files_move(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     return run(ACT_MOVE, ctx, res);
 }
 
-static int files_copy(const sl_event *event, sl_context *ctx, sl_response *res)
+static int files_copy(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     return run(ACT_COPY, ctx, res);
 }
 
-static int files_delete(const sl_event *event, sl_context *ctx, sl_response *res)
+static int files_delete(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     return run(ACT_DELETE, ctx, res);
@@ -315,10 +313,24 @@ static const sl_handler_def handlers[] = {
     {NULL, NULL},
 };
 
+static const sl_config_key config_keys[] = {
+    {"allow", SL_CONFIG_STRINGS, 1, NULL, "the folders the file must be in, e.g. "
+     "[\"var/inbox/archive\"]"},
+    {"to", SL_CONFIG_STRING, 0, NULL, "move and copy: the folder the file goes to"},
+    {"path", SL_CONFIG_STRING, 0, NULL, "a JSON pointer to the file's path in the event"},
+    {"if_exists", SL_CONFIG_STRING, 0, NULL, "\"rename\" (the default), \"overwrite\" or "
+     "\"fail\""},
+    {"keep_subfolders", SL_CONFIG_BOOL, 0, "false", "keep the file's subfolder below \"to\""},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
     .abi_version = SL_ABI_VERSION,
     .size = sizeof(sl_plugin),
     .name = "files",
-    .version = "1.0",
+    .version = "2.0",
     .handlers = handlers,
+    .destroy = files_destroy,
+    .create = files_create,
+    .config_keys = config_keys,
 };

@@ -178,8 +178,9 @@ int fs_source_open(const struct fs_allow *a, const char *path, const char *verb,
     if (!found) {
         char list[1024];
         allow_list(a, list, sizeof list);
-        return fail(e, "PathNotAllowed", "refusing to %s %s: its folder %s is outside the "
-                    "folders in config.allow (%s)", verb, path, s->dir, list);
+        return fail(e, "PathNotAllowed", "refusing to %s %s: its folder %s is outside %s (%s)",
+                    verb, path, s->dir, a->named ? a->named : "the folders in config.allow",
+                    list);
     }
     s->subdir = s->dir + best;
     while (*s->subdir == '/')
@@ -209,6 +210,9 @@ int fs_source_open(const struct fs_allow *a, const char *path, const char *verb,
     }
     if (S_ISLNK(st.st_mode)) {
         fs_source_release(s);
+        if (a->named)
+            return fail(e, "PathNotAllowed", "refusing to %s %s: it is a symbolic link (a link "
+                        "can point outside the allowed folders)", verb, s->path);
         return fail(e, "PathNotAllowed", "refusing to %s %s: it is a symbolic link, and files.%s "
                     "acts on regular files only (a link can point outside the allowed folders)",
                     verb, s->path, verb);
@@ -221,6 +225,68 @@ int fs_source_open(const struct fs_allow *a, const char *path, const char *verb,
     s->size = (uint64_t)st.st_size;
     s->mode = st.st_mode;
     return 0;
+}
+
+int fs_folders_from_config(const sl_host *h, const sl_json *value, struct fs_folders *f,
+                           char *err, size_t errlen)
+{
+    int one = h->json_type(value) == SL_JSON_STRING;
+    size_t n = one ? 1 : h->json_size(value);
+    memset(f, 0, sizeof *f);
+    if (n > FS_FOLDERS_MAX) {
+        snprintf(err, errlen, "config.allow lists %zu folders, at most %d", n, FS_FOLDERS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = h->json_string(one ? value : h->json_at(value, i));
+        if (!s || !*s) {
+            snprintf(err, errlen, "config.allow[%zu] must be a folder name", i);
+            return -1;
+        }
+        if (!(f->v[f->n] = strdup(s))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        f->n++;
+    }
+    return 0;
+}
+
+void fs_folders_free(struct fs_folders *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i]);
+    f->n = 0;
+}
+
+int fs_read_open(const char *folder, const struct fs_folders *allow, const char *path,
+                 struct fs_error *e)
+{
+    const char *given[FS_FOLDERS_MAX + 1];
+    size_t k = 0;
+    if (folder)
+        given[k++] = folder;
+    for (size_t i = 0; i < allow->n; i++)
+        given[k++] = allow->v[i];
+    if (k == 0)
+        return fail(e, "PathNotAllowed", "refusing to read %s: the pipeline has no trigger "
+                    "folder and config.allow names none", path);
+    struct fs_allow a;
+    if (fs_allow_init(&a, given, k, e) < 0)
+        return -1;
+    a.named = "the trigger folder and config.allow";
+    struct fs_source s;
+    int fd = -1;
+    if (fs_source_open(&a, path, "read", &s, e) == 0) {
+        fd = openat(s.dirfd, s.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            fail(e, "FileError", "cannot open %s: %s", s.path, strerror(errno));
+        fs_source_release(&s);
+    }
+    fs_allow_release(&a);
+    if (fd < 0 && strcmp(e->type, "FileNotFound") == 0)
+        e->type = "FileError"; /* what checksum and thumbnail have always called it */
+    return fd;
 }
 
 /* --- transfers --------------------------------------------------------- */

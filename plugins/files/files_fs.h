@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <sluice/handler.h>
+
 #define FS_MSG_MAX (2 * PATH_MAX + 512)
+#define FS_FOLDERS_MAX 64
 
 /* What went wrong: an error type for sl_host.fail and a message. */
 struct fs_error {
@@ -26,11 +29,25 @@ struct fs_error {
     char msg[FS_MSG_MAX];
 };
 
+/* Folders as a step's config names them (config.allow), copied. */
+struct fs_folders {
+    char *v[FS_FOLDERS_MAX];
+    size_t n;
+};
+
+/* Copy value (a string or an array of strings: the host checked that
+ * against SL_CONFIG_STRINGS) into f. -1 with a message in err for more than
+ * FS_FOLDERS_MAX folders, an empty name, or no memory. */
+int fs_folders_from_config(const sl_host *h, const sl_json *value, struct fs_folders *f,
+                           char *err, size_t errlen);
+void fs_folders_free(struct fs_folders *f);
+
 /* The allowed folders, resolved. */
 struct fs_allow {
     size_t n;
     char **real;                /* real paths, no trailing slash */
     char **given;               /* as the config wrote them, for messages */
+    const char *named;          /* how messages name them; NULL: "the folders in config.allow" */
 };
 
 /* A source file resolved inside an allowed folder, its folder held open. */
@@ -59,6 +76,13 @@ void fs_allow_release(struct fs_allow *a);
 int fs_source_open(const struct fs_allow *a, const char *path, const char *verb,
                    struct fs_source *s, struct fs_error *e);
 void fs_source_release(struct fs_source *s);
+
+/* Open path for reading, confined as fs_source_open confines: inside the
+ * trigger folder (NULL: none) or one of allow's. Returns the descriptor
+ * (O_RDONLY, O_NOFOLLOW, O_NONBLOCK, close-on-exec), or -1 with e filled.
+ * checksum and thumbnail read files named in events through this. */
+int fs_read_open(const char *folder, const struct fs_folders *allow, const char *path,
+                 struct fs_error *e);
 
 /* Callback telling a long copy to stop: returns non-zero when the step's
  * deadline has passed. */

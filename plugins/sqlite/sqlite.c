@@ -6,19 +6,19 @@
  * bound with sqlite3_bind_*, never pasted into the SQL text. The database
  * is opened read-only (SQLITE_OPEN_READONLY) unless the config says
  * "write": true, and a statement that would change it is refused at
- * prepare time. Each worker keeps a small pool of open connections with
- * their statement prepared, keyed by the step's config text, so a step
+ * prepare time. Each step's instance (create, from its config) keeps a
+ * small pool of open connections with the statement prepared, so a step
  * prepares once and then only binds, steps and resets; under "thread"
  * isolation several threads may run the same step at once, each with a
  * connection of its own. The statement's deadline is the step's: a progress
  * handler interrupts a long query and the busy timeout is the time left.
- * Rows are written as JSON text (sq_json.c); an integer a double cannot
- * hold exactly is written as a string of its digits rather than rounded.
+ * Rows go straight into the response through the host's JSON writer (no
+ * tree); an integer a double cannot hold exactly is written as a string of
+ * its digits rather than rounded.
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +29,6 @@
 
 #include <sluice/handler.h>
 
-#include "sq_json.h"
 
 #define MAX_PARAMS 256
 #define MAX_CONNS 32            /* idle connections beyond this are closed, oldest first */
@@ -37,55 +36,34 @@
 #define MSG_MAX 2048
 
 struct sq_config {
-    const char *database;
-    const char *sql;
-    const char *create_from;
-    const char *params[MAX_PARAMS];
+    char *database;
+    char *sql;
+    char *create_from;          /* NULL if absent */
+    char *params[MAX_PARAMS];
     size_t n_params;
     int write;
     long max_rows;
 };
 
-static const char *const known_keys[] = {"database", "sql", "params", "write", "create_from",
-                                         "max_rows", NULL};
-
 struct sq_conn {
     struct sq_conn *next;
-    char *key;                  /* the step's config text */
-    size_t key_len;
     int busy;
     uint64_t last_used;
     dev_t dev;                  /* the database file this connection opened */
     ino_t ino;
     sqlite3 *db;
     sqlite3_stmt *stmt;
-    sl_context *ctx;            /* during a call, for the progress handler */
+    const sl_context *ctx;      /* during a call, for the progress handler */
 };
 
-struct sq_state {
+/* One step: its config and its connections. */
+struct sq_instance {
+    struct sq_config c;
     pthread_mutex_t lock;
     struct sq_conn *conns;
     size_t n;
     uint64_t clock;
 };
-
-struct failure {
-    const char *type;
-    char msg[MSG_MAX];
-};
-
-static int failf(struct failure *f, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int failf(struct failure *f, const char *type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-    va_end(ap);
-    f->type = type;
-    return -1;
-}
 
 /* --- lifecycle --------------------------------------------------------- */
 
@@ -95,101 +73,91 @@ static void conn_free(struct sq_conn *c)
         return;
     sqlite3_finalize(c->stmt);
     sqlite3_close(c->db);
-    free(c->key);
     free(c);
 }
 
-static int sq_init(const sl_host *host, void **state, char *err, size_t errlen)
+static void sq_destroy(void *instance)
 {
-    (void)host;
-    struct sq_state *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (pthread_mutex_init(&st->lock, NULL) != 0) {
-        free(st);
-        snprintf(err, errlen, "cannot create a mutex");
-        return -1;
-    }
-    *state = st;
-    return 0;
-}
-
-static void sq_destroy(void *state)
-{
-    struct sq_state *st = state;
-    if (!st)
+    struct sq_instance *in = instance;
+    if (!in)
         return;
-    for (struct sq_conn *c = st->conns, *next; c; c = next) {
+    for (struct sq_conn *c = in->conns, *next; c; c = next) {
         next = c->next;
         conn_free(c);
     }
-    pthread_mutex_destroy(&st->lock);
-    free(st);
+    pthread_mutex_destroy(&in->lock);
+    free(in->c.database);
+    free(in->c.sql);
+    free(in->c.create_from);
+    for (size_t i = 0; i < in->c.n_params; i++)
+        free(in->c.params[i]);
+    free(in);
 }
 
 /* --- config ------------------------------------------------------------ */
 
-
-static int read_config(const sl_host *h, sl_context *ctx, struct sq_config *c, struct failure *f)
+static char *copy_of(const char *s, int *oom)
 {
-    memset(c, 0, sizeof *c);
-    c->max_rows = 1000;
-    const sl_json *cfg = h->config(ctx);
-    if (h->json_type(cfg) != SL_JSON_OBJECT)
-        return failf(f, "ConfigError", "the step's config must be an object, e.g. "
-                     "{\"database\": \"var/app.db\", \"sql\": \"SELECT * FROM users\"}");
-    const char *bad = sl_config_unknown_key(ctx, known_keys);
-    if (bad)
-        return failf(f, "ConfigError", "config key \"%s\" is not known to sqlite.query; its keys "
-                     "are database, sql, params, write, create_from and max_rows", bad);
-    c->database = h->json_string(h->json_get(cfg, "/database"));
-    if (!c->database || !*c->database)
-        return failf(f, "ConfigError", "config.database must name the SQLite database file, e.g. "
-                     "\"database\": \"var/app.db\" (a relative path starts from the daemon's "
-                     "working folder)");
-    c->sql = h->json_string(h->json_get(cfg, "/sql"));
-    if (!c->sql || !*c->sql)
-        return failf(f, "ConfigError", "config.sql must be one SQL statement, with ? (or ?1, "
-                     ":name) where values from the event go, e.g. \"sql\": \"SELECT * FROM users "
-                     "WHERE id = ?\", \"params\": [\"/id\"]");
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *oom = 1;
+    return d;
+}
+
+/* The step's config; the host checked its keys and their types. */
+static int read_config(const sl_host *h, const sl_json *cfg, struct sq_config *c, char *err,
+                       size_t errlen)
+{
+    int oom = 0;
+    const char *database = h->json_string(h->json_get(cfg, "/database"));
+    if (!*database)
+        return snprintf(err, errlen, "config.database must name the SQLite database file, e.g. "
+                        "\"database\": \"var/app.db\" (a relative path starts from the "
+                        "daemon's working folder)"), -1;
+    const char *sql = h->json_string(h->json_get(cfg, "/sql"));
+    if (!*sql)
+        return snprintf(err, errlen, "config.sql must be one SQL statement, with ? (or ?1, "
+                        ":name) where values from the event go, e.g. \"sql\": \"SELECT * FROM "
+                        "users WHERE id = ?\", \"params\": [\"/id\"]"), -1;
+    c->database = copy_of(database, &oom);
+    c->sql = copy_of(sql, &oom);
     const sl_json *v = h->json_get(cfg, "/params");
-    if (v) {
-        if (h->json_type(v) != SL_JSON_ARRAY || h->json_size(v) > MAX_PARAMS)
-            return failf(f, "ConfigError", "config.params must be an array of JSON pointers into "
-                         "the event (at most %d), e.g. \"params\": [\"/id\"]", MAX_PARAMS);
-        for (size_t i = 0; i < h->json_size(v); i++) {
-            const char *p = h->json_string(h->json_at(v, i));
-            if (!p || (*p && *p != '/'))
-                return failf(f, "ConfigError", "config.params[%zu] must be a JSON pointer into "
-                             "the event, such as \"/id\" or \"/Records/0/s3/object/key\"", i);
-            c->params[c->n_params++] = p;
-        }
+    if (h->json_size(v) > MAX_PARAMS)
+        return snprintf(err, errlen, "config.params must be an array of JSON pointers into the "
+                        "event (at most %d), e.g. \"params\": [\"/id\"]", MAX_PARAMS), -1;
+    for (size_t i = 0; i < h->json_size(v); i++) {
+        const char *p = h->json_string(h->json_at(v, i));
+        if (!p || (*p && *p != '/'))
+            return snprintf(err, errlen, "config.params[%zu] must be a JSON pointer into the "
+                            "event, such as \"/id\" or \"/Records/0/s3/object/key\"", i), -1;
+        c->params[c->n_params++] = copy_of(p, &oom);
     }
-    v = h->json_get(cfg, "/write");
-    if (v) {
-        int t = h->json_type(v);
-        if (t != SL_JSON_TRUE && t != SL_JSON_FALSE)
-            return failf(f, "ConfigError", "config.write must be true or false");
-        c->write = t == SL_JSON_TRUE;
+    c->write = h->json_type(h->json_get(cfg, "/write")) == SL_JSON_TRUE;
+    const char *create_from = h->json_string(h->json_get(cfg, "/create_from"));
+    if (create_from && !*create_from)
+        return snprintf(err, errlen, "config.create_from must name a .sql file that creates the "
+                        "database when it does not exist"), -1;
+    c->create_from = copy_of(create_from, &oom);
+    double d = h->json_number(h->json_get(cfg, "/max_rows"), 1000);
+    if (!(d >= 1 && d <= 1000000))
+        return snprintf(err, errlen, "config.max_rows must be a whole number from 1 to 1000000"),
+               -1;
+    c->max_rows = (long)d;
+    return oom ? snprintf(err, errlen, "out of memory"), -1 : 0;
+}
+
+static int sq_create(const sl_host *h, const sl_json *cfg, void **instance, char *err,
+                     size_t errlen)
+{
+    struct sq_instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return snprintf(err, errlen, "out of memory"), -1;
+    pthread_mutex_init(&in->lock, NULL);
+    if (read_config(h, cfg, &in->c, err, errlen) < 0) {
+        sq_destroy(in);
+        return -1;
     }
-    v = h->json_get(cfg, "/create_from");
-    if (v) {
-        c->create_from = h->json_string(v);
-        if (!c->create_from || !*c->create_from)
-            return failf(f, "ConfigError", "config.create_from must name a .sql file that "
-                         "creates the database when it does not exist");
-    }
-    v = h->json_get(cfg, "/max_rows");
-    if (v) {
-        double d = h->json_number(v, -1);
-        if (h->json_type(v) != SL_JSON_NUMBER || !(d >= 1 && d <= 1000000) ||
-            d != (double)(long)d)
-            return failf(f, "ConfigError", "config.max_rows must be a whole number from 1 to "
-                         "1000000");
-        c->max_rows = (long)d;
-    }
+    *instance = in;
     return 0;
 }
 
@@ -200,12 +168,12 @@ static const char *working_folder(char *buf, size_t len)
     return getcwd(buf, len) ? buf : "(unknown)";
 }
 
-static int read_script(const char *path, char **out, struct failure *f)
+static int read_script(const sl_host *h, const char *path, char **out, sl_response *res)
 {
     char cwd[PATH_MAX];
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return failf(f, "ConfigError", "config.create_from \"%s\": %s (a relative path starts "
+        return h->failf(res, "ConfigError", "config.create_from \"%s\": %s (a relative path starts "
                      "from the daemon's working folder, %s)", path, strerror(errno),
                      working_folder(cwd, sizeof cwd));
     char *buf = NULL;
@@ -216,7 +184,7 @@ static int read_script(const char *path, char **out, struct failure *f)
             size_t ncap = cap ? cap * 2 : 65536 * 2;
             char *nb = ncap <= MAX_SCRIPT_BYTES + 65536 * 2 ? realloc(buf, ncap) : NULL;
             if (!nb) {
-                rc = failf(f, "ConfigError", "config.create_from \"%s\" is too large (at most "
+                rc = h->failf(res, "ConfigError", "config.create_from \"%s\" is too large (at most "
                            "%d MB)", path, MAX_SCRIPT_BYTES >> 20);
                 break;
             }
@@ -227,7 +195,7 @@ static int read_script(const char *path, char **out, struct failure *f)
         len += n;
         if (n == 0) {
             if (ferror(fp))
-                rc = failf(f, "ConfigError", "cannot read config.create_from \"%s\": %s", path,
+                rc = h->failf(res, "ConfigError", "cannot read config.create_from \"%s\": %s", path,
                            strerror(errno));
             break;
         }
@@ -265,22 +233,23 @@ static int mkdirs_for(const char *file)
  * a temporary file beside it, which is then linked into place, so that a
  * half-built database is never seen and two workers racing to create it
  * agree on one. */
-static int create_database(sl_context *ctx, const struct sq_config *c, struct failure *f)
+static int create_database(const sl_context *ctx, const struct sq_config *c, sl_response *res)
 {
-    char *script = NULL, tmp[PATH_MAX], msg[MSG_MAX];
-    if (read_script(c->create_from, &script, f) < 0)
+    const sl_host *h = ctx->host;
+    char *script = NULL, tmp[PATH_MAX];
+    if (read_script(h, c->create_from, &script, res) < 0)
         return -1;
     const char *slash = strrchr(c->database, '/');
     int dlen = slash ? (int)(slash - c->database) + 1 : 0;
     if (snprintf(tmp, sizeof tmp, "%.*s.%s.create-XXXXXX", dlen, c->database,
                  c->database + dlen) >= (int)sizeof tmp) {
         free(script);
-        return failf(f, "ConfigError", "config.database \"%s\" is too long", c->database);
+        return h->failf(res, "ConfigError", "config.database \"%s\" is too long", c->database);
     }
     int fd = mkdirs_for(c->database) == 0 ? mkstemp(tmp) : -1;
     if (fd < 0) {
         free(script);
-        return failf(f, "DatabaseError", "cannot create the database %s: %s (check the folder's "
+        return h->failf(res, "DatabaseError", "cannot create the database %s: %s (check the folder's "
                      "permissions)", c->database, strerror(errno));
     }
     fchmod(fd, 0644);
@@ -291,25 +260,24 @@ static int create_database(sl_context *ctx, const struct sq_config *c, struct fa
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, script, NULL, NULL, &err);
     if (rc != SQLITE_OK)
-        failf(f, "CreateError", "config.create_from \"%s\" failed on a new database: %s (fix "
+        h->failf(res, "CreateError", "config.create_from \"%s\" failed on a new database: %s (fix "
               "the script; nothing was created at %s)", c->create_from,
               err ? err : db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), c->database);
     sqlite3_free(err);
     if (sqlite3_close(db) != SQLITE_OK && rc == SQLITE_OK)
-        rc = failf(f, "CreateError", "cannot close the new database %s", tmp);
+        rc = h->failf(res, "CreateError", "cannot close the new database %s", tmp);
     free(script);
     if (rc == SQLITE_OK && link(tmp, c->database) < 0 && errno != EEXIST) {
         /* a file system without hard links: rename (a racing worker's
          * identical database may be replaced, which is harmless) */
         if ((errno != EPERM && errno != EOPNOTSUPP) || rename(tmp, c->database) < 0)
-            rc = failf(f, "DatabaseError", "cannot create the database %s: %s", c->database,
+            rc = h->failf(res, "DatabaseError", "cannot create the database %s: %s", c->database,
                        strerror(errno));
     }
     unlink(tmp);
     if (rc != SQLITE_OK)
         return -1;
-    snprintf(msg, sizeof msg, "created the database %s from %s", c->database, c->create_from);
-    ctx->host->log(ctx, SL_LOG_INFO, msg);
+    h->logf(ctx, SL_LOG_INFO, "created the database %s from %s", c->database, c->create_from);
     return 0;
 }
 
@@ -325,7 +293,7 @@ static int progress(void *arg)
 
 /* Wait for another connection's lock until shortly before the deadline,
  * then fail as busy rather than be killed as hung. */
-static void set_busy_timeout(sqlite3 *db, sl_context *ctx)
+static void set_busy_timeout(sqlite3 *db, const sl_context *ctx)
 {
     int64_t left = ctx->host->remaining_ms(ctx);
     left = left > 200 ? left - 100 : left / 2;
@@ -349,35 +317,36 @@ static int database_trouble(int rc)
 /* Open the database and prepare the statement; checks what can be checked
  * before the first row: one statement, read-only unless allowed, as many
  * parameters as config.params, distinct column names. */
-static int conn_open(sl_context *ctx, const struct sq_config *c, struct sq_conn **out,
-                     struct failure *f)
+static int conn_open(const sl_context *ctx, const struct sq_config *c, struct sq_conn **out,
+                     sl_response *res)
 {
+    const sl_host *h = ctx->host;
     char cwd[PATH_MAX];
     struct stat st;
     if (stat(c->database, &st) < 0) {
         if (errno != ENOENT)
-            return failf(f, "DatabaseError", "cannot open the database %s: %s", c->database,
+            return h->failf(res, "DatabaseError", "cannot open the database %s: %s", c->database,
                          strerror(errno));
         if (!c->create_from)
-            return failf(f, "DatabaseNotFound", "the database %s does not exist (a relative path "
+            return h->failf(res, "DatabaseNotFound", "the database %s does not exist (a relative path "
                          "starts from the daemon's working folder, %s); create it, or set "
                          "config.create_from to a .sql file that builds it", c->database,
                          working_folder(cwd, sizeof cwd));
-        if (create_database(ctx, c, f) < 0)
+        if (create_database(ctx, c, res) < 0)
             return -1;
         if (stat(c->database, &st) < 0)
-            return failf(f, "DatabaseError", "cannot open the database %s: %s", c->database,
+            return h->failf(res, "DatabaseError", "cannot open the database %s: %s", c->database,
                          strerror(errno));
     }
     struct sq_conn *conn = calloc(1, sizeof *conn);
     if (!conn)
-        return failf(f, "InternalError", "out of memory");
+        return h->failf(res, "InternalError", "out of memory");
     conn->dev = st.st_dev;
     conn->ino = st.st_ino;
     int flags = c->write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
     int rc = sqlite3_open_v2(c->database, &conn->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        failf(f, "DatabaseError", "cannot open the database %s%s: %s", c->database,
+        h->failf(res, "DatabaseError", "cannot open the database %s%s: %s", c->database,
               c->write ? "" : " read-only", conn->db ? sqlite3_errmsg(conn->db)
                                                      : sqlite3_errstr(rc));
         conn_free(conn);
@@ -389,39 +358,39 @@ static int conn_open(sl_context *ctx, const struct sq_config *c, struct sq_conn 
     rc = sqlite3_prepare_v3(conn->db, c->sql, -1, SQLITE_PREPARE_PERSISTENT, &conn->stmt, &tail);
     if (rc != SQLITE_OK) {
         if (busy(rc))
-            failf(f, "DatabaseBusy", "the database %s stayed locked by another connection until "
+            h->failf(res, "DatabaseBusy", "the database %s stayed locked by another connection until "
                   "shortly before the step's deadline: %s (a retry may succeed)", c->database,
                   sqlite3_errmsg(conn->db));
         else if (database_trouble(rc))
-            failf(f, "DatabaseError", "cannot read the database %s: %s", c->database,
+            h->failf(res, "DatabaseError", "cannot read the database %s: %s", c->database,
                   sqlite3_errmsg(conn->db));
         else
-            failf(f, "ConfigError", "config.sql does not compile against %s: %s", c->database,
+            h->failf(res, "ConfigError", "config.sql does not compile against %s: %s", c->database,
                   sqlite3_errmsg(conn->db));
         conn_free(conn);
         return -1;
     }
     if (!conn->stmt) {
         conn_free(conn);
-        return failf(f, "ConfigError", "config.sql holds no statement (only spaces or comments)");
+        return h->failf(res, "ConfigError", "config.sql holds no statement (only spaces or comments)");
     }
     sqlite3_stmt *more = NULL;
     if (tail && *tail && (sqlite3_prepare_v2(conn->db, tail, -1, &more, NULL) != SQLITE_OK ||
                           more)) {
         sqlite3_finalize(more);
         conn_free(conn);
-        return failf(f, "ConfigError", "config.sql holds more than one statement (the rest "
+        return h->failf(res, "ConfigError", "config.sql holds more than one statement (the rest "
                      "starts at \"%.60s\"); give each step one statement", tail);
     }
     if (!c->write && !sqlite3_stmt_readonly(conn->stmt)) {
         conn_free(conn);
-        return failf(f, "ConfigError", "config.sql changes the database, and the step is "
+        return h->failf(res, "ConfigError", "config.sql changes the database, and the step is "
                      "read-only; set \"write\": true in the step's config to allow it");
     }
     int want = sqlite3_bind_parameter_count(conn->stmt);
     if ((size_t)want != c->n_params) {
         conn_free(conn);
-        return failf(f, "ConfigError", "config.sql has %d parameter%s but config.params lists "
+        return h->failf(res, "ConfigError", "config.sql has %d parameter%s but config.params lists "
                      "%zu JSON pointer%s; give one pointer per parameter, in order", want,
                      want == 1 ? "" : "s", c->n_params, c->n_params == 1 ? "" : "s");
     }
@@ -431,7 +400,7 @@ static int conn_open(sl_context *ctx, const struct sq_config *c, struct sq_conn 
             const char *a = sqlite3_column_name(conn->stmt, i);
             const char *b = sqlite3_column_name(conn->stmt, j);
             if (a && b && strcmp(a, b) == 0) {
-                failf(f, "ConfigError", "config.sql returns two columns named \"%s\" (columns %d "
+                h->failf(res, "ConfigError", "config.sql returns two columns named \"%s\" (columns %d "
                       "and %d); give one an alias with AS so that each row is a JSON object "
                       "with distinct keys", a, j + 1, i + 1);
                 conn_free(conn);
@@ -452,37 +421,33 @@ static int same_file(const struct sq_conn *c, const char *database)
     return stat(database, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino;
 }
 
-/* An idle connection prepared for this step, or a new one. *cold is set
- * when the connection was opened by this call. */
-static int acquire(struct sq_state *st, sl_context *ctx, const struct sq_config *c,
-                   struct sq_conn **out, int *cold, struct failure *f)
+/* An idle connection of this step, or a new one. *cold is set when the
+ * connection was opened by this call. */
+static int acquire(struct sq_instance *in, const sl_context *ctx, struct sq_conn **out,
+                   int *cold, sl_response *res)
 {
-    struct sq_conn *found = NULL, *stale = NULL;
-    pthread_mutex_lock(&st->lock);
-    for (struct sq_conn **pp = &st->conns; *pp; pp = &(*pp)->next) {
-        struct sq_conn *k = *pp;
-        if (!k->busy && k->key_len == ctx->config_len &&
-            memcmp(k->key, ctx->config_json, k->key_len) == 0) {
+    struct sq_conn *found = NULL;
+    pthread_mutex_lock(&in->lock);
+    for (struct sq_conn *k = in->conns; k && !found; k = k->next) {
+        if (!k->busy) {
             found = k;
             found->busy = 1;
-            break;
         }
     }
-    pthread_mutex_unlock(&st->lock);
-    if (found && !same_file(found, c->database)) {
+    pthread_mutex_unlock(&in->lock);
+    if (found && !same_file(found, in->c.database)) {
         /* The file was replaced (or removed): this connection reads the old one. */
-        stale = found;
-        found = NULL;
-        pthread_mutex_lock(&st->lock);
-        for (struct sq_conn **pp = &st->conns; *pp; pp = &(*pp)->next) {
-            if (*pp == stale) {
-                *pp = stale->next;
-                st->n--;
+        pthread_mutex_lock(&in->lock);
+        for (struct sq_conn **pp = &in->conns; *pp; pp = &(*pp)->next) {
+            if (*pp == found) {
+                *pp = found->next;
+                in->n--;
                 break;
             }
         }
-        pthread_mutex_unlock(&st->lock);
-        conn_free(stale);
+        pthread_mutex_unlock(&in->lock);
+        conn_free(found);
+        found = NULL;
     }
     *cold = found == NULL;
     if (found) {
@@ -490,36 +455,28 @@ static int acquire(struct sq_state *st, sl_context *ctx, const struct sq_config 
         return 0;
     }
     struct sq_conn *conn = NULL;
-    if (conn_open(ctx, c, &conn, f) < 0)
+    if (conn_open(ctx, &in->c, &conn, res) < 0)
         return -1;
-    conn->key = malloc(ctx->config_len + 1);
-    if (!conn->key) {
-        conn_free(conn);
-        return failf(f, "InternalError", "out of memory");
-    }
-    memcpy(conn->key, ctx->config_json, ctx->config_len);
-    conn->key[ctx->config_len] = '\0';
-    conn->key_len = ctx->config_len;
     conn->busy = 1;
     struct sq_conn *evicted = NULL;
-    pthread_mutex_lock(&st->lock);
-    conn->next = st->conns;
-    st->conns = conn;
-    st->n++;
-    while (st->n > MAX_CONNS) {
+    pthread_mutex_lock(&in->lock);
+    conn->next = in->conns;
+    in->conns = conn;
+    in->n++;
+    while (in->n > MAX_CONNS) {
         struct sq_conn **oldest = NULL;
-        for (struct sq_conn **pp = &st->conns; *pp; pp = &(*pp)->next)
+        for (struct sq_conn **pp = &in->conns; *pp; pp = &(*pp)->next)
             if (!(*pp)->busy && (!oldest || (*pp)->last_used < (*oldest)->last_used))
                 oldest = pp;
         if (!oldest)
             break;
         struct sq_conn *k = *oldest;
         *oldest = k->next;
-        st->n--;
+        in->n--;
         k->next = evicted;
         evicted = k;
     }
-    pthread_mutex_unlock(&st->lock);
+    pthread_mutex_unlock(&in->lock);
     while (evicted) {
         struct sq_conn *next = evicted->next;
         conn_free(evicted);
@@ -530,30 +487,30 @@ static int acquire(struct sq_state *st, sl_context *ctx, const struct sq_config 
 }
 
 /* Give conn back; a connection whose database misbehaved is closed. */
-static void release(struct sq_state *st, struct sq_conn *conn, int broken)
+static void release(struct sq_instance *in, struct sq_conn *conn, int broken)
 {
-    pthread_mutex_lock(&st->lock);
+    pthread_mutex_lock(&in->lock);
     if (broken) {
-        for (struct sq_conn **pp = &st->conns; *pp; pp = &(*pp)->next) {
+        for (struct sq_conn **pp = &in->conns; *pp; pp = &(*pp)->next) {
             if (*pp == conn) {
                 *pp = conn->next;
-                st->n--;
+                in->n--;
                 break;
             }
         }
     } else {
         conn->busy = 0;
-        conn->last_used = ++st->clock;
+        conn->last_used = ++in->clock;
     }
-    pthread_mutex_unlock(&st->lock);
+    pthread_mutex_unlock(&in->lock);
     if (broken)
         conn_free(conn);
 }
 
 /* --- running ----------------------------------------------------------- */
 
-static int bind_params(const sl_host *h, sl_context *ctx, const struct sq_config *c,
-                       sqlite3_stmt *stmt, struct failure *f)
+static int bind_params(const sl_host *h, const sl_context *ctx, const struct sq_config *c,
+                       sqlite3_stmt *stmt, sl_response *res)
 {
     const sl_json *ev = h->event(ctx);
     for (size_t i = 0; i < c->n_params; i++) {
@@ -580,7 +537,7 @@ static int bind_params(const sl_host *h, sl_context *ctx, const struct sq_config
             break;
         case SL_JSON_ARRAY:
         case SL_JSON_OBJECT:
-            return failf(f, "InvalidEvent", "config.params[%zu] \"%s\" points at an %s in the "
+            return h->failf(res, "InvalidEvent", "config.params[%zu] \"%s\" points at an %s in the "
                          "event; only strings, numbers, booleans and null can be bound",
                          i, c->params[i], h->json_type(v) == SL_JSON_ARRAY ? "array" : "object");
         default: /* absent or null */
@@ -588,161 +545,173 @@ static int bind_params(const sl_host *h, sl_context *ctx, const struct sq_config
             break;
         }
         if (rc != SQLITE_OK)
-            return failf(f, "InternalError", "cannot bind config.params[%zu]: %s", i,
+            return h->failf(res, "InternalError", "cannot bind config.params[%zu]: %s", i,
                          sqlite3_errstr(rc));
     }
     return 0;
 }
 
-static void write_value(struct jbuf *b, sqlite3_stmt *stmt, int col)
+/* A blob as a base64 JSON string. */
+static int write_base64(const sl_host *h, sl_writer *w, const unsigned char *s, size_t n)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    if (!out)
+        return h->write_string(w, NULL, 0); /* fails the writer */
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                     (i + 2 < n ? s[i + 2] : 0);
+        out[o++] = digits[v >> 18 & 63];
+        out[o++] = digits[v >> 12 & 63];
+        out[o++] = i + 1 < n ? digits[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? digits[v & 63] : '=';
+    }
+    int rc = h->write_string(w, out, o);
+    free(out);
+    return rc;
+}
+
+static int write_value(const sl_host *h, sl_writer *w, sqlite3_stmt *stmt, int col)
 {
     switch (sqlite3_column_type(stmt, col)) {
     case SQLITE_INTEGER:
-        jb_int_exact(b, sqlite3_column_int64(stmt, col));
-        break;
+        return h->write_int(w, sqlite3_column_int64(stmt, col));
     case SQLITE_FLOAT:
-        jb_double(b, sqlite3_column_double(stmt, col));
-        break;
+        return h->write_number(w, sqlite3_column_double(stmt, col));
     case SQLITE_TEXT: {
         const char *s = (const char *)sqlite3_column_text(stmt, col);
-        jb_string(b, s ? s : "", (size_t)sqlite3_column_bytes(stmt, col));
-        break;
+        return h->write_string(w, s ? s : "", (size_t)sqlite3_column_bytes(stmt, col));
     }
-    case SQLITE_BLOB: {
-        const unsigned char *s = sqlite3_column_blob(stmt, col);
-        jb_base64(b, s, (size_t)sqlite3_column_bytes(stmt, col));
-        break;
-    }
+    case SQLITE_BLOB:
+        return write_base64(h, w, sqlite3_column_blob(stmt, col),
+                            (size_t)sqlite3_column_bytes(stmt, col));
     default:
-        jb_raw(b, "null", 4);
-        break;
+        return h->write_null(w);
     }
 }
 
-/* Run the prepared statement; the response text goes to b. *broken is set
- * when the connection should not be reused. */
-static int execute(sl_context *ctx, const struct sq_config *c, struct sq_conn *conn,
-                   struct jbuf *b, long *count, int *truncated, int *broken, struct failure *f)
+/* One row as an object. */
+static int write_row(const sl_host *h, sl_writer *w, sqlite3_stmt *stmt, int cols)
+{
+    h->write_object(w);
+    for (int i = 0; i < cols; i++) {
+        const char *name = sqlite3_column_name(stmt, i);
+        h->write_key(w, name ? name : "", name ? strlen(name) : 0);
+        write_value(h, w, stmt, i);
+    }
+    return h->write_close(w);
+}
+
+/* Why the statement stopped, as the failure. */
+static int step_failed(const sl_context *ctx, const struct sq_config *c, struct sq_conn *conn,
+                       int rc, long count, int oom, sl_response *res)
+{
+    const sl_host *h = ctx->host;
+    const char *why = sqlite3_errmsg(conn->db);
+    int code = rc & 0xff;
+    if (oom)
+        return h->failf(res, "InternalError", "out of memory writing %ld rows (lower "
+                        "config.max_rows)", count);
+    if (code == SQLITE_INTERRUPT)
+        return h->failf(res, "Sandbox.Timedout", "the statement did not finish before the "
+                        "step's deadline (after %ld rows); raise the step's timeout_ms or make "
+                        "the query cheaper (an index?)", count);
+    if (busy(code))
+        return h->failf(res, "DatabaseBusy", "the database %s stayed locked by another "
+                        "connection until shortly before the step's deadline: %s (a retry may "
+                        "succeed)", c->database, why);
+    if (code == SQLITE_CONSTRAINT)
+        return h->failf(res, "ConstraintError", "%s (database %s)", why, c->database);
+    if (database_trouble(rc))
+        return h->failf(res, "DatabaseError", "the database %s: %s", c->database, why);
+    return h->failf(res, "SQLError", "%s (database %s)", why, c->database);
+}
+
+/* Run the prepared statement, its rows written into the response as they
+ * come. *broken is set when the connection should not be reused. */
+static int execute(const sl_context *ctx, const struct sq_config *c, struct sq_conn *conn,
+                   long *count, int *truncated, int *broken, sl_response *res)
 {
     const sl_host *h = ctx->host;
     sqlite3_stmt *stmt = conn->stmt;
     set_busy_timeout(conn->db, ctx);
-    if (bind_params(h, ctx, c, stmt, f) < 0) {
+    if (bind_params(h, ctx, c, stmt, res) < 0) {
         sqlite3_clear_bindings(stmt);
         return -1;
     }
     conn->ctx = ctx;
     int cols = sqlite3_column_count(stmt);
-    int rc;
+    int rc, oom = 0;
     *count = 0;
     *truncated = 0;
-    jb_str(b, "{\"rows\":[");
+    sl_writer *w = h->writer_begin(res);
+    h->write_object(w);
+    h->write_key(w, "rows", 4);
+    h->write_array(w);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (*count >= c->max_rows) {
             *truncated = 1;
             rc = SQLITE_DONE;
             break;
         }
-        jb_str(b, *count ? ",{" : "{");
-        for (int i = 0; i < cols; i++) {
-            const char *name = sqlite3_column_name(stmt, i);
-            if (i)
-                jb_raw(b, ",", 1);
-            jb_string(b, name ? name : "", name ? strlen(name) : 0);
-            jb_raw(b, ":", 1);
-            write_value(b, stmt, i);
-        }
-        jb_raw(b, "}", 1);
         ++*count;
-        if (b->oom)
+        if ((oom = write_row(h, w, stmt, cols) < 0))
             break;
     }
     conn->ctx = NULL;
-    int ok = rc == SQLITE_DONE && !b->oom;
-    if (!ok) {
-        const char *why = sqlite3_errmsg(conn->db);
-        int code = rc & 0xff;
-        if (b->oom)
-            failf(f, "InternalError", "out of memory writing %ld rows (lower config.max_rows)",
-                  *count);
-        else if (code == SQLITE_INTERRUPT)
-            failf(f, "Sandbox.Timedout", "the statement did not finish before the step's "
-                  "deadline (after "
-                  "%ld rows); raise the step's timeout_ms or make the query cheaper (an index?)",
-                  *count);
-        else if (busy(code))
-            failf(f, "DatabaseBusy", "the database %s stayed locked by another connection until "
-                  "shortly before the step's deadline: %s (a retry may succeed)", c->database,
-                  why);
-        else if (code == SQLITE_CONSTRAINT)
-            failf(f, "ConstraintError", "%s (database %s)", why, c->database);
-        else if (database_trouble(rc))
-            failf(f, "DatabaseError", "the database %s: %s", c->database, why);
-        else
-            failf(f, "SQLError", "%s (database %s)", why, c->database);
-        *broken = database_trouble(rc);
-    } else {
-        jb_str(b, "],\"count\":");
-        jb_int(b, *count);
-        if (*truncated)
-            jb_str(b, ",\"truncated\":true");
-        if (c->write) {
-            jb_str(b, ",\"changes\":");
-            jb_int(b, sqlite3_changes(conn->db));
-            jb_str(b, ",\"last_insert_rowid\":");
-            jb_int_exact(b, sqlite3_last_insert_rowid(conn->db));
+    int ok = rc == SQLITE_DONE && !oom;
+    if (ok) {
+        h->write_close(w);
+        h->write_key(w, "count", 5);
+        h->write_int(w, *count);
+        if (*truncated) {
+            h->write_key(w, "truncated", 9);
+            h->write_bool(w, 1);
         }
-        jb_raw(b, "}", 1);
+        if (c->write) {
+            h->write_key(w, "changes", 7);
+            h->write_int(w, sqlite3_changes(conn->db));
+            h->write_key(w, "last_insert_rowid", 17);
+            h->write_int(w, sqlite3_last_insert_rowid(conn->db));
+        }
+        h->write_close(w);
+        if (h->writer_end(w, 200) < 0)
+            ok = 0, oom = 1;
+        w = NULL;
+    }
+    if (!ok) {
+        if (w)
+            h->writer_end(w, 200); /* incomplete: discarded */
+        step_failed(ctx, c, conn, rc, *count, oom, res);
+        *broken = database_trouble(rc);
     }
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    if (ok && b->oom)
-        return failf(f, "InternalError", "out of memory");
     return ok ? 0 : -1;
 }
 
-static int sq_query(const sl_event *event, sl_context *ctx, sl_response *res)
+static int sq_query(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     const sl_host *h = ctx->host;
-    struct sq_state *st = ctx->plugin_state;
-    struct failure f = {0};
-    struct sq_config c;
+    struct sq_instance *in = ctx->instance;
+    const struct sq_config *c = &in->c;
     struct sq_conn *conn = NULL;
-    struct jbuf b = {0};
     long count = 0;
     int cold = 0, truncated = 0, broken = 0;
     (void)event;
-    if (!st) {
-        h->fail(res, "InternalError", "sqlite.query ran without its init");
+    if (acquire(in, ctx, &conn, &cold, res) < 0)
         return 1;
-    }
-    if (read_config(h, ctx, &c, &f) < 0 || acquire(st, ctx, &c, &conn, &cold, &f) < 0) {
-        h->fail(res, f.type, f.msg);
-        return 1;
-    }
-    if (cold) {
-        char msg[MSG_MAX];
-        snprintf(msg, sizeof msg, "opened %s%s and prepared: %.200s", c.database,
-                 c.write ? "" : " read-only", c.sql);
-        h->log(ctx, SL_LOG_INFO, msg);
-    }
-    int rc = execute(ctx, &c, conn, &b, &count, &truncated, &broken, &f);
-    release(st, conn, broken);
-    if (rc == 0 && truncated) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "stopped after config.max_rows (%ld) rows; the response says "
-                 "\"truncated\": true", c.max_rows);
-        h->log(ctx, SL_LOG_WARN, msg);
-    }
-    if (rc == 0 && h->respond(res, 200, b.p, b.len) != 0)
-        rc = failf(&f, "InternalError", "the rows did not make valid JSON (a bug: please "
-                   "report it)");
-    jb_free(&b);
-    if (rc < 0) {
-        h->fail(res, f.type, f.msg);
-        return 1;
-    }
-    return 0;
+    if (cold)
+        h->logf(ctx, SL_LOG_INFO, "opened %s%s and prepared: %.200s", c->database,
+                c->write ? "" : " read-only", c->sql);
+    int rc = execute(ctx, c, conn, &count, &truncated, &broken, res);
+    release(in, conn, broken);
+    if (rc == 0 && truncated)
+        h->logf(ctx, SL_LOG_WARN, "stopped after config.max_rows (%ld) rows; the response says "
+                "\"truncated\": true", c->max_rows);
+    return rc < 0 ? 1 : 0;
 }
 
 static const sl_handler_def handlers[] = {
@@ -750,12 +719,23 @@ static const sl_handler_def handlers[] = {
     {NULL, NULL},
 };
 
+static const sl_config_key config_keys[] = {
+    {"database", SL_CONFIG_STRING, 1, NULL, "the SQLite database file, e.g. \"var/app.db\""},
+    {"sql", SL_CONFIG_STRING, 1, NULL, "one SQL statement, ? where event values go"},
+    {"params", SL_CONFIG_ARRAY, 0, NULL, "JSON pointers into the event, one per ?"},
+    {"write", SL_CONFIG_BOOL, 0, "false", "allow a statement that changes the database"},
+    {"create_from", SL_CONFIG_STRING, 0, NULL, "a .sql file that creates a missing database"},
+    {"max_rows", SL_CONFIG_INTEGER, 0, "1000", "the most rows answered (1 to 1000000)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
     .abi_version = SL_ABI_VERSION,
     .size = sizeof(sl_plugin),
     .name = "sqlite",
-    .version = "1.0",
+    .version = "2.0",
     .handlers = handlers,
-    .init = sq_init,
     .destroy = sq_destroy,
+    .create = sq_create,
+    .config_keys = config_keys,
 };

@@ -9,8 +9,11 @@
  * which libvips would parse for "[options]"). The thumbnail is encoded into
  * memory, written to a hidden temporary file in the output folder, synced,
  * and renamed over the final name, so a reader never sees a partial file and
- * a failure leaves nothing behind. libvips is initialised in init, once per
- * process, and shut down as the process exits (see thumb_destroy).
+ * a failure leaves nothing behind. libvips is initialised by the first
+ * create in a process and shut down as the process exits (see
+ * thumb_destroy). The image must lie in the pipeline's trigger folder or a
+ * folder of config.allow (files_fs.c, as the files plugin confines itself):
+ * an event may name any path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 
 #include <sluice/handler.h>
 
+#include "../files/files_fs.h"
 #include "thumb_util.h"
 
 #define MSG_MAX (2 * PATH_MAX + 512)
@@ -36,8 +40,10 @@ enum thumb_format { FMT_SAME, FMT_JPEG, FMT_PNG, FMT_WEBP };
 static const char *const format_names[] = {"same", "jpeg", "png", "webp"};
 static const char *const format_exts[] = {"", ".jpg", ".png", ".webp"};
 
+/* One step's config: its instance. */
 struct thumb_config {
-    const char *output;         /* folder, relative to the working folder or absolute */
+    char *output;               /* folder, relative to the working folder or absolute */
+    struct fs_folders allow;    /* besides the trigger folder, where images may come from */
     int width, height;          /* the box the thumbnail fits in */
     enum thumb_format format;
     int quality;                /* 1..100, JPEG and WebP */
@@ -46,27 +52,11 @@ struct thumb_config {
     double max_megapixels;      /* larger inputs are refused */
 };
 
-static const char *const known_keys[] = {"output", "size", "format", "quality", "upscale",
-                                         "crop", "max_megapixels", NULL};
-
-/* One failure: an error type and a message, filled by whoever fails. */
+/* Where a failure goes: the host's failf into the response. */
 struct failure {
-    const char *type;
-    char msg[MSG_MAX];
+    const sl_host *h;
+    sl_response *res;
 };
-
-static int failf(struct failure *f, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int failf(struct failure *f, const char *type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-    va_end(ap);
-    f->type = type;
-    return -1;
-}
 
 /* libvips' error text for the last failure on this thread, cleared, with
  * trailing newlines joined into "; ". */
@@ -114,11 +104,9 @@ static void register_shutdown(void)
     atexit(vips_shutdown);
 }
 
-static int thumb_init(const sl_host *host, void **state, char *err, size_t errlen)
+static int vips_start(char *err, size_t errlen)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    (void)host;
-    (void)state;
     /* VIPS_INIT is idempotent: under "thread" isolation several plugin
      * instances in one process may call it. */
     if (VIPS_INIT("sluice")) {
@@ -140,61 +128,62 @@ static int thumb_init(const sl_host *host, void **state, char *err, size_t errle
     return 0;
 }
 
-/* Nothing per instance: libvips itself is shut down at exit (see
+/* Only the config: libvips itself is shut down at exit (see
  * register_shutdown), never here, because under "thread" isolation a reload
- * destroys the plugin and then initialises it again in the same process,
- * and libvips cannot be restarted. */
-static void thumb_destroy(void *state)
+ * destroys the instances and creates them again in the same process, and
+ * libvips cannot be restarted. */
+static void thumb_destroy(void *instance)
 {
-    (void)state;
+    struct thumb_config *c = instance;
+    if (!c)
+        return;
+    free(c->output);
+    fs_folders_free(&c->allow);
+    free(c);
 }
 
 /* --- config ------------------------------------------------------------ */
 
 static int read_int(const sl_host *h, const sl_json *v, const char *key, int lo, int hi,
-                    int *out, struct failure *f)
+                    int *out, char *err, size_t errlen)
 {
     double d = h->json_number(v, -1);
     if (h->json_type(v) != SL_JSON_NUMBER || !(d >= lo && d <= hi) || d != (double)(int)d)
-        return failf(f, "ConfigError", "config.%s must be a whole number from %d to %d, e.g. "
-                     "\"%s\": %d", key, lo, hi, key, *out);
+        return snprintf(err, errlen, "config.%s must be a whole number from %d to %d, e.g. "
+                     "\"%s\": %d", key, lo, hi, key, *out), -1;
     *out = (int)d;
     return 0;
 }
 
-static int read_config(const sl_host *h, sl_context *ctx, struct thumb_config *c,
-                       struct failure *f)
+/* The step's config; the host checked its keys and their types and put in
+ * the defaults (config_keys). */
+static int read_config(const sl_host *h, const sl_json *cfg, struct thumb_config *c, char *err,
+                       size_t errlen)
 {
-    *c = (struct thumb_config){.output = "var/thumbnails", .width = 100, .height = 100,
-                               .format = FMT_SAME, .quality = 80, .upscale = 0,
-                               .crop = VIPS_INTERESTING_NONE, .max_megapixels = 100};
-    const sl_json *cfg = h->config(ctx);
-    if (h->json_type(cfg) != SL_JSON_OBJECT)
-        return failf(f, "ConfigError", "the step's config must be an object, e.g. "
-                     "{\"output\": \"var/thumbnails\", \"size\": 100}");
-    const char *bad = sl_config_unknown_key(ctx, known_keys);
-    if (bad)
-        return failf(f, "ConfigError", "config key \"%s\" is not known to thumbnail.handler; "
-                     "its keys are output, size, format, quality, upscale, crop and "
-                     "max_megapixels", bad);
-
-    const sl_json *v = h->json_get(cfg, "/output");
-    if (v) {
-        c->output = h->json_string(v);
-        if (!c->output || !*c->output)
-            return failf(f, "ConfigError", "config.output must be a folder name, e.g. "
-                         "\"output\": \"var/thumbnails\"");
-    }
+    c->width = c->height = 100;
+    c->format = FMT_SAME;
+    c->quality = 80;
+    c->crop = VIPS_INTERESTING_NONE;
+    c->max_megapixels = 100;
+    const char *output = h->json_string(h->json_get(cfg, "/output"));
+    if (!*output)
+        return snprintf(err, errlen, "config.output must be a folder name, e.g. \"output\": "
+                        "\"var/thumbnails\""), -1;
+    if (!(c->output = strdup(output)))
+        return snprintf(err, errlen, "out of memory"), -1;
+    if (fs_folders_from_config(h, h->json_get(cfg, "/allow"), &c->allow, err, errlen) < 0)
+        return -1;
+    const sl_json *v;
     v = h->json_get(cfg, "/size");
     if (h->json_type(v) == SL_JSON_ARRAY) {
         if (h->json_size(v) != 2)
-            return failf(f, "ConfigError", "config.size must be a number (a square box) or "
-                         "[width, height], e.g. \"size\": [160, 120]");
-        if (read_int(h, h->json_at(v, 0), "size[0]", 1, 10000, &c->width, f) < 0 ||
-            read_int(h, h->json_at(v, 1), "size[1]", 1, 10000, &c->height, f) < 0)
+            return snprintf(err, errlen, "config.size must be a number (a square box) or "
+                         "[width, height], e.g. \"size\": [160, 120]"), -1;
+        if (read_int(h, h->json_at(v, 0), "size[0]", 1, 10000, &c->width, err, errlen) < 0 ||
+            read_int(h, h->json_at(v, 1), "size[1]", 1, 10000, &c->height, err, errlen) < 0)
             return -1;
     } else if (v) {
-        if (read_int(h, v, "size", 1, 10000, &c->width, f) < 0)
+        if (read_int(h, v, "size", 1, 10000, &c->width, err, errlen) < 0)
             return -1;
         c->height = c->width;
     }
@@ -213,17 +202,17 @@ static int read_config(const sl_host *h, sl_context *ctx, struct thumb_config *c
             found = 1;
         }
         if (!found)
-            return failf(f, "ConfigError", "config.format must be one of \"same\" (the "
-                         "input's format), \"jpeg\", \"png\" or \"webp\"");
+            return snprintf(err, errlen, "config.format must be one of \"same\" (the "
+                         "input's format), \"jpeg\", \"png\" or \"webp\""), -1;
     }
     v = h->json_get(cfg, "/quality");
-    if (v && read_int(h, v, "quality", 1, 100, &c->quality, f) < 0)
+    if (v && read_int(h, v, "quality", 1, 100, &c->quality, err, errlen) < 0)
         return -1;
     v = h->json_get(cfg, "/upscale");
     if (v) {
         int t = h->json_type(v);
         if (t != SL_JSON_TRUE && t != SL_JSON_FALSE)
-            return failf(f, "ConfigError", "config.upscale must be true or false");
+            return snprintf(err, errlen, "config.upscale must be true or false"), -1;
         c->upscale = t == SL_JSON_TRUE;
     }
     v = h->json_get(cfg, "/crop");
@@ -238,15 +227,15 @@ static int read_config(const sl_host *h, sl_context *ctx, struct thumb_config *c
         else if (s && strcmp(s, "entropy") == 0)
             c->crop = VIPS_INTERESTING_ENTROPY;
         else
-            return failf(f, "ConfigError", "config.crop must be \"none\" (fit inside the box), "
-                         "\"centre\", \"attention\" or \"entropy\" (fill the box, then crop)");
+            return snprintf(err, errlen, "config.crop must be \"none\" (fit inside the box), "
+                         "\"centre\", \"attention\" or \"entropy\" (fill the box, then crop)"), -1;
     }
     v = h->json_get(cfg, "/max_megapixels");
     if (v) {
         double d = h->json_number(v, -1);
         if (h->json_type(v) != SL_JSON_NUMBER || !(d > 0 && d <= 100000))
-            return failf(f, "ConfigError", "config.max_megapixels must be a number above 0, "
-                         "e.g. \"max_megapixels\": 250");
+            return snprintf(err, errlen, "config.max_megapixels must be a number above 0, "
+                         "e.g. \"max_megapixels\": 250"), -1;
         c->max_megapixels = d;
     }
     return 0;
@@ -282,37 +271,36 @@ static enum thumb_format sniff(const unsigned char *b, size_t n, const char **ot
 
 /* Open path for reading: a regular file whose first bytes say JPEG, PNG or
  * WebP. Returns the descriptor, or -1 with f filled. */
-static int open_image(const char *path, enum thumb_format *fmt, struct failure *f)
+static int open_image(const sl_context *ctx, const char *path, enum thumb_format *fmt,
+                      struct failure *f)
 {
-    /* O_NONBLOCK: a FIFO named like an image must not block the open */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return failf(f, "FileError", "cannot open %s: it no longer exists (moved or "
-                         "deleted before the step ran)", path);
-        return failf(f, "FileError", "cannot open %s: %s", path, strerror(errno));
-    }
+    const struct thumb_config *c = ctx->instance;
+    struct fs_error fe;
+    /* confined, never following a link; O_NONBLOCK: a FIFO must not block */
+    int fd = fs_read_open(ctx->folder, &c->allow, path, &fe);
+    if (fd < 0)
+        return f->h->failf(f->res, fe.type, "%s", fe.msg);
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return failf(f, "FileError", "%s is not a regular file", path);
+        return f->h->failf(f->res, "FileError", "%s is not a regular file", path);
     }
     unsigned char head[16];
     ssize_t n = pread(fd, head, sizeof head, 0);
     if (n < 0) {
         int saved = errno;
         close(fd);
-        return failf(f, "FileError", "cannot read %s: %s", path, strerror(saved));
+        return f->h->failf(f->res, "FileError", "cannot read %s: %s", path, strerror(saved));
     }
     const char *other;
     *fmt = sniff(head, (size_t)n, &other);
     if (*fmt == FMT_SAME) {
         close(fd);
         if (other)
-            return failf(f, "UnsupportedImage", "%s is %s; thumbnail.handler reads JPEG, PNG "
+            return f->h->failf(f->res, "UnsupportedImage", "%s is %s; thumbnail.handler reads JPEG, PNG "
                          "and WebP images only (filter the trigger with \"match\": "
                          "{\"suffix\": [...]})", path, other);
-        return failf(f, "NotAnImage", "%s is not a JPEG, PNG or WebP image (its first bytes "
+        return f->h->failf(f->res, "NotAnImage", "%s is not a JPEG, PNG or WebP image (its first bytes "
                      "match none of them)", path);
     }
     return fd;
@@ -331,11 +319,11 @@ static char *output_name(const char *key, const char *path, enum thumb_format fo
     if (key) {
         name = url_decode(key);
         if (!name) {
-            failf(f, "InternalError", "out of memory");
+            f->h->failf(f->res, "InternalError", "out of memory");
             return NULL;
         }
         if (!relative_path_safe(name)) {
-            failf(f, "InvalidEvent", "the object key \"%s\" is not a plain relative path "
+            f->h->failf(f->res, "InvalidEvent", "the object key \"%s\" is not a plain relative path "
                   "(it is empty, absolute, or has \".\", \"..\" or empty parts); "
                   "refusing to write outside the output folder", key);
             free(name);
@@ -345,12 +333,12 @@ static char *output_name(const char *key, const char *path, enum thumb_format fo
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;
         if (!relative_path_safe(base)) {
-            failf(f, "InvalidEvent", "the path %s has no file name", path);
+            f->h->failf(f->res, "InvalidEvent", "the path %s has no file name", path);
             return NULL;
         }
         name = strdup(base);
         if (!name) {
-            failf(f, "InternalError", "out of memory");
+            f->h->failf(f->res, "InternalError", "out of memory");
             return NULL;
         }
     }
@@ -367,7 +355,7 @@ static char *output_name(const char *key, const char *path, enum thumb_format fo
     if (out)
         snprintf(out, len, "%s%s", name, ext);
     else
-        failf(f, "InternalError", "out of memory");
+        f->h->failf(f->res, "InternalError", "out of memory");
     free(name);
     return out;
 }
@@ -382,22 +370,22 @@ static int publish(const char *final, const void *data, size_t len, const struct
     const char *slash = strrchr(final, '/');
     size_t dlen = slash ? (size_t)(slash - final) : 0;
     if (dlen >= sizeof dir || strlen(final) + 16 >= sizeof tmp)
-        return failf(f, "OutputError", "the output path %s is too long", final);
+        return f->h->failf(f->res, "OutputError", "the output path %s is too long", final);
     memcpy(dir, final, dlen);
     dir[dlen] = '\0';
     if (dlen > 0 && mkdirs(dir, 0755) < 0)
-        return failf(f, "OutputError", "cannot create the output folder %s: %s (check "
+        return f->h->failf(f->res, "OutputError", "cannot create the output folder %s: %s (check "
                      "config.output and its permissions)", dir, strerror(errno));
     struct stat st;
     if (stat(final, &st) == 0 && st.st_dev == src->st_dev && st.st_ino == src->st_ino)
-        return failf(f, "ConfigError", "the thumbnail %s would overwrite its source image; "
+        return f->h->failf(f->res, "ConfigError", "the thumbnail %s would overwrite its source image; "
                      "config.output must name another folder than the trigger's", final);
     /* the name is cut so that ".NAME.XXXXXX" stays within NAME_MAX */
     snprintf(tmp, sizeof tmp, "%.*s%s.%.200s.XXXXXX", (int)dlen, final, dlen ? "/" : "",
              slash ? slash + 1 : final);
     int fd = mkstemp(tmp);
     if (fd < 0)
-        return failf(f, "OutputError", "cannot create a file in %s: %s (check config.output "
+        return f->h->failf(f->res, "OutputError", "cannot create a file in %s: %s (check config.output "
                      "and its permissions)", dlen ? dir : ".", strerror(errno));
     const char *p = data;
     size_t left = len;
@@ -407,7 +395,7 @@ static int publish(const char *final, const void *data, size_t len, const struct
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = failf(f, "OutputError", "cannot write %s: %s", tmp,
+            rc = f->h->failf(f->res, "OutputError", "cannot write %s: %s", tmp,
                        n < 0 ? strerror(errno) : "no progress");
             break;
         }
@@ -415,11 +403,11 @@ static int publish(const char *final, const void *data, size_t len, const struct
         left -= (size_t)n;
     }
     if (rc == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-        rc = failf(f, "OutputError", "cannot sync %s: %s", tmp, strerror(errno));
+        rc = f->h->failf(f->res, "OutputError", "cannot sync %s: %s", tmp, strerror(errno));
     if (close(fd) < 0 && rc == 0)
-        rc = failf(f, "OutputError", "cannot write %s: %s", tmp, strerror(errno));
+        rc = f->h->failf(f->res, "OutputError", "cannot write %s: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, final) < 0)
-        rc = failf(f, "OutputError", "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        rc = f->h->failf(f->res, "OutputError", "cannot rename %s to %s: %s", tmp, final, strerror(errno));
     if (rc < 0)
         unlink(tmp);
     return rc;
@@ -470,9 +458,10 @@ static int encode(VipsImage *img, enum thumb_format format, int quality, void **
     return -1;
 }
 
-static int make_thumbnail(const struct thumb_config *c, const char *path, const char *key,
+static int make_thumbnail(const sl_context *ctx, const char *path, const char *key,
                           struct thumb_result *r, struct failure *f)
 {
+    const struct thumb_config *c = ctx->instance;
     enum thumb_format in_fmt;
     VipsSource *source = NULL;
     VipsImage *header = NULL, *thumb = NULL;
@@ -483,18 +472,18 @@ static int make_thumbnail(const struct thumb_config *c, const char *path, const 
     struct stat st;
     int rc = -1;
 
-    int fd = open_image(path, &in_fmt, f);
+    int fd = open_image(ctx, path, &in_fmt, f);
     if (fd < 0)
         return -1;
     if (fstat(fd, &st) < 0) {
-        failf(f, "FileError", "cannot stat %s: %s", path, strerror(errno));
+        f->h->failf(f->res, "FileError", "cannot stat %s: %s", path, strerror(errno));
         goto done;
     }
     r->format = c->format == FMT_SAME ? in_fmt : c->format;
     if (!(name = output_name(key, path, c->format, f)))
         goto done;
     if (!(final = path_under(c->output, name))) {
-        failf(f, "OutputError", "cannot resolve the output folder %s: %s", c->output,
+        f->h->failf(f->res, "OutputError", "cannot resolve the output folder %s: %s", c->output,
               strerror(errno));
         goto done;
     }
@@ -502,13 +491,13 @@ static int make_thumbnail(const struct thumb_config *c, const char *path, const 
     /* libvips dups the descriptor; ours is closed at the end. */
     if (!(source = vips_source_new_from_descriptor(fd))) {
         vips_message(why, sizeof why);
-        failf(f, "ImageError", "cannot read %s: %s", path, why);
+        f->h->failf(f->res, "ImageError", "cannot read %s: %s", path, why);
         goto done;
     }
     if (!(header = vips_image_new_from_source(source, "", "access", VIPS_ACCESS_SEQUENTIAL,
                                               NULL))) {
         vips_message(why, sizeof why);
-        failf(f, "ImageError", "%s is not a readable %s image: %s", path,
+        f->h->failf(f->res, "ImageError", "%s is not a readable %s image: %s", path,
               format_names[in_fmt], why);
         goto done;
     }
@@ -516,7 +505,7 @@ static int make_thumbnail(const struct thumb_config *c, const char *path, const 
     r->src_height = vips_image_get_height(header);
     double mp = (double)r->src_width * (double)r->src_height / 1e6;
     if (mp > c->max_megapixels) {
-        failf(f, "ImageTooLarge", "%s is %dx%d (%.1f megapixels), above config.max_megapixels "
+        f->h->failf(f->res, "ImageTooLarge", "%s is %dx%d (%.1f megapixels), above config.max_megapixels "
               "(%g); raise it if such images are expected", path, r->src_width,
               r->src_height, mp, c->max_megapixels);
         goto done;
@@ -528,14 +517,14 @@ static int make_thumbnail(const struct thumb_config *c, const char *path, const 
                                * only; a source loader needs it spelt out */
                               "option_string", "fail_on=error", NULL)) {
         vips_message(why, sizeof why);
-        failf(f, "ImageError", "cannot make a thumbnail of %s (a damaged or truncated %s "
+        f->h->failf(f->res, "ImageError", "cannot make a thumbnail of %s (a damaged or truncated %s "
               "image?): %s", path, format_names[in_fmt], why);
         goto done;
     }
     /* Encoding runs the whole pipeline: decoding errors surface here. */
     if (encode(thumb, r->format, c->quality, &buf, &len)) {
         vips_message(why, sizeof why);
-        failf(f, "ImageError", "cannot make a thumbnail of %s (a damaged or truncated %s "
+        f->h->failf(f->res, "ImageError", "cannot make a thumbnail of %s (a damaged or truncated %s "
               "image?): %s", path, format_names[in_fmt], why);
         goto done;
     }
@@ -561,95 +550,103 @@ done:
     return rc;
 }
 
-static sl_json *result_json(const sl_host *h, const struct thumb_result *r, const char *key,
-                            const char *path)
+static void write_result(const sl_host *h, sl_writer *w, const struct thumb_result *r,
+                         const char *key, const char *path)
 {
-    sl_json *o = h->json_new_object();
-    if (!o)
-        return NULL;
-    h->json_set(o, "output", h->json_new_string(r->output));
-    h->json_set(o, "width", h->json_new_number(r->width));
-    h->json_set(o, "height", h->json_new_number(r->height));
-    h->json_set(o, "bytes", h->json_new_number((double)r->bytes));
-    h->json_set(o, "format", h->json_new_string(format_names[r->format]));
-    h->json_set(o, "source", key ? h->json_new_string(key) : h->json_new_string(path));
-    h->json_set(o, "input", h->json_new_string(path));
-    h->json_set(o, "input_width", h->json_new_number(r->src_width));
-    h->json_set(o, "input_height", h->json_new_number(r->src_height));
-    return o;
+    const char *format = format_names[r->format];
+    const char *source = key ? key : path;
+    h->write_object(w);
+    h->write_key(w, "output", 6);
+    h->write_string(w, r->output, strlen(r->output));
+    h->write_key(w, "width", 5);
+    h->write_int(w, r->width);
+    h->write_key(w, "height", 6);
+    h->write_int(w, r->height);
+    h->write_key(w, "bytes", 5);
+    h->write_int(w, (int64_t)r->bytes);
+    h->write_key(w, "format", 6);
+    h->write_string(w, format, strlen(format));
+    h->write_key(w, "source", 6);
+    h->write_string(w, source, strlen(source));
+    h->write_key(w, "input", 5);
+    h->write_string(w, path, strlen(path));
+    h->write_key(w, "input_width", 11);
+    h->write_int(w, r->src_width);
+    h->write_key(w, "input_height", 12);
+    h->write_int(w, r->src_height);
+    h->write_close(w);
 }
 
-static int respond_failure(const sl_host *h, sl_response *res, sl_json *out,
-                           const struct failure *f)
-{
-    h->json_free(out);
-    h->fail(res, f->type, f->msg);
-    return 1;
-}
-
-static int thumb_handler(const sl_event *event, sl_context *ctx, sl_response *res)
+/* One record: its thumbnail made, its result written. */
+static int one_record(const sl_context *ctx, const sl_json *record, size_t i, sl_writer *w,
+                      struct failure *f)
 {
     const sl_host *h = ctx->host;
-    struct failure f = {0};
-    struct thumb_config c;
-    (void)event;
-    if (read_config(h, ctx, &c, &f) < 0)
-        return respond_failure(h, res, NULL, &f);
+    const sl_json *obj = h->json_get(record, "/s3/object");
+    const char *path = h->json_string(h->json_get(obj, "/path"));
+    const char *key = h->json_string(h->json_get(obj, "/key"));
+    if (!path || !*path)
+        return h->failf(f->res, "InvalidEvent", "Records[%zu].s3.object.path is missing: "
+                        "thumbnail.handler needs the image's path, as a directory trigger gives "
+                        "it", i);
+    struct thumb_result r = {0};
+    if (make_thumbnail(ctx, path, key, &r, f) < 0)
+        return -1;
+    h->logf(ctx, SL_LOG_INFO, "%s (%dx%d) -> %s (%dx%d %s, %zu bytes)", path, r.src_width,
+            r.src_height, r.output, r.width, r.height, format_names[r.format], r.bytes);
+    write_result(h, w, &r, key, path);
+    free(r.output);
+    return 0;
+}
 
+static int thumb_handler(const sl_event *event, const sl_context *ctx, sl_response *res)
+{
+    const sl_host *h = ctx->host;
+    struct failure f = {h, res};
+    (void)event;
     const sl_json *records = h->json_get(h->event(ctx), "/Records");
     size_t n = h->json_size(records);
-    if (h->json_type(records) != SL_JSON_ARRAY || n == 0) {
-        failf(&f, "InvalidEvent", "expected a directory event, {\"Records\": [{\"s3\": "
-              "{\"object\": {\"key\": ..., \"path\": ...}}}]}; put thumbnail.handler first "
-              "in a pipeline with a directory trigger");
-        return respond_failure(h, res, NULL, &f);
-    }
-    sl_json *list = h->json_new_array();
-    if (!list) {
-        failf(&f, "InternalError", "out of memory");
-        return respond_failure(h, res, NULL, &f);
+    if (h->json_type(records) != SL_JSON_ARRAY || n == 0)
+        return h->failf(res, "InvalidEvent", "expected a directory event, {\"Records\": "
+                        "[{\"s3\": {\"object\": {\"key\": ..., \"path\": ...}}}]}; put "
+                        "thumbnail.handler first in a pipeline with a directory trigger");
+    /* one image: its object; several: {"count": N, "thumbnails": [...]} */
+    sl_writer *w = h->writer_begin(res);
+    if (n != 1) {
+        h->write_object(w);
+        h->write_key(w, "count", 5);
+        h->write_int(w, (int64_t)n);
+        h->write_key(w, "thumbnails", 10);
+        h->write_array(w);
     }
     for (size_t i = 0; i < n; i++) {
-        const sl_json *obj = h->json_get(h->json_at(records, i), "/s3/object");
-        const char *path = h->json_string(h->json_get(obj, "/path"));
-        const char *key = h->json_string(h->json_get(obj, "/key"));
-        if (!path || !*path) {
-            failf(&f, "InvalidEvent", "Records[%zu].s3.object.path is missing: thumbnail.handler "
-                  "needs the image's path, as a directory trigger gives it", i);
-            return respond_failure(h, res, list, &f);
-        }
-        struct thumb_result r = {0};
-        if (make_thumbnail(&c, path, key, &r, &f) < 0)
-            return respond_failure(h, res, list, &f);
-        char msg[MSG_MAX];
-        snprintf(msg, sizeof msg, "%s (%dx%d) -> %s (%dx%d %s, %zu bytes)", path,
-                 r.src_width, r.src_height, r.output, r.width, r.height,
-                 format_names[r.format], r.bytes);
-        h->log(ctx, SL_LOG_INFO, msg);
-        sl_json *one = result_json(h, &r, key, path);
-        free(r.output);
-        if (!one || h->json_append(list, one) < 0) {
-            h->json_free(one);
-            failf(&f, "InternalError", "out of memory");
-            return respond_failure(h, res, list, &f);
+        if (one_record(ctx, h->json_at(records, i), i, w, &f) < 0) {
+            h->writer_end(w, 200); /* incomplete: discarded */
+            return 1;
         }
     }
-    int rc;
-    if (n == 1) {
-        rc = h->respond_json(res, 200, h->json_at(list, 0));
-    } else {
-        sl_json *out = h->json_new_object();
-        h->json_set(out, "count", h->json_new_number((double)n));
-        h->json_set(out, "thumbnails", list);
-        list = NULL;
-        rc = h->respond_json(res, 200, out);
-        h->json_free(out);
+    if (n != 1) {
+        h->write_close(w);
+        h->write_close(w);
     }
-    h->json_free(list);
-    if (rc != 0) {
-        h->fail(res, "InternalError", "cannot set the response (out of memory?)");
-        return 1;
+    if (h->writer_end(w, 200) < 0)
+        return h->failf(res, "InternalError", "cannot set the response (out of memory?)");
+    return 0;
+}
+
+static int thumb_create(const sl_host *h, const sl_json *cfg, void **instance, char *err,
+                        size_t errlen)
+{
+    if (vips_start(err, errlen) < 0)
+        return -1;
+    struct thumb_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return snprintf(err, errlen, "out of memory"), -1;
+    if (read_config(h, cfg, c, err, errlen) < 0) {
+        thumb_destroy(c);
+        return -1;
     }
+    *instance = c;
     return 0;
 }
 
@@ -658,12 +655,26 @@ static const sl_handler_def handlers[] = {
     {NULL, NULL},
 };
 
+static const sl_config_key config_keys[] = {
+    {"output", SL_CONFIG_STRING, 0, "\"var/thumbnails\"", "the folder thumbnails go to"},
+    {"size", SL_CONFIG_ANY, 0, NULL, "the box: a number (square) or [width, height]"},
+    {"format", SL_CONFIG_STRING, 0, NULL, "\"same\", \"jpeg\", \"png\" or \"webp\""},
+    {"quality", SL_CONFIG_INTEGER, 0, NULL, "1 to 100, JPEG and WebP"},
+    {"upscale", SL_CONFIG_BOOL, 0, NULL, "enlarge images smaller than the box"},
+    {"crop", SL_CONFIG_STRING, 0, NULL, "\"none\", \"centre\", \"attention\" or \"entropy\""},
+    {"max_megapixels", SL_CONFIG_NUMBER, 0, NULL, "larger inputs are refused"},
+    {"allow", SL_CONFIG_STRINGS, 0, NULL, "folders besides the trigger folder images may be "
+     "read from"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
     .abi_version = SL_ABI_VERSION,
     .size = sizeof(sl_plugin),
     .name = "thumbnail",
-    .version = "1.0",
+    .version = "2.0",
     .handlers = handlers,
-    .init = thumb_init,
     .destroy = thumb_destroy,
+    .create = thumb_create,
+    .config_keys = config_keys,
 };

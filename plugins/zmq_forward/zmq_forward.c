@@ -3,15 +3,19 @@
  * the JSON, for other programs to consume: sluice's SNS topic, or a Lambda
  * destination.
  *
- * Design: one ZeroMQ context per worker (created in init, terminated in
- * destroy) and one socket per distinct (kind, endpoint, bind) that steps
- * name, created on first use and kept, so connections stay up between
+ * Design: one instance per step (create, with the step's config checked by
+ * the host against config_keys), holding a ZeroMQ context and the step's one
+ * socket, created on first use and kept, so connections stay up between
  * events. ZeroMQ sockets are not thread-safe and, under "thread" isolation,
- * handlers run on several threads at once, so each socket has a mutex; a
+ * handlers run on several threads at once, so the socket has a mutex; a
  * send holds it for at most the step's remaining time. A PUSH socket sets
  * ZMQ_IMMEDIATE, so with no receiver connected the send waits (up to the
  * deadline) and fails clearly instead of queueing for a peer that may never
  * come. LINGER is bounded so that shutdown never hangs on an absent peer.
+ *
+ * Binding follows the daemon's own exposure rule (docs/zeromq.md): a bound
+ * endpoint stays on loopback (or ipc://, inproc://) unless the step sets
+ * "allow_remote": true; the plugin has no CURVE, so nothing else opens it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,29 +31,15 @@
 #define LINGER_MS 1000 /* how long queued messages may delay shutdown */
 #define MSG_MAX 2048
 
-struct fwd_socket {
-    struct fwd_socket *next;
+struct fwd_instance {
+    void *zctx;
+    char *endpoint;
+    char *topic;                /* NULL: the pipeline's name */
     int kind;                   /* ZMQ_PUSH or ZMQ_PUB */
     int bind;
-    char *endpoint;
-    void *sock;
-    pthread_mutex_t lock;       /* a socket is used by one thread at a time */
+    pthread_mutex_t lock;       /* guards sock; one thread sends at a time */
+    void *sock;                 /* made on first use */
 };
-
-struct fwd_state {
-    void *zctx;
-    pthread_mutex_t lock;       /* guards sockets */
-    struct fwd_socket *sockets;
-};
-
-struct fwd_config {
-    const char *endpoint;
-    const char *topic;
-    int kind;
-    int bind;
-};
-
-static const char *const known_keys[] = {"endpoint", "topic", "socket", "bind", NULL};
 
 static int64_t now_ns(void)
 {
@@ -58,93 +48,94 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int fwd_init(const sl_host *host, void **state, char *err, size_t errlen)
+static void fwd_destroy(void *instance)
 {
-    (void)host;
-    struct fwd_state *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    st->zctx = zmq_ctx_new();
-    if (!st->zctx) {
-        snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
-        free(st);
-        return -1;
-    }
-    zmq_ctx_set(st->zctx, ZMQ_BLOCKY, 0); /* never block termination on a forgotten socket */
-    pthread_mutex_init(&st->lock, NULL);
-    *state = st;
-    return 0;
-}
-
-static void fwd_destroy(void *state)
-{
-    struct fwd_state *st = state;
-    if (!st)
+    struct fwd_instance *in = instance;
+    if (!in)
         return;
-    struct fwd_socket *s = st->sockets;
-    while (s) {
-        struct fwd_socket *next = s->next;
-        zmq_close(s->sock);
-        pthread_mutex_destroy(&s->lock);
-        free(s->endpoint);
-        free(s);
-        s = next;
-    }
-    zmq_ctx_term(st->zctx); /* waits at most LINGER_MS for queued messages */
-    pthread_mutex_destroy(&st->lock);
-    free(st);
+    if (in->sock)
+        zmq_close(in->sock);
+    if (in->zctx)
+        zmq_ctx_term(in->zctx); /* waits at most LINGER_MS for queued messages */
+    pthread_mutex_destroy(&in->lock);
+    free(in->endpoint);
+    free(in->topic);
+    free(in);
 }
 
-
-static int parse_config(sl_context *ctx, struct fwd_config *c, char *msg, size_t msglen)
+/* Reachable from this machine only: loopback, ipc://, inproc:// (as the
+ * daemon's config_endpoint_local judges its own binds). */
+static int endpoint_local(const char *endpoint)
 {
-    const sl_host *h = ctx->host;
-    const sl_json *cfg = h->config(ctx);
-    const char *bad = sl_config_unknown_key(ctx, known_keys);
-    if (h->json_type(cfg) == SL_JSON_OBJECT && bad) {
-        snprintf(msg, msglen, "config key \"%.100s\" is not known to zmq_forward.handler; its "
-                 "keys are endpoint, topic, socket and bind", bad);
-        return -1;
-    }
-    if (h->json_type(cfg) != SL_JSON_OBJECT || !h->json_get(cfg, "/endpoint")) {
-        snprintf(msg, msglen, "the step needs \"config\": {\"endpoint\": ...}, the ZeroMQ "
-                 "endpoint to send to, e.g. \"tcp://127.0.0.1:5560\"");
-        return -1;
-    }
-    c->endpoint = h->json_string(h->json_get(cfg, "/endpoint"));
-    if (!c->endpoint || !*c->endpoint) {
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0)
+        return 1;
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return 0;
+    const char *host = endpoint + 6;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
+           strncmp(host, "[::1]:", 6) == 0 || strncmp(host, "lo:", 3) == 0;
+}
+
+/* The step's config, checked by the host already (types, unknown keys). */
+static int parse_config(const sl_host *h, const sl_json *cfg, struct fwd_instance *in,
+                        char *msg, size_t msglen)
+{
+    const char *endpoint = h->json_string(h->json_get(cfg, "/endpoint"));
+    if (!endpoint || !*endpoint) {
         snprintf(msg, msglen, "config.endpoint must be a ZeroMQ endpoint string, e.g. "
                  "\"tcp://127.0.0.1:5560\" or \"ipc:///run/sluice/out.sock\"");
         return -1;
     }
-    const sl_json *topic = h->json_get(cfg, "/topic");
-    c->topic = topic ? h->json_string(topic) : ctx->pipeline;
-    if (!c->topic) {
-        snprintf(msg, msglen, "config.topic must be a string (the first frame of each message; "
-                 "subscribers filter on its prefix)");
-        return -1;
-    }
-    const sl_json *kind = h->json_get(cfg, "/socket");
-    const char *k = kind ? h->json_string(kind) : "push";
-    if (k && strcmp(k, "push") == 0)
-        c->kind = ZMQ_PUSH;
-    else if (k && strcmp(k, "pub") == 0)
-        c->kind = ZMQ_PUB;
+    const char *topic = h->json_string(h->json_get(cfg, "/topic"));
+    const char *k = h->json_string(h->json_get(cfg, "/socket"));
+    if (strcmp(k, "push") == 0)
+        in->kind = ZMQ_PUSH;
+    else if (strcmp(k, "pub") == 0)
+        in->kind = ZMQ_PUB;
     else {
         snprintf(msg, msglen, "config.socket must be \"push\" (one receiver takes each message; "
                  "the default) or \"pub\" (every subscriber gets a copy)");
         return -1;
     }
     const sl_json *bind = h->json_get(cfg, "/bind");
-    int bt = h->json_type(bind);
-    if (bind && bt != SL_JSON_TRUE && bt != SL_JSON_FALSE) {
-        snprintf(msg, msglen, "config.bind must be true or false");
+    /* The usual sides: PUSH connects to a bound PULL, PUB binds for SUBs. */
+    in->bind = bind ? h->json_type(bind) == SL_JSON_TRUE : in->kind == ZMQ_PUB;
+    int remote = h->json_type(h->json_get(cfg, "/allow_remote")) == SL_JSON_TRUE;
+    if (in->bind && !remote && !endpoint_local(endpoint)) {
+        snprintf(msg, msglen, "config.endpoint: binding %.300s makes it reachable from other "
+                 "machines without authentication; bind a loopback address "
+                 "(tcp://127.0.0.1:PORT) or ipc://, or set \"allow_remote\": true", endpoint);
         return -1;
     }
-    /* The usual sides: PUSH connects to a bound PULL, PUB binds for SUBs. */
-    c->bind = bind ? bt == SL_JSON_TRUE : c->kind == ZMQ_PUB;
+    in->endpoint = strdup(endpoint);
+    in->topic = topic ? strdup(topic) : NULL;
+    if (!in->endpoint || (topic && !in->topic)) {
+        snprintf(msg, msglen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int fwd_create(const sl_host *h, const sl_json *cfg, void **instance, char *err,
+                      size_t errlen)
+{
+    struct fwd_instance *in = calloc(1, sizeof *in);
+    if (!in) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&in->lock, NULL);
+    if (parse_config(h, cfg, in, err, errlen) < 0) {
+        fwd_destroy(in);
+        return -1;
+    }
+    if (!(in->zctx = zmq_ctx_new())) {
+        snprintf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        fwd_destroy(in);
+        return -1;
+    }
+    zmq_ctx_set(in->zctx, ZMQ_BLOCKY, 0); /* never block termination on a forgotten socket */
+    *instance = in;
     return 0;
 }
 
@@ -153,36 +144,20 @@ static const char *kind_name(int kind)
     return kind == ZMQ_PUB ? "pub" : "push";
 }
 
-/* The socket for c, made on first use. Returns NULL with msg set. */
-static struct fwd_socket *get_socket(sl_context *ctx, struct fwd_state *st,
-                                     const struct fwd_config *c, char *msg, size_t msglen)
+/* Opens in->sock; called with in->lock held. Returns -1 with msg set. */
+static int open_socket(const sl_context *ctx, struct fwd_instance *in, char *msg, size_t msglen)
 {
-    pthread_mutex_lock(&st->lock);
-    struct fwd_socket *s = st->sockets;
-    while (s && !(s->kind == c->kind && s->bind == c->bind &&
-                  strcmp(s->endpoint, c->endpoint) == 0))
-        s = s->next;
-    if (s) {
-        pthread_mutex_unlock(&st->lock);
-        return s;
-    }
-    s = calloc(1, sizeof *s);
-    if (!s || !(s->endpoint = strdup(c->endpoint))) {
-        snprintf(msg, msglen, "out of memory");
-        goto fail;
-    }
-    s->kind = c->kind;
-    s->bind = c->bind;
-    if (!(s->sock = zmq_socket(st->zctx, c->kind))) {
-        snprintf(msg, msglen, "cannot create a ZeroMQ %s socket: %s", kind_name(c->kind),
+    void *sock = zmq_socket(in->zctx, in->kind);
+    if (!sock) {
+        snprintf(msg, msglen, "cannot create a ZeroMQ %s socket: %s", kind_name(in->kind),
                  zmq_strerror(errno));
-        goto fail;
+        return -1;
     }
     int linger = LINGER_MS, one = 1;
-    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (c->kind == ZMQ_PUSH) /* no peer yet: block (then fail), do not queue */
-        zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &one, sizeof one);
-    int rc = c->bind ? zmq_bind(s->sock, c->endpoint) : zmq_connect(s->sock, c->endpoint);
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (in->kind == ZMQ_PUSH) /* no peer yet: block (then fail), do not queue */
+        zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    int rc = in->bind ? zmq_bind(sock, in->endpoint) : zmq_connect(sock, in->endpoint);
     if (rc < 0) {
         int e = errno;
         if (e == EADDRINUSE)
@@ -190,37 +165,25 @@ static struct fwd_socket *get_socket(sl_context *ctx, struct fwd_state *st,
                      "another program or another sluice worker process (with \"isolation\": "
                      "\"process\" every pipeline, and each of its \"concurrency\" slots, has its "
                      "own worker): bind from one worker only, use \"isolation\": \"thread\", or "
-                     "let the receivers bind and set \"bind\": false", kind_name(c->kind),
-                     c->endpoint);
+                     "let the receivers bind and set \"bind\": false", kind_name(in->kind),
+                     in->endpoint);
         else
             snprintf(msg, msglen, "cannot %s the %s socket to %s: %s (endpoints look like "
                      "tcp://127.0.0.1:5560 or ipc:///run/sluice/out.sock)",
-                     c->bind ? "bind" : "connect", kind_name(c->kind), c->endpoint,
+                     in->bind ? "bind" : "connect", kind_name(in->kind), in->endpoint,
                      zmq_strerror(e));
-        goto fail;
+        zmq_close(sock);
+        return -1;
     }
-    pthread_mutex_init(&s->lock, NULL);
-    s->next = st->sockets;
-    st->sockets = s;
-    pthread_mutex_unlock(&st->lock);
+    in->sock = sock;
     /* One line per socket, not per message: the invocations table counts those. */
-    snprintf(msg, msglen, "%s a %s socket to %s; it stays open for the next events",
-             c->bind ? "bound" : "connected", kind_name(c->kind), c->endpoint);
-    ctx->host->log(ctx, SL_LOG_INFO, msg);
-    return s;
-fail:
-    if (s) {
-        if (s->sock)
-            zmq_close(s->sock);
-        free(s->endpoint);
-        free(s);
-    }
-    pthread_mutex_unlock(&st->lock);
-    return NULL;
+    ctx->host->logf(ctx, SL_LOG_INFO, "%s a %s socket to %s; it stays open for the next events",
+                    in->bind ? "bound" : "connected", kind_name(in->kind), in->endpoint);
+    return 0;
 }
 
-/* Locks s before deadline_ns (CLOCK_MONOTONIC). */
-static int lock_until(struct fwd_socket *s, int64_t deadline_ns)
+/* Locks in before deadline_ns (CLOCK_MONOTONIC). */
+static int lock_until(struct fwd_instance *s, int64_t deadline_ns)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
     struct timespec ts = {(time_t)(deadline_ns / 1000000000LL), (long)(deadline_ns % 1000000000LL)};
@@ -236,89 +199,108 @@ static int lock_until(struct fwd_socket *s, int64_t deadline_ns)
 #endif
 }
 
-/* Sends TOPIC + JSON within the time left. Returns 0, or -1 with errno
- * (EAGAIN: nobody took it in time; ETIMEDOUT: the socket stayed busy). */
-static int send_two(struct fwd_socket *s, const struct fwd_config *c, const sl_event *event,
-                    int64_t deadline_ns)
+/* Sends TOPIC + JSON within the time left, opening the socket first if
+ * need be. Returns 0, or -1 with errno (EAGAIN: nobody took it in time;
+ * ETIMEDOUT: the socket stayed busy; 0: opening failed, msg says why). */
+static int send_two(const sl_context *ctx, struct fwd_instance *in, const char *topic,
+                    const sl_event *event, int64_t deadline_ns, char *msg, size_t msglen)
 {
-    if (lock_until(s, deadline_ns) != 0) {
+    if (lock_until(in, deadline_ns) != 0) {
         errno = ETIMEDOUT;
+        return -1;
+    }
+    if (!in->sock && open_socket(ctx, in, msg, msglen) < 0) {
+        pthread_mutex_unlock(&in->lock);
+        errno = 0;
         return -1;
     }
     int64_t left = (deadline_ns - now_ns()) / 1000000;
     int timeout = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-    zmq_setsockopt(s->sock, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
-    int rc = zmq_send(s->sock, c->topic, strlen(c->topic), ZMQ_SNDMORE);
+    zmq_setsockopt(in->sock, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    int rc = zmq_send(in->sock, topic, strlen(topic), ZMQ_SNDMORE);
     if (rc >= 0) /* the rest of a multi-part message never waits */
-        rc = zmq_send(s->sock, event->json, event->len, 0);
+        rc = zmq_send(in->sock, event->json, event->len, 0);
     int e = errno;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&in->lock);
     errno = e;
     return rc < 0 ? -1 : 0;
 }
 
-static int fail(const sl_host *h, sl_response *res, const char *type, const char *msg)
+static void explain(const struct fwd_instance *in, int e, int64_t remaining, char *msg,
+                    size_t msglen)
 {
-    h->fail(res, type, msg);
-    return 1;
+    if (e == EAGAIN && in->kind == ZMQ_PUSH)
+        snprintf(msg, msglen, "nothing took the message at %s within %lld ms: no PULL "
+                 "socket is %s there, or every receiver's queue is full. Start the "
+                 "receiver (a PULL socket %s %s), or raise the step's \"timeout_ms\"",
+                 in->endpoint, (long long)remaining, in->bind ? "connected" : "bound",
+                 in->bind ? "connecting to" : "bound to", in->endpoint);
+    else if (e == ETIMEDOUT || e == EAGAIN)
+        snprintf(msg, msglen, "the %s socket to %s stayed busy with other invocations "
+                 "until the step's deadline (%lld ms)", kind_name(in->kind), in->endpoint,
+                 (long long)remaining);
+    else if (e == ETERM)
+        snprintf(msg, msglen, "cannot send to %s: the worker is shutting down", in->endpoint);
+    else
+        snprintf(msg, msglen, "cannot send to %s (%s socket): %s", in->endpoint,
+                 kind_name(in->kind), zmq_strerror(e));
 }
 
-static int fwd_handler(const sl_event *event, sl_context *ctx, sl_response *res)
+static int fwd_handler(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     const sl_host *h = ctx->host;
-    struct fwd_state *st = ctx->plugin_state;
-    struct fwd_config c;
+    struct fwd_instance *in = ctx->instance;
+    const char *topic = in->topic ? in->topic : ctx->pipeline;
     char msg[MSG_MAX];
-    if (!st)
-        return fail(h, res, "Runtime.InitError", "zmq_forward was not initialised");
-    if (parse_config(ctx, &c, msg, sizeof msg) < 0)
-        return fail(h, res, "ConfigError", msg);
     int64_t remaining = h->remaining_ms(ctx);
     if (remaining <= 0) {
-        snprintf(msg, sizeof msg, "no time was left before the step's deadline to send to %s; "
-                 "raise the step's \"timeout_ms\"", c.endpoint);
-        return fail(h, res, "Sandbox.Timedout", msg);
+        h->failf(res, "Sandbox.Timedout", "no time was left before the step's deadline to send "
+                 "to %s; raise the step's \"timeout_ms\"", in->endpoint);
+        return 1;
     }
     int64_t deadline = now_ns() + remaining * 1000000;
-    struct fwd_socket *s = get_socket(ctx, st, &c, msg, sizeof msg);
-    if (!s)
-        return fail(h, res, "ForwardError", msg);
-    if (send_two(s, &c, event, deadline) < 0) {
+    if (send_two(ctx, in, topic, event, deadline, msg, sizeof msg) < 0) {
         int e = errno;
-        if (e == EAGAIN && c.kind == ZMQ_PUSH)
-            snprintf(msg, sizeof msg, "nothing took the message at %s within %lld ms: no PULL "
-                     "socket is %s there, or every receiver's queue is full. Start the "
-                     "receiver (a PULL socket %s %s), or raise the step's \"timeout_ms\"",
-                     c.endpoint, (long long)remaining, c.bind ? "connected" : "bound",
-                     c.bind ? "connecting to" : "bound to", c.endpoint);
-        else if (e == ETIMEDOUT || e == EAGAIN)
-            snprintf(msg, sizeof msg, "the %s socket to %s stayed busy with other invocations "
-                     "until the step's deadline (%lld ms)", kind_name(c.kind), c.endpoint,
-                     (long long)remaining);
-        else if (e == ETERM)
-            snprintf(msg, sizeof msg, "cannot send to %s: the worker is shutting down",
-                     c.endpoint);
-        else
-            snprintf(msg, sizeof msg, "cannot send to %s (%s socket): %s", c.endpoint,
-                     kind_name(c.kind), zmq_strerror(e));
-        return fail(h, res, e == EAGAIN || e == ETIMEDOUT ? "ForwardTimeout" : "ForwardError",
-                    msg);
+        if (e != 0)
+            explain(in, e, remaining, msg, sizeof msg);
+        h->fail(res, e == EAGAIN || e == ETIMEDOUT ? "ForwardTimeout" : "ForwardError", msg);
+        return 1;
     }
-    sl_json *out = h->json_new_object();
-    if (!out)
-        return fail(h, res, "OutOfMemory", "out of memory building the response");
-    h->json_set(out, "forwarded", h->json_new_bool(1));
-    h->json_set(out, "endpoint", h->json_new_string(c.endpoint));
-    h->json_set(out, "topic", h->json_new_string(c.topic));
-    h->json_set(out, "bytes", h->json_new_number((double)event->len));
-    int rc = h->respond_json(res, 200, out);
-    h->json_free(out);
-    return rc < 0 ? fail(h, res, "OutOfMemory", "out of memory building the response") : 0;
+    sl_writer *w = h->writer_begin(res);
+    h->write_object(w);
+    h->write_key(w, "forwarded", 9);
+    h->write_bool(w, 1);
+    h->write_key(w, "endpoint", 8);
+    h->write_string(w, in->endpoint, strlen(in->endpoint));
+    h->write_key(w, "topic", 5);
+    h->write_string(w, topic, strlen(topic));
+    h->write_key(w, "bytes", 5);
+    h->write_int(w, (int64_t)event->len);
+    h->write_close(w);
+    if (h->writer_end(w, 200) < 0) {
+        h->fail(res, "OutOfMemory", "out of memory building the response");
+        return 1;
+    }
+    return 0;
 }
 
 static const sl_handler_def handlers[] = {
     {"handler", fwd_handler},
     {NULL, NULL},
+};
+
+static const sl_config_key config_keys[] = {
+    {"endpoint", SL_CONFIG_STRING, 1, NULL,
+     "the ZeroMQ endpoint to send to, e.g. \"tcp://127.0.0.1:5560\""},
+    {"topic", SL_CONFIG_STRING, 0, NULL, "the first frame of each message (default: the "
+     "pipeline's name)"},
+    {"socket", SL_CONFIG_STRING, 0, "\"push\"", "\"push\" (one receiver) or \"pub\" (every "
+     "subscriber)"},
+    {"bind", SL_CONFIG_BOOL, 0, NULL, "bind the endpoint instead of connecting (default: "
+     "false for push, true for pub)"},
+    {"allow_remote", SL_CONFIG_BOOL, 0, "false", "let a bound endpoint be reachable from other "
+     "machines (there is no authentication)"},
+    {NULL, 0, 0, NULL, NULL},
 };
 
 SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
@@ -327,6 +309,7 @@ SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
     .name = "zmq_forward",
     .version = "1.0",
     .handlers = handlers,
-    .init = fwd_init,
     .destroy = fwd_destroy,
+    .create = fwd_create,
+    .config_keys = config_keys,
 };

@@ -24,6 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wire_decode_result(&f, &r, &e);
     f.type = WIRE_INVOKE;
     wire_decode_invoke(&f, &in, &e);
+    f.type = WIRE_INVOKE_IDS; /* ids decoded in place: they must end inside the frame */
+    if (wire_decode_invoke(&f, &in, &e) == 0) {
+        volatile size_t n = (in.event_id ? strlen(in.event_id) : 0) +
+                            (in.source ? strlen(in.source) : 0);
+        (void)n;
+    }
     f.type = WIRE_LOG;
     wire_decode_log(&f, &level, &msg, &e);
     free(f.data);

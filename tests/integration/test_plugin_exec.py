@@ -5,6 +5,7 @@ and the sample pipeline pipelines/exec_script.json."""
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -320,26 +321,44 @@ class ExecPlugin(SluiceTestCase):
         self.stop(d)
 
     def test_configuration_and_start_errors_say_how_to_fix_them(self):
+        # What the declared keys settle: `sluice check`, before anything runs.
+        checked = [
+            ({}, 'config: missing required key "command": the program and its arguments'),
+            ({"command": ["ls"], "comand": 1}, 'config: unknown key "comand" (did you mean '
+             '"command"?)'),
+            ({"command": ["ls"], "shell": "yes"}, "config.shell: expected true or false, got a "
+             "string"),
+            ({"command": ["ls"], "env": ["A=1"]}, "config.env: expected an object, got an array"),
+            ({"command": ["ls"], "max_stdout_bytes": 1.5}, "config.max_stdout_bytes: expected "
+             "an integer, got a number"),
+        ]
+        sb = self.sandbox(zmq_config())
+        for i, (cfg, _) in enumerate(checked):
+            sb.add_pipeline(zmq_pipeline("k%d" % i, [exec_step(cfg)]))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for i, (cfg, want) in enumerate(checked):
+            with self.subTest(config=cfg):
+                self.assertRegex(r.stderr, r"%s: steps\[0\] \([a-z]+\)\.%s" % (
+                    re.escape(sb.pipeline_file("k%d" % i)), re.escape(want)))
+        # What the plugin's create refuses (Runtime.InitError, every time) and
+        # what only running the command shows.
+        init = "Runtime.InitError"
         cases = [
-            ({}, "ConfigError", 'the step\'s config needs "command", the program and its '
-             'arguments, e.g. "config": {"command": ["/usr/bin/wc", "-c"]}'),
-            ({"command": "ls -l"}, "ConfigError",
+            ({"command": "ls -l"}, init,
              'config.command is a string, but "shell" is not true'),
-            ({"command": ["ls", 3]}, "ConfigError",
+            ({"command": ["ls", 3]}, init,
              "config.command[1] must be a string, not a number (quote every argument)"),
-            ({"command": []}, "ConfigError", "config.command must be a non-empty array"),
-            ({"command": ["ls"], "comand": 1}, "ConfigError",
-             'config key "comand" is not known to exec.handler; its keys are command, shell, '
-             "env, cwd, stdout and max_stdout_bytes"),
-            ({"command": ["ls"], "env": {"N": 1}}, "ConfigError",
+            ({"command": []}, init, "config.command must be a non-empty array"),
+            ({"command": ["ls"], "env": {"N": 1}}, init,
              'config.env.N must be a string, not a number (quote it: "N": "...")'),
-            ({"command": ["ls"], "env": {"SLUICE_STEP": "x"}}, "ConfigError",
+            ({"command": ["ls"], "env": {"SLUICE_STEP": "x"}}, init,
              "config.env: SLUICE_STEP is set by sluice for every run and cannot be overridden"),
-            ({"command": ["ls"], "env": {"A-B": "x"}}, "ConfigError",
+            ({"command": ["ls"], "env": {"A-B": "x"}}, init,
              'config.env: "A-B" is not a usable variable name'),
-            ({"command": ["ls"], "cwd": "/nonexistent/dir"}, "ConfigError",
+            ({"command": ["ls"], "cwd": "/nonexistent/dir"}, init,
              'config.cwd "/nonexistent/dir": No such file or directory'),
-            ({"command": ["ls"], "stdout": "xml"}, "ConfigError",
+            ({"command": ["ls"], "stdout": "xml"}, init,
              'config.stdout must be "json"'),
             ({"command": ["/nonexistent/prog"]}, "SpawnError",
              'cannot start "/nonexistent/prog": no such file'),

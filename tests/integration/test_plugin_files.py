@@ -318,35 +318,53 @@ class FilesPlugin(SluiceTestCase):
     def test_config_errors_say_how_to_fix_them(self):
         sb = self.new_sandbox()
         inbox = sb.path("inbox")
-        cases = [
-            ("move", {"to": "x"}, "config.allow must list the folders files.move may act in"),
-            ("move", {"allow": [], "to": "x"}, "config.allow must list the folders"),
-            ("move", {"allow": [3], "to": "x"}, "config.allow[0] must be a folder name"),
-            ("move", {"allow": [inbox]}, 'config.to must name the folder to move files into'),
-            ("copy", {"allow": [inbox], "to": ""}, "config.to must name the folder to copy"),
-            ("delete", {"allow": [inbox], "to": "x"}, "config.to makes no sense for files.delete"),
+        # What the declared keys settle: `sluice check`, before anything runs.
+        checked = [
+            ("move", {"to": "x"}, 'steps[0] (move).config: missing required key "allow"'),
+            ("move", {"allow": [3], "to": "x"}, "steps[0] (move).config.allow: expected a string "
+             "or an array of strings, got an array"),
+            ("move", {"allow": [inbox], "to": "x", "keep_subfolders": 1},
+             "steps[0] (move).config.keep_subfolders: expected true or false, got a number"),
+            ("move", {"allow": [inbox], "too": "x"},
+             'steps[0] (move).config: unknown key "too" (did you mean "to"?)'),
+        ]
+        for i, (action, cfg, _) in enumerate(checked):
+            sb.add_pipeline(invoke_pipeline("k%d" % i, [files_step(action, cfg)]))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for i, (action, cfg, want) in enumerate(checked):
+            with self.subTest(action=action, config=cfg):
+                self.assertIn("%s: %s" % (sb.pipeline_file("k%d" % i), want), r.stderr)
+            os.unlink(sb.pipeline_file("k%d" % i))
+        # What the plugin's create refuses: every invocation says why.
+        created = [
+            ("move", {"allow": [], "to": "x"}, "config.allow must list the folders files may act "
+             "in (1 to 64)"),
+            ("copy", {"allow": [inbox], "to": ""}, "config.to must name a folder"),
             ("move", {"allow": [inbox], "to": "x", "if_exists": "skip"},
              'config.if_exists must be "rename" (name-1.ext, the default), "overwrite" or "fail"'),
-            ("move", {"allow": [inbox], "to": "x", "keep_subfolders": 1},
-             "config.keep_subfolders must be true or false"),
             ("move", {"allow": [inbox], "to": "x", "path": "input"},
              "config.path must be a JSON pointer"),
-            ("move", {"allow": [inbox], "too": "x"}, 'config key "too" is not known to files.move; '
-             "its keys are allow, to, path, if_exists and keep_subfolders"),
+        ]
+        # What depends on the handler or the file system: each call says why.
+        called = [
+            ("move", {"allow": [inbox]}, 'config.to must name the folder to move files into'),
+            ("delete", {"allow": [inbox], "to": "x"}, "config.to makes no sense for files.delete"),
             ("move", {"allow": [sb.path("nope")], "to": "x"},
              'config.allow[0] "%s": No such file or directory (it must be an existing folder; a '
              "relative path starts from the daemon's working folder)" % sb.path("nope")),
         ]
-        for i, (action, cfg, _) in enumerate(cases):
+        for i, (action, cfg, _) in enumerate(created + called):
             sb.add_pipeline(invoke_pipeline("c%d" % i, [files_step(action, cfg)]))
         d = self.daemon(sb)
         src = sb.drop("inbox/f.txt", "f\n")
-        for i, (action, cfg, want) in enumerate(cases):
+        for i, (action, cfg, want) in enumerate(created + called):
             with self.subTest(action=action, config=cfg):
-                msg = self.invoke_fails(sb, "c%d" % i, s3_event(src), "ConfigError")
+                kind = "Runtime.InitError" if i < len(created) else "ConfigError"
+                msg = self.invoke_fails(sb, "c%d" % i, s3_event(src), kind)
                 self.assertIn(want, msg)
         self.assertTrue(os.path.exists(src))
-        self.invoke_fails(sb, "c3", {"hello": 1}, "ConfigError")
+        self.invoke_fails(sb, "c%d" % len(created), {"hello": 1}, "ConfigError")
         sb.add_pipeline(invoke_pipeline("ok", [files_step("move", {"allow": [inbox],
                                                                   "to": inbox})]))
         self.stop(d)

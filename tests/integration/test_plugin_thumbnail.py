@@ -117,6 +117,16 @@ class ThumbnailPlugin(SluiceTestCase):
         sb.config["zmq"] = {"pull": "ipc://%s/pull.sock" % sb.root,
                             "router": "ipc://%s/router.sock" % sb.root}
         sb.write_config()
+        # Images are read only from the trigger folder or config.allow: the
+        # invoked pipelines here get the sandbox as theirs.
+        add = sb.add_pipeline
+
+        def add_allowing(pipeline, file_name=None):
+            for st in pipeline["steps"]:
+                if "directory" not in pipeline["trigger"] and st["handler"] == "thumbnail.handler":
+                    st["config"].setdefault("allow", [sb.root])
+            return add(pipeline, file_name)
+        sb.add_pipeline = add_allowing
         return sb
 
     def write_png(self, sb, rel, width, height, alpha=False):
@@ -402,9 +412,29 @@ class ThumbnailPlugin(SluiceTestCase):
         self.stop(d)
 
     def test_config_errors_say_how_to_fix_them(self):
+        # What the declared keys settle: `sluice check` names the file, the
+        # step and the key, with a "did you mean", before anything runs.
+        checked = [
+            ({"ouput": "x"}, 'steps[0] (resize).config: unknown key "ouput" (did you mean '
+             '"output"?)'),
+            ({"upscale": "yes"}, "steps[0] (resize).config.upscale: expected true or false, "
+             "got a string"),
+            ({"quality": "high"}, "steps[0] (resize).config.quality: expected an integer, got "
+             "a string"),
+            ({"allow": [3]}, "steps[0] (resize).config.allow: expected a string or an array of "
+             "strings, got an array"),
+        ]
+        sb = self.new_sandbox()
+        for i, (cfg, _) in enumerate(checked):
+            sb.add_pipeline(invoke_pipeline("k%d" % i, [thumb_step(cfg)]))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for i, (cfg, want) in enumerate(checked):
+            with self.subTest(config=cfg):
+                self.assertIn("%s: %s" % (sb.pipeline_file("k%d" % i), want), r.stderr)
+        # What only the plugin can judge: its create refuses the step, and
+        # each invocation says why.
         cases = [
-            ({"ouput": "x"}, 'config key "ouput" is not known to thumbnail.handler; its keys are '
-             "output, size, format, quality, upscale, crop and max_megapixels"),
             ({"size": 0}, "config.size must be a whole number from 1 to 10000"),
             ({"size": 10.5}, "config.size must be a whole number from 1 to 10000"),
             ({"size": 1e300}, "config.size must be a whole number from 1 to 10000"),
@@ -412,20 +442,44 @@ class ThumbnailPlugin(SluiceTestCase):
             ({"size": [100, "x"]}, "config.size[1] must be a whole number from 1 to 10000"),
             ({"format": "gif"}, 'config.format must be one of "same"'),
             ({"quality": 101}, "config.quality must be a whole number from 1 to 100"),
-            ({"upscale": "yes"}, "config.upscale must be true or false"),
             ({"crop": "middle"}, 'config.crop must be "none"'),
             ({"output": ""}, "config.output must be a folder name"),
             ({"max_megapixels": -1}, "config.max_megapixels must be a number above 0"),
         ]
         sb = self.new_sandbox()
         for i, (cfg, _) in enumerate(cases):
-            sb.add_pipeline(invoke_pipeline("c%d" % i, [thumb_step(cfg)]))
+            sb.add_pipeline(invoke_pipeline("c%d" % i, [thumb_step(cfg)], isolation="thread"))
         d = self.daemon(sb)
         src = self.write_png(sb, "in/p.png", 10, 10)
         for i, (cfg, want) in enumerate(cases):
             with self.subTest(config=cfg):
-                msg = self.invoke_fails(sb, "c%d" % i, s3_event(src), "ConfigError")
-                self.assertIn(want, msg)
+                msg = self.invoke_fails(sb, "c%d" % i, s3_event(src), "Runtime.InitError")
+                self.assertIn('plugin "thumbnail" failed to create its instance: ' + want, msg)
+        self.stop(d)
+
+    def test_only_the_trigger_folder_and_config_allow_are_read(self):
+        """Issue 21: an event names any path it likes; the plugin reads only
+        inside the pipeline's trigger folder (or config.allow), never through
+        a symbolic link out of it."""
+        sb = self.new_sandbox()
+        out = sb.path("out")
+        secret = self.write_png(sb, "secret/s.png", 10, 10)
+        inside = self.write_png(sb, "inbox/ok.png", 10, 10)
+        os.symlink(secret, sb.path("inbox/link.png"))
+        sb.add_pipeline({"name": "thumbs", "trigger": {"directory": "inbox"},
+                         "steps": [thumb_step({"output": out})], "isolation": "thread"})
+        sb.add_pipeline(invoke_pipeline("other", [thumb_step(
+            {"output": out, "allow": [sb.path("inbox")]})]))
+        d = self.daemon(sb)
+        for path in (secret, sb.path("inbox/link.png"), "/etc/passwd"):
+            with self.subTest(path=path):
+                msg = self.invoke_fails(sb, "thumbs", s3_event(path), "PathNotAllowed")
+                self.assertIn("refusing to read", msg)
+                msg = self.invoke_fails(sb, "other", s3_event(path), "PathNotAllowed")
+                self.assertIn("refusing to read", msg)
+        self.assertFalse(os.path.exists(os.path.join(out, "s.png")))
+        body = self.invoke_ok(sb, "other", s3_event(inside))
+        self.assertEqual(body["input"], inside)
         self.stop(d)
 
     def test_an_unwritable_output_folder_is_a_clear_error(self):

@@ -306,18 +306,32 @@ class ZmqForward(SluiceTestCase):
 
     # -- configuration ----------------------------------------------------
     def test_configuration_errors_say_how_to_fix_them(self):
+        # What the declared keys settle: `sluice check`, before anything runs.
+        checked = [
+            ({}, 'config: missing required key "endpoint": the ZeroMQ endpoint to send to'),
+            ({"endpoint": 5}, "config.endpoint: expected a string, got a number"),
+            ({"endpoint": "tcp://127.0.0.1:1", "topics": "x"},
+             'config: unknown key "topics" (did you mean "topic"?)'),
+            ({"endpoint": "tcp://127.0.0.1:1", "bind": "yes"},
+             "config.bind: expected true or false, got a string"),
+            ({"endpoint": "tcp://127.0.0.1:1", "topic": 3},
+             "config.topic: expected a string, got a number"),
+        ]
+        sb = self.sandbox(zmq_config())
+        for i, (cfg, _) in enumerate(checked):
+            sb.add_pipeline(zmq_pipeline("k%d" % i, [fwd_step(cfg)]))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for i, (cfg, want) in enumerate(checked):
+            with self.subTest(config=cfg):
+                self.assertIn("%s: steps[0] (forward).%s" % (sb.pipeline_file("k%d" % i), want),
+                              r.stderr)
+        # What the plugin's create refuses, and what only connecting shows.
         cases = [
-            ({}, "ConfigError", 'the step needs "config": {"endpoint": ...}'),
-            ({"endpoint": 5}, "ConfigError", "config.endpoint must be a ZeroMQ endpoint string"),
-            ({"endpoint": "tcp://127.0.0.1:1", "topics": "x"}, "ConfigError",
-             'config key "topics" is not known to zmq_forward.handler; its keys are endpoint, '
-             "topic, socket and bind"),
-            ({"endpoint": "tcp://127.0.0.1:1", "socket": "dealer"}, "ConfigError",
+            ({"endpoint": "tcp://127.0.0.1:1", "socket": "dealer"}, "Runtime.InitError",
              'config.socket must be "push"'),
-            ({"endpoint": "tcp://127.0.0.1:1", "bind": "yes"}, "ConfigError",
-             "config.bind must be true or false"),
-            ({"endpoint": "tcp://127.0.0.1:1", "topic": 3}, "ConfigError",
-             "config.topic must be a string"),
+            ({"endpoint": ""}, "Runtime.InitError", "config.endpoint must be a ZeroMQ endpoint "
+             "string"),
             ({"endpoint": "127.0.0.1:5560"}, "ForwardError",
              "cannot connect the push socket to 127.0.0.1:5560: Invalid argument (endpoints look "
              "like tcp://127.0.0.1:5560"),
@@ -330,6 +344,34 @@ class ZmqForward(SluiceTestCase):
                 self.assertEqual(rc, 1, out)
                 self.assertEqual(out["errorType"], error_type, out)
                 self.assertIn(want, out["errorMessage"])
+        self.stop(d)
+
+    def test_binding_beyond_loopback_needs_allow_remote(self):
+        """Issue 21: the daemon's own exposure rule. A bound endpoint other
+        machines can reach is refused (the plugin has no authentication)
+        unless the step says "allow_remote": true; loopback and ipc:// are
+        fine as they are."""
+        port = endpoint().rsplit(":", 1)[1]
+        cases = [
+            ("wide", {"endpoint": "tcp://0.0.0.0:%s" % port, "bind": True}, False),
+            ("star", {"endpoint": "tcp://*:%s" % port, "socket": "pub"}, False),
+            ("eth", {"endpoint": "tcp://eth0:%s" % port, "bind": True}, False),
+            ("opted", {"endpoint": "tcp://0.0.0.0:%s" % port, "bind": True,
+                       "allow_remote": True}, True),
+        ]
+        sb, d = self.start(*[zmq_pipeline(name, [fwd_step(cfg)], isolation="thread")
+                             for name, cfg, _ in cases])
+        for name, cfg, allowed in cases:
+            with self.subTest(config=cfg):
+                rc, out = self.invoke(sb, name, {})
+                self.assertEqual(rc, 1, out)
+                if allowed:  # bound, then nobody took the message
+                    self.assertEqual(out["errorType"], "ForwardTimeout", out)
+                else:
+                    self.assertEqual(out["errorType"], "Runtime.InitError", out)
+                    self.assertIn("makes it reachable from other machines without "
+                                  "authentication", out["errorMessage"])
+                    self.assertIn('set "allow_remote": true', out["errorMessage"])
         self.stop(d)
 
     # -- the sample pipeline ----------------------------------------------

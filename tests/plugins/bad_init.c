@@ -1,17 +1,19 @@
-/* bad_init.c - fixture: init fails, so every invocation must fail cleanly. */
+/* bad_init.c - fixture: create fails, so every invocation must fail cleanly. */
 #include <stdio.h>
 
 #include <sluice/handler.h>
 
-static int bad_init(const sl_host *host, void **state, char *err, size_t errlen)
+static int bad_init(const sl_host *host, const sl_json *config, void **instance, char *err,
+                    size_t errlen)
 {
     (void)host;
-    (void)state;
+    (void)config;
+    (void)instance;
     snprintf(err, errlen, "cannot reach the license server");
     return -1;
 }
 
-static int bad_handler(const sl_event *event, sl_context *ctx, sl_response *res)
+static int bad_handler(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;
@@ -26,5 +28,5 @@ SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
     .size = sizeof(sl_plugin),
     .name = "bad_init",
     .handlers = handlers,
-    .init = bad_init,
+    .create = bad_init,
 };

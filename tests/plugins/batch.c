@@ -5,7 +5,7 @@
 
 #include <sluice/handler.h>
 
-static int batch_partial(const sl_event *event, sl_context *ctx, sl_response *res)
+static int batch_partial(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     const sl_host *h = ctx->host;

@@ -10,7 +10,7 @@
 
 #include <sluice/handler.h>
 
-static int crash_segv(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_segv(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;
@@ -19,7 +19,7 @@ static int crash_segv(const sl_event *event, sl_context *ctx, sl_response *res)
     return 0;
 }
 
-static int crash_abort(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_abort(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;
@@ -27,7 +27,7 @@ static int crash_abort(const sl_event *event, sl_context *ctx, sl_response *res)
     abort();
 }
 
-static int crash_exit(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_exit(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;
@@ -35,7 +35,7 @@ static int crash_exit(const sl_event *event, sl_context *ctx, sl_response *res)
     _exit(7);
 }
 
-static int crash_hang(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_hang(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;
@@ -46,7 +46,7 @@ static int crash_hang(const sl_event *event, sl_context *ctx, sl_response *res)
 }
 
 /* Writes a bogus frame header (a 3 GB frame of type 99) on the worker socket. */
-static int crash_garbage_frame(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_garbage_frame(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;
@@ -59,7 +59,7 @@ static int crash_garbage_frame(const sl_event *event, sl_context *ctx, sl_respon
 }
 
 /* Allocates and touches ~N MB (config {"mb": N}); fails under memory_mb. */
-static int crash_hog(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_hog(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     size_t mb = (size_t)ctx->host->json_number(ctx->host->json_get(ctx->host->config(ctx), "/mb"),
@@ -77,7 +77,7 @@ static int crash_hog(const sl_event *event, sl_context *ctx, sl_response *res)
 }
 
 /* Answers with its process id, so tests can tell workers apart. */
-static int crash_pid(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_pid(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     char body[64];
@@ -100,7 +100,7 @@ static int crash_pid(const sl_event *event, sl_context *ctx, sl_response *res)
 
 /* Tries what the seccomp sandbox forbids (ptrace on itself) and answers
  * {"errno": E}: 0 when allowed, EPERM (1) under "sandbox": true. */
-static int crash_forbidden(const sl_event *event, sl_context *ctx, sl_response *res)
+static int crash_forbidden(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     errno = 0;
@@ -110,8 +110,36 @@ static int crash_forbidden(const sl_event *event, sl_context *ctx, sl_response *
     return ctx->host->respond(res, 200, body, (size_t)n);
 }
 
+/* Signals the daemon (its parent) with SIGTERM and answers {"errno": E}:
+ * under "sandbox": true the sandbox refuses (EPERM) and the daemon lives. */
+static int crash_kill_parent(const sl_event *event, const sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    errno = 0;
+    int rc = kill(getppid(), SIGTERM);
+    char body[32];
+    int n = snprintf(body, sizeof body, "{\"errno\":%d}", rc < 0 ? errno : 0);
+    return ctx->host->respond(res, 200, body, (size_t)n);
+}
+
+/* Prints: event {"lines": N} lines on stdout (N, default 3), one on
+ * stderr, and a last stdout line without a newline. */
+static int crash_print(const sl_event *event, const sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    const sl_host *h = ctx->host;
+    long n = (long)h->json_number(h->json_get(h->event(ctx), "/lines"), 3);
+    for (long i = 0; i < n; i++)
+        printf("out line %ld\n", i);
+    fprintf(stderr, "err line\n");
+    printf("no newline");
+    return h->respond(res, 200, "{}", 2);
+}
+
 static const sl_handler_def handlers[] = {
     {"forbidden", crash_forbidden},
+    {"kill_parent", crash_kill_parent},
+    {"print", crash_print},
     {"segv", crash_segv},   {"abort", crash_abort},
     {"exit", crash_exit},   {"hang", crash_hang},
     {"garbage_frame", crash_garbage_frame},

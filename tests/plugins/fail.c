@@ -4,14 +4,14 @@
 
 #include <sluice/handler.h>
 
-static int fail_error(const sl_event *event, sl_context *ctx, sl_response *res)
+static int fail_error(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     ctx->host->fail(res, "TestError", "failing on purpose");
     return 1;
 }
 
-static int fail_status500(const sl_event *event, sl_context *ctx, sl_response *res)
+static int fail_status500(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     return ctx->host->respond(res, 503, "{\"busy\":true}", 13);
@@ -19,7 +19,7 @@ static int fail_status500(const sl_event *event, sl_context *ctx, sl_response *r
 
 /* Responds with text that is not JSON: respond refuses it and the handler
  * passes that refusal on. */
-static int fail_garbage(const sl_event *event, sl_context *ctx, sl_response *res)
+static int fail_garbage(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     if (ctx->host->respond(res, 200, "not json{", 9) < 0) {
@@ -30,7 +30,7 @@ static int fail_garbage(const sl_event *event, sl_context *ctx, sl_response *res
 }
 
 /* Sleeps past a short timeout_ms (thread isolation records a timeout). */
-static int fail_slow(const sl_event *event, sl_context *ctx, sl_response *res)
+static int fail_slow(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)res;
@@ -41,7 +41,7 @@ static int fail_slow(const sl_event *event, sl_context *ctx, sl_response *res)
 }
 
 /* Fails on the first attempt, succeeds after (uses the attempt number). */
-static int fail_flaky(const sl_event *event, sl_context *ctx, sl_response *res)
+static int fail_flaky(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     if (ctx->attempt < 2) {
         ctx->host->fail(res, "Flaky", "first attempt fails");

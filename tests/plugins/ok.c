@@ -1,5 +1,6 @@
-/* ok.c - fixture: a well-behaved plugin with several handlers, an init that
- * counts its calls, and a logger user. */
+/* ok.c - fixture: an ABI 1 plugin, built from the frozen ABI 1 header
+ * (tests/abi/v1/sluice/handler.h, never edited), that every later host must
+ * load and run: several handlers, an init that counts its calls, a logger user. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* wrong_abi.c - fixture: a plugin that claims a future ABI version. */
 #include <sluice/handler.h>
 
-static int wrong_handler(const sl_event *event, sl_context *ctx, sl_response *res)
+static int wrong_handler(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     (void)event;
     (void)ctx;

@@ -3,11 +3,18 @@
  * plugin (once), every refusal with a message that names the module, file,
  * symbol or version and says what to do, handler lookup, binding pipeline
  * steps, and init running exactly once (also under concurrent callers).
+ * ABI negotiation: the ABI 1 fixture (ok.so, built from the frozen ABI 1
+ * header) loads and runs in this host forever, a descriptor larger than
+ * this host's (newer.so) loads, and an ABI 2 plugin's declared config keys
+ * are checked at bind time and its instance made once per step, with every
+ * field of the read-only context filled in.
  * loader_free must leave nothing behind (run under ASan/LSan). */
 #include "loader.h"
 
+#include "clock.h"
 #include "config.h"
 #include "confmap.h"
+#include "executor.h"
 #include "host.h"
 #include "pipeline.h"
 #include "test.h"
@@ -86,9 +93,10 @@ static void test_open_ok(void)
     CHECK_STR(p->name, "ok");
     CHECK_STR(p->path, path);
     CHECK(p->dl != NULL);
-    CHECK(p->desc && p->desc->abi_version == SL_ABI_VERSION);
+    CHECK(p->desc && p->desc->abi_version == 1); /* ok.so is the ABI 1 fixture */
+    CHECK(p->abi == 1 && p->host == &host_table_v1);
     CHECK_STR(p->desc ? p->desc->version : NULL, "test");
-    CHECK(!p->init_done);   /* init is lazy */
+    CHECK(!p->init.done);   /* init is lazy */
     char version[64];
     loader_file_version(path, version, sizeof version);
     CHECK_STR(p->version, version);
@@ -116,15 +124,15 @@ static void test_open_ok(void)
 
     /* init exactly once: the first call runs it and says how long it took */
     double ms = -2;
-    CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == 0);
+    CHECK(plugin_ensure_init(p, &ms, &e) == 0);
     CHECK(ms >= 0);
-    CHECK(p->init_done);
+    CHECK(p->init.done);
     CHECK(p->state != NULL && *(int *)p->state == 1); /* ok's init counts its calls */
     ms = -2;
-    CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == 0);
+    CHECK(plugin_ensure_init(p, &ms, &e) == 0);
     CHECK(ms == -1);
     ms = -2;
-    CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == 0);
+    CHECK(plugin_ensure_init(p, &ms, &e) == 0);
     CHECK(ms == -1);
     CHECK(p->state != NULL && *(int *)p->state == 1);
     free(path);
@@ -143,7 +151,7 @@ static void *race_init(void *arg)
 {
     struct init_race *r = arg;
     struct err e;
-    r->rc = plugin_ensure_init(r->p, &host_table, &r->ms, &e);
+    r->rc = plugin_ensure_init(r->p, &r->ms, &e);
     return NULL;
 }
 
@@ -192,20 +200,25 @@ static void test_bad_init(void)
     struct err e = {""};
     CHECK(loader_open(l, "bad_init", &p, &e) == 0);
     if (p) {
+        struct step s = {.name = "bad", .config_json = "{}", .plugin = p};
+        struct diag d = {0};
+        CHECK(loader_instance(l, &s, 0, "bad.json", &d) == 0);
+        CHECK(s.instance != NULL);
         double ms = -2;
-        CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == -1);
+        CHECK(instance_ensure(s.instance, &ms, &e) == -1);
         CHECK(ms >= 0); /* it did run */
-        CHECK_STR(e.msg, "plugin \"bad_init\" failed to initialise: cannot reach the license "
-                         "server");
+        CHECK_STR(e.msg, "plugin \"bad_init\" failed to create its instance: cannot reach the "
+                         "license server");
         /* not run again: the same answer, no cold start */
         snprintf(e.msg, sizeof e.msg, "(untouched)");
         ms = -2;
-        CHECK(plugin_ensure_init(p, &host_table, &ms, &e) == -1);
+        CHECK(instance_ensure(s.instance, &ms, &e) == -1);
         CHECK(ms == -1);
-        CHECK_STR(e.msg, "plugin \"bad_init\" failed to initialise: cannot reach the license "
-                         "server");
+        CHECK_STR(e.msg, "plugin \"bad_init\" failed to create its instance: cannot reach the "
+                         "license server");
+        diag_free(&d);
     }
-    loader_free(&l); /* no destroy for a failed init */
+    loader_free(&l); /* no destroy for a failed create */
 }
 
 static void test_refusals(void)
@@ -233,7 +246,7 @@ static void test_refusals(void)
     path = fixture("wrong_abi.so");
     CHECK(loader_open(l, "wrong_abi", &p, &e) == -1);
     snprintf(want, sizeof want, "plugin %s was built for handler ABI version %u, this sluice "
-             "speaks version %u: rebuild", path, SL_ABI_VERSION + 1, SL_ABI_VERSION);
+             "speaks versions 1 to %u: rebuild", path, SL_ABI_VERSION + 1, SL_ABI_VERSION);
     CHECK_CONTAINS(e.msg, want);
     free(path);
 
@@ -354,6 +367,130 @@ static void test_bind_pipeline(void)
     free(file);
 }
 
+/* A descriptor larger than this host's (a plugin built against a newer
+ * header that relies on ABI 2 only) loads; its tail is never read. */
+static void test_newer_plugin(void)
+{
+    struct loader *l = new_loader(FIXTURE_PLUGIN_DIR, NULL);
+    struct plugin *p = NULL;
+    struct err e = {""};
+    CHECK(loader_open(l, "newer", &p, &e) == 0);
+    if (!p)
+        fprintf(stderr, "newer: %s\n", e.msg);
+    CHECK(p && p->abi == 2 && p->desc->size > sizeof(sl_plugin));
+    CHECK(p && p->host == &host_table);
+    loader_free(&l);
+}
+
+static void log_nowhere(void *arg, const sl_context *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    (void)level;
+    (void)msg;
+    ++*(int *)arg;
+}
+
+/* One attempt of step i of pl on this thread; the body, owned, or NULL. */
+static char *call_step(struct pipeline *pl, size_t i, int number, int *logged)
+{
+    struct attempt a = {.pipeline = pl, .step = &pl->steps[i], .request_id = "req-1",
+                        .event_id = "ev-1", .source = "directory:in", .event = "{}",
+                        .event_len = 2, .number = number};
+    executor_call(&a, clock_mono_ns() + 5000 * 1000000LL, log_nowhere, logged);
+    char *body = a.status == INV_OK && a.body ? strdup(a.body) : NULL;
+    if (!body)
+        fprintf(stderr, "step %zu: %s: %s\n", i, a.error_type ? a.error_type : "?",
+                a.error ? a.error : "?");
+    attempt_release(&a);
+    return body;
+}
+
+/* An ABI 2 plugin: declared keys checked at bind time (as pipeline keys
+ * are), defaults filled in, one instance per step made once, the context
+ * complete; the ABI 1 fixture runs beside it in the same host. */
+static void test_abi2_steps(void)
+{
+    struct config cfg = {.file = "sluice.json", .base_dir = tmp, .workers = 2};
+    char *bad = tu_path(tmp, "v2bad.json");
+    CHECK(tu_write(bad, "{\"name\": \"v2bad\", \"isolation\": \"thread\", \"steps\": ["
+                        "{\"name\": \"a\", \"handler\": \"v2.info\", \"config\": "
+                        "{\"greting\": \"hi\"}},"
+                        "{\"name\": \"b\", \"handler\": \"v2.info\", \"config\": "
+                        "{\"greeting\": 5}},"
+                        "{\"name\": \"c\", \"handler\": \"v2.info\", \"config\": {\"greeting\": \"x\", "
+                        "\"limit\": \"high\"}}]}") == 0);
+    struct pipeline *pl = NULL;
+    struct diag d = {0};
+    CHECK(pipeline_load(bad, &cfg, &pl, &d) == 0);
+    struct loader *l = new_loader(FIXTURE_PLUGIN_DIR, NULL);
+    if (pl) {
+        CHECK(loader_bind_pipeline(l, pl, &d) == -1);
+        char want[4600];
+        snprintf(want, sizeof want, "%s: steps[0] (a).config: unknown key \"greting\" (did "
+                 "you mean \"greeting\"?)", bad);
+        CHECK_STR(tu_diag_find(&d, "greting"), want);
+        snprintf(want, sizeof want, "%s: steps[0] (a).config: missing required key "
+                 "\"greeting\": what to greet with", bad);
+        CHECK_STR(tu_diag_find(&d, "missing required"), want);
+        CHECK_CONTAINS(tu_diag_find(&d, "steps[1]"), "steps[1] (b).config.greeting: "
+                       "expected a string, got a number");
+        CHECK_CONTAINS(tu_diag_find(&d, "steps[2]"), "steps[2] (c).config.limit: "
+                       "expected a number, got a string");
+        CHECK(d.errors == 4);
+        pipeline_free(&pl);
+    }
+    diag_free(&d);
+
+    char *good = tu_path(tmp, "v2good.json");
+    CHECK(tu_write(good, "{\"name\": \"v2good\", \"isolation\": \"thread\", \"steps\": ["
+                         "{\"name\": \"a\", \"handler\": \"v2.info\", \"config\": "
+                         "{\"greeting\": \"hello\", \"extra\": [1]}},"
+                         "{\"name\": \"b\", \"handler\": \"v2.flaky\", \"config\": "
+                         "{\"greeting\": \"bye\", \"limit\": 9}},"
+                         "{\"name\": \"old\", \"handler\": \"ok.info\", \"config\": "
+                         "{\"any\": \"thing\"}}]}") == 0);
+    CHECK(pipeline_load(good, &cfg, &pl, &d) == 0);
+    if (pl) {
+        CHECK(loader_bind_pipeline(l, pl, &d) == 0);
+        tu_diag_dump("v2good", &d);
+        int logged = 0;
+        char *one = call_step(pl, 0, 1, &logged);
+        char *two = call_step(pl, 0, 1, &logged);
+        char *flaky1 = call_step(pl, 1, 1, &logged); /* fails: attempt 1 */
+        char *flaky2 = call_step(pl, 1, 2, &logged);
+        char *old = call_step(pl, 2, 1, &logged);
+        CHECK(one && two && !flaky1 && flaky2 && old);
+        /* the instance is the step's: made once (serial 1), called twice */
+        CHECK_CONTAINS(one, "\"greeting\":\"hello\",\"limit\":2.5,\"serial\":1,\"calls\":1");
+        CHECK_CONTAINS(two, "\"serial\":1,\"calls\":2");
+        CHECK_CONTAINS(one, "\"request_id\":\"req-1\",\"event_id\":\"ev-1\",\"source\":"
+                       "\"directory:in\",\"function\":\"v2.info\",\"pipeline\":\"v2good\","
+                       "\"step\":\"a\",\"attempt\":1");
+        CHECK_CONTAINS(one, "\"memory_limit_mb\":0"); /* thread isolation: none */
+        CHECK_CONTAINS(one, "\"config\":{\"greeting\":\"hello\",\"extra\":[1],\"limit\":2.5}");
+        /* another step, another instance (serial 2), with its own config */
+        CHECK_CONTAINS(flaky2, "\"greeting\":\"bye\",\"limit\":9,\"serial\":2");
+        CHECK_CONTAINS(flaky2, "\"attempt\":2");
+        /* the deadline is on the wall clock, a few seconds ahead */
+        const char *dl = one ? strstr(one, "\"deadline_ms\":") : NULL;
+        long long deadline = dl ? atoll(dl + 14) : 0;
+        CHECK(deadline > clock_wall_ms() && deadline < clock_wall_ms() + 10000);
+        /* the ABI 1 plugin, untouched by any of it */
+        CHECK_CONTAINS(old, "\"request_id\":\"req-1\",\"config\":{\"any\":\"thing\"}");
+        CHECK(logged >= 3); /* v2.info logs with logf, ok.info with log */
+        free(one);
+        free(two);
+        free(flaky1);
+        free(flaky2);
+        free(old);
+        pipeline_free(&pl);
+    }
+    diag_free(&d);
+    loader_free(&l); /* destroys both instances (checked by LeakSanitizer) */
+    free(bad);
+    free(good);
+}
+
 /* A file's id for hot reload: stable while the file is, different once it
  * is replaced, "missing" when gone; the version text is the id's text. */
 static void test_file_id(void)
@@ -388,6 +525,8 @@ int main(void)
     test_file_names();
     test_bind_pipeline();
     test_file_id();
+    test_newer_plugin();
+    test_abi2_steps();
     tu_rm_rf(tmp);
     free(tmp);
     return test_summary();

@@ -76,6 +76,44 @@ static void test_invoke_and_result(void)
     close(sv[1]);
 }
 
+/* The invoke frame C workers get: event id and source (one NULL) before
+ * the event, NUL-terminated in place; a source whose NUL is missing is a
+ * malformed frame, not a read past it. */
+static void test_invoke_with_ids(void)
+{
+    int sv[2];
+    pair(sv);
+    struct wire_reader rd;
+    wire_reader_init(&rd, sv[1]);
+    struct err e;
+    struct wire_invoke in = {.step = 1, .attempt = 4, .deadline_ns = 42, .ids = true,
+                             .event_id = "ev-7", .source = NULL, .event = "[1]", .event_len = 3};
+    snprintf(in.request_id, sizeof in.request_id, "01a20807-f54a-7e57-ac73-dec45e47ddc8");
+    CHECK(wire_send_invoke(sv[0], &in, &e) == 0);
+    struct wire_frame f;
+    int timed_out;
+    CHECK(wire_read(&rd, 0, &f, &timed_out, &e) == 0);
+    CHECK(f.type == WIRE_INVOKE_IDS);
+    struct wire_invoke out;
+    CHECK(wire_decode_invoke(&f, &out, &e) == 0);
+    CHECK(out.ids && out.step == 1 && out.attempt == 4 && out.deadline_ns == 42);
+    CHECK_STR(out.event_id, "ev-7");
+    CHECK(out.source == NULL);
+    CHECK(out.event_len == 3 && memcmp(out.event, "[1]", 3) == 0);
+    /* the same frame with the id's NUL turned into a letter */
+    unsigned char *nul = memchr(f.data + 53 + 4, 0, 5);
+    CHECK(nul != NULL);
+    if (nul) {
+        *nul = 'x';
+        CHECK(wire_decode_invoke(&f, &out, &e) == -1);
+        CHECK_CONTAINS(e.msg, "malformed invoke frame");
+    }
+    wire_frame_release(&f);
+    wire_reader_free(&rd);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* Several frames in one write come out one by one, each NUL-terminated,
  * and the byte the NUL covered is back for the next frame. */
 static void test_many_frames_one_read(void)
@@ -355,6 +393,7 @@ static void test_refused(void)
 int main(void)
 {
     test_invoke_and_result();
+    test_invoke_with_ids();
     test_many_frames_one_read();
     test_frame_in_pieces();
     test_big_frame();

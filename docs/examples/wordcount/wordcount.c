@@ -17,76 +17,69 @@
 
 #include <sluice/handler.h>
 
-/* Set once by init, then only read: safe to share between threads. */
-struct wordcount_state {
-    double default_max_bytes;
+/* One step's instance: made by create from the step's config, then only
+ * read, so it is safe to share between threads. */
+struct wordcount {
+    double max_bytes;
 };
 
-/* Lambda's init phase: runs once, before the first invocation. */
-static int wordcount_init(const sl_host *host, void **state, char *err, size_t errlen)
+/* Lambda's init phase: once per step per worker, before its first event.
+ * The host has checked the config against config_keys and filled in the
+ * defaults, so max_bytes is there and is a number. */
+static int wordcount_create(const sl_host *h, const sl_json *config, void **instance,
+                            char *err, size_t errlen)
 {
-    if (host->abi_version < 1) {
-        snprintf(err, errlen, "needs a host with handler ABI 1 or later");
-        return -1;
-    }
-    struct wordcount_state *s = malloc(sizeof *s);
-    if (!s) {
+    struct wordcount *wc = malloc(sizeof *wc);
+    if (!wc) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    s->default_max_bytes = 10 * 1024 * 1024; /* 10 MiB unless the step says otherwise */
-    *state = s;
+    wc->max_bytes = h->json_number(h->json_get(config, "/max_bytes"), 0);
+    if (wc->max_bytes < 1) {
+        snprintf(err, errlen, "config.max_bytes must be at least 1");
+        free(wc);
+        return -1;
+    }
+    *instance = wc;
     return 0;
 }
 
-static void wordcount_destroy(void *state)
+static void wordcount_destroy(void *instance)
 {
-    free(state);
+    free(instance);
 }
 
-/* Record the error and fail the step. */
-static int fail(sl_context *ctx, sl_response *res, const char *type, const char *message)
-{
-    ctx->host->log(ctx, SL_LOG_ERROR, message);
-    ctx->host->fail(res, type, message);
-    return 1;
-}
-
-static int count_handler(const sl_event *event, sl_context *ctx, sl_response *res)
+static int count_handler(const sl_event *event, const sl_context *ctx, sl_response *res)
 {
     const sl_host *h = ctx->host;
-    const struct wordcount_state *state = ctx->plugin_state;
-    char msg[4400];
+    const struct wordcount *wc = ctx->instance;
     (void)event; /* the parsed view below is easier than the raw text */
 
-    /* Both views belong to the host; never free them. */
+    /* The view belongs to the host; never free it. */
     const sl_json *object = h->json_get(h->event(ctx), "/Records/0/s3/object");
     const char *path = h->json_string(h->json_get(object, "/path"));
     if (!path)
-        return fail(ctx, res, "InvalidEvent", "expected a directory event with "
-                    "Records[0].s3.object.path");
-    double max_bytes = h->json_number(h->json_get(h->config(ctx), "/max_bytes"),
-                                      state->default_max_bytes);
+        return h->failf(res, "InvalidEvent", "expected a directory event with "
+                        "Records[0].s3.object.path");
 
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
-        return fail(ctx, res, "FileError", msg);
-    }
+    if (!f)
+        return h->failf(res, "FileError", "cannot open %s: %s", path, strerror(errno));
     long long lines = 0, words = 0, bytes = 0;
     int in_word = 0;
     unsigned char buf[65536];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
         bytes += (long long)n;
-        if (bytes > max_bytes) {
+        if (bytes > wc->max_bytes) {
             fclose(f);
-            snprintf(msg, sizeof msg, "%s is larger than max_bytes (%.0f)", path, max_bytes);
-            return fail(ctx, res, "FileTooLarge", msg);
+            h->logf(ctx, SL_LOG_ERROR, "%s is larger than max_bytes (%.0f)", path, wc->max_bytes);
+            return h->failf(res, "FileTooLarge", "%s is larger than max_bytes (%.0f)", path,
+                            wc->max_bytes);
         }
         if (h->remaining_ms(ctx) == 0) {
             fclose(f);
-            return fail(ctx, res, "Timeout", "out of time before the end of the file");
+            return h->failf(res, "Timeout", "out of time before the end of the file");
         }
         for (size_t i = 0; i < n; i++) {
             if (buf[i] == '\n')
@@ -101,25 +94,30 @@ static int count_handler(const sl_event *event, sl_context *ctx, sl_response *re
     }
     int failed = ferror(f);
     fclose(f);
-    if (failed) {
-        snprintf(msg, sizeof msg, "cannot read %s", path);
-        return fail(ctx, res, "FileError", msg);
-    }
+    if (failed)
+        return h->failf(res, "FileError", "cannot read %s", path);
 
-    snprintf(msg, sizeof msg, "%s: %lld lines, %lld words, %lld bytes", path, lines, words,
-             bytes);
-    h->log(ctx, SL_LOG_INFO, msg);
+    h->logf(ctx, SL_LOG_INFO, "%s: %lld lines, %lld words, %lld bytes", path, lines, words,
+            bytes);
 
-    /* Built values belong to us until json_set hands them to their parent. */
-    sl_json *out = h->json_new_object();
-    h->json_set(out, "key", h->json_copy(h->json_get(object, "/key")));
-    h->json_set(out, "path", h->json_new_string(path));
-    h->json_set(out, "lines", h->json_new_number((double)lines));
-    h->json_set(out, "words", h->json_new_number((double)words));
-    h->json_set(out, "bytes", h->json_new_number((double)bytes));
-    int rc = h->respond_json(res, 200, out); /* copies out */
-    h->json_free(out);
-    return rc == 0 ? 0 : fail(ctx, res, "ResponseError", "could not set the response");
+    /* The writer puts the body straight into the response: no tree to build
+     * and free. Checking writer_end alone is enough: a failure sticks. */
+    sl_writer *w = h->writer_begin(res);
+    h->write_object(w);
+    h->write_key(w, "key", 3);
+    h->write_json(w, h->json_get(object, "/key"));
+    h->write_key(w, "path", 4);
+    h->write_string(w, path, strlen(path));
+    h->write_key(w, "lines", 5);
+    h->write_int(w, lines);
+    h->write_key(w, "words", 5);
+    h->write_int(w, words);
+    h->write_key(w, "bytes", 5);
+    h->write_int(w, bytes);
+    h->write_close(w);
+    if (h->writer_end(w, 200) < 0)
+        return h->failf(res, "ResponseError", "could not set the response");
+    return 0;
 }
 
 static const sl_handler_def handlers[] = {
@@ -127,12 +125,19 @@ static const sl_handler_def handlers[] = {
     {NULL, NULL},
 };
 
+/* What `sluice check` checks each step's config against. */
+static const sl_config_key config_keys[] = {
+    {"max_bytes", SL_CONFIG_NUMBER, 0, "10485760", "the largest file counted (default 10 MiB)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 SL_PLUGIN_EXPORT const sl_plugin sluice_plugin = {
     .abi_version = SL_ABI_VERSION,
     .size = sizeof(sl_plugin),
     .name = "wordcount",
-    .version = "1.0",
+    .version = "2.0",
     .handlers = handlers,
-    .init = wordcount_init,
     .destroy = wordcount_destroy,
+    .create = wordcount_create,
+    .config_keys = config_keys,
 };
