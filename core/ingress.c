@@ -478,8 +478,11 @@ bool ingress_flow_control(struct ingress *in, bool writer_waiting)
 {
     if (!in->zmq || !in->dispatch)
         return false;
+    /* A pipeline's overflow waits in its own journal rows, on disk: one slow
+     * pipeline must not stop the others' intake. Only a backlog far beyond
+     * what any pipeline holds in memory (a disk filling up) pauses it all. */
     long waiting = dispatch_waiting(in->dispatch);
-    long high = (long)in->cfg->queue_size * 64;
+    long high = (long)in->cfg->queue_size * INGRESS_BACKLOG_FACTOR;
     int queued = writer_queued(in->writer);
     if (waiting > high && !in->backlog_high) {
         in->backlog_high = true;

@@ -55,6 +55,9 @@ int ingress_accept_record(void *arg, const char *target, const char *id, const c
  * enough that a flood never fills the queue (which would block the loop),
  * long enough for large group commits. */
 #define INGRESS_WRITER_BUSY 2048
+/* Events waiting in the journal, over all pipelines, per queue_size, above
+ * which the zmq event sockets are not read (1,048,576 by default). */
+#define INGRESS_BACKLOG_FACTOR 1024
 
 /* After each loop turn: pause or resume the ZeroMQ event sockets (also
  * while the writer waits for a locked database or a full disk). Returns

@@ -77,6 +77,29 @@ class Engine(IsolationCase):
         self.wait_events(sb, 40, pipeline=flood, timeout=60)
         self.stop(d)
 
+    def test_a_slow_pipelines_backlog_does_not_pause_the_others_intake(self):
+        # queue_size 1: 300 slow events are far over what it holds in memory
+        # (and over the old all-pipelines pause at queue_size x 64)
+        sb = self.sandbox({"queue_size": 1})
+        slow, fast = self.name("slow"), self.name("fast")
+        sb.add_pipeline(pipeline(slow, [step("fail.slow")], concurrency=1))
+        sb.add_pipeline(pipeline(fast, [step("echo.handler")], concurrency=1))
+        d = self.daemon(sb)
+        pub = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path, "--lines",
+                              "unused." + slow], input="{}\n" * 300, cwd=sb.cwd,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             timeout=60)
+        self.assertEqual(pub.returncode, 0, pub.stderr)
+        self.wait_for(lambda: sb.count("events WHERE pipeline = ?", (slow,)) == 300,
+                      what="the slow pipeline's events to be journaled")
+        r = sb.cli("publish", "unused." + fast, '{"fast": true}')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_events(sb, 1, pipeline=fast)
+        self.assertGreater(sb.count("events WHERE pipeline = ? AND state = 'pending'", (slow,)),
+                           200, "the fast event ran while the slow backlog waited")
+        self.assertNotIn("backlog is high", d.log())
+        self.stop(d)
+
     def test_threads_are_the_pool_plus_a_few_with_1000_pipelines(self):
         sb = self.sandbox({"workers": 2})
         for i in range(1000):
