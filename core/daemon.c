@@ -239,12 +239,11 @@ static int generation_start(struct daemon *dm, struct generation *g)
 {
     struct err e;
     bind_plugins(dm, g);
-    if (start_dirs(dm, g, &e) < 0 || start_schedules(dm, g, &e) < 0) {
+    int rc = start_dirs(dm, g, &e) < 0 || start_schedules(dm, g, &e) < 0 ? -1 : 0;
+    if (rc < 0)
         log_msg(LOG_ERROR, "%s", e.msg);
-        return -1;
-    }
-    dispatch_release(g->dispatch);
-    return 0;
+    dispatch_release(g->dispatch); /* the other triggers run either way */
+    return rc;
 }
 
 /* After its last run: its workers, plugins and pipelines go. */
@@ -429,7 +428,7 @@ static void drain(struct daemon *dm)
         return;
     if (dm->zmq) /* no new events while the lanes drain; invokes are answered */
         source_zmq_pause(dm->zmq, true);
-    ingress_use(dm->ingress, NULL, NULL);
+    ingress_stop(dm->ingress);
     bool retired = !dm->gen || !dm->gen->dispatch;
     if (!retired) /* first: then nothing new starts */
         dispatch_retire(dm->gen->dispatch, stop_retired, &retired);

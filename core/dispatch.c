@@ -222,7 +222,7 @@ static void start_one(struct lane *lane)
     run_start(&j->run);
 }
 
-static void start_batch(struct lane *lane)
+static bool start_batch(struct lane *lane)
 {
     size_t n = (size_t)(lane->count < lane->p->batch.size ? lane->count : lane->p->batch.size);
     struct batch_run *b = calloc(1, sizeof *b);
@@ -231,10 +231,10 @@ static void start_batch(struct lane *lane)
         free(b);
         b = NULL;
     }
-    if (!b) { /* they stay queued; the next end tries again */
+    if (!b) { /* they stay queued; the next run that ends tries again */
         log_msg(LOG_ERROR, "pipeline %s: out of memory for a batch of %zu", lane->p->name, n);
         sched_done(lane->d->env.sched, &lane->sl);
-        return;
+        return false;
     }
     b->lane = lane;
     b->n = n;
@@ -251,6 +251,7 @@ static void start_batch(struct lane *lane)
     b->next = lane->batches;
     lane->batches = b;
     run_start(&b->run);
+    return true;
 }
 
 /* The scheduler gave lane a slot. */
@@ -258,10 +259,10 @@ static void sched_start(void *arg, struct sched_lane *sl)
 {
     struct lane *lane = (struct lane *)((char *)sl - offsetof(struct lane, sl));
     (void)arg;
-    if (lane->p->batch.size > 1)
-        start_batch(lane);
-    else
+    if (lane->p->batch.size <= 1)
         start_one(lane);
+    else if (!start_batch(lane))
+        return; /* ready stays 0 until the lane changes: no busy loop */
     lane_sync_ready(lane);
 }
 
@@ -270,12 +271,17 @@ static void pump(struct dispatch *d)
     sched_pump(d->env.sched, sched_start, NULL);
 }
 
+/* Every pending row up to id is in memory now: refills start after it. */
+static void lane_loaded(struct lane *lane, int64_t id)
+{
+    if (id > lane->loaded_max)
+        lane->loaded_max = id;
+}
+
 /* Queue a job for a slot. The caller checked room. */
 static void lane_push(struct lane *lane, struct job *j)
 {
     lane->inflight++;
-    if (!j->ahead && j->id > lane->loaded_max) /* an ahead job's id is not known yet */
-        lane->loaded_max = j->id;
     lane->ring[(lane->head + lane->count) % lane->capacity] = j;
     lane->count++;
     if (lane->p->batch.size > 1 && lane->count == 1 && lane->p->batch.window_ms > 0)
@@ -297,6 +303,24 @@ static bool is_exposed(const struct lane *lane, int64_t id)
     return false;
 }
 
+/* A job whose committed row a refill must skip (it runs already). */
+static void expose(struct lane *lane, struct job *j)
+{
+    j->exposed = true;
+    j->next_exposed = lane->exposed;
+    lane->exposed = j;
+}
+
+static void unexpose(struct job *j)
+{
+    for (struct job **p = &j->lane->exposed; j->exposed && *p; p = &(*p)->next_exposed)
+        if (*p == j) {
+            *p = j->next_exposed;
+            break;
+        }
+    j->exposed = false;
+}
+
 static void refill_one(void *arg, const struct journal_entry *entry)
 {
     struct lane *lane = arg;
@@ -314,18 +338,20 @@ static void refill_one(void *arg, const struct journal_entry *entry)
     j->attempts_before = entry->attempts;
     if (lane->journal_waiting > 0)
         lane->journal_waiting--;
+    lane_loaded(lane, j->id);
     lane_push(lane, j);
 }
 
 /* Move pending journal entries into the lane while there is room, oldest
- * first. Not while an ahead job's append may have committed unseen: its
- * row would look like one waiting to be loaded. */
+ * first. */
 static void lane_refill(struct lane *lane)
 {
-    int room = lane->capacity - lane->inflight;
+    int room = lane->capacity - lane->inflight - lane->reserved;
     struct dispatch *d = lane->d;
+    /* Not while an ahead job's or an invoke's append may have committed
+     * unseen: its row would look like one waiting to be loaded. */
     if (!lane->backlog || room <= 0 || d->held || d->retiring || lane->parked ||
-        lane->ahead_unacked > 0)
+        lane->ahead_unacked > 0 || lane->reserved > 0)
         return;
     struct err e;
     int got = journal_load_pending(d->env.reader, lane->p->name, lane->loaded_max, room,
@@ -360,6 +386,7 @@ static void job_conclude(struct job *j)
 /* Answer, free. */
 static void job_end(struct job *j)
 {
+    unexpose(j);
     job_answer(j, RUN_INTERRUPTED, INTERRUPTED);
     job_free(j);
 }
@@ -386,11 +413,6 @@ static void ahead_progress(struct job *j)
     bool wrote_outcome = j->item.outcome == RUN_DONE || j->item.outcome == RUN_DEAD;
     if (wrote_outcome && !j->settled)
         return;
-    for (struct job **p = &j->lane->exposed; j->exposed && *p; p = &(*p)->next_exposed)
-        if (*p == j) {
-            *p = j->next_exposed;
-            break;
-        }
     job_end(j);
 }
 
@@ -494,9 +516,7 @@ static void on_ahead_appended(struct loop_task *t)
     if (!j->failed && j->inserted && !lane->backlog && j->id > lane->loaded_max) {
         lane->loaded_max = j->id;
     } else if (!j->failed && j->inserted && lane->backlog) {
-        j->exposed = true;
-        j->next_exposed = lane->exposed;
-        lane->exposed = j;
+        expose(lane, j);
     }
     ahead_progress(j);
     if (lane->ahead_unacked == 0 && lane->inflight <= lane->capacity / 2)
@@ -527,7 +547,13 @@ static void invoke_journaled(struct lane *lane, struct job *j)
         job_free(j);
         return;
     }
+    if (lane->backlog) /* older rows wait: loaded_max must not pass them */
+        expose(lane, j);
+    else
+        lane_loaded(lane, j->id);
     lane_push(lane, j);
+    if (lane->reserved == 0 && lane->inflight <= lane->capacity / 2)
+        lane_refill(lane);
 }
 
 /* The journal append committed (or failed): the writer's receipt. */
@@ -563,6 +589,7 @@ static void on_job_journaled(struct loop_task *t)
             lane_refill(lane);
         return;
     }
+    lane_loaded(lane, j->id);
     lane_push(lane, j);
 }
 
@@ -573,7 +600,8 @@ static void on_job_journaled(struct loop_task *t)
  * An answer still waits for the commit. */
 static bool may_run_ahead(const struct lane *lane, const struct event *ev)
 {
-    return ev->new_id && !lane->d->held && !lane->parked && !lane->backlog &&
+    return ev->new_id && !lane->d->held && !lane->d->retiring && !lane->parked &&
+           !lane->backlog &&
            lane->p->batch.size <= 1 &&
            lane->inflight + lane->reserved < lane->capacity;
 }
@@ -592,7 +620,7 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, struct event *
     struct lane *lane = lane_of(d, p);
     if (!lane)
         return err_set(e, "no lane for pipeline %s", p->name);
-    if (d->retiring) /* its journal receipt would outlive the lane */
+    if (d->retiring && reply) /* it would never run here to answer */
         return err_set(e, "pipeline %s is stopping", p->name);
     if (reply && lane->parked) {
         err_set(e, "pipeline %s is not running: its plugins did not load (see the log)",
@@ -729,10 +757,13 @@ void dispatch_retire(struct dispatch *d, void (*retired)(void *arg), void *arg)
     d->retired = retired;
     d->retired_arg = arg;
     d->jobs++; /* held while this runs: nothing below may finish the retirement early */
+    for (size_t i = 0; i < d->n_lanes; i++) { /* first: nothing of it may start below */
+        sched_unlink(d->env.sched, &d->lanes[i].sl);
+        d->lanes[i].sl.ready = 0;
+        loop_timer_cancel(loop_of(d), &d->lanes[i].window);
+    }
     for (size_t i = 0; i < d->n_lanes; i++) {
         struct lane *lane = &d->lanes[i];
-        sched_unlink(d->env.sched, &lane->sl);
-        loop_timer_cancel(loop_of(d), &lane->window);
         while (lane->count > 0) { /* queued: they stay pending in the journal */
             struct job *j = lane_pop(lane);
             if (j->paused) { /* a retry that was due ends here, its attempts counted */

@@ -36,6 +36,7 @@ struct ingress {
     bool backlog_high;          /* zmq paused: the journal backlog is high (logged) */
     bool writer_busy;           /* zmq paused: the writer's queue is long (routine) */
     bool crowded;               /* zmq paused: a lane is filling up (routine, brief) */
+    bool stopping;              /* sources refused; destination records still taken */
 };
 
 int ingress_new(const struct config *cfg, struct loop *l, struct writer *w,
@@ -55,6 +56,18 @@ void ingress_use(struct ingress *in, const struct pipeline_set *set, struct disp
 {
     in->set = set;
     in->dispatch = d;
+}
+
+void ingress_stop(struct ingress *in)
+{
+    in->stopping = true;
+}
+
+/* Refusing arrivals: stopping, or no generation. Records handed on by
+ * destinations are still taken while stopping (journaled for the next start). */
+static bool closed(const struct ingress *in)
+{
+    return !in->set || in->stopping;
 }
 
 void ingress_attach(struct ingress *in, struct source_zmq *zmq, struct source_http *http)
@@ -124,7 +137,7 @@ static void accept_file(struct ingress *in, struct pipeline *p, const char *key,
 void ingress_on_file(void *arg, const char *path, const struct stat *st)
 {
     struct ingress *in = arg;
-    if (!in->set) /* between generations: the next generation's scan finds it */
+    if (closed(in)) /* between generations: the next generation's scan finds it */
         return;
     for (size_t i = 0; i < in->set->n; i++) {
         const char *key = router_file_key(in->set->v[i], path);
@@ -154,7 +167,7 @@ static void on_zmq_event(void *arg, const char *socket, const char *topic, const
     struct ingress *in = arg;
     char id[ID_MAX + 1], source[ID_MAX + 16];
     snprintf(source, sizeof source, "zmq:%.*s", ID_MAX, topic);
-    if (!in->set) {
+    if (closed(in)) {
         reject(in, source, "sluice is stopping", payload, strlen(payload));
         return;
     }
@@ -214,7 +227,7 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
                           const char *payload, const char *given_id)
 {
     struct ingress *in = arg;
-    if (!in->set) {
+    if (closed(in)) {
         answer_error(in, peer, "Interrupted", "sluice is stopping or reloading; retry");
         return;
     }
@@ -387,7 +400,7 @@ static struct event *http_event(struct ingress *in, struct http_call *call,
 void ingress_on_http(void *arg, struct http_call *call, const struct http_incoming *req)
 {
     struct ingress *in = arg;
-    if (!in->set) { /* stopping */
+    if (closed(in)) { /* stopping */
         http_fail(in, call, 503, "sluice is stopping or reloading; retry", NULL);
         return;
     }
@@ -434,7 +447,7 @@ void ingress_on_schedule(void *arg, const struct pipeline *p, const char *event_
     struct event *ev = in->set ? event_new(event_id, source, source, payload, strlen(payload),
                                            false)
                                : NULL;
-    if (!in->set)
+    if (closed(in))
         log_msg(LOG_WARN, "pipeline %s: a firing during a stop is not run", p->name);
     else if (!ev)
         log_msg(LOG_ERROR, "pipeline %s: out of memory for a scheduled firing", p->name);

@@ -33,6 +33,9 @@ int ingress_new(const struct config *cfg, struct loop *l, struct writer *w,
 /* The generation events go to from now on (both NULL: none, between
  * generations or stopping: arrivals are refused with a retryable answer). */
 void ingress_use(struct ingress *in, const struct pipeline_set *set, struct dispatch *d);
+/* Stopping: every source is refused (retryable answers); records that
+ * finishing runs hand to other pipelines are still journaled. */
+void ingress_stop(struct ingress *in);
 /* The sources answers go back through (either may be NULL). */
 void ingress_attach(struct ingress *in, struct source_zmq *zmq, struct source_http *http);
 

@@ -222,6 +222,10 @@ static void retry_due(struct loop_timer *t)
 static void arm_retry(struct loop_task *t)
 {
     struct run *r = (struct run *)((char *)t - offsetof(struct run, task));
+    if (r->stop) { /* interrupted while its attempt ran: no retry now */
+        run_end(r, RUN_INTERRUPTED, false);
+        return;
+    }
     r->timer.fire = retry_due;
     r->waiting = true;
     loop_timer_arm(r->rn->loop, &r->timer, clock_mono_ns() + (int64_t)r->wait_ms * 1000000);
@@ -437,8 +441,8 @@ void run_item_commit(const struct runner *rn, const struct pipeline *p, struct r
 {
     /* only a written outcome is waited for (an ahead job's row) */
     bool wrote = it->outcome != RUN_INTERRUPTED;
-    if (!wrote && (it->attempts == 0 || !it->journal_id))
-        return; /* nothing to count, or no row known to count it in */
+    if (!wrote && it->attempts == 0)
+        return; /* nothing to count */
     struct journal_ref ref = {.id = it->journal_id, .append = it->append,
                               .pipeline = p->name, .event_id = it->ev->id,
                               .loop = rn->loop, .settled = wrote ? it->settled : NULL};
@@ -510,6 +514,10 @@ static void round_due(struct loop_timer *t)
 static void arm_round(struct loop_task *t)
 {
     struct run *r = (struct run *)((char *)t - offsetof(struct run, task));
+    if (r->stop) { /* the failed items stay pending, their attempts counted */
+        run_end(r, RUN_INTERRUPTED, false);
+        return;
+    }
     r->timer.fire = round_due;
     r->waiting = true;
     loop_timer_arm(r->rn->loop, &r->timer, clock_mono_ns() + (int64_t)r->wait_ms * 1000000);
@@ -597,6 +605,7 @@ void run_abort(struct run *r)
 
 bool run_interrupt(struct run *r)
 {
+    r->stop = true; /* a retry it comes to later ends it instead */
     if (!r->waiting)
         return false;
     loop_timer_cancel(r->rn->loop, &r->timer);

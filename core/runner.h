@@ -93,6 +93,7 @@ struct run {
     struct pool_task work;      /* ... and to an executor thread */
     struct loop_timer timer;    /* a retry's wait */
     bool waiting;               /* the timer is armed */
+    bool stop;                  /* interrupted: end instead of waiting for a retry */
 };
 
 struct retry;
@@ -105,9 +106,10 @@ int runner_retry_wait_ms(const struct retry *rt, int retry_index);
 void run_start(struct run *r);
 /* Loop thread: go on after `due`, in the slot the caller got for it. */
 void run_resume(struct run *r);
-/* Loop thread: the run waits for a retry and the daemon stops: it ends at
- * once as interrupted (the attempts so far are written to the journal).
- * Returns false if it is not waiting (it will end by itself). */
+/* Loop thread: the daemon stops (or reloads): a run waiting for a retry
+ * ends at once as interrupted (the attempts so far are written to the
+ * journal); one whose attempt is running ends so when that attempt fails,
+ * instead of waiting for a retry. Returns false if it was not waiting. */
 bool run_interrupt(struct run *r);
 /* Write an ended item's outcome to the journal (after its record was
  * delivered): done, dead, or still pending with the attempts it made. */

@@ -199,28 +199,29 @@ int wire_try_read(struct wire_reader *r, struct wire_frame *f, struct err *e)
 {
     memset(f, 0, sizeof *f);
     wire_reader_idle(r);
-    size_t need;
-    int rc = next_frame(r, f, &need, e);
-    if (rc != 0)
-        return rc;
-    if (reserve(r, need, e) < 0)
-        return WIRE_CLOSED; /* out of memory for its frame: this worker is done */
-    ssize_t n;
-    do
-        n = recv(r->fd, r->buf + r->end, r->cap - r->end, MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (n < 0) {
-        err_set(e, "reading from the worker socket: %s", strerror(errno));
-        return WIRE_CLOSED;
+    for (;;) { /* read until a frame is whole or nothing more has come */
+        size_t need;
+        int rc = next_frame(r, f, &need, e);
+        if (rc != 0)
+            return rc;
+        if (reserve(r, need, e) < 0)
+            return WIRE_CLOSED; /* out of memory for its frame: this worker is done */
+        ssize_t n;
+        do
+            n = recv(r->fd, r->buf + r->end, r->cap - r->end, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0) {
+            err_set(e, "reading from the worker socket: %s", strerror(errno));
+            return WIRE_CLOSED;
+        }
+        if (n == 0) {
+            err_set(e, "the other end closed the socket");
+            return WIRE_CLOSED;
+        }
+        r->end += (size_t)n;
     }
-    if (n == 0) {
-        err_set(e, "the other end closed the socket");
-        return WIRE_CLOSED;
-    }
-    r->end += (size_t)n;
-    return next_frame(r, f, &need, e);
 }
 
 void wire_frame_release(struct wire_frame *f)

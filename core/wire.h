@@ -108,9 +108,9 @@ enum wire_failure {
     WIRE_BROKEN = -1,           /* the peer broke the protocol (a bad frame) */
     WIRE_CLOSED = -2,           /* the peer closed the socket, or reading failed */
 };
-/* The same without waiting, for a socket watched by the loop: after at most
- * one non-blocking read, 1 and a frame, 0 if none is whole yet, or a
- * wire_failure with e. */
+/* The same without waiting, for a socket watched by the loop: it reads what
+ * has come (non-blocking) until a frame is whole: 1 and a frame, 0 if none
+ * is whole yet, or a wire_failure with e. */
 int wire_try_read(struct wire_reader *r, struct wire_frame *f, struct err *e);
 /* Forget f (its bytes stay the reader's). */
 void wire_frame_release(struct wire_frame *f);

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #define INIT_GRACE_MS 10000     /* on top of timeout_ms, for a worker's start */
 #define RESULT_GRACE_MS 50      /* a result written at the deadline still counts */
 #define SNDBUF_BYTES (1 << 20)
+#define SEND_TIMEOUT_S 5
 #define WORKER_EXE "sluice-worker" /* beside the sluice binary */
 
 enum worker_state { W_STARTING, W_IDLE, W_BUSY, W_STOPPING };
@@ -55,6 +57,7 @@ struct worker {
     double start_ms;            /* spawn to ready: part of the first invocation's init */
     int served;                 /* invocations answered */
     int64_t idle_since_ns;
+    bool exited;                /* its pidfd said so: never idle again */
     char (*versions)[64];       /* of each of its steps' files, as this worker loaded them */
     struct loader_file_id *files;   /* the same, to compare */
     struct loop_timer timer;    /* the start's or the attempt's deadline; the stop's grace */
@@ -300,6 +303,10 @@ static int worker_spawn(struct fn *f, struct worker **out, struct err *e)
     }
     int sndbuf = SNDBUF_BYTES;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    /* A frame beyond the socket buffer is sent blocking on the loop thread: a
+     * worker that does not read it within this is given up on, not waited for. */
+    struct timeval sndtimeo = {.tv_sec = SEND_TIMEOUT_S};
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     for (size_t i = 0; i < f->p->n_steps; i++) { /* before the worker opens them */
         if (f->p->steps[i].runtime == f->kind) {
             loader_file_id(step_file(&f->p->steps[i]), &w->files[i]);
@@ -530,7 +537,7 @@ static void worker_idle(struct worker *w)
     struct fn *f = w->fn;
     loop_timer_cancel(f->ws->loop, &w->timer);
     wire_reader_idle(&w->rd); /* a big response's buffer goes now */
-    if (f->forgotten) {
+    if (f->forgotten || w->exited) {
         worker_stop(w);
         return;
     }
@@ -625,8 +632,9 @@ static void worker_end(struct worker *w)
 
 static bool handle_frame(struct worker *w, const struct wire_frame *fr)
 {
-    if (fr->type == WIRE_LOG && w->state == W_BUSY) {
-        forward_log(w, fr);
+    if (fr->type == WIRE_LOG) { /* outside an invocation (a handler's timer): no row owns it */
+        if (w->state == W_BUSY)
+            forward_log(w, fr);
         return true;
     }
     if (fr->type == WIRE_RESULT && w->state == W_BUSY) {
@@ -698,6 +706,7 @@ static void on_worker_exit(void *arg, uint32_t events)
     struct fn *f = w->fn;
     uint64_t serial = w->serial;
     (void)events;
+    w->exited = true;
     drain(w);
     if (still_there(f, serial))
         worker_end(w);

@@ -112,8 +112,10 @@ class PluginAbi(SluiceTestCase):
                 self.assertEqual(body["attempt"], 1)
                 self.assertTrue(body["source"].startswith("invoke"), body["source"])
                 self.assertGreater(body["remaining_ms"], 0)
-                # the worker's memory limit (the pipeline's memory_mb); threads have none
-                self.assertEqual(body["memory_limit_mb"], memory_mb if iso == "process" else 0)
+                # the worker's memory limit (the pipeline's memory_mb, else Lambda's
+                # default 128, as the script runtimes report it); threads have none
+                self.assertEqual(body["memory_limit_mb"],
+                                 (memory_mb or 128) if iso == "process" else 0)
                 inv = self.rows(sb, "SELECT request_id, event_id FROM invocations WHERE "
                                 "pipeline = ? ORDER BY id", ("new_" + iso,), n=2)
                 self.assertEqual((body["request_id"], body["event_id"]),
