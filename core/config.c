@@ -11,6 +11,7 @@
 
 #include "json.h"
 #include "path.h"
+#include "spawn.h"
 
 #ifndef SLUICE_PLUGIN_DIR
 #define SLUICE_PLUGIN_DIR "plugins"
@@ -37,6 +38,7 @@ struct raw {
     int workers, queue_size;
     const cJSON *zmq, *http;
     char *python, *node;
+    char *run_as;               /* issue 21: workers' identity */
 };
 
 static const struct confmap config_map[] = {
@@ -52,6 +54,8 @@ static const struct confmap config_map[] = {
      "default concurrency of a pipeline that sets none (default: number of CPUs)"},
     {"queue_size", CONFMAP_INT, offsetof(struct raw, queue_size), 1, 1 << 20,
      "events each pipeline holds in memory; more wait in the journal (default 1024)"},
+    {"run_as", CONFMAP_STRING, offsetof(struct raw, run_as), 0, 0,
+     "\"USER\" or \"USER:GROUP\" worker processes run as when the daemon runs as root"},
     {"python", CONFMAP_STRING, offsetof(struct raw, python), 0, 0,
      "interpreter for \"runtime\": \"python3\" steps (default: python3 on PATH)"},
     {"node", CONFMAP_STRING, offsetof(struct raw, node), 0, 0,
@@ -286,6 +290,14 @@ static int apply_doc(struct config *c, struct diag *d)
     c->node = r.node ? r.node
                      : strdup(access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "node");
     r.python = r.node = NULL;
+    struct err re;
+    struct run_as ra;
+    if (r.run_as && spawn_parse_run_as(r.run_as, &ra, &re) < 0) {
+        diag_error(d, c->file, "%s", re.msg);
+        errors++;
+    }
+    c->run_as = r.run_as;
+    r.run_as = NULL;
     c->queue_size = r.queue_size;
     if (!c->zmq.pull)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
@@ -384,6 +396,7 @@ void config_free(struct config **cp)
     free(c->zmq.client_secret);
     free(c->zmq.client_public);
     free(c->python);
+    free(c->run_as);
     free(c->node);
     cJSON_Delete(c->doc);
     free(c);

@@ -50,6 +50,7 @@ struct config {
     struct config_http http;
     char *python;               /* interpreter for "python3" steps */
     char *node;                 /* interpreter for "nodejs" steps */
+    char *run_as;               /* workers' default identity (spawn_parse_run_as), or NULL */
     cJSON *doc;                 /* the parsed document (owns *_raw) */
 };
 

@@ -5,12 +5,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +19,7 @@
 #include "loader.h"
 #include "log.h"
 #include "pipeline.h"
+#include "spawn.h"
 #include "wire.h"
 #include "writer.h"
 
@@ -32,7 +31,7 @@
 extern char **environ;
 
 struct worker {
-    pid_t pid;
+    struct spawned sp;          /* its process and all it starts (spawn.h) */
     int fd;
     struct wire_reader rd;      /* frames from the worker */
     double start_ms;            /* spawn to ready: part of the first invocation's init */
@@ -94,36 +93,6 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
     return text;
 }
 
-static void apply_limits(pid_t pid, const struct limits *l)
-{
-    struct rlimit r;
-    if (l->memory_mb > 0) {
-        r.rlim_cur = r.rlim_max = (rlim_t)l->memory_mb << 20;
-        prlimit(pid, RLIMIT_AS, &r, NULL);
-    }
-    if (l->cpu_seconds > 0) {
-        r.rlim_cur = (rlim_t)l->cpu_seconds;
-        r.rlim_max = (rlim_t)l->cpu_seconds + 1;
-        prlimit(pid, RLIMIT_CPU, &r, NULL);
-    }
-    if (l->max_open_files > 0) {
-        r.rlim_cur = r.rlim_max = (rlim_t)l->max_open_files;
-        prlimit(pid, RLIMIT_NOFILE, &r, NULL);
-    }
-}
-
-/* Describe how a reaped worker ended. */
-static void describe_exit(int status, char *out, size_t len)
-{
-    if (WIFSIGNALED(status))
-        snprintf(out, len, "the worker was killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, len, "the worker exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(out, len, "the worker ended (wait status %d)", status);
-}
-
 /* SIGKILL, reap, and say how it ended. */
 static void worker_kill(struct worker **wp, char *why, size_t len)
 {
@@ -133,12 +102,13 @@ static void worker_kill(struct worker **wp, char *why, size_t len)
     close(w->fd);
     wire_reader_free(&w->rd);
     int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) == 0) {
-        kill(w->pid, SIGKILL);
-        waitpid(w->pid, &status, 0);
+    if (!spawn_reap(&w->sp, 0, &status)) { /* issue 21: the whole tree, spawn.c */
+        spawn_kill_tree(&w->sp);
+        spawn_reap(&w->sp, -1, &status);
     }
     if (why)
-        describe_exit(status, why, len);
+        spawn_describe(status, why, len);
+    spawn_release(&w->sp);
     free(w->versions);
     free(w->files);
     free(w);
@@ -219,38 +189,6 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return err_set(e, "socketpair: %s", strerror(errno));
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
-    posix_spawnattr_init(&attr);
-    sigset_t none, dflt;
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGIO);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    /* its own process group: a Ctrl-C at the terminal reaches the daemon,
-     * which stops workers in order, not the workers mid-invocation */
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
-    char *argv[6], exe[PATH_MAX];
-    const char *prog;
-    worker_argv(slot, kind, argv, &prog, exe, sizeof exe);
-    pid_t pid;
-    int rc = posix_spawn(&pid, prog, &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(sv[1]);
-    if (rc != 0) {
-        close(sv[0]);
-        return err_set(e, "cannot start a worker (%s): %s", prog, strerror(rc));
-    }
     struct worker *w = calloc(1, sizeof *w);
     if (w && (!(w->versions = calloc(slot->p->n_steps, sizeof *w->versions)) ||
               !(w->files = calloc(slot->p->n_steps, sizeof *w->files)))) {
@@ -260,13 +198,29 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
     }
     if (!w) {
         close(sv[0]);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        close(sv[1]);
         return err_set(e, "out of memory");
     }
-    w->pid = pid;
+    char *argv[6], exe[PATH_MAX];
+    const char *prog;
+    worker_argv(slot, kind, argv, &prog, exe, sizeof exe);
+    /* issue 21: process creation, limits, identity, namespace, cgroup: spawn.c */
+    struct spawn_spec spec = {.path = prog, .argv = argv, .envp = environ, .fd3 = sv[1],
+                              .limits = &slot->p->limits, .run_as = &slot->p->run_as,
+                              .flags = slot->p->sandbox ? SPAWN_PIDNS : 0,
+                              .name = slot->p->name};
+    int rc = spawn_start(&spec, &w->sp, e);
+    close(sv[1]);
+    if (rc < 0) {
+        close(sv[0]);
+        free(w->versions);
+        free(w->files);
+        free(w);
+        return -1;
+    }
     w->fd = sv[0];
     wire_reader_init(&w->rd, w->fd);
+    w->rd.exit_fd = w->sp.pidfd; /* issue 21: a worker that exits is noticed at once */
     w->kind = kind;
     for (size_t i = 0; i < slot->p->n_steps; i++) { /* before the worker opens them */
         if (slot->p->steps[i].runtime == kind) {
@@ -274,7 +228,6 @@ static int spawn(const struct exec_slot *slot, enum runtime kind, struct worker 
             loader_file_id_text(&w->files[i], w->versions[i], sizeof w->versions[i]);
         }
     }
-    apply_limits(pid, &slot->p->limits);
     *out = w;
     return 0;
 }
