@@ -216,6 +216,8 @@ void cgroup_worker_kill(struct cgroup_worker *w)
         long pid;
         int found = 0;
         while (fscanf(f, "%ld", &pid) == 1) {
+            if (pid <= 0)
+                continue;
             kill((pid_t)pid, SIGKILL);
             found = 1;
         }

@@ -392,6 +392,14 @@ int spawn_reap(struct spawned *s, int timeout_ms, int *status)
     return done;
 }
 
+bool spawn_reaped(struct spawned *s)
+{
+    pthread_mutex_lock(&reg_lock);
+    bool done = s->reaped;
+    pthread_mutex_unlock(&reg_lock);
+    return done;
+}
+
 void spawn_release(struct spawned *s)
 {
     if (s->pid <= 0)

@@ -80,6 +80,10 @@ void spawn_kill_tree(struct spawned *s);
  * running. */
 int spawn_reap(struct spawned *s, int timeout_ms, int *status);
 
+/* Has it been reaped already (by spawn_reap_exited, say)? No system call:
+ * cheap enough to ask before every use of an idle worker. */
+bool spawn_reaped(struct spawned *s);
+
 /* Kill what is left, reap, release its fds and cgroup. *s may be freed then. */
 void spawn_release(struct spawned *s);
 

@@ -287,6 +287,12 @@ static int ensure_worker(struct exec_slot *slot, struct attempt *a)
                 slot->p->name);
         worker_stop(&slot->workers[k]); /* the next one loads the new file */
     }
+    if (slot->workers[k] && spawn_reaped(&slot->workers[k]->sp)) { /* issue 21 */
+        char why[256];
+        worker_kill(&slot->workers[k], why, sizeof why);
+        log_msg(LOG_INFO, "pipeline %s: an idle worker ended (%s); starting a new one",
+                slot->p->name, why);
+    }
     if (slot->workers[k])
         return 0;
     if (slot->init_failures[k] > 0) {
