@@ -9,6 +9,7 @@ Fixture: tests/plugins/hostile.c. Its handlers append the pid (as the
 machine's /proc sees it) of every process they start to the event's
 "pidfile", so the test can check that each one is gone."""
 
+import concurrent.futures
 import grp
 import json
 import os
@@ -17,7 +18,8 @@ import signal
 import unittest
 
 import harness
-from test_isolation import (IsolationCase, SLACK_S, pipeline, proc_stat, step, workers_of)
+from test_isolation import (IsolationCase, all_pids, cpu_ticks, pipeline, proc_cmdline, proc_stat,
+                            step, workers_of)
 
 
 def absent(pid):
@@ -183,6 +185,38 @@ class Containment(IsolationCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('no user "no-such-user-here"', r.stdout + r.stderr)
         self.assertIn("pids", r.stdout + r.stderr)
+
+    def test_busy_node_worker_dies_with_a_kill9_daemon(self):
+        """Docs' known issue: a Node.js worker busy in a handler outlived a
+        kill -9 of the daemon (Node cannot ask for a parent-death signal).
+        Every worker now gets one before exec."""
+        sb = self.sandbox()
+        code = sb.path("code")
+        os.mkdir(code)
+        with open(os.path.join(code, "busy.js"), "w") as f:
+            f.write("exports.spin = async () => { for (;;) {} };\n")
+        name = self.name("spin")
+        sb.add_pipeline(pipeline(name, [{"name": "spin", "handler": "busy.spin",
+                                         "runtime": "nodejs", "code": code,
+                                         "timeout_ms": 600000}]))
+        d = self.daemon(sb)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(self.invoke, sb, name, "{}", 5000)
+            def node_workers():
+                return [p for p in all_pids() if proc_stat(p) and proc_stat(p)[1] == d.pid()
+                        and any(a.endswith(b"bootstrap.js") for a in proc_cmdline(p))]
+            self.wait_for(lambda: node_workers() and cpu_ticks(node_workers()[0]) > 20,
+                          what="the Node.js worker to spin in its handler")
+            workers = node_workers()
+            d.kill9()
+            try:
+                self.wait_all_dead(workers, "the busy Node.js worker")
+            finally:
+                for w in workers:
+                    try:
+                        os.kill(w, signal.SIGKILL)
+                    except OSError:
+                        pass
 
     # -- item 23: reap idle workers at once ---------------------------------
 
