@@ -29,7 +29,8 @@
 #define CLONE_PIDFD 0x00001000
 #endif
 
-#define STACK_SIZE (64 * 1024)  /* for the child until it execs; two with a namespace */
+#define STACK_SIZE (64 * 1024)  /* for the child until it execs, and the init's */
+#define MEM_SIZE (2 * STACK_SIZE + 4096)    /* two stacks, then struct child */
 #define CGROUP_MOUNT "/sys/fs/cgroup"
 
 /* The child side runs in a clone of the daemon: with CLONE_VM it shares the
@@ -54,13 +55,13 @@ static atomic_bool pidns_refused;
 /* ---- the child side: async-signal-safe calls only ---- */
 
 /* Handlers are the daemon's: in the child they would run the daemon's code. */
-CHILD_SIDE static void reset_signals(bool worker)
+CHILD_SIDE static void reset_signals(void)
 {
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
         if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
             continue;
-        bool forced = worker && (sig == SIGPIPE || sig == SIGIO || sig == SIGINT ||
+        bool forced = (sig == SIGPIPE || sig == SIGIO || sig == SIGINT ||
                                  sig == SIGTERM || sig == SIGHUP || sig == SIGCHLD);
         if (!forced && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
             continue;
@@ -74,7 +75,7 @@ CHILD_SIDE static int worker_child(void *arg)
 {
     struct child *c = arg;
     const struct spawn_spec *s = c->spec;
-    reset_signals(true);
+    reset_signals();
     if (!c->in_ns) {            /* the init did these for the whole namespace */
         if (setpgid(0, 0) < 0 || (c->cg_fd >= 0 && write(c->cg_fd, "0", 1) != 1))
             goto fail;
@@ -120,16 +121,18 @@ CHILD_SIDE static void close_others(const int keep[3])
     syscall(SYS_close_range, from, ~0U, 0);
 }
 
-/* pid 1 of the worker's PID namespace: a copy of the daemon (not sharing its
- * memory) that starts the worker, reaps whatever else dies in the namespace,
- * and when the worker ends writes its wait status and exits, at which the
- * kernel kills everything left in the namespace. Its signals stay blocked:
- * pid 1 ignores signals from inside the namespace anyway, and SIGKILL from
- * the daemon still works. */
+/* pid 1 of the worker's PID namespace: it starts the worker, reaps whatever
+ * else dies in the namespace, and when the worker ends writes its wait status
+ * and exits, at which the kernel kills everything left in the namespace.
+ * It shares the daemon's memory (CLONE_VM, so starting it copies nothing)
+ * and runs on a stack of its own, so once it has told the daemon the worker
+ * started ('S'), it may touch only that block (struct child and the stacks)
+ * and make only calls that cannot fail (errno is the daemon thread's). Its
+ * signals stay blocked: no handler of the daemon can run here; SIGKILL from
+ * the daemon still works, and pid 1 ignores signals from inside. */
 CHILD_SIDE static int init_child(void *arg)
 {
     struct child *c = arg;
-    reset_signals(false);
     prctl(PR_SET_NAME, "sluice-init");
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (setpgid(0, 0) < 0 || (c->cg_fd >= 0 && write(c->cg_fd, "0", 1) != 1))
@@ -145,7 +148,8 @@ CHILD_SIDE static int init_child(void *arg)
     close_others(keep);
     pid_t w = clone(worker_child, (char *)c->worker_stack + STACK_SIZE,
                     CLONE_VM | CLONE_VFORK | SIGCHLD, c);
-    if (w < 0)
+    char started = 'S';
+    if (w < 0 || write(c->status_w, &started, 1) != 1)
         _exit(127);
     close(c->fd3);
     if (c->cg_fd >= 0)
@@ -157,7 +161,7 @@ CHILD_SIDE static int init_child(void *arg)
             ssize_t n = write(c->status_w, &st, sizeof st);
             _exit(n == sizeof st ? 0 : 126);
         }
-        if (p < 0 && errno != EINTR)
+        if (p < 0)
             _exit(126);
     }
 }
@@ -238,8 +242,9 @@ static void set_rlimits(struct child *c, const struct spawn_spec *spec)
 }
 
 /* clone the init (with a namespace) or the worker itself, with every signal
- * blocked so no handler of the daemon runs in the child. */
-static pid_t start_child(struct child *c, bool ns, void *stack, int *pidfd)
+ * blocked so no handler of the daemon runs in the child. mem holds the two
+ * stacks; c lies beyond them. */
+static pid_t start_child(struct child *c, bool ns, char *mem, int *pidfd)
 {
     sigset_t all, old;
     sigfillset(&all);
@@ -247,17 +252,28 @@ static pid_t start_child(struct child *c, bool ns, void *stack, int *pidfd)
     pid_t pid;
     c->in_ns = ns;
     if (ns) {
-        c->worker_stack = stack;
-        pid = clone(init_child, (char *)stack + 2 * STACK_SIZE,
-                    CLONE_NEWPID | CLONE_PIDFD | SIGCHLD, c, pidfd);
+        c->worker_stack = mem + STACK_SIZE;
+        pid = clone(init_child, mem + STACK_SIZE, CLONE_VM | CLONE_NEWPID | CLONE_PIDFD | SIGCHLD,
+                    c, pidfd);
     } else {
-        pid = clone(worker_child, (char *)stack + STACK_SIZE,
+        pid = clone(worker_child, mem + STACK_SIZE,
                     CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, c, pidfd);
     }
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;
     return pid;
+}
+
+/* With a namespace: wait for the init's 'S' (the worker has called exec, or
+ * failed to). 0, or -1 if the init died first. */
+static int wait_started(int fd)
+{
+    char b;
+    ssize_t n;
+    while ((n = read(fd, &b, 1)) < 0 && errno == EINTR)
+        ;
+    return n == 1 && b == 'S' ? 0 : -1;
 }
 
 int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *e)
@@ -269,30 +285,31 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *
     if (spec->run_as && spec->run_as->set && geteuid() != 0)
         return err_set(e, "cannot start a worker as uid %u: run_as needs the daemon to run as "
                        "root (remove run_as, or start sluice as root)", spec->run_as->uid);
-    struct child c = {.spec = spec, .fd3 = spec->fd3, .status_w = -1, .cg_fd = -1};
-    set_rlimits(&c, spec);
+    /* the stacks, then the child's arguments: with a namespace the init
+     * keeps using them after this returns, until it is reaped */
+    char *mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED)
+        return err_set(e, "cannot start a worker (%s): %s", spec->path, strerror(errno));
+    struct child *c = (struct child *)(mem + 2 * STACK_SIZE);
+    *c = (struct child){.spec = spec, .fd3 = spec->fd3, .status_w = -1, .cg_fd = -1};
+    set_rlimits(c, spec);
     struct cgroup *cgs = spec->cgroups ? spec->cgroups : machine_cgroups();
     struct err ce;
     if (cgs && cgroup_worker_new(cgs, spec->name ? spec->name : "worker", spec->limits,
                                  &out->cg, &ce) < 0)
         log_msg(LOG_WARN, "a worker of %s starts without a cgroup: %s", spec->name, ce.msg);
     if (out->cg)
-        c.cg_fd = cgroup_worker_procs_fd(out->cg);
+        c->cg_fd = cgroup_worker_procs_fd(out->cg);
     bool ns = (spec->flags & SPAWN_PIDNS) && !atomic_load(&pidns_refused);
     int sp[2] = {-1, -1};
     if (ns && pipe2(sp, O_CLOEXEC) < 0) {
         err_set(e, "cannot start a worker (%s): pipe: %s", spec->path, strerror(errno));
         goto fail;
     }
-    c.status_w = sp[1];
-    void *stack = mmap(NULL, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
-        err_set(e, "cannot start a worker (%s): %s", spec->path, strerror(errno));
-        goto fail;
-    }
+    c->status_w = sp[1];
     int pidfd = -1;
-    pid_t pid = start_child(&c, ns, stack, &pidfd);
+    pid_t pid = start_child(c, ns, mem, &pidfd);
     if (pid < 0 && ns && (errno == EPERM || errno == EINVAL || errno == EUSERS ||
                           errno == ENOSPC)) {
         if (!atomic_exchange(&pidns_refused, true))
@@ -300,10 +317,9 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *
                     "children are killed through its process group only (docs/isolation.md"
                     "#13)", strerror(errno));
         ns = false;
-        pid = start_child(&c, false, stack, &pidfd);
+        pid = start_child(c, false, mem, &pidfd);
     }
     int saved = errno;
-    munmap(stack, 2 * STACK_SIZE);
     if (sp[1] >= 0)
         close(sp[1]);
     if (pid < 0) {
@@ -312,21 +328,27 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *
     }
     out->pid = out->pgid = pid;
     out->pidfd = pidfd;
-    out->status_fd = ns ? sp[0] : -1;
     out->pidns = ns;
-    if (!ns && c.err) {         /* the vfork child failed before exec */
-        waitpid(pid, NULL, 0);
-        close(pidfd);
-        out->pidfd = -1;
-        err_set(e, "cannot start a worker (%s): %s", spec->path, strerror(c.err));
-        goto fail;
+    if (ns) {
+        out->status_fd = sp[0];
+        out->mem = mem;
+        wait_started(sp[0]); /* an init that died first is reaped as a failed worker */
+    }
+    int err = c->err;           /* the worker failed before exec */
+    if (!ns)
+        munmap(mem, MEM_SIZE);  /* vfork: the child has called exec or exited */
+    if (err) {
+        reg_add(out);
+        spawn_release(out);
+        return err_set(e, "cannot start a worker (%s): %s", spec->path, strerror(err));
     }
     reg_add(out);
     return 0;
 fail:
-    if (sp[0] >= 0 && out->status_fd != sp[0])
+    if (sp[0] >= 0)
         close(sp[0]);
     cgroup_worker_free(&out->cg);
+    munmap(mem, MEM_SIZE);
     return -1;
 }
 
@@ -417,6 +439,9 @@ void spawn_release(struct spawned *s)
     if (s->status_fd >= 0)
         close(s->status_fd);
     cgroup_worker_free(&s->cg);
+    if (s->mem)                 /* the init's stack: it is gone now */
+        munmap(s->mem, MEM_SIZE);
+    s->mem = NULL;
     s->pid = 0;
     s->pidfd = s->status_fd = -1;
 }

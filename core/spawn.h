@@ -59,6 +59,7 @@ struct spawned {
     int pidfd;                  /* readable once pid has exited; -1 if the kernel has none */
     int status_fd;              /* with a namespace: the worker's wait status, from the init */
     bool pidns;                 /* in a PID namespace of its own */
+    void *mem;                  /* with a namespace: the init's stack, until it is reaped */
     struct cgroup_worker *cg;   /* NULL: none */
     /* Set once reaped (under the registry's lock). */
     bool reaped;

@@ -120,6 +120,15 @@ static void test_basics(void)
                               .fd3 = -1};
     CHECK(spawn_start(&spec, &s, &e) < 0);
     CHECK_CONTAINS(e.msg, "cannot start a worker (/nonexistent/worker): No such file");
+    /* exec itself fails (a folder passes the access check): said at once,
+     * also from inside a PID namespace */
+    for (unsigned flags = 0; flags <= SPAWN_PIDNS; flags += SPAWN_PIDNS) {
+        char *dargv[] = {"/", NULL};
+        struct spawn_spec dspec = {.path = "/", .argv = dargv, .envp = environ, .fd3 = -1,
+                                   .flags = flags};
+        CHECK(spawn_start(&dspec, &s, &e) < 0);
+        CHECK_CONTAINS(e.msg, "cannot start a worker (/): Permission denied");
+    }
 }
 
 /* A shell that starts two sleeps (one in a new session) and reports their
@@ -130,19 +139,24 @@ static void test_kill_tree(unsigned flags)
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     struct spawned s;
     struct err e;
-    /* the ppid cut sees in /proc: each sh's pid as this test sees it, also from
-     * inside a PID namespace */
+    /* each sh reads its own pid from /proc/self/stat (a builtin, no fork):
+     * the pid as this test sees it, also from inside a PID namespace */
     const char *script =
-        "sh -c 'cut -d\" \" -f4 /proc/self/stat >&3; exec sleep 1000 3>&-' & "
-        "setsid sh -c 'cut -d\" \" -f4 /proc/self/stat >&3; exec sleep 1000 3>&-' & "
+        "sh -c 'read p r < /proc/self/stat; echo g $p >&3; exec sleep 1000 3>&-' & "
+        "setsid sh -c 'read p r < /proc/self/stat; echo s $p >&3; exec sleep 1000 3>&-' & "
         "exec 3>&-; wait";
     CHECK(start_sh(script, p[1], NULL, flags, &s, &e) == 0);
     close(p[1]);
     char out[256];
     read_all(p[0], out, sizeof out);
     close(p[0]);
-    long pids[2] = {0, 0};
-    CHECK(sscanf(out, "%ld %ld", &pids[0], &pids[1]) == 2);
+    /* the two lines come in either order: "g PID" (in the group), "s PID" */
+    long pids[2] = {0, 0}, pid;
+    char kind;
+    for (char *line = out; line && sscanf(line, "%c %ld", &kind, &pid) == 2;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        pids[kind == 's'] = pid;
+    CHECK(pids[0] > 0 && pids[1] > 0);
     CHECK(!dead(pids[0]) && !dead(pids[1]));
     int st;
     CHECK(spawn_reap(&s, 0, &st) == 0);     /* still running */
