@@ -352,16 +352,19 @@ fail:
     return -1;
 }
 
-/* Under reg_lock, once it has exited: its group first (the pid, a zombie,
- * cannot be reused until reaped), then reap. */
-static void reap_locked(struct spawned *s, int wait_flags)
+/* Under reg_lock: if it has exited (waiting for that if block), kill its
+ * group first (the pid, a zombie, cannot be reused until reaped), then reap. */
+static void reap_locked(struct spawned *s, bool block)
 {
     if (s->reaped)
         return;
-    int st = 0;
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) < 0 ||
+        si.si_pid == 0)
+        return;                 /* still running */
     kill(-s->pgid, SIGKILL);
-    pid_t r = waitpid(s->pid, &st, wait_flags);
-    if (r == 0)
+    int st = 0;
+    if (waitpid(s->pid, &st, 0) != s->pid)
         return;
     s->reaped = true;
     s->status = st;
@@ -372,15 +375,14 @@ static void reap_locked(struct spawned *s, int wait_flags)
     }
 }
 
-static bool has_exited(const struct spawned *s, int timeout_ms)
+/* Wait up to timeout_ms for it to exit, on its pidfd, outside the lock. */
+static void wait_exit(const struct spawned *s, int timeout_ms)
 {
-    if (s->pidfd < 0)
-        return timeout_ms != 0; /* no pidfd: only a blocking wait */
+    if (s->pidfd < 0 || timeout_ms == 0)
+        return;
     struct pollfd pfd = {.fd = s->pidfd, .events = POLLIN};
-    int rc;
-    while ((rc = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR)
+    while (poll(&pfd, 1, timeout_ms) < 0 && errno == EINTR)
         ;
-    return rc > 0;
 }
 
 void spawn_kill_tree(struct spawned *s)
@@ -400,14 +402,12 @@ void spawn_kill_tree(struct spawned *s)
 
 int spawn_reap(struct spawned *s, int timeout_ms, int *status)
 {
+    if (!spawn_reaped(s))
+        wait_exit(s, timeout_ms);
     pthread_mutex_lock(&reg_lock);
+    /* without a pidfd a wait for good blocks here, holding the lock */
+    reap_locked(s, s->pidfd < 0 && timeout_ms < 0);
     bool done = s->reaped;
-    pthread_mutex_unlock(&reg_lock);
-    if (!done && !has_exited(s, timeout_ms))
-        return 0;
-    pthread_mutex_lock(&reg_lock);
-    reap_locked(s, s->pidfd < 0 && timeout_ms == 0 ? WNOHANG : 0);
-    done = s->reaped;
     if (done && status)
         *status = s->status;
     pthread_mutex_unlock(&reg_lock);
@@ -450,8 +450,7 @@ void spawn_reap_exited(void)
 {
     pthread_mutex_lock(&reg_lock);
     for (struct spawned *s = reg_head; s; s = s->next)
-        if (!s->reaped && (s->pidfd < 0 || has_exited(s, 0)))
-            reap_locked(s, WNOHANG);
+        reap_locked(s, false);
     pthread_mutex_unlock(&reg_lock);
 }
 
