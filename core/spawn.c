@@ -61,8 +61,8 @@ CHILD_SIDE static void reset_signals(void)
         struct sigaction sa;
         if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
             continue;
-        bool forced = (sig == SIGPIPE || sig == SIGIO || sig == SIGINT ||
-                                 sig == SIGTERM || sig == SIGHUP || sig == SIGCHLD);
+        bool forced = sig == SIGPIPE || sig == SIGIO || sig == SIGINT || sig == SIGTERM ||
+                      sig == SIGHUP || sig == SIGCHLD;
         if (!forced && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
             continue;
         sa.sa_handler = SIG_DFL;
