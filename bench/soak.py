@@ -10,6 +10,15 @@ their states, and prints one line. At the end it checks that nothing was lost
 (every accepted event reached done or dead), that RSS and fds stayed flat
 (last third vs first third of the samples), and exits non-zero otherwise.
 
+Hostile handlers (issue 21, tests/plugins/hostile.c) run beside the good
+traffic: a handler that forks and exits, a bounded fork bomb that hangs past
+its deadline, a sandboxed handler that starts a setsid daemon, one that
+signals its parent (sandboxed, and as "nobody" when the soak runs as root).
+Each records the pids it starts; a sample also counts those still alive
+(leftovers) and the daemon's zombie children. At the end good traffic must
+have no failed invocation, and no process a hostile handler started may be
+left.
+
     bench/soak.py [--minutes 10] [--every 10] [--build build]
 
 Only loopback addresses; every loop is bounded in count and time.
@@ -79,13 +88,76 @@ def setup(root, build):
          "steps": [{"handler": "checksum.handler"}], "isolation": "thread"},
         {"name": "api", "trigger": {"http": {"method": "POST", "path": "/e/{id}"}},
          "steps": [{"handler": "echo.handler"}]},
+        # hostile (issue 21)
+        {"name": "forkexit", "trigger": {"zmq": {"topic": "h.forkexit"}},
+         "steps": [{"handler": "hostile.fork_exit", "timeout_ms": 60000}]},
+        {"name": "bomb", "trigger": {"zmq": {"topic": "h.bomb"}},
+         "steps": [{"handler": "hostile.fork_bomb", "timeout_ms": 300}]},
+        # the daemon it starts lives as long as its worker: the second step
+        # ends the worker, so they do not pile up in a warm one
+        {"name": "daemonize", "trigger": {"zmq": {"topic": "h.daemonize"}}, "sandbox": True,
+         "steps": [{"handler": "hostile.daemonize"}, {"handler": "crash.exit"}]},
+        {"name": "killer", "trigger": {"zmq": {"topic": "h.killer"}}, "sandbox": True,
+         "steps": [{"handler": "hostile.kill_parent"}]},
     ]
+    if os.geteuid() == 0:
+        pipelines.append({"name": "killer_nobody", "trigger": {"zmq": {"topic": "h.kn"}},
+                          "run_as": "nobody", "steps": [{"handler": "hostile.kill_parent"}]})
     for p in pipelines:
         with open(os.path.join(root, "pipelines", p["name"] + ".json"), "w") as f:
             json.dump(p, f)
     with open(os.path.join(root, "sluice.json"), "w") as f:
         json.dump(cfg, f)
     return ports
+
+
+GOOD = ("good", "api", "files")
+
+
+def pidfile(root):
+    return os.path.join(root, "hostile.pids")
+
+
+def leftovers(root):
+    """Processes a hostile handler started that still run (not zombies)."""
+    try:
+        with open(pidfile(root)) as f:
+            pids = {int(l) for l in f if l.strip()}
+    except OSError:
+        return []
+    out = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def zombies(parent):
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                n += fields[0] == "Z" and int(fields[1]) == parent
+            except OSError:
+                pass
+    return n
+
+
+def send_hostile(push, root, rng):
+    """One of each hostile handler per round; returns how many were sent."""
+    ev = json.dumps({"pidfile": pidfile(root), "n": 10}).encode()
+    topics = [b"h.forkexit", b"h.bomb", b"h.daemonize", b"h.killer"]
+    if os.geteuid() == 0:
+        topics.append(b"h.kn")
+    for t in topics:
+        push.send_multipart([t, ev])
+    return len(topics)
 
 
 def send_mixed(sluice, cfg, root, ports, rng, n):
@@ -95,7 +167,7 @@ def send_mixed(sluice, cfg, root, ports, rng, n):
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 2000)
     push.connect("tcp://127.0.0.1:%d" % ports["pull"])
-    accepted = 0
+    accepted = send_hostile(push, root, rng)
     for i in range(n):
         kind = rng.random()
         if kind < 0.55:
@@ -165,8 +237,9 @@ def main():
     samples, sent = [], 0
     end = time.monotonic() + args.minutes * 60
     next_sample = time.monotonic()
-    print("%8s %10s %6s %10s %10s %10s %10s %8s" % ("t_s", "rss_kb", "fds", "accepted",
-                                                      "done", "dead", "pending", "rejected"))
+    print("%8s %10s %6s %10s %10s %10s %10s %8s %9s %7s" % (
+        "t_s", "rss_kb", "fds", "accepted", "done", "dead", "pending", "rejected", "leftover",
+        "zombies"))
     t0 = time.monotonic()
     while time.monotonic() < end and daemon.poll() is None:
         sent += send_mixed(sluice, cfg, root, ports, rng, args.rate)
@@ -174,9 +247,10 @@ def main():
             rss, fds = proc_stats(daemon.pid)
             states, inv, rej = db_counts(os.path.join(root, "var", "sluice.db"))
             samples.append((rss, fds))
-            print("%8.0f %10d %6d %10d %10d %10d %10d %8d" % (
+            print("%8.0f %10d %6d %10d %10d %10d %10d %8d %9d %7d" % (
                 time.monotonic() - t0, rss, fds, sent, states.get("done", 0),
-                states.get("dead", 0), states.get("pending", 0), rej), flush=True)
+                states.get("dead", 0), states.get("pending", 0), rej, len(leftovers(root)),
+                zombies(daemon.pid)), flush=True)
             next_sample += args.every
     # let the backlog drain, bounded
     drain_end = time.monotonic() + 180
@@ -191,6 +265,21 @@ def main():
         daemon.wait(timeout=60)
     states, inv, rej = db_counts(os.path.join(root, "var", "sluice.db"))
     finished = states.get("done", 0) + states.get("dead", 0)
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(root, "var", "sluice.db"), uri=True)
+    marks = ",".join("?" * len(GOOD))
+    good_total, good_failed = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status != 'ok') FROM invocations "
+        "WHERE pipeline IN (%s)" % marks, GOOD).fetchone()
+    hostile = con.execute("SELECT pipeline, status, count(*) FROM invocations WHERE pipeline "
+                          "NOT IN (%s) GROUP BY 1, 2 ORDER BY 1, 2" % marks, GOOD).fetchall()
+    con.close()
+    left = []
+    left_end = time.monotonic() + 10    # SIGKILLed processes take a moment to go
+    while time.monotonic() < left_end:
+        left = leftovers(root)
+        if not left:
+            break
+        time.sleep(0.2)
     # the first third is warm-up (caches, thread arenas); flat means the
     # middle third and the last third agree
     third = max(1, len(samples) // 3)
@@ -212,10 +301,18 @@ def main():
         problems.append("RSS grew from %.0f to %.0f kB" % (rss_first, rss_last))
     if fds_last > fds_first + 4:
         problems.append("open fds grew from %d to %d" % (fds_first, fds_last))
+    if good_failed:
+        problems.append("%d of %d invocations of good pipelines failed" % (good_failed,
+                                                                           good_total))
+    if left:
+        problems.append("%d processes started by hostile handlers outlived the daemon: %s" % (
+            len(left), left[:20]))
     print("sent %d accepted events; done %d, dead %d, invocations %d, rejected %d" % (
         sent, states.get("done", 0), states.get("dead", 0), inv, rej))
     print("RSS %.0f -> %.0f kB, fds %d -> %d; folder %s" % (rss_first, rss_last, fds_first,
                                                              fds_last, root))
+    print("good invocations %d, failed %d; hostile: %s" % (
+        good_total, good_failed, ", ".join("%s/%s %d" % h for h in hostile)))
     for p in problems:
         print("PROBLEM: " + p)
     sys.exit(1 if problems else 0)

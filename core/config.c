@@ -13,6 +13,7 @@
 #include "path.h"
 #include "paths.h"
 #include "wire.h"
+#include "spawn.h"
 
 /* Loopback only by default; nothing listens beyond this machine unless a
  * config says so. */
@@ -36,6 +37,7 @@ struct raw {
     char *python, *node;
     char *region;               /* issue 16: worker environment */
     struct strv pass_env;
+    char *run_as;               /* issue 21: workers' identity */
 };
 
 static const struct confmap config_map[] = {
@@ -57,6 +59,8 @@ static const struct confmap config_map[] = {
      "a warm worker process idle this long is stopped (default 300)"},
     {"queue_size", CONFMAP_INT, offsetof(struct raw, queue_size), 1, 1 << 20,
      "events each pipeline holds in memory; more wait in the journal (default 1024)"},
+    {"run_as", CONFMAP_STRING, offsetof(struct raw, run_as), 0, 0,
+     "\"USER\" or \"USER:GROUP\" worker processes run as when the daemon runs as root"},
     {"python", CONFMAP_STRING, offsetof(struct raw, python), 0, 0,
      "interpreter for \"runtime\": \"python3\" steps (default: python3 on PATH)"},
     {"node", CONFMAP_STRING, offsetof(struct raw, node), 0, 0,
@@ -415,6 +419,14 @@ static int apply_doc(struct config *c, struct diag *d)
     c->pass_env = r.pass_env;
     r.region = NULL;
     r.pass_env = (struct strv){0};
+    struct err re;
+    struct run_as ra;
+    if (r.run_as && spawn_parse_run_as(r.run_as, &ra, &re) < 0) {
+        diag_error(d, c->file, "%s", re.msg);
+        errors++;
+    }
+    c->run_as = r.run_as;
+    r.run_as = NULL;
     c->queue_size = r.queue_size;
     if (!c->zmq.pull)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
@@ -514,6 +526,7 @@ void config_free(struct config **cp)
     free(c->zmq.client_secret);
     free(c->zmq.client_public);
     free(c->python);
+    free(c->run_as);
     free(c->node);
     free(c->region);
     strv_free(&c->pass_env);

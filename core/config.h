@@ -73,6 +73,7 @@ struct config {
     char *node;                 /* interpreter for "nodejs" steps */
     char *region;               /* AWS_REGION of handlers, "local" by default */
     struct strv pass_env;       /* daemon variables workers get (names) */
+    char *run_as;               /* workers' default identity (spawn_parse_run_as), or NULL */
     cJSON *doc;                 /* the parsed document (owns *_raw) */
 };
 

@@ -37,6 +37,7 @@
 #include "journal.h"
 #include "loader.h"
 #include "log.h"
+#include "spawn.h"
 #include "loop.h"
 #include "path.h"
 #include "pipeline.h"
@@ -351,7 +352,9 @@ static void on_signal(void *arg, uint32_t events)
     (void)events;
     struct signalfd_siginfo si;
     while (read(dm->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (si.ssi_signo == SIGHUP) {
+        if (si.ssi_signo == SIGCHLD) {
+            spawn_reap_exited(); /* issue 21: no zombie of an idle worker */
+        } else if (si.ssi_signo == SIGHUP) {
             dm->reload = true;
         } else if (!dm->stop) {
             log_msg(LOG_INFO, "%s: letting running handlers finish, then exiting",
@@ -369,6 +372,7 @@ static int setup_signals(struct daemon *dm, struct err *e)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
     /* Blocked before any thread starts, so only the signalfd sees them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);

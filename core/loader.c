@@ -16,6 +16,7 @@
 #include "host.h"
 #include "json.h"
 #include "path.h"
+#include "trust.h"
 #include "pipeline.h"
 #include "plugin_config.h"
 
@@ -143,24 +144,11 @@ static int check_descriptor(const sl_plugin *d, const char *module, const char *
     return 0;
 }
 
-/* Refuse code that other users could have replaced: a plugin file or
- * folder writable by anyone, as the dynamic loader refuses such paths for
- * setuid programs. */
+/* Refuse code that other users could have replaced: the file and every
+ * folder up to /, after symlinks (issue 21, core/trust.c). */
 static int check_trust(const char *path, struct err *e)
 {
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return err_set(e, "cannot read plugin %s: %s", path, strerror(errno));
-    if (st.st_mode & S_IWOTH)
-        return err_set(e, "refusing plugin %s: the file is writable by other users (chmod o-w "
-                       "it)", path);
-    char *dir = path_dirname(path);
-    int rc = 0;
-    if (dir && stat(dir, &st) == 0 && (st.st_mode & S_IWOTH))
-        rc = err_set(e, "refusing plugin %s: its folder %s is writable by other users, who "
-                     "could replace it (chmod o-w the folder, or move the plugin)", path, dir);
-    free(dir);
-    return rc;
+    return trust_check(path, e);
 }
 
 static int plugin_open(struct plugin *p, const char *module, struct err *e)

@@ -21,6 +21,8 @@
 #include "loader.h"
 #include "path.h"
 #include "schedule.h"
+#include "spawn.h"
+#include "trust.h"
 
 #define TIMEOUT_DEFAULT_MS 3000 /* Lambda's default */
 #define TIMEOUT_MAX_MS 900000   /* Lambda's maximum, 15 minutes */
@@ -34,6 +36,8 @@ struct raw_pipeline {
     bool sandbox;
     const cJSON *environment;   /* issue 16 */
     struct strv layers;
+    int pids;                   /* issue 21: worker containment */
+    char *run_as;
 };
 
 static const struct confmap pipeline_map[] = {
@@ -63,6 +67,10 @@ static const struct confmap pipeline_map[] = {
      "open-file limit of each worker process"},
     {"sandbox", CONFMAP_BOOL, offsetof(struct raw_pipeline, sandbox), 0, 0,
      "C workers run under a seccomp filter that forbids ptrace, mount, module loading..."},
+    {"pids", CONFMAP_INT, offsetof(struct raw_pipeline, pids), 1, 1 << 22,
+     "processes and threads a worker may have at once (cgroup pids.max)"},
+    {"run_as", CONFMAP_STRING, offsetof(struct raw_pipeline, run_as), 0, 0,
+     "\"USER\" or \"USER:GROUP\" its workers run as when the daemon runs as root"},
     {"max_event_age_ms", CONFMAP_INT, offsetof(struct raw_pipeline, max_event_age_ms), 1,
      2147483647, "an event older than this is not retried again but dead-lettered"},
     {"batch", CONFMAP_OBJECT, offsetof(struct raw_pipeline, batch), 0, 0,
@@ -390,6 +398,11 @@ static int script_fill(struct step *s, struct raw_step *r, const struct config *
                    runtime_name(s->runtime), want,
                    s->runtime == RUNTIME_PYTHON ? "python3" : "nodejs",
                    s->runtime == RUNTIME_PYTHON ? "python" : "node");
+        return 1;
+    }
+    struct err te;
+    if (s->code && trust_check(s->code, &te) < 0) {
+        diag_error(d, file, "%s: code: %s", where, te.msg);
         return 1;
     }
     if (!s->code || !(s->source = find_source(s))) {
@@ -809,6 +822,16 @@ static void destination_release(struct destination *dst)
     memset(dst, 0, sizeof *dst);
 }
 
+static int parse_run_as(struct pipeline *p, const char *text, struct diag *d)
+{
+    struct err e;
+    if (text && spawn_parse_run_as(text, &p->run_as, &e) < 0) {
+        diag_error(d, p->file, "%s", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_isolation(struct pipeline *p, const char *isolation, struct diag *d)
 {
     if (!isolation || strcmp(isolation, "process") == 0) {
@@ -848,8 +871,9 @@ static int pipeline_fill(struct pipeline *p, struct raw_pipeline *r, const struc
     p->max_event_age_ms = r->max_event_age_ms;
     errors += parse_isolation(p, r->isolation, d);
     p->limits = (struct limits){.memory_mb = r->memory_mb, .cpu_seconds = r->cpu_seconds,
-                                .max_open_files = r->max_open_files};
+                                .max_open_files = r->max_open_files, .pids = r->pids};
     p->sandbox = r->sandbox;
+    errors += parse_run_as(p, r->run_as ? r->run_as : cfg->run_as, d);
     if (p->isolation == ISOLATION_THREAD &&
         (r->memory_mb || r->cpu_seconds || r->max_open_files || r->sandbox))
         diag_warning(d, p->file, "memory_mb, cpu_seconds, max_open_files and sandbox apply to "
@@ -886,7 +910,7 @@ int pipeline_load(const char *file, const struct config *cfg, struct pipeline **
     char *text = NULL;
     size_t len = 0;
     struct err e;
-    if (path_read_file(file, &text, &len, &e) < 0) {
+    if (trust_check(file, &e) < 0 || path_read_file(file, &text, &len, &e) < 0) {
         diag_error(d, file, "%s", e.msg);
         return -1;
     }

@@ -31,6 +31,13 @@ struct limits {
     int memory_mb;              /* RLIMIT_AS of worker processes; 0: none */
     int cpu_seconds;            /* RLIMIT_CPU per worker; 0: none */
     int max_open_files;         /* RLIMIT_NOFILE; 0: inherit */
+    int pids;                   /* cgroup pids.max (else RLIMIT_NPROC with run_as); 0: none */
+};
+
+/* Who worker processes run as (run_as); set = false: the daemon's identity. */
+struct run_as {
+    bool set;
+    unsigned uid, gid;
 };
 
 struct retry {
@@ -103,6 +110,7 @@ struct pipeline {
     } batch;
     struct limits limits;       /* for worker processes */
     bool sandbox;               /* seccomp filter in C workers */
+    struct run_as run_as;       /* the pipeline's run_as, else sluice.json's */
     int max_event_age_ms;       /* 0: no limit */
     /* issue 16: what worker processes see (worker_env.h) */
     struct strv environment;    /* "NAME=value" of every step */

@@ -67,6 +67,7 @@ void wire_reader_init(struct wire_reader *r, int fd)
 {
     memset(r, 0, sizeof *r);
     r->fd = fd;
+    r->exit_fd = -1;
 }
 
 void wire_reader_free(struct wire_reader *r)
@@ -127,9 +128,10 @@ static int fill(struct wire_reader *r, int64_t deadline_ns, int *timed_out, stru
             int64_t left = (deadline_ns - clock_mono_ns()) / 1000000;
             ms = left <= 0 ? 0 : left > 86400000 ? 86400000 : (int)left;
         }
-        struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+        struct pollfd pfd[2] = {{.fd = r->fd, .events = POLLIN},
+                                {.fd = r->exit_fd, .events = POLLIN}};
         if (!deadline_ns || ms > 0)
-            rc = poll(&pfd, 1, ms);
+            rc = poll(pfd, r->exit_fd >= 0 ? 2 : 1, ms);
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0)
@@ -138,6 +140,9 @@ static int fill(struct wire_reader *r, int64_t deadline_ns, int *timed_out, stru
             *timed_out = 1;
             return err_set(e, "deadline passed");
         }
+        /* its process exited, but a child it left holds the socket open */
+        if (!pfd[0].revents && pfd[1].revents)
+            return err_set(e, "the worker process exited");
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0 && errno == EINTR)
             continue;

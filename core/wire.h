@@ -53,6 +53,7 @@ struct wire_frame {
  * buffer grows it, and the buffer shrinks back once that frame is done with. */
 struct wire_reader {
     int fd;
+    int exit_fd;                /* readable once the peer process exited (a pidfd); -1: none */
     unsigned char *buf;         /* cap bytes plus one for the NUL after a frame */
     size_t cap;
     size_t start, end;          /* bytes received but not yet handed out */

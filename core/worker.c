@@ -5,15 +5,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +25,7 @@
 #include "metrics.h"
 #include "paths.h"
 #include "pipeline.h"
+#include "spawn.h"
 #include "wire.h"
 #include "worker_env.h"
 #include "writer.h"
@@ -49,9 +47,9 @@ struct worker {
     struct fn *fn;
     uint64_t serial;            /* unique: tells a worker from a later one at its address */
     enum worker_state state;
-    pid_t pid;
+    struct spawned sp;          /* its process and all it starts (spawn.h); sp.pidfd is
+                                 * readable once the process has exited */
     int fd;                     /* the socketpair's daemon end */
-    int pidfd;                  /* readable once the process has exited */
     struct wire_reader rd;
     int64_t spawned_ns;
     double start_ms;            /* spawn to ready: part of the first invocation's init */
@@ -162,36 +160,6 @@ static char *init_json(const struct pipeline *p, enum runtime kind)
     return text;
 }
 
-static void apply_limits(pid_t pid, const struct limits *l)
-{
-    struct rlimit r;
-    if (l->memory_mb > 0) {
-        r.rlim_cur = r.rlim_max = (rlim_t)l->memory_mb << 20;
-        prlimit(pid, RLIMIT_AS, &r, NULL);
-    }
-    if (l->cpu_seconds > 0) {
-        r.rlim_cur = (rlim_t)l->cpu_seconds;
-        r.rlim_max = (rlim_t)l->cpu_seconds + 1;
-        prlimit(pid, RLIMIT_CPU, &r, NULL);
-    }
-    if (l->max_open_files > 0) {
-        r.rlim_cur = r.rlim_max = (rlim_t)l->max_open_files;
-        prlimit(pid, RLIMIT_NOFILE, &r, NULL);
-    }
-}
-
-/* Describe how a reaped worker ended. */
-static void describe_exit(int status, char *out, size_t len)
-{
-    if (WIFSIGNALED(status))
-        snprintf(out, len, "the worker was killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, len, "the worker exited with status %d", WEXITSTATUS(status));
-    else
-        snprintf(out, len, "the worker ended (wait status %d)", status);
-}
-
 /* The program C workers run: sluice-worker (beside the sluice binary in the
  * build tree, in libexec/sluice when installed: paths.c), which links only
  * what a worker needs and so starts several ms sooner than the daemon's own
@@ -243,39 +211,23 @@ static void worker_argv(const struct fn *f, char *argv[6], const char **prog, ch
     argv[n] = NULL;
 }
 
-static int spawn_process(const struct fn *f, int child_fd, pid_t *pid, struct err *e)
+/* Its process, in a process group of its own (a Ctrl-C at the terminal
+ * reaches only the daemon, which stops workers in order; a kill reaches the
+ * whole tree), with its limits, identity and namespace (spawn.c). */
+static int spawn_process(const struct fn *f, int child_fd, struct spawned *sp, struct err *e)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
-    posix_spawnattr_init(&attr);
-    sigset_t none, dflt;
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGIO);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGHUP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &dflt);
-    /* its own process group: a Ctrl-C at the terminal reaches the daemon,
-     * which stops workers in order, and a kill reaches the whole tree */
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
     char *argv[6], exe[PATH_MAX];
     const char *prog;
     worker_argv(f, argv, &prog, exe, sizeof exe);
     char **env = worker_env_build(f->p, f->kind); /* a clean environment, as on Lambda */
-    int rc = env ? posix_spawn(pid, prog, &fa, &attr, argv, env) : ENOMEM;
+    if (!env)
+        return err_set(e, "cannot start a worker (%s): out of memory", prog);
+    struct spawn_spec spec = {.path = prog, .argv = argv, .envp = env, .fd3 = child_fd,
+                              .limits = &f->p->limits, .run_as = &f->p->run_as,
+                              .flags = f->p->sandbox ? SPAWN_PIDNS : 0, .name = f->p->name};
+    int rc = spawn_start(&spec, sp, e);
     worker_env_free(env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        return err_set(e, "cannot start a worker (%s): %s", prog, strerror(rc));
-    return 0;
+    return rc;
 }
 
 static void on_worker_io(void *arg, uint32_t events);
@@ -295,7 +247,8 @@ static int worker_spawn(struct fn *f, struct worker **out, struct err *e)
     static uint64_t serials;
     w->fn = f;
     w->serial = ++serials;
-    w->fd = w->pidfd = -1;
+    w->fd = -1;
+    w->sp.pidfd = -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         err_set(e, "socketpair: %s", strerror(errno));
@@ -314,16 +267,18 @@ static int worker_spawn(struct fn *f, struct worker **out, struct err *e)
         }
     }
     w->spawned_ns = clock_mono_ns();
-    int rc = spawn_process(f, sv[1], &w->pid, e);
+    int rc = spawn_process(f, sv[1], &w->sp, e);
     close(sv[1]);
     w->fd = sv[0];
-    if (rc < 0)
-        goto fail;
-    apply_limits(w->pid, &f->p->limits);
+    if (rc < 0) {
+        close(w->fd);
+        goto free;
+    }
     wire_reader_init(&w->rd, w->fd);
-    w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
+    w->rd.exit_fd = w->sp.pidfd; /* a worker that exits is noticed at once, also by wire_read */
     if (loop_add_fd(f->ws->loop, w->fd, EPOLLIN, on_worker_io, w, e) < 0 ||
-        (w->pidfd >= 0 && loop_add_fd(f->ws->loop, w->pidfd, EPOLLIN, on_worker_exit, w, e) < 0))
+        (w->sp.pidfd >= 0 &&
+         loop_add_fd(f->ws->loop, w->sp.pidfd, EPOLLIN, on_worker_exit, w, e) < 0))
         goto fail;
     w->next = f->all;
     f->all = w;
@@ -332,17 +287,15 @@ static int worker_spawn(struct fn *f, struct worker **out, struct err *e)
     *out = w;
     return 0;
 fail:
-    if (w->pid > 0) {
-        kill(-w->pid, SIGKILL);
-        waitpid(w->pid, NULL, 0);
-    }
-    if (w->fd >= 0) {
-        loop_del_fd(f->ws->loop, w->fd);
-        close(w->fd);
-    }
-    if (w->pidfd >= 0)
-        close(w->pidfd);
+    loop_del_fd(f->ws->loop, w->fd);
+    close(w->fd);
+    if (w->sp.pidfd >= 0)
+        loop_del_fd(f->ws->loop, w->sp.pidfd);
+    spawn_kill_tree(&w->sp);
+    spawn_reap(&w->sp, -1, NULL);
+    spawn_release(&w->sp);
     wire_reader_free(&w->rd);
+free:
     free(w->versions);
     free(w->files);
     free(w);
@@ -356,17 +309,15 @@ static void worker_reap(struct worker *w, char *why, size_t len)
     loop_timer_cancel(f->ws->loop, &w->timer);
     loop_del_fd(f->ws->loop, w->fd);
     close(w->fd);
-    if (w->pidfd >= 0) {
-        loop_del_fd(f->ws->loop, w->pidfd);
-        close(w->pidfd);
-    }
+    if (w->sp.pidfd >= 0)
+        loop_del_fd(f->ws->loop, w->sp.pidfd);
     wire_reader_free(&w->rd);
     int status = 0;
-    kill(-w->pid, SIGKILL); /* its children too (it leads its process group) */
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    spawn_kill_tree(&w->sp); /* its children too: its group, namespace or cgroup */
+    spawn_reap(&w->sp, -1, &status);
     if (why)
-        describe_exit(status, why, len);
+        spawn_describe(status, why, len);
+    spawn_release(&w->sp); /* closes the pidfd */
     for (struct worker **p = &f->all; *p; p = &(*p)->next)
         if (*p == w) {
             *p = w->next;
