@@ -364,15 +364,10 @@ int cmd_publish(int argc, char **argv)
 }
 
 /* Wait for the answer: "", STATUS, JSON, REQUEST_ID. */
-static int await_answer(void *sock, const struct client_opts *o, const char *endpoint)
+/* Receive a reply's frames: "", "ok"|"error", JSON, REQUEST_ID. Returns
+ * how many came; frames[0..3] are the caller's to free. */
+static int recv_reply(void *sock, char *frames[4])
 {
-    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-    if (zmq_poll(&item, 1, o->timeout_ms) <= 0) {
-        printf("{\"errorType\":\"Timeout\",\"errorMessage\":\"no answer from %s within %d ms; "
-               "the run may still finish: see `sluice logs`\"}\n", endpoint, o->timeout_ms);
-        return 3;
-    }
-    char *frames[4] = {0};
     int n = 0, more = 1;
     while (more) {
         zmq_msg_t m;
@@ -385,6 +380,19 @@ static int await_answer(void *sock, const struct client_opts *o, const char *end
         more = zmq_msg_more(&m);
         zmq_msg_close(&m);
     }
+    return n;
+}
+
+static int await_answer(void *sock, const struct client_opts *o, const char *endpoint)
+{
+    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, o->timeout_ms) <= 0) {
+        printf("{\"errorType\":\"Timeout\",\"errorMessage\":\"no answer from %s within %d ms; "
+               "the run may still finish: see `sluice logs`\"}\n", endpoint, o->timeout_ms);
+        return 3;
+    }
+    char *frames[4] = {0};
+    int n = recv_reply(sock, frames);
     int status = 1;
     if (n == 4 && frames[1] && frames[2] && frames[3]) {
         printf("%s\n", frames[2]);
@@ -441,32 +449,11 @@ int cmd_invoke(int argc, char **argv)
     return run_client(argc, argv, invoke_usage, 30000, 1, invoke);
 }
 
-int cli_poke_refill(const char *config, int timeout_ms)
-{
-    struct client_keys keys;
-    char *endpoint = endpoint_from_config(config, 1, &keys);
-    if (!endpoint)
-        return -1;
-    void *ctx = zmq_ctx_new();
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
-    use_keys(sock, &keys);
-    int zero = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    struct err why;
-    int rc = -1;
-    if (connect_wait(ctx, sock, endpoint, timeout_ms, &why) == 0 &&
-        zmq_send(sock, "", 0, ZMQ_SNDMORE) >= 0 && zmq_send(sock, "refill", 6, 0) >= 0) {
-        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-        rc = zmq_poll(&item, 1, timeout_ms) == 1 ? 0 : -1;
-    }
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
-    free(endpoint);
-    return rc;
-}
-
-int cli_replay_request(const char *config, const char *filter_json, int timeout_ms,
-                       char **answer)
+/* One request to the daemon's ROUTER socket: "", COMMAND [, PAYLOAD]; -1 if
+ * no daemon answered within timeout_ms, else 0 ("ok") or 1 ("error") with
+ * its JSON in *answer (the caller frees it; may be NULL if it sent none). */
+static int router_request(const char *config, const char *command, const char *payload,
+                          int timeout_ms, char **answer)
 {
     struct client_keys keys;
     *answer = NULL;
@@ -482,24 +469,14 @@ int cli_replay_request(const char *config, const char *filter_json, int timeout_
     int rc = -1;
     zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
     if (connect_wait(ctx, sock, endpoint, timeout_ms, &why) == 0 &&
-        zmq_send(sock, "", 0, ZMQ_SNDMORE) >= 0 && zmq_send(sock, "replay", 6, ZMQ_SNDMORE) >= 0 &&
-        zmq_send(sock, filter_json, strlen(filter_json), 0) >= 0 &&
+        zmq_send(sock, "", 0, ZMQ_SNDMORE) >= 0 &&
+        zmq_send(sock, command, strlen(command), payload ? ZMQ_SNDMORE : 0) >= 0 &&
+        (!payload || zmq_send(sock, payload, strlen(payload), 0) >= 0) &&
         zmq_poll(&item, 1, timeout_ms) == 1) {
         char *frames[4] = {0};
-        int n = 0, more = 1;
-        while (more) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, sock, 0) < 0)
-                break;
-            if (n < 4)
-                frames[n] = strndup(zmq_msg_data(&m), zmq_msg_size(&m));
-            n++;
-            more = zmq_msg_more(&m);
-            zmq_msg_close(&m);
-        }
-        if (n == 4 && frames[1] && frames[2]) {
-            rc = strcmp(frames[1], "ok") == 0 ? 0 : 1;
+        int n = recv_reply(sock, frames);
+        rc = n >= 3 && frames[1] && strcmp(frames[1], "ok") == 0 ? 0 : 1;
+        if (n >= 3) {
             *answer = frames[2];
             frames[2] = NULL;
         }
@@ -510,6 +487,20 @@ int cli_replay_request(const char *config, const char *filter_json, int timeout_
     zmq_ctx_term(ctx);
     free(endpoint);
     return rc;
+}
+
+int cli_poke_refill(const char *config, int timeout_ms)
+{
+    char *answer;
+    int rc = router_request(config, "refill", NULL, timeout_ms, &answer);
+    free(answer);
+    return rc < 0 ? -1 : 0;
+}
+
+int cli_replay_request(const char *config, const char *filter_json, int timeout_ms,
+                       char **answer)
+{
+    return router_request(config, "replay", filter_json, timeout_ms, answer);
 }
 
 static const char keygen_usage[] =
