@@ -52,6 +52,18 @@ struct event *event_new(const char *id, const char *source, const char *subject,
  * have waited longer than the process has been up: a wall-clock step in
  * between must not make it look hours old. Older rows only have the wall
  * clock to go by. */
+int64_t event_journal_age_ms(int64_t received_ms, int64_t started_wall, int64_t started_mono_ns,
+                             int64_t now_wall_ms, int64_t now_ns)
+{
+    int64_t age_ms = now_wall_ms - received_ms;
+    if (age_ms < 0)
+        age_ms = 0;
+    int64_t uptime_ms = (now_ns - started_mono_ns) / 1000000;
+    if (started_mono_ns && received_ms >= started_wall && age_ms > uptime_ms)
+        age_ms = uptime_ms;
+    return age_ms;
+}
+
 struct event *event_from_journal(const char *id, const char *source, const char *json,
                                  int64_t received_ms)
 {
@@ -59,11 +71,8 @@ struct event *event_from_journal(const char *id, const char *source, const char 
     if (!ev)
         return NULL;
     int64_t now_ns = clock_mono_ns();
-    int64_t age_ms = clock_wall_ms() - received_ms;
-    if (age_ms < 0)
-        age_ms = 0;
-    if (started_ns && received_ms >= started_wall_ms && age_ms > (now_ns - started_ns) / 1000000)
-        age_ms = (now_ns - started_ns) / 1000000;
+    int64_t age_ms = event_journal_age_ms(received_ms, started_wall_ms, started_ns,
+                                          clock_wall_ms(), now_ns);
     ev->received_ms = received_ms;
     ev->received_ns = now_ns - age_ms * 1000000;
     return ev;

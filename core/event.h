@@ -39,6 +39,12 @@ struct event *event_new(const char *id, const char *source, const char *subject,
  * itself, so a wall-clock step cannot age queued events (see event.c). */
 struct event *event_from_journal(const char *id, const char *source, const char *json,
                                  int64_t received_ms);
+/* The age event_from_journal gives a row received at received_ms, the
+ * process having started at started_wall (wall ms) / started_mono_ns: the
+ * wall-clock age, but for rows of this process never more than its uptime.
+ * Pure, for tests of clock steps. */
+int64_t event_journal_age_ms(int64_t received_ms, int64_t started_wall, int64_t started_mono_ns,
+                             int64_t now_wall_ms, int64_t now_ns);
 struct event *event_ref(struct event *ev);
 void event_unref(struct event **ev);
 /* The payload as a cJSON tree, parsed on first use; NULL if it is not JSON. */

@@ -140,6 +140,22 @@ static void test_journal_age_is_bounded_by_uptime(void)
     event_unref(&ev);
 }
 
+/* issue 21 item 7: a +2 h wall-clock step while events wait in the journal
+ * must not age them by 2 h; a step back must not make them younger than 0. */
+static void test_a_wall_clock_step_does_not_age_queued_events(void)
+{
+    int64_t start_wall = 1800000000000, start_ns = 5000000000; /* any epoch, any boot */
+    int64_t received = start_wall + 1000;                      /* 1 s after start */
+    int64_t now_ns = start_ns + 3000000000;                    /* 3 s of uptime */
+    int64_t stepped = start_wall + 3000 + 2 * 3600000;         /* the wall clock jumped 2 h */
+    CHECK(event_journal_age_ms(received, start_wall, start_ns, stepped, now_ns) == 3000);
+    CHECK(event_journal_age_ms(received, start_wall, start_ns, start_wall + 3000, now_ns) == 2000);
+    CHECK(event_journal_age_ms(received, start_wall, start_ns, start_wall - 60000, now_ns) == 0);
+    /* a row of an earlier run keeps its wall-clock age: nothing else is known */
+    CHECK(event_journal_age_ms(start_wall - 7200000, start_wall, start_ns, start_wall + 3000,
+                               now_ns) == 7203000);
+}
+
 int main(void)
 {
     test_zmq_topics_and_match();
@@ -147,5 +163,6 @@ int main(void)
     test_file_keys();
     test_http_routes();
     test_journal_age_is_bounded_by_uptime();
+    test_a_wall_clock_step_does_not_age_queued_events();
     return test_summary();
 }
