@@ -62,9 +62,18 @@ test)
     build build-asan -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir build-asan -j 2 --output-on-failure
+    # ThreadSanitizer checks sluice's own threads (loop, executor pool, writer).
+    # It cannot follow a child that shares the daemon's memory (spawn.c's clone
+    # with CLONE_VM, and the PID namespace's init): in this build workers start
+    # with a plain fork and without a namespace, so the tests of that mechanism
+    # run in the two builds above only; nor can it see inside the threaded
+    # libraries the thumbnail (libvips, glib, libpng) and zmq_forward (libzmq)
+    # plugins run in their workers, so those plugins' tests are left out too.
+    # Workers that crash on purpose die of their signal, as in a normal build.
     build build-tsan -DCMAKE_C_COMPILER=clang -DSLUICE_TSAN=ON
-    TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp second_deadlock_stack=1" \
-        ctest --test-dir build-tsan -j 2 --output-on-failure
+    TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp second_deadlock_stack=1 handle_segv=0" \
+        ctest --test-dir build-tsan -j 2 --output-on-failure \
+        -E 'test_spawn|test_containment|test_plugin_thumbnail|test_plugin_zmq_forward'
     build build-fuzz -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON
     ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure
     fuzz_briefly "${FUZZ_SECONDS:-5}"

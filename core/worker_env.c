@@ -196,6 +196,7 @@ char **worker_env_build(const struct pipeline *p, enum runtime kind)
     /* a C worker is sluice's own program: a sanitizer build's settings
      * (tests, debugging) go with it, as they went with the daemon */
     static const char *const sanitizer[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                            "TSAN_OPTIONS",
                                             NULL};
     for (size_t i = 0; kind == RUNTIME_C && sanitizer[i]; i++)
         if (getenv(sanitizer[i]))

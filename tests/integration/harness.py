@@ -67,6 +67,15 @@ def sluice_bin():
     return env_path("SLUICE_BIN")
 
 
+def sanitizer():
+    """The sanitizer the sluice binary is built with: "asan", "tsan" or None.
+    Both reserve terabytes of address space for shadow memory, so RLIMIT_AS
+    cannot apply to their workers, and both inflate RSS."""
+    with open(sluice_bin(), "rb") as f:
+        data = f.read()
+    return "asan" if b"__asan_init" in data else "tsan" if b"__tsan_init" in data else None
+
+
 def plugin_dirs():
     return [env_path("SLUICE_PLUGIN_DIR"), env_path("SLUICE_FIXTURE_DIR")]
 
