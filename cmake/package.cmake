@@ -12,6 +12,8 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# opened with dlopen under systemd (core/service.c), so dpkg-shlibdeps cannot see it
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libsystemd0")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3, nodejs, sqlite3")
 # (the first line of the Description is CPACK_PACKAGE_DESCRIPTION_SUMMARY)
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "sluice watches folders, ZeroMQ sockets and HTTP routes, runs pipelines of

@@ -7,12 +7,17 @@
 #ifndef SLUICE_SERVICE_H
 #define SLUICE_SERVICE_H
 
+#include <stdint.h>
+
 #include "loop.h"
 
 struct service {
     struct loop *loop;
     struct loop_timer watchdog;
     int64_t interval_ns;        /* 0: no watchdog */
+    void *lib;                  /* libsystemd, opened only under systemd */
+    int (*sd_notify)(int unset_environment, const char *state);
+    int (*sd_watchdog_enabled)(int unset_environment, uint64_t *usec);
 };
 
 /* Start the watchdog pings if systemd asked for them. */
