@@ -238,7 +238,11 @@ class Reloads(IsolationCase):
         for rc, answer in answers:
             if rc != 0: # refused while a reload swaps generations: retryable, never lost
                 self.assertEqual(answer.get("errorType"), "Interrupted", answer)
-        self.assertGreater(sum(rc == 0 for rc, _ in answers), 0, "some invokes ran")
+        # (how many ran during the storm depends on the machine's speed: under a
+        # sanitizer nearly every one meets a swap) once it is over, invokes run
+        d.send_signal(signal.SIGHUP)  # the file is whole now: the last reload succeeds
+        self.wait_for(lambda: self.invoke(sb, slow, '{"after": 1}')[0] == 0,
+                      what="an invoke to run once the storm is over")
         self.stop(d)
 
 
