@@ -606,8 +606,12 @@ static bool may_run_ahead(const struct lane *lane, const struct event *ev)
            lane->inflight + lane->reserved < lane->capacity;
 }
 
+/* Lanes are built in the set's order, so a pipeline's place finds its lane
+ * at once; the scan is for sets built by hand. */
 static struct lane *lane_of(const struct dispatch *d, const struct pipeline *p)
 {
+    if (p->index < d->n_lanes && d->lanes[p->index].p == p)
+        return &d->lanes[p->index];
     for (size_t i = 0; i < d->n_lanes; i++)
         if (d->lanes[i].p == p)
             return &d->lanes[i];

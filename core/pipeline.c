@@ -20,6 +20,7 @@
 #include "json.h"
 #include "loader.h"
 #include "path.h"
+#include "router.h"
 #include "schedule.h"
 #include "spawn.h"
 #include "trust.h"
@@ -1013,6 +1014,7 @@ static int set_add(struct pipeline_set *set, struct pipeline *p, struct diag *d)
         return -1;
     }
     set->v = v;
+    p->index = set->n;
     set->v[set->n++] = p;
     return 0;
 }
@@ -1134,11 +1136,14 @@ int pipeline_set_load(const struct config *cfg, struct pipeline_set *set, struct
     check_destinations(set, d);
     check_routes(set, d);
     check_reservations(cfg, set, d);
+    if (router_index_new(set, &set->routes) < 0)
+        diag_error(d, cfg->pipelines_dir, "out of memory while indexing the pipelines' routes");
     return d->errors > before ? -1 : 0;
 }
 
 void pipeline_set_free(struct pipeline_set *set)
 {
+    router_index_free(&set->routes);
     for (size_t i = 0; i < set->n; i++)
         pipeline_free(&set->v[i]);
     free(set->v);

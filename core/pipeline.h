@@ -83,6 +83,7 @@ struct destination {
 
 struct pipeline {
     char *name;
+    size_t index;               /* its place in its set: set->v[index] */
     char *file;                 /* the pipeline file, for messages */
     enum trigger_kind trigger;
     char *dir_spec;             /* trigger directory as written */
@@ -119,9 +120,12 @@ struct pipeline {
     char *region;               /* the config's region */
 };
 
+struct route_index;
+
 struct pipeline_set {
     struct pipeline **v;
     size_t n;
+    struct route_index *routes; /* router.c's index, built by pipeline_set_load */
 };
 
 /* Parse one pipeline file. Returns 0 and a pipeline, or -1 with problems in

@@ -4,7 +4,10 @@
  * through here; nothing else compares triggers.
  *
  * Pure functions over a pipeline set; the event's parsed view is made at
- * most once, by the first match filter that needs it.
+ * most once, by the first match filter that needs it. A loaded set carries
+ * a route index (topics by length, then bytes; names sorted), so the cost of
+ * routing an event does not grow with the number of pipelines; a set built
+ * by hand (tests) has none and is scanned.
  */
 #ifndef SLUICE_ROUTER_H
 #define SLUICE_ROUTER_H
@@ -16,6 +19,11 @@
 #include "pipeline.h"
 
 struct event;
+
+/* Build and free a set's route index (set->routes). The index points into
+ * the set's pipelines: free it before them. */
+int router_index_new(const struct pipeline_set *set, struct route_index **out);
+void router_index_free(struct route_index **ri);
 
 /* Does p's match filter (if any) take ev? */
 bool router_accepts(const struct pipeline *p, struct event *ev);

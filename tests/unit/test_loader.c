@@ -358,7 +358,7 @@ static void test_bind_pipeline(void)
     diag_free(&d);
 
     /* a set binds each pipeline and reports them all */
-    struct pipeline_set set = {&pl, 1};
+    struct pipeline_set set = {.v = &pl, .n = 1};
     CHECK(loader_bind_set(l, &set, &d) == -1);
     CHECK(d.errors == 3);
     diag_free(&d);

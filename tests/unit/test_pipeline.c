@@ -896,7 +896,7 @@ static void test_set_load(void)
     CHECK(tu_write_in(dir, ".hidden.json", "{") == 0);      /* ignored */
     CHECK(tu_write_in(dir, "notes.txt", "not a pipeline") == 0); /* ignored */
     CHECK(tu_write_in(dir, "x.json.bak", "{") == 0);        /* ignored */
-    struct pipeline_set set = {(struct pipeline **)&set, 99};
+    struct pipeline_set set = {.v = (struct pipeline **)&set, .n = 99};
     struct diag d = {0};
     int rc = pipeline_set_load(&cfg, &set, &d);
     CHECK(rc == -1);

@@ -8,6 +8,7 @@
 
 #include "test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +39,14 @@ struct seen {
 static void each(void *arg, struct pipeline *p)
 {
     struct seen *s = arg;
-    s->names[s->n++] = p->name;
+    if (s->n < 8)
+        s->names[s->n++] = p->name;
+}
+
+static void count_each(void *arg, struct pipeline *p)
+{
+    (void)p;
+    ++*(size_t *)arg;
 }
 
 static void test_zmq_topics_and_match(void)
@@ -76,6 +84,63 @@ static void test_zmq_topics_and_match(void)
         match_free(&v[i]->match);
         free(v[i]);
     }
+}
+
+/* The route index finds exactly what a scan finds, in the same order, for
+ * topics of many lengths shared by several pipelines (and the empty topic),
+ * and names by binary search; more matches than it gathers fall back to a
+ * scan. */
+static void test_route_index_agrees_with_a_scan(void)
+{
+    static const char *topics[] = {"", "a", "a.", "a.b", "b", "a.b", "abc", "a.", "zz", "a.b.c"};
+    enum { N = 10 };
+    struct pipeline *v[N];
+    char names[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "p%d", N - i); /* names not in set order */
+        v[i] = zmq_pipeline(names[i], topics[i], NULL);
+        v[i]->index = (size_t)i;
+    }
+    struct pipeline_set scan = {.v = v, .n = N}, indexed = {.v = v, .n = N};
+    CHECK(router_index_new(&indexed, &indexed.routes) == 0);
+    static const char *subjects[] = {"", "a", "a.b", "a.b.c.d", "abcd", "b", "zz", "zy", "c"};
+    for (size_t k = 0; k < sizeof subjects / sizeof *subjects; k++) {
+        struct event *ev = event_new("id", "zmq", subjects[k], "{}", 2, true);
+        struct seen a = {0}, b = {0};
+        size_t na = router_zmq(&scan, ev, each, &a), nb = router_zmq(&indexed, ev, each, &b);
+        CHECK(na == nb && a.n == b.n);
+        for (int i = 0; i < a.n && i < b.n; i++)
+            CHECK_STR(a.names[i], b.names[i]);
+        event_unref(&ev);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK(router_named(&indexed, names[i]) == v[i]);
+    CHECK(router_named(&indexed, "p0") == NULL);
+    CHECK(router_named(&indexed, "zz") == NULL);
+    router_index_free(&indexed.routes);
+    CHECK(indexed.routes == NULL);
+    for (int i = 0; i < N; i++)
+        free(v[i]);
+}
+
+static void test_many_matches_fall_back_to_a_scan(void)
+{
+    enum { N = 40 };
+    struct pipeline *v[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = zmq_pipeline("same", "t.", NULL);
+        v[i]->index = (size_t)i;
+    }
+    struct pipeline_set set = {.v = v, .n = N};
+    CHECK(router_index_new(&set, &set.routes) == 0);
+    struct event *ev = event_new("id", "zmq", "t.x", "{}", 2, true);
+    size_t count = 0;
+    CHECK(router_zmq(&set, ev, count_each, &count) == N);
+    CHECK(count == N);
+    event_unref(&ev);
+    router_index_free(&set.routes);
+    for (int i = 0; i < N; i++)
+        free(v[i]);
 }
 
 static void test_event_is_one_allocation_shared(void)
@@ -159,6 +224,8 @@ static void test_a_wall_clock_step_does_not_age_queued_events(void)
 int main(void)
 {
     test_zmq_topics_and_match();
+    test_route_index_agrees_with_a_scan();
+    test_many_matches_fall_back_to_a_scan();
     test_event_is_one_allocation_shared();
     test_file_keys();
     test_http_routes();
