@@ -43,6 +43,7 @@
 #include "pipeline.h"
 #include "pool.h"
 #include "retention.h"
+#include "router.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "service.h"
@@ -544,6 +545,20 @@ static int serve(struct daemon *dm)
     return 0;
 }
 
+struct backlog_fill {
+    struct engine_snapshot *out;
+    const struct pipeline_set *set;
+};
+
+/* The snapshot's pipelines are in the set's order. */
+static void snapshot_backlog(void *arg, const char *pipeline, int64_t n)
+{
+    struct backlog_fill *f = arg;
+    const struct pipeline *p = router_named(f->set, pipeline);
+    if (p && p->index < f->out->n_pipelines)
+        f->out->pipelines[p->index].backlog = (long)n;
+}
+
 /* Loop thread: what /metrics and /status show of the engine. */
 static void engine_snapshot(void *arg, struct engine_snapshot *out)
 {
@@ -556,11 +571,8 @@ static void engine_snapshot(void *arg, struct engine_snapshot *out)
     for (size_t i = 0; out->pipelines && i < n; i++) {
         const struct pipeline *p = dm->gen->set.v[i];
         struct engine_pipeline *ep = &out->pipelines[out->n_pipelines++];
-        int64_t pending = 0;
         ep->name = p->name;
         ep->in_flight = dm->gen->dispatch ? dispatch_inflight_of(dm->gen->dispatch, p) : 0;
-        ep->backlog = journal_count_pending(dm->reader, p->name, &pending, NULL) == 0
-                      ? (long)pending : -1;
         if (p->trigger == TRIGGER_DIRECTORY)
             snprintf(ep->trigger, sizeof ep->trigger, "directory:%s", p->dir_spec);
         else if (p->trigger == TRIGGER_ZMQ)
@@ -570,6 +582,10 @@ static void engine_snapshot(void *arg, struct engine_snapshot *out)
         else
             snprintf(ep->trigger, sizeof ep->trigger, "none");
     }
+    struct backlog_fill fill = {out, dm->gen ? &dm->gen->set : NULL};
+    if (fill.set && journal_count_pending(dm->reader, snapshot_backlog, &fill, NULL) < 0)
+        for (size_t i = 0; i < out->n_pipelines; i++)
+            out->pipelines[i].backlog = -1;
 }
 
 /* The admin listener, retention and systemd's notifications. A busy admin

@@ -388,17 +388,18 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
     return rc == SQLITE_DONE ? n : -1;
 }
 
-int journal_count_pending(sqlite3 *db, const char *pipeline, int64_t *out, struct err *e)
+int journal_count_pending(sqlite3 *db, void (*cb)(void *arg, const char *pipeline, int64_t n),
+                          void *arg, struct err *e)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE state = 'pending' AND "
-                           "pipeline = ?1", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT pipeline, count(*) FROM events WHERE state = 'pending' "
+                           "GROUP BY pipeline", -1, &st, NULL) != SQLITE_OK)
         return err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(st, 1, pipeline, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+    return rc == SQLITE_DONE ? 0 : err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
 }
 
 #define REJECT_KEEP 4096

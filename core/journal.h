@@ -114,8 +114,10 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
                          void (*cb)(void *arg, const struct journal_entry *entry), void *arg,
                          struct err *e);
 
-/* Counts pending events per pipeline name, for start-up messages. */
-int journal_count_pending(sqlite3 *db, const char *pipeline, int64_t *out, struct err *e);
+/* Pending events per pipeline, in one pass over the pending index: cb(arg,
+ * pipeline, n) for each pipeline that has any. */
+int journal_count_pending(sqlite3 *db, void (*cb)(void *arg, const char *pipeline, int64_t n),
+                          void *arg, struct err *e);
 
 /* Record a message refused before it became an event (bad frames, not
  * JSON, no pipeline for its topic...). payload may be NULL; at most 4 KiB of

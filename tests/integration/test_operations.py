@@ -122,6 +122,26 @@ class Metrics(SluiceTestCase):
         self.assertGreater(samples(fams, "sluice_database_bytes")[0], 0)
         self.assertIn("sluice_cold_starts_total", fams)
 
+    def test_journal_backlog_counts_what_waits(self):
+        sb = self.sandbox()
+        sb.add_pipeline({"name": "slow", "trigger": {"directory": "inbox/slow"},
+                         "steps": [{"name": "nap", "handler": "fail.slow"}],
+                         "concurrency": 1, "isolation": "thread"})
+        sb.add_pipeline(echo_pipeline("fine", "inbox/fine"))
+        d = self.daemon(sb)
+        base = "http://%s" % sb.config["admin"]["listen"]
+        for i in range(10):  # 300 ms each, one at a time: seconds of backlog
+            sb.drop("inbox/slow/%d.txt" % i)
+
+        def backlog(name):
+            return samples(parse_exposition(get(base + "/metrics")[2]),
+                           "sluice_journal_backlog", pipeline=name)[0]
+        self.wait_for(lambda: backlog("slow") >= 2, what="a backlog of slow events")
+        self.assertEqual(backlog("fine"), 0)
+        self.wait_events(sb, 10, pipeline="slow")
+        self.wait_for(lambda: backlog("slow") == 0, what="the backlog drained")
+        d.stop()
+
     def test_healthz_status_and_sluice_status(self):
         sb, d, base = self.start()
         sb.drop("inbox/flaky/x.txt")
