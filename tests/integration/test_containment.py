@@ -220,7 +220,7 @@ class Containment(IsolationCase):
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(self.invoke, sb, name, "{}", 5000)
             def node_workers():
-                return [p for p in all_pids() if proc_stat(p) and proc_stat(p)[1] == d.pid()
+                return [p for p in all_pids() if (proc_stat(p) or [None, None])[1] == d.pid()
                         and any(a.endswith(b"bootstrap.js") for a in proc_cmdline(p))]
             self.wait_for(lambda: node_workers() and cpu_ticks(node_workers()[0]) > 20,
                           what="the Node.js worker to spin in its handler")

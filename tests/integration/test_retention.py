@@ -53,10 +53,13 @@ class Retention(SluiceTestCase):
         r = sb.cli("replay", "--pipeline", "dead")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         # the replays fail again (dead, never replayed: kept); the originals go
-        self.wait_for(lambda: sorted(r["id"] for r in sb.db_rows("SELECT id FROM events"))
-                      not in ([], dead_ids) and
-                      not set(dead_ids) & {r["id"] for r in sb.db_rows("SELECT id FROM events")},
-                      what=lambda: "the replayed originals to be pruned (%s)"
+        def replays_dead_and_originals_gone():
+            rows = sb.db_rows("SELECT id, state FROM events")
+            ids = {r["id"] for r in rows}
+            return (ids and not ids & set(dead_ids) and
+                    all(r["state"] == "dead" for r in rows))
+        self.wait_for(replays_dead_and_originals_gone,
+                      what=lambda: "the replays to fail and the originals to be pruned (%s)"
                       % sb.db_rows("SELECT id, state, replay_of FROM events"))
         rows = sb.db_rows("SELECT state, replay_of FROM events")
         self.assertEqual(rows, [{"state": "dead", "replay_of": None}] * 2)
