@@ -6,21 +6,14 @@ first invocation only); syntax errors reported clearly; the users-js sample pipe
 import json
 import os
 import shutil
-import subprocess
 import textwrap
 import time
 
 import harness
-from harness import free_port
-from harness import SluiceTestCase
+from harness import process_gone
+from cases import ScriptRuntimeCase
 
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
-
-
-def zmq_config():
-    """Unique loopback ports, so test files can run in parallel."""
-    return {"zmq": {"pull": "tcp://127.0.0.1:%d" % free_port(),
-                    "router": "tcp://127.0.0.1:%d" % free_port()}}
 
 
 def js_step(handler, name=None, code="code/js", **extra):
@@ -28,14 +21,6 @@ def js_step(handler, name=None, code="code/js", **extra):
          "handler": handler}
     s.update(extra)
     return s
-
-
-def process_gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
 
 
 APP = textwrap.dedent('''\
@@ -121,51 +106,15 @@ ESM = textwrap.dedent('''\
 ''')
 
 
-class NodeRuntime(SluiceTestCase):
+class NodeRuntime(ScriptRuntimeCase):
+
+    interpreters = {"node": NODE}
+    code_files = {"code/js/app.js": APP}
 
     def setUp(self):
         super().setUp()
         if not NODE:
             self.skipTest("node is not installed")
-
-    def start(self, *pipelines, files=None, config=None):
-        cfg = zmq_config()
-        cfg["node"] = NODE
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        for rel, text in (files or {"code/js/app.js": APP}).items():
-            sb.drop(rel, text)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, self.daemon(sb)
-
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        """`sluice invoke -v`: (exit status, parsed output, request id)."""
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
-        rid = None
-        for line in p.stderr.splitlines():
-            if line.startswith("request id: "):
-                rid = line.split(": ", 1)[1].strip()
-        return p.returncode, out, rid
-
-    def rows(self, sb, rid):
-        return sb.db_rows("SELECT * FROM invocations WHERE request_id = ? ORDER BY id", (rid,))
-
-    def log_rows(self, sb, rid):
-        return sb.db_rows("SELECT level, step, pipeline, message FROM logs WHERE request_id = ? "
-                          "ORDER BY id", (rid,))
-
-    def wait_rows(self, sb, rid, n=1):
-        self.wait_for(lambda: len(self.rows(sb, rid)) >= n, what="%d invocation rows" % n)
-        return self.rows(sb, rid)
 
     # -- tests ------------------------------------------------------------------------
 
@@ -383,7 +332,7 @@ class NodeRuntime(SluiceTestCase):
 
     def test_sample_users_pipeline(self):
         repo = harness.env_path("SLUICE_SOURCE_DIR")
-        sb = self.sandbox(dict(zmq_config(), node=NODE))
+        sb = self.sandbox(dict(harness.tcp_zmq_config(), node=NODE))
         shutil.copy(os.path.join(repo, "pipelines", "users-js.json"), sb.pipelines_dir)
         os.symlink(os.path.join(repo, "handlers"), sb.path("handlers"))
         check = sb.cli("check")

@@ -11,16 +11,10 @@ import textwrap
 import time
 
 import harness
-from harness import free_port
-from harness import SluiceTestCase
+from harness import process_gone
+from cases import ScriptRuntimeCase
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
-
-
-def zmq_config():
-    """Unique loopback ports, so test files can run in parallel."""
-    return {"zmq": {"pull": "tcp://127.0.0.1:%d" % free_port(),
-                    "router": "tcp://127.0.0.1:%d" % free_port()}}
 
 
 def py_step(handler, name=None, code="code/py", **extra):
@@ -28,14 +22,6 @@ def py_step(handler, name=None, code="code/py", **extra):
          "handler": handler}
     s.update(extra)
     return s
-
-
-def process_gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
 
 
 APP = textwrap.dedent('''\
@@ -108,51 +94,15 @@ APP = textwrap.dedent('''\
 ''')
 
 
-class PythonRuntime(SluiceTestCase):
+class PythonRuntime(ScriptRuntimeCase):
+
+    interpreters = {"python": PYTHON}
+    code_files = {"code/py/app.py": APP}
 
     def setUp(self):
         super().setUp()
         if not PYTHON:
             self.skipTest("python3 is not installed")
-
-    def start(self, *pipelines, files=None, config=None):
-        cfg = zmq_config()
-        cfg["python"] = PYTHON
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        for rel, text in (files or {"code/py/app.py": APP}).items():
-            sb.drop(rel, text)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, self.daemon(sb)
-
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        """`sluice invoke -v`: (exit status, parsed output, request id)."""
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
-        rid = None
-        for line in p.stderr.splitlines():
-            if line.startswith("request id: "):
-                rid = line.split(": ", 1)[1].strip()
-        return p.returncode, out, rid
-
-    def rows(self, sb, rid):
-        return sb.db_rows("SELECT * FROM invocations WHERE request_id = ? ORDER BY id", (rid,))
-
-    def log_rows(self, sb, rid):
-        return sb.db_rows("SELECT level, step, pipeline, message FROM logs WHERE request_id = ? "
-                          "ORDER BY id", (rid,))
-
-    def wait_rows(self, sb, rid, n=1):
-        self.wait_for(lambda: len(self.rows(sb, rid)) >= n, what="%d invocation rows" % n)
-        return self.rows(sb, rid)
 
     # -- tests ------------------------------------------------------------------------
 
@@ -376,7 +326,7 @@ class PythonRuntime(SluiceTestCase):
         if check.returncode != 0:
             self.skipTest("Pillow is not installed (apt-get install python3-pil)")
         repo = harness.env_path("SLUICE_SOURCE_DIR")
-        sb = self.sandbox(zmq_config())
+        sb = self.sandbox(harness.tcp_zmq_config())
         # The sample pipeline file as it is, from a folder laid out like the repository.
         shutil.copy(os.path.join(repo, "pipelines", "thumbnails-py.json"), sb.pipelines_dir)
         os.symlink(os.path.join(repo, "handlers"), sb.path("handlers"))

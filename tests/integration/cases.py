@@ -1,0 +1,125 @@
+"""cases.py - test case base classes shared by several integration test files.
+
+PluginCase: `sluice invoke` of C plugin pipelines and the rows they leave
+(test_plugin_*.py). ScriptRuntimeCase: a daemon with Python and/or Node.js
+handler code, invoked with `sluice invoke -v` (test_runtime_*.py).
+ZmqSocketsCase: pyzmq sockets closed when the test ends (test_zmq.py,
+test_delivery.py). Everything else lives in harness.py.
+"""
+
+import sys
+
+import harness
+from harness import SluiceTestCase
+
+try:
+    import zmq
+except ImportError:  # pragma: no cover - python3-zmq is a test dependency
+    zmq = None
+
+
+class PluginCase(SluiceTestCase):
+    """`sluice invoke` through a daemon's pipelines, and their rows."""
+
+    invoke_timeout_ms = 60000   # `--timeout` of invoke, invoke_ok and invoke_fails
+    ok_status = 200             # the statusCode invoke_ok asserts; None: not checked
+
+    def invoke(self, sb, pipeline, event, timeout_ms=None):
+        """`sluice invoke`; returns (exit status, parsed JSON output or None)."""
+        p, out = harness.invoke_run(self, sb, pipeline, event,
+                                    self.invoke_timeout_ms if timeout_ms is None else timeout_ms)
+        return p.returncode, out
+
+    def invoke_ok(self, sb, pipeline, event):
+        p, out = harness.invoke_run(self, sb, pipeline, event, self.invoke_timeout_ms)
+        self.assertEqual(p.returncode, 0, "invoke failed: %r" % (out,))
+        if self.ok_status is not None:
+            self.assertEqual(out["statusCode"], self.ok_status, out)
+        return out["body"]
+
+    def invoke_fails(self, sb, pipeline, event, error_type):
+        p, out = harness.invoke_run(self, sb, pipeline, event, self.invoke_timeout_ms)
+        self.assertEqual(p.returncode, 1, "invoke should have failed: %r" % (out,))
+        self.assertEqual(out["errorType"], error_type, out)
+        return out["errorMessage"]
+
+    def logs(self, sb, pipeline):
+        return [r["message"] for r in sb.db_rows(
+            "SELECT message FROM logs WHERE pipeline = ? ORDER BY id", (pipeline,))]
+
+    def logs_n(self, sb, pipeline, n):
+        """The pipeline's log lines, once there are n."""
+        self.wait_for(lambda: len(self.logs(sb, pipeline)) >= n,
+                      what="%d log lines of %s" % (n, pipeline))
+        return self.logs(sb, pipeline)
+
+    def invocations(self, sb, pipeline, n=None):
+        """The pipeline's invocation rows; with n, waits until there are n
+        (rows are committed in batches, shortly after `invoke` answers)."""
+        sql = "SELECT * FROM invocations WHERE pipeline = ? ORDER BY id"
+        if n is not None:
+            self.wait_for(lambda: len(sb.db_rows(sql, (pipeline,))) >= n,
+                          what="%d invocations of %s" % (n, pipeline))
+        return sb.db_rows(sql, (pipeline,))
+
+
+class ScriptRuntimeCase(SluiceTestCase):
+    """A daemon on TCP endpoints of its own running script handlers: the
+    subclass says which interpreters go into the config and which code files
+    a sandbox gets unless a test gives its own."""
+
+    interpreters = {}   # config key ("python", "node") -> interpreter path
+    code_files = {}     # sandbox-relative path -> text
+
+    def start(self, *pipelines, files=None, config=None):
+        cfg = harness.tcp_zmq_config()
+        cfg.update(self.interpreters)
+        cfg.update(config or {})
+        sb = self.sandbox(cfg)
+        for rel, text in (files or self.code_files).items():
+            sb.drop(rel, text)
+        for p in pipelines:
+            sb.add_pipeline(p)
+        return sb, self.daemon(sb)
+
+    def invoke(self, sb, pipeline, event, timeout_ms=30000):
+        """`sluice invoke -v`: (exit status, parsed output, request id)."""
+        return harness.invoke_verbose(self, sb, pipeline, event, timeout_ms)
+
+    def rows(self, sb, rid):
+        return sb.db_rows("SELECT * FROM invocations WHERE request_id = ? ORDER BY id", (rid,))
+
+    def log_rows(self, sb, rid):
+        return sb.db_rows("SELECT level, step, pipeline, message FROM logs WHERE request_id = ? "
+                          "ORDER BY id", (rid,))
+
+    def wait_rows(self, sb, rid, n=1):
+        self.wait_for(lambda: len(self.rows(sb, rid)) >= n, what="%d invocation rows" % n)
+        return self.rows(sb, rid)
+
+
+class ZmqSocketsCase(SluiceTestCase):
+    """pyzmq sockets (skipped without python3-zmq), closed when the test ends."""
+
+    def setUp(self):
+        super().setUp()
+        if zmq is None:
+            self.skipTest("python3-zmq is not installed for %s" % sys.executable)
+        self.ctx = zmq.Context()
+        self.sockets = []
+        self.addCleanup(self.close_sockets)
+
+    def close_sockets(self):
+        for s in self.sockets:
+            s.close(0)
+        self.ctx.term()
+
+    def socket(self, kind, connect=None, bind=None):
+        s = self.ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        self.sockets.append(s)  # kept open until the test ends
+        if connect:
+            s.connect(connect)
+        if bind:
+            s.bind(bind)
+        return s
