@@ -15,7 +15,8 @@ import subprocess
 import threading
 
 import harness
-from harness import SluiceTestCase
+from harness import zmq_pipeline as invoke_pipeline
+from cases import PluginCase
 
 BIG = 2 ** 62 + 1  # not representable as a double: must keep every digit
 
@@ -47,56 +48,17 @@ def query_step(config, name="query", **extra):
     return s
 
 
-def invoke_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
-
-
-class SqlitePlugin(SluiceTestCase):
+class SqlitePlugin(PluginCase):
 
     # -- helpers ------------------------------------------------------------
     def new_sandbox(self):
-        sb = self.sandbox()
-        # Endpoints of this sandbox's own, so test files run in parallel
-        # never share the daemon's ZeroMQ sockets.
-        sb.config["zmq"] = {"pull": "ipc://%s/pull.sock" % sb.root,
-                            "router": "ipc://%s/router.sock" % sb.root}
-        sb.write_config()
+        sb = self.sandbox()  # ZeroMQ endpoints of its own: see harness.Sandbox
         return sb
 
-    def invoke_raw(self, sb, pipeline, event, timeout_ms=60000):
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=event if isinstance(event, str) else json.dumps(event),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=timeout_ms / 1000 + 30, cwd=sb.cwd)
-        return p
-
     def invoke(self, sb, pipeline, event, timeout_ms=60000):
-        p = self.invoke_raw(sb, pipeline, event, timeout_ms)
-        try:
-            out = json.loads(p.stdout) if p.stdout.strip() else None
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
+        """`sluice invoke`: (exit status, parsed JSON output or None, stdout's text)."""
+        p, out = harness.invoke_run(self, sb, pipeline, event, timeout_ms)
         return p.returncode, out, p.stdout
-
-    def invoke_ok(self, sb, pipeline, event):
-        rc, out, _ = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 0, "invoke failed: %r" % (out,))
-        self.assertEqual(out["statusCode"], 200, out)
-        return out["body"]
-
-    def invoke_fails(self, sb, pipeline, event, error_type):
-        rc, out, _ = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 1, "invoke should have failed: %r" % (out,))
-        self.assertEqual(out["errorType"], error_type, out)
-        return out["errorMessage"]
-
-    def logs(self, sb, pipeline):
-        return [r["message"] for r in sb.db_rows(
-            "SELECT message FROM logs WHERE pipeline = ? ORDER BY id", (pipeline,))]
 
     def rows_of(self, db, sql):
         con = sqlite3.connect(db)
