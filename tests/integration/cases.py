@@ -99,7 +99,8 @@ class ScriptRuntimeCase(SluiceTestCase):
 
 
 class ZmqSocketsCase(SluiceTestCase):
-    """pyzmq sockets (skipped without python3-zmq), closed when the test ends."""
+    """Sandboxes with their own ZeroMQ endpoints, and pyzmq sockets (skipped
+    without python3-zmq) that are closed when the test ends."""
 
     def setUp(self):
         super().setUp()
@@ -113,6 +114,14 @@ class ZmqSocketsCase(SluiceTestCase):
         for s in self.sockets:
             s.close(0)
         self.ctx.term()
+
+    def start(self, *pipelines, zmq_extra=None, config=None, start=True):
+        cfg = harness.tcp_zmq_config(**(zmq_extra or {}))
+        cfg.update(config or {})
+        sb = self.sandbox(cfg)
+        for p in pipelines:
+            sb.add_pipeline(p)
+        return sb, (self.daemon(sb) if start else None)
 
     def socket(self, kind, connect=None, bind=None):
         s = self.ctx.socket(kind)

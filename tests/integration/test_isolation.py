@@ -16,33 +16,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 
 import harness
-from harness import SluiceTestCase
+from harness import SluiceTestCase, free_ports, step
 
 INVOKE_TIMEOUT_MS = 60000       # `sluice invoke --timeout`: generous, the machine is shared
 SLACK_S = 10.0                  # on top of a handler's deadline, for a loaded machine
 
 
 # -- helpers --------------------------------------------------------------
-
-def free_ports(n):
-    """n distinct loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
 
 def proc_stat(pid):
     """(state, ppid, utime+stime in ticks) of a process, or None if gone."""
@@ -134,12 +119,6 @@ def version_of(path):
     st = os.stat(path)
     return "%d.%09d-%d-%d" % (st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9, st.st_size,
                               st.st_ino)
-
-
-def step(handler, name=None, **extra):
-    s = {"name": name or handler.split(".")[1], "handler": handler}
-    s.update(extra)
-    return s
 
 
 def pipeline(name, steps, **extra):
