@@ -7,6 +7,10 @@ ZmqSocketsCase: pyzmq sockets closed when the test ends (test_zmq.py,
 test_delivery.py). Everything else lives in harness.py.
 """
 
+import json
+import os
+import re
+import shutil
 import sys
 
 import harness
@@ -53,6 +57,35 @@ class PluginCase(SluiceTestCase):
                       what="%d log lines of %s" % (n, pipeline))
         return self.logs(sb, pipeline)
 
+    def copy_sample(self, sb, file_name):
+        """Copy the shipped pipelines/FILE_NAME into sb's pipelines; returns it
+        parsed."""
+        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines", file_name)
+        shutil.copy(src, sb.pipelines_dir)
+        with open(src) as f:
+            return json.load(f)
+
+    def check_and_run_at_root(self, sb):
+        """`sluice check` passes, then a daemon starts. Step config paths start
+        from the daemon's working folder: run it from the sandbox root, as
+        `sluice run` runs from the repository."""
+        check = sb.cli("check")
+        self.assertEqual(check.returncode, 0, check.stderr)
+        return self.daemon(sb, cwd=sb.root)
+
+    def check_refuses(self, sb, checked, make_step):
+        """Each (config, message) of checked, as the one step (make_step(config))
+        of pipeline kN: `sluice check` fails, saying `FILE: steps[0] (STEP).MESSAGE`
+        for each."""
+        for i, (cfg, _) in enumerate(checked):
+            sb.add_pipeline(harness.zmq_pipeline("k%d" % i, [make_step(cfg)]))
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for i, (cfg, want) in enumerate(checked):
+            with self.subTest(config=cfg):
+                self.assertRegex(r.stderr, r"%s: steps\[0\] \([a-z]+\)\.%s" % (
+                    re.escape(sb.pipeline_file("k%d" % i)), re.escape(want)))
+
     def invocations(self, sb, pipeline, n=None):
         """The pipeline's invocation rows; with n, waits until there are n
         (rows are committed in batches, shortly after `invoke` answers)."""
@@ -61,6 +94,15 @@ class PluginCase(SluiceTestCase):
             self.wait_for(lambda: len(sb.db_rows(sql, (pipeline,))) >= n,
                           what="%d invocations of %s" % (n, pipeline))
         return sb.db_rows(sql, (pipeline,))
+
+
+def script_step(runtime, handler, name, code, **extra):
+    """A step running handler ("module.function") from the folder code;
+    its name defaults to the function's."""
+    s = {"name": name or handler.split(".")[-1], "runtime": runtime, "code": code,
+         "handler": handler}
+    s.update(extra)
+    return s
 
 
 class ScriptRuntimeCase(SluiceTestCase):
@@ -96,6 +138,36 @@ class ScriptRuntimeCase(SluiceTestCase):
     def wait_rows(self, sb, rid, n=1):
         self.wait_for(lambda: len(self.rows(sb, rid)) >= n, what="%d invocation rows" % n)
         return self.rows(sb, rid)
+
+    # -- checks both runtimes pass the same way ---------------------------
+    def check_echo_returns_each_json_type(self, sb):
+        """Pipeline "echo" answers event["v"]: every JSON type comes back
+        as the body, a statusCode in a returned object sets the status."""
+        for value in ({"a": [1, {"b": None}]}, [1, "two", 3.5, False], "text é✓", 42, -1.25,
+                      True, False, None, {"statusCode": 404, "body": "nope"}):
+            rc, out, rid = self.invoke(sb, "echo", {"v": value})
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out["body"], value)
+            want_code = value["statusCode"] if isinstance(value, dict) and "statusCode" in value \
+                else 200
+            self.assertEqual(out["statusCode"], want_code, value)
+
+    def check_init_ms_on_the_first_invocation_only(self, step):
+        """One warm worker serves three invocations of step; only the first
+        has init_ms."""
+        sb, d = self.start({"name": "warm", "concurrency": 1, "steps": [step]})
+        rids, pids = [], set()
+        for _ in range(3):
+            rc, out, rid = self.invoke(sb, "warm", {})
+            self.assertEqual(rc, 0, out)
+            rids.append(rid)
+            pids.add(out["body"]["pid"])
+        self.assertEqual(len(pids), 1, "one warm worker serves every invocation")
+        inits = [self.wait_rows(sb, rid)[0]["init_ms"] for rid in rids]
+        self.assertIsNotNone(inits[0])
+        self.assertGreater(inits[0], 0)
+        self.assertEqual(inits[1:], [None, None])
+        self.stop(d)
 
 
 class ZmqSocketsCase(SluiceTestCase):

@@ -5,8 +5,6 @@ and the sample pipeline pipelines/exec_script.json."""
 
 import json
 import os
-import re
-import shutil
 import stat
 import sys
 import time
@@ -273,14 +271,7 @@ class ExecPlugin(PluginCase):
              "an integer, got a number"),
         ]
         sb = self.sandbox(zmq_config())
-        for i, (cfg, _) in enumerate(checked):
-            sb.add_pipeline(zmq_pipeline("k%d" % i, [exec_step(cfg)]))
-        r = sb.cli("check")
-        self.assertEqual(r.returncode, 1, r.stderr)
-        for i, (cfg, want) in enumerate(checked):
-            with self.subTest(config=cfg):
-                self.assertRegex(r.stderr, r"%s: steps\[0\] \([a-z]+\)\.%s" % (
-                    re.escape(sb.pipeline_file("k%d" % i)), re.escape(want)))
+        self.check_refuses(sb, checked, exec_step)
         # What the plugin's create refuses (Runtime.InitError, every time) and
         # what only running the command shows.
         init = "Runtime.InitError"
@@ -338,12 +329,8 @@ class ExecPlugin(PluginCase):
 
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_as_shipped(self):
-        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines",
-                           "exec_script.json")
         sb = self.sandbox(zmq_config())
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
+        sample = self.copy_sample(sb, "exec_script.json")
         self.assertEqual(sb.cli("check").returncode, 0, sb.cli("check").stderr)
         d = self.daemon(sb)
         sb.drop(os.path.join(sample["trigger"]["directory"], "report.csv"), "a,b\n1,2\n")

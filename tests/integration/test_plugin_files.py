@@ -6,7 +6,6 @@ the confinement: nothing outside config.allow is touched, whether reached by
 whose name merely starts like an allowed one. Ends with the sample pipeline
 pipelines/archive.json as shipped."""
 
-import json
 import os
 import shutil
 import tempfile
@@ -335,16 +334,9 @@ class FilesPlugin(PluginCase):
 
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_as_shipped(self):
-        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines", "archive.json")
         sb = self.new_sandbox()
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
-        check = sb.cli("check")
-        self.assertEqual(check.returncode, 0, check.stderr)
-        # Step config paths start from the daemon's working folder: run it
-        # from the sandbox root, as `sluice run` runs from the repository.
-        d = self.daemon(sb, cwd=sb.root)
+        sample = self.copy_sample(sb, "archive.json")
+        d = self.check_and_run_at_root(sb)
         inbox = sample["trigger"]["directory"]
         done = sb.path(sample["steps"][1]["config"]["to"])
         sb.drop(os.path.join(inbox, "report.csv"), "a,b\n1,2\n")

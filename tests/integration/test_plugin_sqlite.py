@@ -7,7 +7,6 @@ error naming what to fix, and the sample pipeline pipelines/users.json as
 shipped (`sluice invoke users '{}'` out of the box)."""
 
 import json
-import re
 import os
 import shutil
 import sqlite3
@@ -306,14 +305,8 @@ class SqlitePlugin(PluginCase):
             ({"database": db, "sql": "SELECT 1", "databse": "x"},
              'config: unknown key "databse" (did you mean "database"?)'),
         ]
-        for i, (cfg, _) in enumerate(checked):
-            sb.add_pipeline(invoke_pipeline("k%d" % i, [query_step(cfg)]))
-        r = sb.cli("check")
-        self.assertEqual(r.returncode, 1, r.stderr)
-        for i, (cfg, want) in enumerate(checked):
-            with self.subTest(config=cfg):
-                self.assertRegex(r.stderr, r"%s: steps\[0\] \([a-z]+\)\.%s" % (
-                    re.escape(sb.pipeline_file("k%d" % i)), re.escape(want)))
+        self.check_refuses(sb, checked, query_step)
+        for i in range(len(checked)):
             os.unlink(sb.pipeline_file("k%d" % i))
         init = "Runtime.InitError"
         cases = [
@@ -355,11 +348,8 @@ class SqlitePlugin(PluginCase):
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_out_of_the_box(self):
         source = harness.env_path("SLUICE_SOURCE_DIR")
-        src = os.path.join(source, "pipelines", "users.json")
         sb = self.new_sandbox()
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
+        sample = self.copy_sample(sb, "users.json")
         cfg = sample["steps"][0]["config"]
         # Step config paths start from the daemon's working folder, the
         # repository root for `sluice run`: lay the sandbox out the same way.

@@ -5,7 +5,6 @@ the files' headers here, not from what the plugin says), damaged and
 non-image files failing cleanly with no file left behind, and the sample
 pipeline pipelines/thumbnails.json as shipped."""
 
-import json
 import os
 import shutil
 import signal
@@ -459,16 +458,9 @@ class ThumbnailPlugin(PluginCase):
 
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_as_shipped(self):
-        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines", "thumbnails.json")
         sb = self.new_sandbox()
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
-        check = sb.cli("check")
-        self.assertEqual(check.returncode, 0, check.stderr)
-        # Step config paths start from the daemon's working folder: run it
-        # from the sandbox root, as `sluice run` runs from the repository.
-        d = self.daemon(sb, cwd=sb.root)
+        sample = self.copy_sample(sb, "thumbnails.json")
+        d = self.check_and_run_at_root(sb)
         inbox = sample["trigger"]["directory"]
         output = sb.path(sample["steps"][0]["config"]["output"])
         self.write_png(sb, os.path.join(inbox, "holiday.png"), 800, 600)

@@ -11,16 +11,13 @@ import time
 
 import harness
 from harness import process_gone
-from cases import ScriptRuntimeCase
+from cases import ScriptRuntimeCase, script_step
 
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
 
 
 def js_step(handler, name=None, code="code/js", **extra):
-    s = {"name": name or handler.split(".")[-1], "runtime": "nodejs", "code": code,
-         "handler": handler}
-    s.update(extra)
-    return s
+    return script_step("nodejs", handler, name, code, **extra)
 
 
 APP = textwrap.dedent('''\
@@ -161,14 +158,7 @@ class NodeRuntime(ScriptRuntimeCase):
                            {"name": "nothing", "steps": [js_step("app.nothing")]},
                            {"name": "bigint", "steps": [js_step("app.bigint")]},
                            {"name": "s502", "steps": [js_step("app.serverError")]})
-        for value in ({"a": [1, {"b": None}]}, [1, "two", 3.5, False], "text é✓", 42, -1.25,
-                      True, False, None, {"statusCode": 404, "body": "nope"}):
-            rc, out, rid = self.invoke(sb, "echo", {"v": value})
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out["body"], value)
-            want_code = value["statusCode"] if isinstance(value, dict) and "statusCode" in value \
-                else 200
-            self.assertEqual(out["statusCode"], want_code, value)
+        self.check_echo_returns_each_json_type(sb)
         rc, out, _ = self.invoke(sb, "plain", {"v": 3})
         self.assertEqual((rc, out["body"]), (0, {"plain": 3}))
         rc, out, _ = self.invoke(sb, "nothing", {})
@@ -284,19 +274,7 @@ class NodeRuntime(ScriptRuntimeCase):
         self.assertNotIn("flood line", d.log())
 
     def test_init_ms_on_the_first_invocation_only(self):
-        sb, d = self.start({"name": "warm", "concurrency": 1, "steps": [js_step("app.quick")]})
-        rids, pids = [], set()
-        for _ in range(3):
-            rc, out, rid = self.invoke(sb, "warm", {})
-            self.assertEqual(rc, 0, out)
-            rids.append(rid)
-            pids.add(out["body"]["pid"])
-        self.assertEqual(len(pids), 1, "one warm worker serves every invocation")
-        inits = [self.wait_rows(sb, rid)[0]["init_ms"] for rid in rids]
-        self.assertIsNotNone(inits[0])
-        self.assertGreater(inits[0], 0)
-        self.assertEqual(inits[1:], [None, None])
-        self.stop(d)
+        self.check_init_ms_on_the_first_invocation_only(js_step("app.quick"))
 
     def test_syntax_errors_are_reported_clearly(self):
         bad = "exports.handler = async (event) => {\n  return {a: 1\n};}}\n"

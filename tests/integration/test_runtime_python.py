@@ -12,16 +12,13 @@ import time
 
 import harness
 from harness import process_gone
-from cases import ScriptRuntimeCase
+from cases import ScriptRuntimeCase, script_step
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
 
 
 def py_step(handler, name=None, code="code/py", **extra):
-    s = {"name": name or handler.split(".")[-1], "runtime": "python3", "code": code,
-         "handler": handler}
-    s.update(extra)
-    return s
+    return script_step("python3", handler, name, code, **extra)
 
 
 APP = textwrap.dedent('''\
@@ -153,14 +150,7 @@ class PythonRuntime(ScriptRuntimeCase):
                            {"name": "none", "steps": [py_step("app.nothing")]},
                            {"name": "notjson", "steps": [py_step("app.not_json")]},
                            {"name": "s503", "steps": [py_step("app.server_error")]})
-        for value in ({"a": [1, {"b": None}]}, [1, "two", 3.5, False], "text é✓", 42, -1.25,
-                      True, False, None, {"statusCode": 404, "body": "nope"}):
-            rc, out, rid = self.invoke(sb, "echo", {"v": value})
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out["body"], value)
-            want_code = value["statusCode"] if isinstance(value, dict) and "statusCode" in value \
-                else 200
-            self.assertEqual(out["statusCode"], want_code, value)
+        self.check_echo_returns_each_json_type(sb)
         rc, out, _ = self.invoke(sb, "none", {})
         self.assertEqual((rc, out["body"]), (0, None))
 
@@ -260,19 +250,7 @@ class PythonRuntime(ScriptRuntimeCase):
         self.assertNotIn("flood line", d.log())
 
     def test_init_ms_on_the_first_invocation_only(self):
-        sb, d = self.start({"name": "warm", "concurrency": 1, "steps": [py_step("app.quick")]})
-        rids, pids = [], set()
-        for _ in range(3):
-            rc, out, rid = self.invoke(sb, "warm", {})
-            self.assertEqual(rc, 0, out)
-            rids.append(rid)
-            pids.add(out["body"]["pid"])
-        self.assertEqual(len(pids), 1, "one warm worker serves every invocation")
-        inits = [self.wait_rows(sb, rid)[0]["init_ms"] for rid in rids]
-        self.assertIsNotNone(inits[0])
-        self.assertGreater(inits[0], 0)
-        self.assertEqual(inits[1:], [None, None])
-        self.stop(d)
+        self.check_init_ms_on_the_first_invocation_only(py_step("app.quick"))
 
     def test_syntax_error_is_reported_clearly_and_a_fix_is_picked_up(self):
         broken = "import os\n\ndef handler(event, context)\n    return {'ok': True}\n"
