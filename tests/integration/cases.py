@@ -1,10 +1,12 @@
 """cases.py - test case base classes shared by several integration test files.
 
-PluginCase: `sluice invoke` of C plugin pipelines and the rows they leave
-(test_plugin_*.py). ScriptRuntimeCase: a daemon with Python and/or Node.js
-handler code, invoked with `sluice invoke -v` (test_runtime_*.py).
-ZmqSocketsCase: pyzmq sockets closed when the test ends (test_zmq.py,
-test_delivery.py). Everything else lives in harness.py.
+PluginCase (and plugin_step): `sluice invoke` of C plugin pipelines, the
+rows they leave, shipped sample pipelines, `sluice check` refusals
+(test_plugin_*.py). ScriptRuntimeCase (and script_step): a daemon with
+Python and/or Node.js handler code, invoked with `sluice invoke -v`, and the
+checks both runtimes pass alike (test_runtime_*.py). ZmqSocketsCase: a
+daemon on its own TCP endpoints and pyzmq sockets closed when the test ends
+(test_zmq.py, test_delivery.py). Plain helpers live in harness.py.
 """
 
 import json
@@ -20,6 +22,13 @@ try:
     import zmq
 except ImportError:  # pragma: no cover - python3-zmq is a test dependency
     zmq = None
+
+
+def plugin_step(handler, config, name, **extra):
+    """A C plugin step with its config and timeout_ms 20000."""
+    s = {"name": name, "handler": handler, "config": config, "timeout_ms": 20000}
+    s.update(extra)
+    return s
 
 
 class PluginCase(SluiceTestCase):

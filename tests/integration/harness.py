@@ -568,7 +568,7 @@ def compact(value):
 
 
 def zmq_pipeline(name, steps, isolation="process", **extra):
-    """A pipeline on the zmq topic NAME. (so `sluice invoke NAME` reaches it)."""
+    """A pipeline triggered by the zmq topic prefix "NAME."."""
     p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
          "isolation": isolation}
     p.update(extra)
@@ -582,6 +582,15 @@ def step(handler, name=None, config=None, **extra):
         s["config"] = config
     s.update(extra)
     return s
+
+
+def publish_lines(test, sb, topic, lines):
+    """`sluice publish --lines TOPIC` with lines (text, one event a line) on
+    stdin; test fails unless it exits 0."""
+    pub = subprocess.run([sluice_bin(), "publish", "-c", sb.config_path, "--lines", topic],
+                         input=lines, cwd=sb.cwd, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=60)
+    test.assertEqual(pub.returncode, 0, pub.stderr)
 
 
 def invoke_run(test, sb, pipeline, event, timeout_ms=60000):

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 
@@ -84,28 +83,27 @@ def cpu_ticks(pid):
     return st[2] if st else 0
 
 
-def in_nanosleep(pid):
-    """Is the process blocked in (clock_)nanosleep, i.e. inside fail.slow?"""
+def blocked_in(pid, wchan, syscalls):
+    """Is the process blocked in a system call: its wchan names wchan, or the
+    number in /proc/PID/syscall is one of syscalls?"""
     try:
         with open("/proc/%d/wchan" % pid) as f:
-            if "nanosleep" in f.read():
+            if wchan in f.read():
                 return True
         with open("/proc/%d/syscall" % pid) as f:
-            return f.read().split()[0] in ("35", "230")   # x86-64 nanosleep, clock_nanosleep
+            return f.read().split()[0] in syscalls
     except (OSError, IndexError):
         return False
+
+
+def in_nanosleep(pid):
+    """Is the process blocked in (clock_)nanosleep, i.e. inside fail.slow?"""
+    return blocked_in(pid, "nanosleep", ("35", "230"))   # x86-64 nanosleep, clock_nanosleep
 
 
 def in_pause(pid):
     """Is the process blocked in pause(), i.e. inside crash.hang?"""
-    try:
-        with open("/proc/%d/wchan" % pid) as f:
-            if "pause" in f.read():
-                return True
-        with open("/proc/%d/syscall" % pid) as f:
-            return f.read().split()[0] == "34"    # x86-64 pause
-    except (OSError, IndexError):
-        return False
+    return blocked_in(pid, "pause", ("34",))    # x86-64 pause
 
 
 def under_asan():
@@ -380,11 +378,7 @@ class Crashes(IsolationCase):
 
         # under steady demand (20 events at once) starts stay paced by the
         # back-off (800 ms, then 1600 ms...), not one per event
-        pub = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path, "--lines",
-                              "unused." + victim], input="{}\n" * 20, cwd=sb.cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             timeout=60)
-        self.assertEqual(pub.returncode, 0, pub.stderr)
+        harness.publish_lines(self, sb, "unused." + victim, "{}\n" * 20)
         self.wait_for(lambda: sb.count("events WHERE pipeline = ?", (victim,)) == 24,
                       what="the 20 published events to be journaled")
         ticks = cpu_ticks(d.pid())

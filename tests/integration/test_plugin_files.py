@@ -12,7 +12,7 @@ import tempfile
 
 import harness
 from harness import zmq_pipeline as invoke_pipeline
-from cases import PluginCase
+from cases import PluginCase, plugin_step
 
 
 def s3_event(path, key=None):
@@ -22,10 +22,7 @@ def s3_event(path, key=None):
 
 
 def files_step(action, config, name=None, **extra):
-    s = {"name": name or action, "handler": "files." + action, "config": config,
-         "timeout_ms": 20000}
-    s.update(extra)
-    return s
+    return plugin_step("files." + action, config, name or action, **extra)
 
 
 def read(path):

@@ -15,7 +15,7 @@ import threading
 
 import harness
 from harness import zmq_pipeline as invoke_pipeline
-from cases import PluginCase
+from cases import PluginCase, plugin_step
 
 BIG = 2 ** 62 + 1  # not representable as a double: must keep every digit
 
@@ -42,9 +42,7 @@ INSERT INTO users VALUES (%d, 'Big', 1.0, NULL, NULL, 0);
 
 
 def query_step(config, name="query", **extra):
-    s = {"name": name, "handler": "sqlite.query", "config": config, "timeout_ms": 20000}
-    s.update(extra)
-    return s
+    return plugin_step("sqlite.query", config, name, **extra)
 
 
 class SqlitePlugin(PluginCase):

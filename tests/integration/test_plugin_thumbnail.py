@@ -13,7 +13,7 @@ import zlib
 
 import harness
 from harness import zmq_pipeline as invoke_pipeline
-from cases import PluginCase
+from cases import PluginCase, plugin_step
 
 
 # -- images ------------------------------------------------------------------
@@ -94,9 +94,7 @@ def s3_event(path, key=None):
 
 
 def thumb_step(config, name="resize", **extra):
-    s = {"name": name, "handler": "thumbnail.handler", "config": config, "timeout_ms": 20000}
-    s.update(extra)
-    return s
+    return plugin_step("thumbnail.handler", config, name, **extra)
 
 
 class ThumbnailPlugin(PluginCase):

@@ -6,7 +6,6 @@ to fix them; the sample pipeline pipelines/forward.json works."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -133,11 +132,7 @@ class ZmqForward(PluginCase):
         n = 200
         lines = "\n".join(compact({"n": i}) for i in range(n)) + "\n"
         for topic in ("many.x", "many_p.x"):
-            r = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path,
-                                        "--lines", topic], input=lines, text=True,
-                                       stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            harness.publish_lines(self, sb, topic, lines)
         got = []
         for _ in range(2 * n):
             topic, payload = self.recv(pull)
