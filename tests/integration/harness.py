@@ -537,5 +537,77 @@ def process_gone(pid):
         return True
 
 
+# -- shared by several test files: endpoints, pipelines, `sluice invoke` ---
+
+def free_ports(n):
+    """n distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def tcp_zmq_config(**extra):
+    """A config part giving the daemon's PULL and ROUTER sockets free
+    loopback TCP ports (extra: more keys of "zmq"), so test files can run in
+    parallel."""
+    z = {"pull": endpoint(), "router": endpoint()}
+    z.update(extra)
+    return {"zmq": z}
+
+
+def compact(value):
+    """JSON text as sluice passes it on when it came in compact."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def zmq_pipeline(name, steps, isolation="process", **extra):
+    """A pipeline triggered by the zmq topic prefix "NAME."."""
+    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
+         "isolation": isolation}
+    p.update(extra)
+    return p
+
+
+def step(handler, name=None, config=None, **extra):
+    """A C step; its name defaults to the handler's function."""
+    s = {"name": name or handler.split(".")[1], "handler": handler}
+    if config is not None:
+        s["config"] = config
+    s.update(extra)
+    return s
+
+
+def publish_lines(test, sb, topic, lines):
+    """`sluice publish --lines TOPIC` with lines (text, one event a line) on
+    stdin; test fails unless it exits 0."""
+    pub = subprocess.run([sluice_bin(), "publish", "-c", sb.config_path, "--lines", topic],
+                         input=lines, cwd=sb.cwd, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=60)
+    test.assertEqual(pub.returncode, 0, pub.stderr)
+
+
+def invoke_run(test, sb, pipeline, event, timeout_ms=60000):
+    """`sluice invoke PIPELINE -` with event (a dict, or text sent as it is) on
+    stdin: (the completed process, its stdout parsed as JSON or None when it
+    printed nothing). test fails if the output is not JSON."""
+    argv = [sluice_bin(), "invoke", "-c", sb.config_path, "--timeout", str(timeout_ms),
+            pipeline, "-"]
+    p = subprocess.run(argv, input=event if isinstance(event, str) else json.dumps(event),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout_ms / 1000 + 30, cwd=sb.cwd)
+    try:
+        out = json.loads(p.stdout) if p.stdout.strip() else None
+    except ValueError:
+        test.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
+    return p, out
+
+
 def main():
     unittest.main(verbosity=2)

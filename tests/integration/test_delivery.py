@@ -12,26 +12,15 @@ import datetime
 import json
 import os
 import signal
-import sys
 
 import harness
-from harness import free_port, endpoint
-from harness import SluiceTestCase
+from harness import compact, endpoint, step
+from cases import ZmqSocketsCase
 
 try:
     import zmq
 except ImportError:  # pragma: no cover - python3-zmq is a test dependency
     zmq = None
-
-
-def compact(value):
-    return json.dumps(value, separators=(",", ":"))
-
-
-def step(handler, name=None, **extra):
-    s = {"name": name or handler.split(".")[1], "handler": handler}
-    s.update(extra)
-    return s
 
 
 def retry(max_attempts, interval_ms=10, **extra):
@@ -55,30 +44,7 @@ def ms(iso):
     return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000.0
 
 
-class DeliveryCase(SluiceTestCase):
-
-    def setUp(self):
-        super().setUp()
-        if zmq is None:
-            self.skipTest("python3-zmq is not installed for %s" % sys.executable)
-        self.ctx = zmq.Context()
-        self.sockets = []
-        self.addCleanup(self.close_sockets)
-
-    def close_sockets(self):
-        for s in self.sockets:
-            s.close(0)
-        self.ctx.term()
-
-    def socket(self, kind, bind=None, connect=None):
-        s = self.ctx.socket(kind)
-        s.setsockopt(zmq.LINGER, 0)
-        self.sockets.append(s)
-        if bind:
-            s.bind(bind)
-        if connect:
-            s.connect(connect)
-        return s
+class DeliveryCase(ZmqSocketsCase):
 
     def let_workers_segfault(self):
         """A sanitizer build catches SIGSEGV and prints a report (which the
@@ -89,14 +55,6 @@ class DeliveryCase(SluiceTestCase):
         os.environ["ASAN_OPTIONS"] = (old + ":" if old else "") + "handle_segv=0"
         self.addCleanup(lambda: os.environ.__setitem__("ASAN_OPTIONS", old) if old is not None
                         else os.environ.pop("ASAN_OPTIONS", None))
-
-    def start(self, *pipelines, start=True, config=None):
-        cfg = {"zmq": {"pull": endpoint(), "router": endpoint()}}
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, (self.daemon(sb) if start else None)
 
     def publish(self, sb, topic, payload, event_id=None):
         args = ["publish"] + (["--id", event_id] if event_id else []) + [topic, compact(payload)]

@@ -63,11 +63,7 @@ class Engine(IsolationCase):
         sb.add_pipeline(pipeline(flood, [step("fail.slow")], concurrency=2))
         sb.add_pipeline(pipeline(quiet, [step("echo.handler")], concurrency=1))
         d = self.daemon(sb)
-        pub = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path, "--lines",
-                              "unused." + flood], input="{}\n" * 40, cwd=sb.cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             timeout=60)
-        self.assertEqual(pub.returncode, 0, pub.stderr)
+        harness.publish_lines(self, sb, "unused." + flood, "{}\n" * 40)
         self.wait_for(lambda: sb.count("invocations WHERE pipeline = ?", (flood,)) >= 2,
                       what="the flood to be running")
         self.assertEqual(self.invoke_ok(sb, quiet, '{"q": 1}'), {"q": 1})
@@ -85,11 +81,7 @@ class Engine(IsolationCase):
         sb.add_pipeline(pipeline(slow, [step("fail.slow")], concurrency=1))
         sb.add_pipeline(pipeline(fast, [step("echo.handler")], concurrency=1))
         d = self.daemon(sb)
-        pub = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path, "--lines",
-                              "unused." + slow], input="{}\n" * 300, cwd=sb.cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             timeout=60)
-        self.assertEqual(pub.returncode, 0, pub.stderr)
+        harness.publish_lines(self, sb, "unused." + slow, "{}\n" * 300)
         self.wait_for(lambda: sb.count("events WHERE pipeline = ?", (slow,)) == 300,
                       what="the slow pipeline's events to be journaled")
         r = sb.cli("publish", "unused." + fast, '{"fast": true}')

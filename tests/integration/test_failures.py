@@ -9,7 +9,7 @@ import sqlite3
 import time
 
 import harness
-from harness import SluiceTestCase, echo_pipeline
+from harness import SluiceTestCase, echo_pipeline, step
 
 
 def pipeline(name, steps, directory=None, dead_letter=True, **extra):
@@ -23,12 +23,6 @@ def pipeline(name, steps, directory=None, dead_letter=True, **extra):
         p["on_failure"] = {"directory": "dead/" + name}
     p.update(extra)
     return p
-
-
-def step(handler, name=None, **extra):
-    s = {"name": name or handler.split(".")[1], "handler": handler}
-    s.update(extra)
-    return s
 
 
 class Failures(SluiceTestCase):

@@ -18,24 +18,10 @@ import threading
 import time
 
 import harness
-from harness import SluiceTestCase
+from harness import SluiceTestCase, free_ports, step
 
 SLACK_S = 10.0          # on top of any deadline, for a loaded shared machine
 CLIENT_TIMEOUT_S = 60   # no request of these tests should take near that
-
-
-def free_ports(n):
-    """n distinct loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def route(name, method, path, steps, **extra):
@@ -44,12 +30,6 @@ def route(name, method, path, steps, **extra):
         p["trigger"]["http"]["method"] = method
     p.update(extra)
     return p
-
-
-def step(handler, name=None, **extra):
-    s = {"name": name or handler.split(".")[1], "handler": handler}
-    s.update(extra)
-    return s
 
 
 def read_until_closed(s):

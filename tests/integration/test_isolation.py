@@ -16,33 +16,17 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import time
 import uuid
 
 import harness
-from harness import SluiceTestCase
+from harness import SluiceTestCase, free_ports, step
 
 INVOKE_TIMEOUT_MS = 60000       # `sluice invoke --timeout`: generous, the machine is shared
 SLACK_S = 10.0                  # on top of a handler's deadline, for a loaded machine
 
 
 # -- helpers --------------------------------------------------------------
-
-def free_ports(n):
-    """n distinct loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
 
 def proc_stat(pid):
     """(state, ppid, utime+stime in ticks) of a process, or None if gone."""
@@ -99,28 +83,27 @@ def cpu_ticks(pid):
     return st[2] if st else 0
 
 
-def in_nanosleep(pid):
-    """Is the process blocked in (clock_)nanosleep, i.e. inside fail.slow?"""
+def blocked_in(pid, wchan, syscalls):
+    """Is the process blocked in a system call: its wchan names wchan, or the
+    number in /proc/PID/syscall is one of syscalls?"""
     try:
         with open("/proc/%d/wchan" % pid) as f:
-            if "nanosleep" in f.read():
+            if wchan in f.read():
                 return True
         with open("/proc/%d/syscall" % pid) as f:
-            return f.read().split()[0] in ("35", "230")   # x86-64 nanosleep, clock_nanosleep
+            return f.read().split()[0] in syscalls
     except (OSError, IndexError):
         return False
+
+
+def in_nanosleep(pid):
+    """Is the process blocked in (clock_)nanosleep, i.e. inside fail.slow?"""
+    return blocked_in(pid, "nanosleep", ("35", "230"))   # x86-64 nanosleep, clock_nanosleep
 
 
 def in_pause(pid):
     """Is the process blocked in pause(), i.e. inside crash.hang?"""
-    try:
-        with open("/proc/%d/wchan" % pid) as f:
-            if "pause" in f.read():
-                return True
-        with open("/proc/%d/syscall" % pid) as f:
-            return f.read().split()[0] == "34"    # x86-64 pause
-    except (OSError, IndexError):
-        return False
+    return blocked_in(pid, "pause", ("34",))    # x86-64 pause
 
 
 def under_asan():
@@ -134,12 +117,6 @@ def version_of(path):
     st = os.stat(path)
     return "%d.%09d-%d-%d" % (st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9, st.st_size,
                               st.st_ino)
-
-
-def step(handler, name=None, **extra):
-    s = {"name": name or handler.split(".")[1], "handler": handler}
-    s.update(extra)
-    return s
 
 
 def pipeline(name, steps, **extra):
@@ -401,11 +378,7 @@ class Crashes(IsolationCase):
 
         # under steady demand (20 events at once) starts stay paced by the
         # back-off (800 ms, then 1600 ms...), not one per event
-        pub = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path, "--lines",
-                              "unused." + victim], input="{}\n" * 20, cwd=sb.cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             timeout=60)
-        self.assertEqual(pub.returncode, 0, pub.stderr)
+        harness.publish_lines(self, sb, "unused." + victim, "{}\n" * 20)
         self.wait_for(lambda: sb.count("events WHERE pipeline = ?", (victim,)) == 24,
                       what="the 20 published events to be journaled")
         ticks = cpu_ticks(d.pid())

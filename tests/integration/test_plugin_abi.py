@@ -8,25 +8,10 @@ inside its trigger folder or config.allow."""
 
 import json
 import os
-import subprocess
 
 import harness
-from harness import SluiceTestCase
-
-
-def zmq_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
-
-
-def step(handler, name=None, config=None, **extra):
-    s = {"name": name or handler.split(".")[1], "handler": handler}
-    if config is not None:
-        s["config"] = config
-    s.update(extra)
-    return s
+from harness import step, zmq_pipeline
+from cases import PluginCase
 
 
 def under_asan():
@@ -38,36 +23,12 @@ def s3_event(path):
     return {"Records": [{"s3": {"object": {"key": os.path.basename(path), "path": path}}}]}
 
 
-class PluginAbi(SluiceTestCase):
+class PluginAbi(PluginCase):
+
+    ok_status = None  # invoke_ok: the exit status only
 
     def new_sandbox(self):
-        sb = self.sandbox()
-        sb.config["zmq"] = {"pull": "ipc://%s/pull.sock" % sb.root,
-                            "router": "ipc://%s/router.sock" % sb.root}
-        sb.write_config()
-        return sb
-
-    def invoke(self, sb, pipeline, event):
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "--timeout", "60000",
-                pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=90, cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout) if p.stdout.strip() else None
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
-        return p.returncode, out
-
-    def invoke_ok(self, sb, pipeline, event):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 0, "invoke failed: %r" % (out,))
-        return out["body"]
-
-    def invoke_fails(self, sb, pipeline, event, error_type):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 1, "invoke should have failed: %r" % (out,))
-        self.assertEqual(out["errorType"], error_type, out)
-        return out["errorMessage"]
+        return self.sandbox()  # ZeroMQ endpoints of its own: see harness.Sandbox
 
     def rows(self, sb, sql, params=(), n=1):
         """Rows of sql once there are at least n (rows are committed in

@@ -5,16 +5,13 @@ and the sample pipeline pipelines/exec_script.json."""
 
 import json
 import os
-import re
-import shutil
 import stat
-import subprocess
 import sys
 import time
 
 import harness
-from harness import free_port
-from harness import SluiceTestCase
+from harness import process_gone, zmq_pipeline
+from cases import PluginCase
 
 PY = sys.executable  # an absolute path: commands do not depend on PATH
 
@@ -22,9 +19,7 @@ PY = sys.executable  # an absolute path: commands do not depend on PATH
 def zmq_config():
     """Unique loopback ports for the daemon's PULL and ROUTER sockets, so tests
     can run in parallel."""
-    return {"zmq": {"pull": "tcp://127.0.0.1:%d" % free_port(),
-                    "router": "tcp://127.0.0.1:%d" % free_port(),
-                    "max_message_bytes": 8 << 20}}
+    return harness.tcp_zmq_config(max_message_bytes=8 << 20)
 
 
 def exec_step(config, name="run", **extra):
@@ -33,72 +28,15 @@ def exec_step(config, name="run", **extra):
     return s
 
 
-def zmq_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
+class ExecPlugin(PluginCase):
 
-
-def process_gone(pid):
-    """True when pid no longer runs (absent, or a zombie nobody reaped yet)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
-class ExecPlugin(SluiceTestCase):
+    invoke_timeout_ms = 30000
 
     def start(self, *pipelines):
         sb = self.sandbox(zmq_config())
         for p in pipelines:
             sb.add_pipeline(p)
         return sb, self.daemon(sb)
-
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        """`sluice invoke`; returns (exit status, parsed JSON output)."""
-        data = event if isinstance(event, str) else json.dumps(event)
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=timeout_ms / 1000 + 30, cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout) if p.stdout.strip() else None
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
-        return p.returncode, out
-
-    def invoke_ok(self, sb, pipeline, event):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 0, "invoke failed: %r" % (out,))
-        self.assertEqual(out["statusCode"], 200, out)
-        return out["body"]
-
-    def invoke_fails(self, sb, pipeline, event, error_type):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 1, "invoke should have failed: %r" % (out,))
-        self.assertEqual(out["errorType"], error_type, out)
-        return out["errorMessage"]
-
-    def logs(self, sb, pipeline):
-        return [r["message"] for r in sb.db_rows(
-            "SELECT message FROM logs WHERE pipeline = ? ORDER BY id", (pipeline,))]
-
-    def invocations(self, sb, pipeline, n=None):
-        """The pipeline's invocation rows; with n, waits until there are n
-        (rows are committed in batches, shortly after `invoke` answers)."""
-        sql = "SELECT * FROM invocations WHERE pipeline = ? ORDER BY id"
-        if n is not None:
-            self.wait_for(lambda: len(sb.db_rows(sql, (pipeline,))) >= n,
-                          what="%d invocations of %s" % (n, pipeline))
-        return sb.db_rows(sql, (pipeline,))
-
-    def logs_n(self, sb, pipeline, n):
-        self.wait_for(lambda: len(self.logs(sb, pipeline)) >= n,
-                      what="%d log lines of %s" % (n, pipeline))
-        return self.logs(sb, pipeline)
 
     def write_script(self, sb, name, body):
         path = sb.path(name)
@@ -333,14 +271,7 @@ class ExecPlugin(SluiceTestCase):
              "an integer, got a number"),
         ]
         sb = self.sandbox(zmq_config())
-        for i, (cfg, _) in enumerate(checked):
-            sb.add_pipeline(zmq_pipeline("k%d" % i, [exec_step(cfg)]))
-        r = sb.cli("check")
-        self.assertEqual(r.returncode, 1, r.stderr)
-        for i, (cfg, want) in enumerate(checked):
-            with self.subTest(config=cfg):
-                self.assertRegex(r.stderr, r"%s: steps\[0\] \([a-z]+\)\.%s" % (
-                    re.escape(sb.pipeline_file("k%d" % i)), re.escape(want)))
+        self.check_refuses(sb, checked, exec_step)
         # What the plugin's create refuses (Runtime.InitError, every time) and
         # what only running the command shows.
         init = "Runtime.InitError"
@@ -398,12 +329,8 @@ class ExecPlugin(SluiceTestCase):
 
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_as_shipped(self):
-        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines",
-                           "exec_script.json")
         sb = self.sandbox(zmq_config())
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
+        sample = self.copy_sample(sb, "exec_script.json")
         self.assertEqual(sb.cli("check").returncode, 0, sb.cli("check").stderr)
         d = self.daemon(sb)
         sb.drop(os.path.join(sample["trigger"]["directory"], "report.csv"), "a,b\n1,2\n")

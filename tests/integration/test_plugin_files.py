@@ -6,14 +6,13 @@ the confinement: nothing outside config.allow is touched, whether reached by
 whose name merely starts like an allowed one. Ends with the sample pipeline
 pipelines/archive.json as shipped."""
 
-import json
 import os
 import shutil
-import subprocess
 import tempfile
 
 import harness
-from harness import SluiceTestCase
+from harness import zmq_pipeline as invoke_pipeline
+from cases import PluginCase, plugin_step
 
 
 def s3_event(path, key=None):
@@ -23,17 +22,7 @@ def s3_event(path, key=None):
 
 
 def files_step(action, config, name=None, **extra):
-    s = {"name": name or action, "handler": "files." + action, "config": config,
-         "timeout_ms": 20000}
-    s.update(extra)
-    return s
-
-
-def invoke_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
+    return plugin_step("files." + action, config, name or action, **extra)
 
 
 def read(path):
@@ -41,49 +30,14 @@ def read(path):
         return f.read()
 
 
-class FilesPlugin(SluiceTestCase):
+class FilesPlugin(PluginCase):
 
     # -- helpers ------------------------------------------------------------
     def new_sandbox(self):
-        sb = self.sandbox()
-        # Endpoints of this sandbox's own, so test files run in parallel
-        # never share the daemon's ZeroMQ sockets.
-        sb.config["zmq"] = {"pull": "ipc://%s/pull.sock" % sb.root,
-                            "router": "ipc://%s/router.sock" % sb.root}
-        sb.write_config()
+        sb = self.sandbox()  # ZeroMQ endpoints of its own: see harness.Sandbox
         for folder in ("inbox", "done", "secret"):
             os.makedirs(sb.path(folder), exist_ok=True)
         return sb
-
-    def invoke(self, sb, pipeline, event, timeout_ms=60000):
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout) if p.stdout.strip() else None
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
-        return p.returncode, out
-
-    def invoke_ok(self, sb, pipeline, event):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 0, "invoke failed: %r" % (out,))
-        self.assertEqual(out["statusCode"], 200, out)
-        return out["body"]
-
-    def invoke_fails(self, sb, pipeline, event, error_type):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 1, "invoke should have failed: %r" % (out,))
-        self.assertEqual(out["errorType"], error_type, out)
-        return out["errorMessage"]
-
-    def logs(self, sb, pipeline, n):
-        sql = "SELECT message FROM logs WHERE pipeline = ? ORDER BY id"
-        self.wait_for(lambda: len(sb.db_rows(sql, (pipeline,))) >= n,
-                      what="%d log lines of %s" % (n, pipeline))
-        return [r["message"] for r in sb.db_rows(sql, (pipeline,))]
 
     # -- the three actions ----------------------------------------------------
     def test_move_copy_and_delete_the_file_that_triggered_the_pipeline(self):
@@ -120,9 +74,9 @@ class FilesPlugin(SluiceTestCase):
                 for action, verb in (("move", "moved"), ("copy", "copied")):
                     src = sb.path("inbox", action, "report.bin")
                     dst = sb.path("done", action, "report.bin")
-                    self.assertEqual(self.logs(sb, action, 1),
+                    self.assertEqual(self.logs_n(sb, action, 1),
                                      ["%s %s to %s (300000 bytes)" % (verb, src, dst)])
-                self.assertEqual(self.logs(sb, "delete", 1), [
+                self.assertEqual(self.logs_n(sb, "delete", 1), [
                     "deleted %s (300000 bytes)" % sb.path("inbox/delete/report.bin")])
                 # no temporary files left anywhere
                 for root, _, names in os.walk(sb.path("done")):
@@ -377,16 +331,9 @@ class FilesPlugin(SluiceTestCase):
 
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_as_shipped(self):
-        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines", "archive.json")
         sb = self.new_sandbox()
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
-        check = sb.cli("check")
-        self.assertEqual(check.returncode, 0, check.stderr)
-        # Step config paths start from the daemon's working folder: run it
-        # from the sandbox root, as `sluice run` runs from the repository.
-        d = self.daemon(sb, cwd=sb.root)
+        sample = self.copy_sample(sb, "archive.json")
+        d = self.check_and_run_at_root(sb)
         inbox = sample["trigger"]["directory"]
         done = sb.path(sample["steps"][1]["config"]["to"])
         sb.drop(os.path.join(inbox, "report.csv"), "a,b\n1,2\n")

@@ -7,7 +7,6 @@ error naming what to fix, and the sample pipeline pipelines/users.json as
 shipped (`sluice invoke users '{}'` out of the box)."""
 
 import json
-import re
 import os
 import shutil
 import sqlite3
@@ -15,7 +14,8 @@ import subprocess
 import threading
 
 import harness
-from harness import SluiceTestCase
+from harness import zmq_pipeline as invoke_pipeline
+from cases import PluginCase, plugin_step
 
 BIG = 2 ** 62 + 1  # not representable as a double: must keep every digit
 
@@ -42,61 +42,20 @@ INSERT INTO users VALUES (%d, 'Big', 1.0, NULL, NULL, 0);
 
 
 def query_step(config, name="query", **extra):
-    s = {"name": name, "handler": "sqlite.query", "config": config, "timeout_ms": 20000}
-    s.update(extra)
-    return s
+    return plugin_step("sqlite.query", config, name, **extra)
 
 
-def invoke_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
-
-
-class SqlitePlugin(SluiceTestCase):
+class SqlitePlugin(PluginCase):
 
     # -- helpers ------------------------------------------------------------
     def new_sandbox(self):
-        sb = self.sandbox()
-        # Endpoints of this sandbox's own, so test files run in parallel
-        # never share the daemon's ZeroMQ sockets.
-        sb.config["zmq"] = {"pull": "ipc://%s/pull.sock" % sb.root,
-                            "router": "ipc://%s/router.sock" % sb.root}
-        sb.write_config()
+        sb = self.sandbox()  # ZeroMQ endpoints of its own: see harness.Sandbox
         return sb
 
-    def invoke_raw(self, sb, pipeline, event, timeout_ms=60000):
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=event if isinstance(event, str) else json.dumps(event),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=timeout_ms / 1000 + 30, cwd=sb.cwd)
-        return p
-
     def invoke(self, sb, pipeline, event, timeout_ms=60000):
-        p = self.invoke_raw(sb, pipeline, event, timeout_ms)
-        try:
-            out = json.loads(p.stdout) if p.stdout.strip() else None
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
+        """`sluice invoke`: (exit status, parsed JSON output or None, stdout's text)."""
+        p, out = harness.invoke_run(self, sb, pipeline, event, timeout_ms)
         return p.returncode, out, p.stdout
-
-    def invoke_ok(self, sb, pipeline, event):
-        rc, out, _ = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 0, "invoke failed: %r" % (out,))
-        self.assertEqual(out["statusCode"], 200, out)
-        return out["body"]
-
-    def invoke_fails(self, sb, pipeline, event, error_type):
-        rc, out, _ = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 1, "invoke should have failed: %r" % (out,))
-        self.assertEqual(out["errorType"], error_type, out)
-        return out["errorMessage"]
-
-    def logs(self, sb, pipeline):
-        return [r["message"] for r in sb.db_rows(
-            "SELECT message FROM logs WHERE pipeline = ? ORDER BY id", (pipeline,))]
 
     def rows_of(self, db, sql):
         con = sqlite3.connect(db)
@@ -344,14 +303,8 @@ class SqlitePlugin(SluiceTestCase):
             ({"database": db, "sql": "SELECT 1", "databse": "x"},
              'config: unknown key "databse" (did you mean "database"?)'),
         ]
-        for i, (cfg, _) in enumerate(checked):
-            sb.add_pipeline(invoke_pipeline("k%d" % i, [query_step(cfg)]))
-        r = sb.cli("check")
-        self.assertEqual(r.returncode, 1, r.stderr)
-        for i, (cfg, want) in enumerate(checked):
-            with self.subTest(config=cfg):
-                self.assertRegex(r.stderr, r"%s: steps\[0\] \([a-z]+\)\.%s" % (
-                    re.escape(sb.pipeline_file("k%d" % i)), re.escape(want)))
+        self.check_refuses(sb, checked, query_step)
+        for i in range(len(checked)):
             os.unlink(sb.pipeline_file("k%d" % i))
         init = "Runtime.InitError"
         cases = [
@@ -393,11 +346,8 @@ class SqlitePlugin(SluiceTestCase):
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_out_of_the_box(self):
         source = harness.env_path("SLUICE_SOURCE_DIR")
-        src = os.path.join(source, "pipelines", "users.json")
         sb = self.new_sandbox()
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
+        sample = self.copy_sample(sb, "users.json")
         cfg = sample["steps"][0]["config"]
         # Step config paths start from the daemon's working folder, the
         # repository root for `sluice run`: lay the sandbox out the same way.

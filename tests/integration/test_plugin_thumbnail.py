@@ -5,16 +5,15 @@ the files' headers here, not from what the plugin says), damaged and
 non-image files failing cleanly with no file left behind, and the sample
 pipeline pipelines/thumbnails.json as shipped."""
 
-import json
 import os
 import shutil
 import signal
 import struct
-import subprocess
 import zlib
 
 import harness
-from harness import SluiceTestCase
+from harness import zmq_pipeline as invoke_pipeline
+from cases import PluginCase, plugin_step
 
 
 # -- images ------------------------------------------------------------------
@@ -95,28 +94,14 @@ def s3_event(path, key=None):
 
 
 def thumb_step(config, name="resize", **extra):
-    s = {"name": name, "handler": "thumbnail.handler", "config": config, "timeout_ms": 20000}
-    s.update(extra)
-    return s
+    return plugin_step("thumbnail.handler", config, name, **extra)
 
 
-def invoke_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
-
-
-class ThumbnailPlugin(SluiceTestCase):
+class ThumbnailPlugin(PluginCase):
 
     # -- helpers ------------------------------------------------------------
     def new_sandbox(self):
-        sb = self.sandbox()
-        # Endpoints of this sandbox's own, so test files run in parallel
-        # never share the daemon's ZeroMQ sockets.
-        sb.config["zmq"] = {"pull": "ipc://%s/pull.sock" % sb.root,
-                            "router": "ipc://%s/router.sock" % sb.root}
-        sb.write_config()
+        sb = self.sandbox()  # ZeroMQ endpoints of its own: see harness.Sandbox
         # Images are read only from the trigger folder or config.allow: the
         # invoked pipelines here get the sandbox as theirs.
         add = sb.add_pipeline
@@ -135,30 +120,6 @@ class ThumbnailPlugin(SluiceTestCase):
         with open(path, "wb") as f:
             f.write(png_bytes(width, height, alpha))
         return path
-
-    def invoke(self, sb, pipeline, event, timeout_ms=60000):
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout) if p.stdout.strip() else None
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout[:500], p.stderr))
-        return p.returncode, out
-
-    def invoke_ok(self, sb, pipeline, event):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 0, "invoke failed: %r" % (out,))
-        self.assertEqual(out["statusCode"], 200, out)
-        return out["body"]
-
-    def invoke_fails(self, sb, pipeline, event, error_type):
-        rc, out = self.invoke(sb, pipeline, event)
-        self.assertEqual(rc, 1, "invoke should have failed: %r" % (out,))
-        self.assertEqual(out["errorType"], error_type, out)
-        return out["errorMessage"]
 
     def convert(self, sb, src, fmt, out_dir):
         """Make a JPEG or WebP copy of src, same size, with the plugin."""
@@ -495,16 +456,9 @@ class ThumbnailPlugin(SluiceTestCase):
 
     # -- the sample pipeline ----------------------------------------------
     def test_the_sample_pipeline_works_as_shipped(self):
-        src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines", "thumbnails.json")
         sb = self.new_sandbox()
-        shutil.copy(src, sb.pipelines_dir)
-        with open(src) as f:
-            sample = json.load(f)
-        check = sb.cli("check")
-        self.assertEqual(check.returncode, 0, check.stderr)
-        # Step config paths start from the daemon's working folder: run it
-        # from the sandbox root, as `sluice run` runs from the repository.
-        d = self.daemon(sb, cwd=sb.root)
+        sample = self.copy_sample(sb, "thumbnails.json")
+        d = self.check_and_run_at_root(sb)
         inbox = sample["trigger"]["directory"]
         output = sb.path(sample["steps"][0]["config"]["output"])
         self.write_png(sb, os.path.join(inbox, "holiday.png"), 800, 600)

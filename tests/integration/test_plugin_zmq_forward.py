@@ -6,29 +6,17 @@ to fix them; the sample pipeline pipelines/forward.json works."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import harness
-from harness import free_port, endpoint
-from harness import SluiceTestCase
+from harness import compact, endpoint, tcp_zmq_config, zmq_pipeline
+from cases import PluginCase
 
 try:
     import zmq
 except ImportError:  # pragma: no cover - python3-zmq is a test dependency
     zmq = None
-
-
-def compact(value):
-    """JSON text as sluice passes it on when it came in compact."""
-    return json.dumps(value, separators=(",", ":"))
-
-
-def zmq_config():
-    """Unique loopback ports for the daemon's PULL and ROUTER sockets, so tests
-    can run in parallel."""
-    return {"zmq": {"pull": endpoint(), "router": endpoint()}}
 
 
 def fwd_step(config, name="forward", **extra):
@@ -37,14 +25,7 @@ def fwd_step(config, name="forward", **extra):
     return s
 
 
-def zmq_pipeline(name, steps, isolation="process", **extra):
-    p = {"name": name, "trigger": {"zmq": {"topic": name + "."}}, "steps": steps,
-         "isolation": isolation}
-    p.update(extra)
-    return p
-
-
-class ZmqForward(SluiceTestCase):
+class ZmqForward(PluginCase):
 
     def setUp(self):
         super().setUp()
@@ -55,7 +36,7 @@ class ZmqForward(SluiceTestCase):
 
     # -- helpers ------------------------------------------------------------
     def start(self, *pipelines):
-        sb = self.sandbox(zmq_config())
+        sb = self.sandbox(tcp_zmq_config())
         for p in pipelines:
             sb.add_pipeline(p)
         return sb, self.daemon(sb)
@@ -90,18 +71,6 @@ class ZmqForward(SluiceTestCase):
             return r.returncode, json.loads(r.stdout)
         except ValueError:
             self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (r.stdout, r.stderr))
-
-    def invocations(self, sb, pipeline, n):
-        """The pipeline's invocation rows, once there are n (rows are
-        committed in batches, shortly after `invoke` answers)."""
-        sql = "SELECT * FROM invocations WHERE pipeline = ? ORDER BY id"
-        self.wait_for(lambda: len(sb.db_rows(sql, (pipeline,))) >= n,
-                      what="%d invocations of %s" % (n, pipeline))
-        return sb.db_rows(sql, (pipeline,))
-
-    def logs(self, sb, pipeline):
-        return [r["message"] for r in sb.db_rows(
-            "SELECT message FROM logs WHERE pipeline = ? ORDER BY id", (pipeline,))]
 
     def wait_log(self, sb, pipeline, text):
         self.wait_for(lambda: any(text in m for m in self.logs(sb, pipeline)),
@@ -163,11 +132,7 @@ class ZmqForward(SluiceTestCase):
         n = 200
         lines = "\n".join(compact({"n": i}) for i in range(n)) + "\n"
         for topic in ("many.x", "many_p.x"):
-            r = subprocess.run([harness.sluice_bin(), "publish", "-c", sb.config_path,
-                                        "--lines", topic], input=lines, text=True,
-                                       stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            harness.publish_lines(self, sb, topic, lines)
         got = []
         for _ in range(2 * n):
             topic, payload = self.recv(pull)
@@ -216,7 +181,7 @@ class ZmqForward(SluiceTestCase):
         arrives is the exec step's response, not the S3 event."""
         where = endpoint()
         pull = self.receiver(zmq.PULL, where)
-        sb = self.sandbox(zmq_config())
+        sb = self.sandbox(tcp_zmq_config())
         sb.add_pipeline({"name": "chain", "trigger": {"directory": "inbox"}, "steps": [
             {"name": "describe", "handler": "exec.handler", "config": {"command": [
                 sys.executable, "-c",
@@ -317,7 +282,7 @@ class ZmqForward(SluiceTestCase):
             ({"endpoint": "tcp://127.0.0.1:1", "topic": 3},
              "config.topic: expected a string, got a number"),
         ]
-        sb = self.sandbox(zmq_config())
+        sb = self.sandbox(tcp_zmq_config())
         for i, (cfg, _) in enumerate(checked):
             sb.add_pipeline(zmq_pipeline("k%d" % i, [fwd_step(cfg)]))
         r = sb.cli("check")
@@ -379,7 +344,7 @@ class ZmqForward(SluiceTestCase):
         src = os.path.join(harness.env_path("SLUICE_SOURCE_DIR"), "pipelines", "forward.json")
         with open(src) as f:
             sample = json.load(f)
-        sb = self.sandbox(zmq_config())
+        sb = self.sandbox(tcp_zmq_config())
         # The shipped endpoint, moved to a free port so tests can run in parallel.
         step = sample["steps"][0]
         shipped = step["config"]["endpoint"]

@@ -52,6 +52,22 @@ class Restart(SluiceTestCase):
         self.assertEqual(orphans, [], "invocations of events the journal does not know")
 
     # ------------------------------------------------------------------
+    def start_jobs(self, concurrency, n, first_done=False):
+        """A daemon on slow_pipeline(concurrency) and n files job-NN.txt in its
+        inbox, all journaled (and with first_done, one invocation finished):
+        (sandbox, daemon, file names)."""
+        sb = self.sandbox()
+        sb.add_pipeline(slow_pipeline(concurrency=concurrency))
+        d1 = self.daemon(sb)
+        names = ["job-%02d.txt" % i for i in range(n)]
+        for name in names:
+            sb.drop("inbox/" + name, name)
+        self.wait_for(lambda: sb.count("events") == len(names), what="all files journaled")
+        if first_done:
+            self.wait_for(lambda: sb.count("invocations") >= 1,
+                          what="a first finished invocation")
+        return sb, d1, names
+
     def test_files_dropped_while_down_are_processed_once_at_start(self):
         sb = self.sandbox()
         sb.add_pipeline(echo_pipeline("files", "inbox"))
@@ -91,14 +107,7 @@ class Restart(SluiceTestCase):
             self.assert_done_once(sb, "files", names)
 
     def test_sigterm_lets_running_handlers_finish_and_the_rest_resumes(self):
-        sb = self.sandbox()
-        sb.add_pipeline(slow_pipeline(concurrency=2))
-        d1 = self.daemon(sb)
-        names = ["job-%02d.txt" % i for i in range(10)]
-        for name in names:
-            sb.drop("inbox/" + name, name)
-        self.wait_for(lambda: sb.count("events") == len(names), what="all files journaled")
-        self.wait_for(lambda: sb.count("invocations") >= 1, what="a first finished invocation")
+        sb, d1, names = self.start_jobs(2, 10, first_done=True)
         self.stop(d1)
         # every invocation that started finished and was recorded as ok, and
         # its event is done; the others wait in the journal
@@ -119,14 +128,7 @@ class Restart(SluiceTestCase):
         self.assert_done_once(sb, "slow", names, exactly_once=True)
 
     def test_kill9_during_slow_steps_then_restart_finishes_every_file_once(self):
-        sb = self.sandbox()
-        sb.add_pipeline(slow_pipeline(concurrency=2))
-        d1 = self.daemon(sb)
-        names = ["job-%02d.txt" % i for i in range(12)]
-        for name in names:
-            sb.drop("inbox/" + name, name)
-        self.wait_for(lambda: sb.count("events") == len(names), what="all files journaled")
-        self.wait_for(lambda: sb.count("invocations") >= 1, what="a first finished invocation")
+        sb, d1, names = self.start_jobs(2, 12, first_done=True)
         d1.kill9()
         pending = sb.count("events WHERE state = 'pending'")
         self.assertGreater(pending, 0, "the test killed the daemon too late")
@@ -143,13 +145,7 @@ class Restart(SluiceTestCase):
     def test_pending_events_in_the_journal_resume_at_start(self):
         """Events the journal holds as pending run at start even when their
         files are gone (the journal, not a rescan, carries them)."""
-        sb = self.sandbox()
-        sb.add_pipeline(slow_pipeline(concurrency=1))
-        d1 = self.daemon(sb)
-        names = ["job-%02d.txt" % i for i in range(6)]
-        for name in names:
-            sb.drop("inbox/" + name, name)
-        self.wait_for(lambda: sb.count("events") == len(names), what="all files journaled")
+        sb, d1, names = self.start_jobs(1, 6)
         d1.kill9()
         pending = sb.db_rows("SELECT event_id FROM events WHERE state = 'pending'")
         self.assertGreater(len(pending), 0, "the test killed the daemon too late")

@@ -7,21 +7,13 @@ script step dead-lettered with its stack trace, script steps in a "thread" pipel
 import json
 import os
 import shutil
-import subprocess
 import textwrap
 
 import harness
-from harness import free_port
-from harness import SluiceTestCase
+from cases import ScriptRuntimeCase
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
-
-
-def zmq_config():
-    """Unique loopback ports, so test files can run in parallel."""
-    return {"zmq": {"pull": "tcp://127.0.0.1:%d" % free_port(),
-                    "router": "tcp://127.0.0.1:%d" % free_port()}}
 
 
 MID_PY = textwrap.dedent('''\
@@ -60,42 +52,15 @@ PIPELINE = {
 }
 
 
-class MixedRuntimes(SluiceTestCase):
+class MixedRuntimes(ScriptRuntimeCase):
+
+    interpreters = {"python": PYTHON, "node": NODE}
+    code_files = {"code/py/mid.py": MID_PY, "code/js/last.js": LAST_JS}
 
     def setUp(self):
         super().setUp()
         if not PYTHON or not NODE:
             self.skipTest("python3 and node are both needed")
-
-    def start(self, *pipelines, config=None):
-        cfg = zmq_config()
-        cfg.update({"python": PYTHON, "node": NODE})
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        sb.drop("code/py/mid.py", MID_PY)
-        sb.drop("code/js/last.js", LAST_JS)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, self.daemon(sb)
-
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
-        rid = next((line.split(": ", 1)[1].strip() for line in p.stderr.splitlines()
-                    if line.startswith("request id: ")), None)
-        return p.returncode, out, rid
-
-    def rows(self, sb, rid, n):
-        q = "SELECT * FROM invocations WHERE request_id = ? ORDER BY id"
-        self.wait_for(lambda: len(sb.db_rows(q, (rid,))) >= n, what="%d invocation rows" % n)
-        return sb.db_rows(q, (rid,))
 
     def test_c_then_python_then_node(self):
         for isolation in ("process", "thread"):  # script steps run in workers either way
@@ -108,7 +73,7 @@ class MixedRuntimes(SluiceTestCase):
                 self.assertEqual(body["py"]["request"], rid)
                 self.assertEqual(body["js"]["request"], rid)
                 self.assertEqual((body["py"]["step"], body["js"]["step"]), ("py", "js"))
-                rows = self.rows(sb, rid, 3)
+                rows = self.wait_rows(sb, rid, 3)
                 self.assertEqual([(r["step"], r["status"]) for r in rows],
                                  [("c", "ok"), ("py", "ok"), ("js", "ok")])
                 self.assertIsNotNone(rows[1]["init_ms"], "the Python worker's cold start")
@@ -127,7 +92,7 @@ class MixedRuntimes(SluiceTestCase):
                 self.assertEqual(rc, 0, out2)
                 self.assertEqual(out2["body"]["py"]["pid"], body["py"]["pid"])
                 self.assertEqual(out2["body"]["js"]["pid"], body["js"]["pid"])
-                rows = self.rows(sb, rid2, 3)
+                rows = self.wait_rows(sb, rid2, 3)
                 self.assertEqual([r["init_ms"] for r in rows[1:]], [None, None])
                 self.stop(d)
 
@@ -145,7 +110,7 @@ class MixedRuntimes(SluiceTestCase):
         rc, out, rid = self.invoke(sb, "retry", {"n": 1})
         self.assertEqual(rc, 0, out)
         self.assertEqual(out["body"]["attempt"], 2)
-        rows = self.rows(sb, rid, 3)
+        rows = self.wait_rows(sb, rid, 3)
         self.assertEqual([(r["step"], r["attempt"], r["status"]) for r in rows],
                          [("flaky", 1, "error"), ("flaky", 2, "ok"), ("js", 1, "ok")])
         self.assertEqual(rows[0]["error"], "attempt 1 fails")
@@ -155,7 +120,7 @@ class MixedRuntimes(SluiceTestCase):
         self.assertEqual((out["errorType"], out["errorMessage"], out["step"]),
                          ("KeyError", "'missing-thing'", "fail"))
         self.assertIn('raise KeyError("missing-thing")', out["stackTrace"][-1])
-        self.assertEqual(len(self.rows(sb, rid, 3)), 3)
+        self.assertEqual(len(self.wait_rows(sb, rid, 3)), 3)
         self.wait_settled(sb, 2)
         names = os.listdir(sb.path("dead"))
         self.assertEqual(len(names), 1)
@@ -168,7 +133,7 @@ class MixedRuntimes(SluiceTestCase):
         self.stop(d)
 
     def test_check_refuses_a_missing_interpreter(self):
-        sb = self.sandbox(dict(zmq_config(), python="/nonexistent/python3",
+        sb = self.sandbox(dict(harness.tcp_zmq_config(), python="/nonexistent/python3",
                                node="/nonexistent/node"))
         sb.drop("code/py/mid.py", MID_PY)
         sb.drop("code/js/last.js", LAST_JS)

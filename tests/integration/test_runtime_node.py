@@ -6,36 +6,18 @@ first invocation only); syntax errors reported clearly; the users-js sample pipe
 import json
 import os
 import shutil
-import subprocess
 import textwrap
 import time
 
 import harness
-from harness import free_port
-from harness import SluiceTestCase
+from harness import process_gone
+from cases import ScriptRuntimeCase, script_step
 
 NODE = "/usr/bin/node" if os.access("/usr/bin/node", os.X_OK) else shutil.which("node")
 
 
-def zmq_config():
-    """Unique loopback ports, so test files can run in parallel."""
-    return {"zmq": {"pull": "tcp://127.0.0.1:%d" % free_port(),
-                    "router": "tcp://127.0.0.1:%d" % free_port()}}
-
-
 def js_step(handler, name=None, code="code/js", **extra):
-    s = {"name": name or handler.split(".")[-1], "runtime": "nodejs", "code": code,
-         "handler": handler}
-    s.update(extra)
-    return s
-
-
-def process_gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
+    return script_step("nodejs", handler, name, code, **extra)
 
 
 APP = textwrap.dedent('''\
@@ -121,51 +103,15 @@ ESM = textwrap.dedent('''\
 ''')
 
 
-class NodeRuntime(SluiceTestCase):
+class NodeRuntime(ScriptRuntimeCase):
+
+    interpreters = {"node": NODE}
+    code_files = {"code/js/app.js": APP}
 
     def setUp(self):
         super().setUp()
         if not NODE:
             self.skipTest("node is not installed")
-
-    def start(self, *pipelines, files=None, config=None):
-        cfg = zmq_config()
-        cfg["node"] = NODE
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        for rel, text in (files or {"code/js/app.js": APP}).items():
-            sb.drop(rel, text)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, self.daemon(sb)
-
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        """`sluice invoke -v`: (exit status, parsed output, request id)."""
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
-        rid = None
-        for line in p.stderr.splitlines():
-            if line.startswith("request id: "):
-                rid = line.split(": ", 1)[1].strip()
-        return p.returncode, out, rid
-
-    def rows(self, sb, rid):
-        return sb.db_rows("SELECT * FROM invocations WHERE request_id = ? ORDER BY id", (rid,))
-
-    def log_rows(self, sb, rid):
-        return sb.db_rows("SELECT level, step, pipeline, message FROM logs WHERE request_id = ? "
-                          "ORDER BY id", (rid,))
-
-    def wait_rows(self, sb, rid, n=1):
-        self.wait_for(lambda: len(self.rows(sb, rid)) >= n, what="%d invocation rows" % n)
-        return self.rows(sb, rid)
 
     # -- tests ------------------------------------------------------------------------
 
@@ -212,14 +158,7 @@ class NodeRuntime(SluiceTestCase):
                            {"name": "nothing", "steps": [js_step("app.nothing")]},
                            {"name": "bigint", "steps": [js_step("app.bigint")]},
                            {"name": "s502", "steps": [js_step("app.serverError")]})
-        for value in ({"a": [1, {"b": None}]}, [1, "two", 3.5, False], "text é✓", 42, -1.25,
-                      True, False, None, {"statusCode": 404, "body": "nope"}):
-            rc, out, rid = self.invoke(sb, "echo", {"v": value})
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out["body"], value)
-            want_code = value["statusCode"] if isinstance(value, dict) and "statusCode" in value \
-                else 200
-            self.assertEqual(out["statusCode"], want_code, value)
+        self.check_echo_returns_each_json_type(sb)
         rc, out, _ = self.invoke(sb, "plain", {"v": 3})
         self.assertEqual((rc, out["body"]), (0, {"plain": 3}))
         rc, out, _ = self.invoke(sb, "nothing", {})
@@ -335,19 +274,7 @@ class NodeRuntime(SluiceTestCase):
         self.assertNotIn("flood line", d.log())
 
     def test_init_ms_on_the_first_invocation_only(self):
-        sb, d = self.start({"name": "warm", "concurrency": 1, "steps": [js_step("app.quick")]})
-        rids, pids = [], set()
-        for _ in range(3):
-            rc, out, rid = self.invoke(sb, "warm", {})
-            self.assertEqual(rc, 0, out)
-            rids.append(rid)
-            pids.add(out["body"]["pid"])
-        self.assertEqual(len(pids), 1, "one warm worker serves every invocation")
-        inits = [self.wait_rows(sb, rid)[0]["init_ms"] for rid in rids]
-        self.assertIsNotNone(inits[0])
-        self.assertGreater(inits[0], 0)
-        self.assertEqual(inits[1:], [None, None])
-        self.stop(d)
+        self.check_init_ms_on_the_first_invocation_only(js_step("app.quick"))
 
     def test_syntax_errors_are_reported_clearly(self):
         bad = "exports.handler = async (event) => {\n  return {a: 1\n};}}\n"
@@ -383,7 +310,7 @@ class NodeRuntime(SluiceTestCase):
 
     def test_sample_users_pipeline(self):
         repo = harness.env_path("SLUICE_SOURCE_DIR")
-        sb = self.sandbox(dict(zmq_config(), node=NODE))
+        sb = self.sandbox(dict(harness.tcp_zmq_config(), node=NODE))
         shutil.copy(os.path.join(repo, "pipelines", "users-js.json"), sb.pipelines_dir)
         os.symlink(os.path.join(repo, "handlers"), sb.path("handlers"))
         check = sb.cli("check")

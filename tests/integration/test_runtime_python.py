@@ -11,31 +11,14 @@ import textwrap
 import time
 
 import harness
-from harness import free_port
-from harness import SluiceTestCase
+from harness import process_gone
+from cases import ScriptRuntimeCase, script_step
 
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else shutil.which("python3")
 
 
-def zmq_config():
-    """Unique loopback ports, so test files can run in parallel."""
-    return {"zmq": {"pull": "tcp://127.0.0.1:%d" % free_port(),
-                    "router": "tcp://127.0.0.1:%d" % free_port()}}
-
-
 def py_step(handler, name=None, code="code/py", **extra):
-    s = {"name": name or handler.split(".")[-1], "runtime": "python3", "code": code,
-         "handler": handler}
-    s.update(extra)
-    return s
-
-
-def process_gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
+    return script_step("python3", handler, name, code, **extra)
 
 
 APP = textwrap.dedent('''\
@@ -108,51 +91,15 @@ APP = textwrap.dedent('''\
 ''')
 
 
-class PythonRuntime(SluiceTestCase):
+class PythonRuntime(ScriptRuntimeCase):
+
+    interpreters = {"python": PYTHON}
+    code_files = {"code/py/app.py": APP}
 
     def setUp(self):
         super().setUp()
         if not PYTHON:
             self.skipTest("python3 is not installed")
-
-    def start(self, *pipelines, files=None, config=None):
-        cfg = zmq_config()
-        cfg["python"] = PYTHON
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        for rel, text in (files or {"code/py/app.py": APP}).items():
-            sb.drop(rel, text)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, self.daemon(sb)
-
-    def invoke(self, sb, pipeline, event, timeout_ms=30000):
-        """`sluice invoke -v`: (exit status, parsed output, request id)."""
-        argv = [harness.sluice_bin(), "invoke", "-c", sb.config_path, "-v", "--timeout",
-                str(timeout_ms), pipeline, "-"]
-        p = subprocess.run(argv, input=json.dumps(event), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=timeout_ms / 1000 + 30,
-                           cwd=sb.cwd)
-        try:
-            out = json.loads(p.stdout)
-        except ValueError:
-            self.fail("sluice invoke printed no JSON: %r (stderr %r)" % (p.stdout, p.stderr))
-        rid = None
-        for line in p.stderr.splitlines():
-            if line.startswith("request id: "):
-                rid = line.split(": ", 1)[1].strip()
-        return p.returncode, out, rid
-
-    def rows(self, sb, rid):
-        return sb.db_rows("SELECT * FROM invocations WHERE request_id = ? ORDER BY id", (rid,))
-
-    def log_rows(self, sb, rid):
-        return sb.db_rows("SELECT level, step, pipeline, message FROM logs WHERE request_id = ? "
-                          "ORDER BY id", (rid,))
-
-    def wait_rows(self, sb, rid, n=1):
-        self.wait_for(lambda: len(self.rows(sb, rid)) >= n, what="%d invocation rows" % n)
-        return self.rows(sb, rid)
 
     # -- tests ------------------------------------------------------------------------
 
@@ -203,14 +150,7 @@ class PythonRuntime(SluiceTestCase):
                            {"name": "none", "steps": [py_step("app.nothing")]},
                            {"name": "notjson", "steps": [py_step("app.not_json")]},
                            {"name": "s503", "steps": [py_step("app.server_error")]})
-        for value in ({"a": [1, {"b": None}]}, [1, "two", 3.5, False], "text é✓", 42, -1.25,
-                      True, False, None, {"statusCode": 404, "body": "nope"}):
-            rc, out, rid = self.invoke(sb, "echo", {"v": value})
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out["body"], value)
-            want_code = value["statusCode"] if isinstance(value, dict) and "statusCode" in value \
-                else 200
-            self.assertEqual(out["statusCode"], want_code, value)
+        self.check_echo_returns_each_json_type(sb)
         rc, out, _ = self.invoke(sb, "none", {})
         self.assertEqual((rc, out["body"]), (0, None))
 
@@ -310,19 +250,7 @@ class PythonRuntime(SluiceTestCase):
         self.assertNotIn("flood line", d.log())
 
     def test_init_ms_on_the_first_invocation_only(self):
-        sb, d = self.start({"name": "warm", "concurrency": 1, "steps": [py_step("app.quick")]})
-        rids, pids = [], set()
-        for _ in range(3):
-            rc, out, rid = self.invoke(sb, "warm", {})
-            self.assertEqual(rc, 0, out)
-            rids.append(rid)
-            pids.add(out["body"]["pid"])
-        self.assertEqual(len(pids), 1, "one warm worker serves every invocation")
-        inits = [self.wait_rows(sb, rid)[0]["init_ms"] for rid in rids]
-        self.assertIsNotNone(inits[0])
-        self.assertGreater(inits[0], 0)
-        self.assertEqual(inits[1:], [None, None])
-        self.stop(d)
+        self.check_init_ms_on_the_first_invocation_only(py_step("app.quick"))
 
     def test_syntax_error_is_reported_clearly_and_a_fix_is_picked_up(self):
         broken = "import os\n\ndef handler(event, context)\n    return {'ok': True}\n"
@@ -376,7 +304,7 @@ class PythonRuntime(SluiceTestCase):
         if check.returncode != 0:
             self.skipTest("Pillow is not installed (apt-get install python3-pil)")
         repo = harness.env_path("SLUICE_SOURCE_DIR")
-        sb = self.sandbox(zmq_config())
+        sb = self.sandbox(harness.tcp_zmq_config())
         # The sample pipeline file as it is, from a folder laid out like the repository.
         shutil.copy(os.path.join(repo, "pipelines", "thumbnails-py.json"), sb.pipelines_dir)
         os.symlink(os.path.join(repo, "handlers"), sb.path("handlers"))

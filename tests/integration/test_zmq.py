@@ -12,14 +12,12 @@ these tests run in parallel with each other and with other files."""
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import harness
-from harness import free_port, endpoint
-from harness import SluiceTestCase
+from harness import compact, endpoint
+from cases import ZmqSocketsCase
 
 try:
     import zmq
@@ -37,46 +35,9 @@ def zmq_pipeline(name, topic, steps=None, **extra):
     return p
 
 
-def compact(value):
-    return json.dumps(value, separators=(",", ":"))
-
-
-class ZmqCase(SluiceTestCase):
+class ZmqCase(ZmqSocketsCase):
     """Sandboxes with their own ZeroMQ endpoints, and pyzmq sockets that are
-    closed when the test ends."""
-
-    def setUp(self):
-        super().setUp()
-        if zmq is None:
-            self.skipTest("python3-zmq is not installed for %s" % sys.executable)
-        self.ctx = zmq.Context()
-        self.sockets = []
-        self.addCleanup(self.close_sockets)
-
-    def close_sockets(self):
-        for s in self.sockets:
-            s.close(0)
-        self.ctx.term()
-
-    def start(self, *pipelines, zmq_extra=None, config=None, start=True):
-        z = {"pull": endpoint(), "router": endpoint()}
-        z.update(zmq_extra or {})
-        cfg = {"zmq": z}
-        cfg.update(config or {})
-        sb = self.sandbox(cfg)
-        for p in pipelines:
-            sb.add_pipeline(p)
-        return sb, (self.daemon(sb) if start else None)
-
-    def socket(self, kind, connect=None, bind=None):
-        s = self.ctx.socket(kind)
-        s.setsockopt(zmq.LINGER, 0)
-        self.sockets.append(s)  # kept open until the test ends
-        if connect:
-            s.connect(connect)
-        if bind:
-            s.bind(bind)
-        return s
+    closed when the test ends (cases.ZmqSocketsCase)."""
 
     def pusher(self, sb):
         """A PUSH socket connected to the daemon's PULL socket."""
