@@ -7,9 +7,11 @@
  * Slow clients cannot hold the listener: every connection is tracked, a
  * request head must arrive whole within HEADER_TIMEOUT_MS (MHD's own timeout
  * only bounds idle time, which a line every few seconds resets), one client
- * address holds at most MAX_PER_CLIENT connections, and past
- * MAX_CONNECTIONS - RESERVE the oldest connection that is not in a request
- * is closed, so a new client always finds room.
+ * address holds at most MAX_PER_CLIENT connections, and past the connection
+ * limit less a reserve the oldest connection that is not in a request is
+ * closed, so a new client always finds room. The limit is MAX_CONNECTIONS,
+ * or half the process's file descriptors if that is less: past it MHD's
+ * accepts fail with EMFILE and it logs each failure.
  */
 #include "source_http.h"
 
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "clock.h"
@@ -32,7 +35,7 @@
 
 #define MAX_CONNECTIONS 1000
 #define MAX_PER_CLIENT 256
-#define RESERVE 100             /* kept free for new clients */
+#define RESERVE_PERCENT 10      /* of the limit, kept free for new clients */
 #define HEADER_TIMEOUT_MS 10000 /* request line and headers, whole */
 #define IDLE_TIMEOUT_S 60
 /* MHD's per-connection pool holds the request head and one record per
@@ -80,6 +83,7 @@ struct source_http {
     struct loop_timer sweep;    /* request heads past HEADER_TIMEOUT_MS */
     struct http_conn conns;     /* list head, oldest first */
     int n_conns;
+    int max_conns;              /* MAX_CONNECTIONS, or less with few fds */
 };
 
 static void call_release(struct http_call *c)
@@ -129,7 +133,7 @@ static void conn_close(struct http_conn *hc, const char *why)
     log_msg(LOG_DEBUG, "http: closed a connection: %s", why);
 }
 
-/* Past MAX_CONNECTIONS - RESERVE: the longest-waiting connection that is
+/* Past the limit less its reserve: the longest-waiting connection that is
  * not in a request makes room. */
 static void make_room(struct source_http *s, const struct http_conn *fresh)
 {
@@ -178,7 +182,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     s->conns.prev->next = hc;
     s->conns.prev = hc;
     *socket_context = hc;
-    if (++s->n_conns > MAX_CONNECTIONS - RESERVE)
+    if (++s->n_conns > s->max_conns - s->max_conns * RESERVE_PERCENT / 100)
         make_room(s, hc);
     if (!s->sweep.armed)
         loop_timer_arm(s->loop, &s->sweep, clock_mono_ns() + (int64_t)SWEEP_MS * 1000000);
@@ -452,6 +456,16 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, struct err *
     return 0;
 }
 
+/* The rest of the fds are the daemon's: workers, the database, ZeroMQ. */
+static int connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur / 2 >= MAX_CONNECTIONS)
+        return MAX_CONNECTIONS;
+    return rl.rlim_cur / 2 > 4 ? (int)(rl.rlim_cur / 2) : 4;
+}
+
 int source_http_new(struct loop *l, const struct http_settings *set, source_http_fn fn,
                     void *arg, struct source_http **out, struct err *e)
 {
@@ -461,7 +475,8 @@ int source_http_new(struct loop *l, const struct http_settings *set, source_http
     struct source_http *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(e, "out of memory");
-    *s = (struct source_http){.loop = l, .set = *set, .fn = fn, .arg = arg};
+    *s = (struct source_http){.loop = l, .set = *set, .fn = fn, .arg = arg,
+                              .max_conns = connection_limit()};
     s->tick.fire = on_tick;
     s->sweep.fire = on_sweep;
     s->conns.prev = s->conns.next = &s->conns;
@@ -471,7 +486,7 @@ int source_http_new(struct loop *l, const struct http_settings *set, source_http
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_PER_CONNECTION,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_PER_CLIENT, MHD_OPTION_END);
     if (!s->mhd) {
         free(s);
