@@ -3,7 +3,7 @@ what a handler starts dies with its worker; a handler that forks and exits is
 reported as the exit it is; workers can run as another user and, with
 "sandbox": true, in a PID namespace of their own, so they cannot signal the
 daemon; idle workers killed from outside are reaped at once; pipeline files,
-code folders and plugins that another user could change are refused.
+code folders, layers and plugins that another user could change are refused.
 
 Fixture: tests/plugins/hostile.c. Its handlers append the pid (as the
 machine's /proc sees it) of every process they start to the event's
@@ -235,6 +235,38 @@ class Containment(IsolationCase):
                     except OSError:
                         pass
 
+    # -- item 21: responses over the worker frame limit ---------------------
+
+    def assert_too_large(self, sb, name):
+        rc, answer = self.invoke(sb, name, json.dumps({"mb": "65"}))
+        self.assertNotEqual(rc, 0, answer)
+        row = self.last_row(sb, name)
+        self.assertEqual(row["status"], "error", row)
+        self.assertIn("the response is 68.2 MB; the largest a worker returns is 64 MiB",
+                      row["error"])
+        self.assertEqual(answer["errorType"], "Function.ResponseSizeTooLarge", answer)
+
+    def test_response_over_the_frame_limit_says_its_size(self):
+        """A C handler and a Python handler answering 65 MiB: the row says
+        how large the response was and what the limit is (it used to say
+        the worker broke the protocol, or exited with status 0); the worker
+        stays and serves the next invocation."""
+        sb = self.sandbox()
+        code = sb.path("code")
+        os.mkdir(code)
+        with open(os.path.join(code, "big.py"), "w") as f:
+            f.write("def handler(event, context):\n"
+                    "    return 'x' * (int(event.get('mb', '1')) << 20)\n")
+        c, py = self.name("bigc"), self.name("bigpy")
+        sb.add_pipeline(pipeline(c, [step("hostile.big_response")]))
+        sb.add_pipeline(pipeline(py, [{"name": "big", "handler": "big.handler",
+                                       "runtime": "python3", "code": code}]))
+        self.daemon(sb)
+        for name in (c, py):
+            self.assert_too_large(sb, name)
+            rc, answer = self.invoke(sb, name, json.dumps({"mb": "1"}))
+            self.assertEqual(rc, 0, answer)
+
     # -- item 23: reap idle workers at once ---------------------------------
 
     def test_idle_worker_killed_from_outside_is_reaped_at_once(self):
@@ -295,6 +327,25 @@ class Containment(IsolationCase):
         self.assertNotEqual(r.returncode, 0, out)
         self.assertIn("refusing %s" % real, out)
         self.assertIn("chmod o-w %s" % open_dir, out)
+
+    def test_layer_others_can_change_is_refused(self):
+        """A layer is code the worker imports first: a layer folder writable
+        by all is refused like a code folder, naming the path and the fix;
+        once fixed, the pipeline loads."""
+        sb = self.sandbox()
+        layer = sb.path("layers", "common")
+        os.makedirs(os.path.join(layer, "python"))
+        os.chmod(layer, 0o777)
+        name = self.name("layer")
+        sb.add_pipeline(pipeline(name, [step("hostile.whoami")], layers=[layer]))
+        r = sb.cli("check")
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assertIn("layers[0]: refusing %s" % layer, out)
+        self.assertIn("chmod o-w %s" % layer, out)
+        os.chmod(layer, 0o755)
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_sticky_tmp_and_private_group_layouts_load(self):
         """The sandbox lives under /tmp (1777, sticky): fine, as StrictModes
