@@ -194,6 +194,50 @@ class Containment(IsolationCase):
         self.assertEqual(body["errno"], 13, "EACCES: %r" % body)
         self.assertTrue(d.alive())
 
+    @unittest.skipUnless(os.geteuid() == 0, "run_as needs root")
+    def test_run_as_dynamic_gives_each_pipeline_a_uid_of_its_own(self):
+        """run_as "dynamic": each pipeline's workers take a free uid of
+        systemd's dynamic range (61184-65519), chosen from a hash of the
+        pipeline's name, the same after a restart. They cannot signal the
+        root daemon nor write its database; a Python handler still reads
+        its code (the folders on the way let others through)."""
+        sb = self.sandbox({"run_as": "dynamic"})
+        os.chmod(sb.root, 0o711)  # mkdtemp's 0700: a worker of another uid could not pass
+        code = sb.path("code")
+        os.mkdir(code)
+        with open(os.path.join(code, "who.py"), "w") as f:
+            f.write("import os, tempfile\n"
+                    "def handler(event, context):\n"
+                    "    with tempfile.TemporaryFile() as t:\n"
+                    "        t.write(b'x')\n"
+                    "    return {'uid': os.getuid(), 'gid': os.getgid()}\n")
+        who, other, killer, writer, py = (self.name(n) for n in ("who", "other", "kill", "write",
+                                                                  "py"))
+        sb.add_pipeline(pipeline(who, [step("hostile.whoami")]))
+        sb.add_pipeline(pipeline(other, [step("hostile.whoami")]))
+        sb.add_pipeline(pipeline(killer, [step("hostile.kill_parent")]))
+        sb.add_pipeline(pipeline(writer, [step("hostile.write_file")]))
+        sb.add_pipeline(pipeline(py, [{"name": "who", "handler": "who.handler",
+                                       "runtime": "python3", "code": code}]))
+        d = self.daemon(sb)
+        body = self.invoke_ok(sb, who)
+        uid = body["uid"]
+        self.assertTrue(61184 <= uid <= 65519, body)
+        self.assertEqual(body["gid"], uid)
+        with self.assertRaises(KeyError):
+            pwd.getpwuid(uid)
+        self.assertNotEqual(self.invoke_ok(sb, other)["uid"], uid, "a uid per pipeline")
+        body = self.invoke_ok(sb, killer)
+        self.assertEqual((body["ppid"], body["errno"]), (d.pid(), 1), "EPERM: %r" % body)
+        body = self.invoke_ok(sb, writer, json.dumps({"path": sb.database}))
+        self.assertEqual(body["errno"], 13, "EACCES: %r" % body)
+        body = self.invoke_ok(sb, py)
+        self.assertTrue(61184 <= body["uid"] <= 65519 and body["uid"] == body["gid"], body)
+        self.assertTrue(d.alive())
+        self.stop(d)
+        self.daemon(sb)
+        self.assertEqual(self.invoke_ok(sb, who)["uid"], uid, "the same uid after a restart")
+
     def test_run_as_and_pids_are_checked(self):
         sb = self.sandbox()
         sb.add_pipeline(pipeline(self.name("bad"), [step("hostile.whoami")],

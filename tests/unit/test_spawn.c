@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -230,6 +231,13 @@ static void test_run_as(void)
     CHECK_CONTAINS(e.msg, "root");
     CHECK(spawn_parse_run_as("nobody:no-such-group-here", &ra, &e) < 0);
     CHECK(spawn_parse_run_as("", &ra, &e) < 0);
+    CHECK(spawn_parse_run_as("dynamic", &ra, &e) == 0);
+    CHECK(ra.set && ra.dynamic);
+    unsigned a, b, c;
+    CHECK(spawn_dynamic_id("resize", &a) == 0 && spawn_dynamic_id("resize", &b) == 0);
+    CHECK(a == b && a >= SPAWN_DYNAMIC_FIRST && a <= SPAWN_DYNAMIC_LAST);
+    CHECK(spawn_dynamic_id("thumbs", &c) == 0 && c != a);
+    CHECK(getpwuid(a) == NULL);
     if (geteuid() != 0)
         return;
     CHECK(spawn_parse_run_as("4242:4343", &ra, &e) == 0);
