@@ -13,7 +13,8 @@ their states, and prints one line. At the end it checks that nothing was lost
 Hostile handlers (issue 21, tests/plugins/hostile.c) run beside the good
 traffic: a handler that forks and exits, a bounded fork bomb that hangs past
 its deadline, a sandboxed handler that starts a setsid daemon, one that
-signals its parent (sandboxed, and as "nobody" when the soak runs as root).
+signals its parent (sandboxed, and as "nobody" and as a dynamic uid when the
+soak runs as root), one that answers 65 MiB (over the worker frame limit).
 Each records the pids it starts; a sample also counts those still alive
 (leftovers) and the daemon's zombie children. At the end good traffic must
 have no failed invocation, and no process a hostile handler started may be
@@ -99,10 +100,15 @@ def setup(root, build):
          "steps": [{"handler": "hostile.daemonize"}, {"handler": "crash.exit"}]},
         {"name": "killer", "trigger": {"zmq": {"topic": "h.killer"}}, "sandbox": True,
          "steps": [{"handler": "hostile.kill_parent"}]},
+        # a 65 MiB response: over the worker frame limit, an error that says so
+        {"name": "bigresp", "trigger": {"zmq": {"topic": "h.big"}},
+         "steps": [{"handler": "hostile.big_response"}]},
     ]
     if os.geteuid() == 0:
         pipelines.append({"name": "killer_nobody", "trigger": {"zmq": {"topic": "h.kn"}},
                           "run_as": "nobody", "steps": [{"handler": "hostile.kill_parent"}]})
+        pipelines.append({"name": "killer_dynamic", "trigger": {"zmq": {"topic": "h.kd"}},
+                          "run_as": "dynamic", "steps": [{"handler": "hostile.kill_parent"}]})
     for p in pipelines:
         with open(os.path.join(root, "pipelines", p["name"] + ".json"), "w") as f:
             json.dump(p, f)
@@ -152,9 +158,9 @@ def zombies(parent):
 def send_hostile(push, root, rng):
     """One of each hostile handler per round; returns how many were sent."""
     ev = json.dumps({"pidfile": pidfile(root), "n": 10}).encode()
-    topics = [b"h.forkexit", b"h.bomb", b"h.daemonize", b"h.killer"]
+    topics = [b"h.forkexit", b"h.bomb", b"h.daemonize", b"h.killer", b"h.big"]
     if os.geteuid() == 0:
-        topics.append(b"h.kn")
+        topics += [b"h.kn", b"h.kd"]
     for t in topics:
         push.send_multipart([t, ev])
     return len(topics)
