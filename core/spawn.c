@@ -437,7 +437,7 @@ fail:
  * group first (the pid, a zombie, cannot be reused until reaped), then reap. */
 static void reap_locked(struct spawned *s, bool block)
 {
-    if (s->reaped)
+    if (s->reaped || s->pid <= 0)
         return;
     siginfo_t si = {0};
     if (waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) < 0 ||
@@ -471,7 +471,8 @@ void spawn_kill_tree(struct spawned *s)
     if (s->cg)
         cgroup_worker_kill(s->cg);
     pthread_mutex_lock(&reg_lock);
-    if (!s->reaped) {
+    /* never started (pid 0): kill(-0) would be the daemon's own group */
+    if (!s->reaped && s->pid > 0) {
         /* the whole group; with a namespace, its init, whose death kills
          * everything in the namespace */
         kill(-s->pgid, SIGKILL);

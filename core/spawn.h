@@ -73,8 +73,9 @@ struct spawned {
  * not an error: it is logged once and the worker starts without it. */
 int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *e);
 
-/* SIGKILL the process and everything it started. Safe to call again, and on
- * a process already reaped (then it kills nothing: its pid may be reused). */
+/* SIGKILL the process and everything it started. Safe to call again, on a
+ * process already reaped (then it kills nothing: its pid may be reused) and
+ * on one that never started (a zeroed struct, after a failed spawn_start). */
 void spawn_kill_tree(struct spawned *s);
 
 /* Reap it: wait up to timeout_ms (-1: for good, 0: not at all). Returns 1

@@ -5,12 +5,15 @@ reserve keeps room for new clients while 1,100 slow clients hold on, and the
 listener recovers by itself after running out of file descriptors."""
 
 import concurrent.futures
+import functools
 import http.client
 import os
 import resource
 import socket
+import subprocess
 import threading
 import time
+import unittest.mock
 
 import harness
 from test_http import HttpCase, route, step
@@ -171,6 +174,45 @@ class Hostile(HttpCase):
         # the load is over: every connection is released and the listener answers
         self.wait_for(lambda: close_wait(sb.port) == 0, timeout=SLACK_S,
                       what="no connection left in CLOSE-WAIT")
+        self.wait_for(lambda: one(1000) == 200, timeout=SLACK_S,
+                      what="the listener to answer again")
+        self.stop(d)
+
+    def test_running_out_of_fds_while_starting_workers_leaves_the_daemon_running(self):
+        """Under `ulimit -n 64`, 300 requests to a pipeline that may start 16
+        workers: starting one fails at its socketpair (EMFILE), and the
+        clean-up of that never-started worker used to SIGKILL process group
+        0, the daemon's own (and whatever shared it). The daemon is started
+        in a session of its own here so such a kill cannot take this test
+        with it. Now the daemon lives, and answers once the load is over."""
+        sb = self.sandbox(config={"python": "/usr/bin/python3"})
+        sb.drop("code/app.py", "import time\n\ndef handler(event, context):\n"
+                "    time.sleep(0.2)\n    return {'statusCode': 200, 'body': 'ok'}\n")
+        sb.add_pipeline(route("users", "GET", "/users/{id}", [{
+            "name": "h", "runtime": "python3", "code": "code", "handler": "app.handler"}],
+            concurrency=16))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        try:
+            with unittest.mock.patch.object(harness.subprocess, "Popen", functools.partial(
+                    subprocess.Popen, start_new_session=True)):
+                d = self.daemon(sb)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+        def one(i):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", sb.port, timeout=20)
+                conn.request("GET", "/users/%d" % i)
+                status = conn.getresponse().status
+                conn.close()
+                return status
+            except (OSError, http.client.HTTPException):
+                return None
+        with concurrent.futures.ThreadPoolExecutor(max_workers=300) as pool:
+            results = list(pool.map(one, range(300)))
+        self.assertTrue(d.alive(), "the daemon died under fd exhaustion:\n" + d.describe())
+        self.assertIn(200, results)
         self.wait_for(lambda: one(1000) == 200, timeout=SLACK_S,
                       what="the listener to answer again")
         self.stop(d)

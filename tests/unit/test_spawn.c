@@ -299,8 +299,31 @@ static void test_fake_cgroup(void)
     free(dir);
 }
 
+/* A worker whose start failed before spawn_start (socketpair: EMFILE) is a
+ * zeroed struct: killing its tree used to be kill(-0, SIGKILL), the caller's
+ * own process group, the daemon included. In a child, to survive a failure. */
+static void test_kill_never_started(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0); /* a group of its own: such a kill takes only this child */
+        struct spawned s;
+        memset(&s, 0, sizeof s);
+        s.pidfd = s.status_fd = -1;
+        spawn_kill_tree(&s);
+        int st;
+        spawn_reap(&s, -1, &st);
+        spawn_release(&s);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
+    test_kill_never_started();
     test_basics();
     test_kill_tree(0);
     test_kill_tree(SPAWN_PIDNS);
