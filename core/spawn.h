@@ -14,9 +14,9 @@
  *   a worker cannot see or signal the daemon or other workers by pid;
  * - always a process group of its own, killed as a whole.
  *
- * A worker can also run as another user (run_as, or a dynamic uid of its
- * pipeline's own) and always gets its rlimits
- * before it runs any code of its own. The child side runs only async-signal-
+ * A worker can also run as another user (run_as: a user, or a dynamic uid
+ * of its pipeline's own) and always gets its rlimits before it runs any
+ * code of its own. The child side runs only async-signal-
  * safe system calls (the daemon is multithreaded): clone with CLONE_VM and
  * CLONE_VFORK on a stack of its own, as posix_spawn does, so the fast path
  * copies no page tables. Each started process has a pidfd, readable once it

@@ -236,7 +236,8 @@ static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f,
         r = (struct wire_result){.status = INV_ERROR, .status_code = 500, .init_ms = a.init_ms,
                                  .duration_ms = a.duration_ms, .max_rss_kb = peak_kb,
                                  .error_type = "Function.ResponseSizeTooLarge",
-                                 .error_type_len = 29, .error = too_large,
+                                 .error_type_len = strlen("Function.ResponseSizeTooLarge"),
+                                 .error = too_large,
                                  .error_len = strlen(too_large)};
     }
     int rc = wire_send_result(fd, &r, &e);

@@ -264,7 +264,9 @@ class Containment(IsolationCase):
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(self.invoke, sb, name, "{}", 5000)
             def node_workers():
-                return [p for p in all_pids() if proc_stat(p) and proc_stat(p)[1] == d.pid()
+                # one read of each stat: a process may end between two
+                return [p for p, st in ((p, proc_stat(p)) for p in all_pids())
+                        if st and st[1] == d.pid()
                         and any(a.endswith(b"bootstrap.js") for a in proc_cmdline(p))]
             self.wait_for(lambda: node_workers() and cpu_ticks(node_workers()[0]) > 20,
                           what="the Node.js worker to spin in its handler")
@@ -302,9 +304,12 @@ class Containment(IsolationCase):
             f.write("def handler(event, context):\n"
                     "    return 'x' * (int(event.get('mb', '1')) << 20)\n")
         c, py = self.name("bigc"), self.name("bigpy")
-        sb.add_pipeline(pipeline(c, [step("hostile.big_response")]))
+        # building and checking 65 MiB of JSON takes a loaded machine seconds:
+        # the deadline is not what is tested here
+        sb.add_pipeline(pipeline(c, [step("hostile.big_response", timeout_ms=50000)]))
         sb.add_pipeline(pipeline(py, [{"name": "big", "handler": "big.handler",
-                                       "runtime": "python3", "code": code}]))
+                                       "runtime": "python3", "code": code,
+                                       "timeout_ms": 50000}]))
         self.daemon(sb)
         for name in (c, py):
             self.assert_too_large(sb, name)

@@ -233,7 +233,7 @@ static void test_run_as(void)
     CHECK(spawn_parse_run_as("", &ra, &e) < 0);
     CHECK(spawn_parse_run_as("dynamic", &ra, &e) == 0);
     CHECK(ra.set && ra.dynamic);
-    unsigned a, b, c;
+    unsigned a = 0, b = 1, c = 0;
     CHECK(spawn_dynamic_id("resize", &a) == 0 && spawn_dynamic_id("resize", &b) == 0);
     CHECK(a == b && a >= SPAWN_DYNAMIC_FIRST && a <= SPAWN_DYNAMIC_LAST);
     CHECK(spawn_dynamic_id("thumbs", &c) == 0 && c != a);
