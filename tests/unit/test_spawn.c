@@ -256,6 +256,54 @@ static void test_run_as(void)
     spawn_release(&s);
 }
 
+/* Start `id -u; id -g` with run_as "dynamic" and return what it printed. */
+static void run_dynamic(const char *name, char *out, size_t len)
+{
+    struct run_as ra;
+    struct err e;
+    CHECK(spawn_parse_run_as("dynamic", &ra, &e) == 0);
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    char *argv[] = {"/bin/sh", "-c", "id -u >&3; id -g >&3", NULL};
+    struct spawn_spec spec = {.path = "/bin/sh", .argv = argv, .envp = environ, .fd3 = p[1],
+                              .run_as = &ra, .name = name};
+    struct spawned s;
+    int rc = spawn_start(&spec, &s, &e);
+    CHECK(rc == 0);
+    close(p[1]);
+    out[0] = '\0';
+    if (rc == 0)
+        read_all(p[0], out, len);
+    close(p[0]);
+    if (rc == 0)
+        spawn_release(&s);
+}
+
+/* As root: the pipeline's dynamic uid and gid. In a child that is not root
+ * (nobody): the worker starts with the child's own identity (the fallback,
+ * logged once), not an error. */
+static void test_run_as_dynamic(void)
+{
+    if (geteuid() != 0)
+        return;
+    unsigned id;
+    CHECK(spawn_dynamic_id("dyn", &id) == 0);
+    char want[64], out[64];
+    snprintf(want, sizeof want, "%u\n%u\n", id, id);
+    run_dynamic("dyn", out, sizeof out);
+    CHECK_STR(out, want);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(2);
+        run_dynamic("dyn", out, sizeof out);
+        _exit(strcmp(out, "65534\n65534\n") == 0 ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void test_fake_cgroup(void)
 {
     char *dir = tu_mkdtemp("spawn-cg");
@@ -330,6 +378,7 @@ int main(void)
     test_pid_namespace();
     test_reap_exited();
     test_run_as();
+    test_run_as_dynamic();
     test_fake_cgroup();
     return test_summary();
 }
