@@ -13,7 +13,8 @@ their states, and prints one line. At the end it checks that nothing was lost
 Hostile handlers (issue 21, tests/plugins/hostile.c) run beside the good
 traffic: a handler that forks and exits, a bounded fork bomb that hangs past
 its deadline, a sandboxed handler that starts a setsid daemon, one that
-signals its parent (sandboxed, and as "nobody" when the soak runs as root).
+signals its parent (sandboxed, and as "nobody" and as a dynamic uid when the
+soak runs as root), one that answers 65 MiB (over the worker frame limit).
 Each records the pids it starts; a sample also counts those still alive
 (leftovers) and the daemon's zombie children. At the end good traffic must
 have no failed invocation, and no process a hostile handler started may be
@@ -99,10 +100,17 @@ def setup(root, build):
          "steps": [{"handler": "hostile.daemonize"}, {"handler": "crash.exit"}]},
         {"name": "killer", "trigger": {"zmq": {"topic": "h.killer"}}, "sandbox": True,
          "steps": [{"handler": "hostile.kill_parent"}]},
+        # a 65 MiB response: over the worker frame limit, an error that says so
+        # (building and checking 65 MiB of JSON takes the worker a while: every
+        # tenth round, with time to do it)
+        {"name": "bigresp", "trigger": {"zmq": {"topic": "h.big"}},
+         "steps": [{"handler": "hostile.big_response", "timeout_ms": 20000}]},
     ]
     if os.geteuid() == 0:
         pipelines.append({"name": "killer_nobody", "trigger": {"zmq": {"topic": "h.kn"}},
                           "run_as": "nobody", "steps": [{"handler": "hostile.kill_parent"}]})
+        pipelines.append({"name": "killer_dynamic", "trigger": {"zmq": {"topic": "h.kd"}},
+                          "run_as": "dynamic", "steps": [{"handler": "hostile.kill_parent"}]})
     for p in pipelines:
         with open(os.path.join(root, "pipelines", p["name"] + ".json"), "w") as f:
             json.dump(p, f)
@@ -118,16 +126,21 @@ def pidfile(root):
     return os.path.join(root, "hostile.pids")
 
 
-def leftovers(root):
-    """Processes a hostile handler started that still run (not zombies)."""
+def leftovers(root, build):
+    """Processes a hostile handler started that still run (not zombies). A
+    recorded pid that now names a process of another program is a reused pid,
+    not a leftover: hostile processes are forks of the build's worker."""
     try:
         with open(pidfile(root)) as f:
             pids = {int(l) for l in f if l.strip()}
     except OSError:
         return []
     out = []
+    build = os.path.realpath(build)
     for pid in pids:
         try:
+            if not os.readlink("/proc/%d/exe" % pid).startswith(build + os.sep):
+                continue
             with open("/proc/%d/stat" % pid) as f:
                 if f.read().rsplit(")", 1)[1].split()[0] != "Z":
                     out.append(pid)
@@ -149,12 +162,19 @@ def zombies(parent):
     return n
 
 
+ROUNDS = [0]
+
+
 def send_hostile(push, root, rng):
-    """One of each hostile handler per round; returns how many were sent."""
+    """One of each hostile handler per round (the 65 MiB answer every tenth);
+    returns how many were sent."""
     ev = json.dumps({"pidfile": pidfile(root), "n": 10}).encode()
     topics = [b"h.forkexit", b"h.bomb", b"h.daemonize", b"h.killer"]
+    if ROUNDS[0] % 10 == 0:
+        topics.append(b"h.big")
+    ROUNDS[0] += 1
     if os.geteuid() == 0:
-        topics.append(b"h.kn")
+        topics += [b"h.kn", b"h.kd"]
     for t in topics:
         push.send_multipart([t, ev])
     return len(topics)
@@ -249,8 +269,8 @@ def main():
             samples.append((rss, fds))
             print("%8.0f %10d %6d %10d %10d %10d %10d %8d %9d %7d" % (
                 time.monotonic() - t0, rss, fds, sent, states.get("done", 0),
-                states.get("dead", 0), states.get("pending", 0), rej, len(leftovers(root)),
-                zombies(daemon.pid)), flush=True)
+                states.get("dead", 0), states.get("pending", 0), rej,
+                len(leftovers(root, args.build)), zombies(daemon.pid)), flush=True)
             next_sample += args.every
     # let the backlog drain, bounded
     drain_end = time.monotonic() + 180
@@ -276,7 +296,7 @@ def main():
     left = []
     left_end = time.monotonic() + 10    # SIGKILLed processes take a moment to go
     while time.monotonic() < left_end:
-        left = leftovers(root)
+        left = leftovers(root, args.build)
         if not left:
             break
         time.sleep(0.2)

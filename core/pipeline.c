@@ -487,6 +487,12 @@ static int parse_layers(struct pipeline *p, struct strv *raw, const struct confi
             diag_error(d, p->file, "layers[%zu]: \"%s\" is not a folder (a layer holds python/ "
                        "or nodejs/node_modules/)", i, dir);
             errors++;
+        } else if (dir) {
+            struct err te;
+            if (trust_check(dir, &te) < 0) {
+                diag_error(d, p->file, "layers[%zu]: %s", i, te.msg);
+                errors++;
+            }
         }
         p->layers.v[p->layers.n++] = dir;
     }

@@ -37,6 +37,7 @@ struct limits {
 /* Who worker processes run as (run_as); set = false: the daemon's identity. */
 struct run_as {
     bool set;
+    bool dynamic;               /* "dynamic": uid and gid chosen by spawn_dynamic_id */
     unsigned uid, gid;
 };
 

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +46,15 @@ struct child {
     int rl_kind[4];
     struct rlimit rl[4];
     void *worker_stack;         /* the init's clone of the worker runs here */
+    bool set_id;                /* take uid and gid (run_as) before exec */
+    unsigned uid, gid;
     int err;                    /* without a namespace: errno of the step that failed */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct spawned *reg_head;    /* live (not released) processes */
 static atomic_bool pidns_refused;
+static atomic_bool dynamic_refused;
 
 /* ---- the child side: async-signal-safe calls only ---- */
 
@@ -83,11 +87,11 @@ CHILD_SIDE static int worker_child(void *arg)
     for (int i = 0; i < c->n_rl; i++)
         if (setrlimit(c->rl_kind[i], &c->rl[i]) < 0)
             goto fail;
-    if (s->run_as && s->run_as->set) {
+    if (c->set_id) {
         /* raw calls: glibc's would signal the daemon's other threads */
         if (syscall(SYS_setgroups, 0, NULL) < 0 ||
-            syscall(SYS_setresgid, s->run_as->gid, s->run_as->gid, s->run_as->gid) < 0 ||
-            syscall(SYS_setresuid, s->run_as->uid, s->run_as->uid, s->run_as->uid) < 0)
+            syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0 ||
+            syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
             goto fail;
     }
     /* after the identity change, which clears it; dies with its parent */
@@ -211,6 +215,66 @@ static struct cgroup *machine_cgroups(void)
     return probed_cg;
 }
 
+/* Is id free as both a user and a group on this machine (NSS: /etc/passwd,
+ * /etc/group, and systemd's own dynamic users)? */
+static bool id_free(unsigned id)
+{
+    char buf[16384];
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+    int rc = getpwuid_r(id, &pw, buf, sizeof buf, &pwp);
+    if (rc != 0 || pwp)
+        return false;
+    rc = getgrgid_r(id, &gr, buf, sizeof buf, &grp);
+    return rc == 0 && !grp;
+}
+
+int spawn_dynamic_id(const char *name, unsigned *id)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a: the same name, the same start */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    unsigned n = SPAWN_DYNAMIC_LAST - SPAWN_DYNAMIC_FIRST + 1;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned cand = SPAWN_DYNAMIC_FIRST + (h + i) % n;
+        if (id_free(cand)) {
+            *id = cand;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Fill the identity the worker takes: run_as as given, a dynamic one, or
+ * none where the machine does not allow one (logged once). */
+static int resolve_id(struct child *c, const struct spawn_spec *spec, struct err *e)
+{
+    const struct run_as *ra = spec->run_as;
+    if (!ra || !ra->set)
+        return 0;
+    if (!ra->dynamic) {
+        if (geteuid() != 0)
+            return err_set(e, "cannot start a worker as uid %u: run_as needs the daemon to run "
+                           "as root (remove run_as, or start sluice as root)", ra->uid);
+        c->set_id = true;
+        c->uid = ra->uid;
+        c->gid = ra->gid;
+        return 0;
+    }
+    const char *why = geteuid() != 0 ? "the daemon does not run as root" : NULL;
+    if (!why && spawn_dynamic_id(spec->name ? spec->name : "worker", &c->uid) < 0)
+        why = "every uid from 61184 to 65519 is taken";
+    if (why) {
+        if (!atomic_exchange(&dynamic_refused, true))
+            log_msg(LOG_INFO, "workers run with the daemon's identity, not a dynamic uid of "
+                    "their own (%s; docs/isolation.md#13)", why);
+        return 0;
+    }
+    c->set_id = true;
+    c->gid = c->uid;
+    return 0;
+}
+
 static void set_rlimits(struct child *c, const struct spawn_spec *spec)
 {
     const struct limits *l = spec->limits;
@@ -234,7 +298,7 @@ static void set_rlimits(struct child *c, const struct spawn_spec *spec)
     }
     /* without a cgroup, pids counts the processes of the worker's user:
      * meaningful only for a user of its own (root is not limited) */
-    if (l->pids > 0 && spec->run_as && spec->run_as->set) {
+    if (l->pids > 0 && c->set_id) {
         c->rl_kind[c->n_rl] = RLIMIT_NPROC;
         c->rl[c->n_rl].rlim_cur = c->rl[c->n_rl].rlim_max = (rlim_t)l->pids;
         c->n_rl++;
@@ -298,9 +362,6 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *
     out->pidfd = out->status_fd = -1;
     if (access(spec->path, X_OK) < 0)
         return err_set(e, "cannot start a worker (%s): %s", spec->path, strerror(errno));
-    if (spec->run_as && spec->run_as->set && geteuid() != 0)
-        return err_set(e, "cannot start a worker as uid %u: run_as needs the daemon to run as "
-                       "root (remove run_as, or start sluice as root)", spec->run_as->uid);
     /* the stacks, then the child's arguments: with a namespace the init
      * keeps using them after this returns, until it is reaped */
     char *mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
@@ -309,6 +370,10 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *
         return err_set(e, "cannot start a worker (%s): %s", spec->path, strerror(errno));
     struct child *c = (struct child *)(mem + 2 * STACK_SIZE);
     *c = (struct child){.spec = spec, .fd3 = spec->fd3, .status_w = -1, .cg_fd = -1};
+    if (resolve_id(c, spec, e) < 0) {
+        munmap(mem, MEM_SIZE);
+        return -1;
+    }
     set_rlimits(c, spec);
     struct cgroup *cgs = spec->cgroups ? spec->cgroups : machine_cgroups();
     struct err ce;
@@ -372,7 +437,7 @@ fail:
  * group first (the pid, a zombie, cannot be reused until reaped), then reap. */
 static void reap_locked(struct spawned *s, bool block)
 {
-    if (s->reaped)
+    if (s->reaped || s->pid <= 0)
         return;
     siginfo_t si = {0};
     if (waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) < 0 ||
@@ -406,7 +471,8 @@ void spawn_kill_tree(struct spawned *s)
     if (s->cg)
         cgroup_worker_kill(s->cg);
     pthread_mutex_lock(&reg_lock);
-    if (!s->reaped) {
+    /* never started (pid 0): kill(-0) would be the daemon's own group */
+    if (!s->reaped && s->pid > 0) {
         /* the whole group; with a namespace, its init, whose death kills
          * everything in the namespace */
         kill(-s->pgid, SIGKILL);
@@ -485,6 +551,10 @@ int spawn_parse_run_as(const char *text, struct run_as *out, struct err *e)
 {
     char user[256], *group;
     memset(out, 0, sizeof *out);
+    if (strcmp(text, "dynamic") == 0) { /* the uid is chosen when a worker starts */
+        out->set = out->dynamic = true;
+        return 0;
+    }
     if (snprintf(user, sizeof user, "%s", text) >= (int)sizeof user || !*user)
         return err_set(e, "run_as \"%s\": expected \"USER\", \"USER:GROUP\" or \"UID:GID\"",
                        text);

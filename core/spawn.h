@@ -14,8 +14,9 @@
  *   a worker cannot see or signal the daemon or other workers by pid;
  * - always a process group of its own, killed as a whole.
  *
- * A worker can also run as another user (run_as) and always gets its rlimits
- * before it runs any code of its own. The child side runs only async-signal-
+ * A worker can also run as another user (run_as: a user, or a dynamic uid
+ * of its pipeline's own) and always gets its rlimits before it runs any
+ * code of its own. The child side runs only async-signal-
  * safe system calls (the daemon is multithreaded): clone with CLONE_VM and
  * CLONE_VFORK on a stack of its own, as posix_spawn does, so the fast path
  * copies no page tables. Each started process has a pidfd, readable once it
@@ -72,8 +73,9 @@ struct spawned {
  * not an error: it is logged once and the worker starts without it. */
 int spawn_start(const struct spawn_spec *spec, struct spawned *out, struct err *e);
 
-/* SIGKILL the process and everything it started. Safe to call again, and on
- * a process already reaped (then it kills nothing: its pid may be reused). */
+/* SIGKILL the process and everything it started. Safe to call again, on a
+ * process already reaped (then it kills nothing: its pid may be reused) and
+ * on one that never started (a zeroed struct, after a failed spawn_start). */
 void spawn_kill_tree(struct spawned *s);
 
 /* Reap it: wait up to timeout_ms (-1: for good, 0: not at all). Returns 1
@@ -92,9 +94,17 @@ void spawn_release(struct spawned *s);
  * owners find the status in spawn_reap. Call it when SIGCHLD arrives. */
 void spawn_reap_exited(void);
 
-/* Parse run_as: "USER", "USER:GROUP", "UID" or "UID:GID". 0, or -1 with e
- * saying what is wrong. */
+/* Parse run_as: "USER", "USER:GROUP", "UID", "UID:GID" or "dynamic". 0, or
+ * -1 with e saying what is wrong. */
 int spawn_parse_run_as(const char *text, struct run_as *out, struct err *e);
+
+/* "run_as": "dynamic": a uid (and the gid of the same number) of systemd's
+ * dynamic range, the first free one (no user or group of that number, by
+ * NSS) from a hash of name on, so a pipeline keeps its uid across restarts
+ * while /etc/passwd does not change. 0 and *id, or -1 if all are taken. */
+#define SPAWN_DYNAMIC_FIRST 61184u
+#define SPAWN_DYNAMIC_LAST 65519u
+int spawn_dynamic_id(const char *name, unsigned *id);
 
 /* Describe a wait status: "the worker was killed by signal 9 (Killed)". */
 void spawn_describe(int status, char *out, size_t len);

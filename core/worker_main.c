@@ -229,6 +229,17 @@ static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f,
         .error_type = a.error_type, .error_type_len = a.error_type ? strlen(a.error_type) : 0,
         .error = a.error, .error_len = a.error ? strlen(a.error) : 0,
     };
+    char too_large[96];
+    if (r.body_len > WIRE_MAX_EVENT) { /* it would not fit in a frame */
+        snprintf(too_large, sizeof too_large, "the response is %.1f MB; the largest a worker "
+                 "returns is 64 MiB", (double)r.body_len / 1e6);
+        r = (struct wire_result){.status = INV_ERROR, .status_code = 500, .init_ms = a.init_ms,
+                                 .duration_ms = a.duration_ms, .max_rss_kb = peak_kb,
+                                 .error_type = "Function.ResponseSizeTooLarge",
+                                 .error_type_len = strlen("Function.ResponseSizeTooLarge"),
+                                 .error = too_large,
+                                 .error_len = strlen(too_large)};
+    }
     int rc = wire_send_result(fd, &r, &e);
     attempt_release(&a);
     return rc;

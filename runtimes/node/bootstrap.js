@@ -663,8 +663,9 @@ function deliver(inv, answer) {
       'string holds a lone UTF-16 surrogate, which is not valid Unicode'));
   const buf = Buffer.from(body, 'utf8');
   if (buf.length > BODY_MAX)
-    return fail(inv, new Fault('Function.ResponseSizeTooLarge', `Response payload size ` +
-      `(${buf.length} bytes) exceeded the maximum allowed payload size (${BODY_MAX} bytes)`));
+    return fail(inv, new Fault('Function.ResponseSizeTooLarge', `the response is ` +
+      `${(buf.length / 1e6).toFixed(1)} MB; the largest a worker returns is 64 MiB ` +
+      `(${BODY_MAX} bytes)`));
   let code = 200;
   const v = answer.value;
   if (v !== null && typeof v === 'object' && Number.isInteger(v.statusCode) &&

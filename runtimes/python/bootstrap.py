@@ -659,9 +659,9 @@ class Runtime:
             return self.fail(HandlerFault("Runtime.MarshalError", "Unable to marshal response: "
                                           "%s" % e), init_ms, t0)
         if len(body) > BODY_MAX:
-            return self.fail(HandlerFault("Function.ResponseSizeTooLarge", "Response payload "
-                                          "size (%d bytes) exceeded the maximum allowed payload "
-                                          "size (%d bytes)" % (len(body), BODY_MAX)),
+            return self.fail(HandlerFault("Function.ResponseSizeTooLarge", "the response is "
+                                          "%.1f MB; the largest a worker returns is 64 MiB "
+                                          "(%d bytes)" % (len(body) / 1e6, BODY_MAX)),
                              init_ms, t0)
         code = 200
         if isinstance(value, dict):

@@ -3,7 +3,7 @@ what a handler starts dies with its worker; a handler that forks and exits is
 reported as the exit it is; workers can run as another user and, with
 "sandbox": true, in a PID namespace of their own, so they cannot signal the
 daemon; idle workers killed from outside are reaped at once; pipeline files,
-code folders and plugins that another user could change are refused.
+code folders, layers and plugins that another user could change are refused.
 
 Fixture: tests/plugins/hostile.c. Its handlers append the pid (as the
 machine's /proc sees it) of every process they start to the event's
@@ -194,6 +194,50 @@ class Containment(IsolationCase):
         self.assertEqual(body["errno"], 13, "EACCES: %r" % body)
         self.assertTrue(d.alive())
 
+    @unittest.skipUnless(os.geteuid() == 0, "run_as needs root")
+    def test_run_as_dynamic_gives_each_pipeline_a_uid_of_its_own(self):
+        """run_as "dynamic": each pipeline's workers take a free uid of
+        systemd's dynamic range (61184-65519), chosen from a hash of the
+        pipeline's name, the same after a restart. They cannot signal the
+        root daemon nor write its database; a Python handler still reads
+        its code (the folders on the way let others through)."""
+        sb = self.sandbox({"run_as": "dynamic"})
+        os.chmod(sb.root, 0o711)  # mkdtemp's 0700: a worker of another uid could not pass
+        code = sb.path("code")
+        os.mkdir(code)
+        with open(os.path.join(code, "who.py"), "w") as f:
+            f.write("import os, tempfile\n"
+                    "def handler(event, context):\n"
+                    "    with tempfile.TemporaryFile() as t:\n"
+                    "        t.write(b'x')\n"
+                    "    return {'uid': os.getuid(), 'gid': os.getgid()}\n")
+        who, other, killer, writer, py = (self.name(n) for n in ("who", "other", "kill", "write",
+                                                                  "py"))
+        sb.add_pipeline(pipeline(who, [step("hostile.whoami")]))
+        sb.add_pipeline(pipeline(other, [step("hostile.whoami")]))
+        sb.add_pipeline(pipeline(killer, [step("hostile.kill_parent")]))
+        sb.add_pipeline(pipeline(writer, [step("hostile.write_file")]))
+        sb.add_pipeline(pipeline(py, [{"name": "who", "handler": "who.handler",
+                                       "runtime": "python3", "code": code}]))
+        d = self.daemon(sb)
+        body = self.invoke_ok(sb, who)
+        uid = body["uid"]
+        self.assertTrue(61184 <= uid <= 65519, body)
+        self.assertEqual(body["gid"], uid)
+        with self.assertRaises(KeyError):
+            pwd.getpwuid(uid)
+        self.assertNotEqual(self.invoke_ok(sb, other)["uid"], uid, "a uid per pipeline")
+        body = self.invoke_ok(sb, killer)
+        self.assertEqual((body["ppid"], body["errno"]), (d.pid(), 1), "EPERM: %r" % body)
+        body = self.invoke_ok(sb, writer, json.dumps({"path": sb.database}))
+        self.assertEqual(body["errno"], 13, "EACCES: %r" % body)
+        body = self.invoke_ok(sb, py)
+        self.assertTrue(61184 <= body["uid"] <= 65519 and body["uid"] == body["gid"], body)
+        self.assertTrue(d.alive())
+        self.stop(d)
+        self.daemon(sb)
+        self.assertEqual(self.invoke_ok(sb, who)["uid"], uid, "the same uid after a restart")
+
     def test_run_as_and_pids_are_checked(self):
         sb = self.sandbox()
         sb.add_pipeline(pipeline(self.name("bad"), [step("hostile.whoami")],
@@ -220,7 +264,9 @@ class Containment(IsolationCase):
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(self.invoke, sb, name, "{}", 5000)
             def node_workers():
-                return [p for p in all_pids() if (proc_stat(p) or [None, None])[1] == d.pid()
+                # one read of each stat: a process may end between two
+                return [p for p, st in ((p, proc_stat(p)) for p in all_pids())
+                        if st and st[1] == d.pid()
                         and any(a.endswith(b"bootstrap.js") for a in proc_cmdline(p))]
             self.wait_for(lambda: node_workers() and cpu_ticks(node_workers()[0]) > 20,
                           what="the Node.js worker to spin in its handler")
@@ -234,6 +280,41 @@ class Containment(IsolationCase):
                         os.kill(w, signal.SIGKILL)
                     except OSError:
                         pass
+
+    # -- item 21: responses over the worker frame limit ---------------------
+
+    def assert_too_large(self, sb, name):
+        rc, answer = self.invoke(sb, name, json.dumps({"mb": "65"}))
+        self.assertNotEqual(rc, 0, answer)
+        row = self.last_row(sb, name)
+        self.assertEqual(row["status"], "error", row)
+        self.assertIn("the response is 68.2 MB; the largest a worker returns is 64 MiB",
+                      row["error"])
+        self.assertEqual(answer["errorType"], "Function.ResponseSizeTooLarge", answer)
+
+    def test_response_over_the_frame_limit_says_its_size(self):
+        """A C handler and a Python handler answering 65 MiB: the row says
+        how large the response was and what the limit is (it used to say
+        the worker broke the protocol, or exited with status 0); the worker
+        stays and serves the next invocation."""
+        sb = self.sandbox()
+        code = sb.path("code")
+        os.mkdir(code)
+        with open(os.path.join(code, "big.py"), "w") as f:
+            f.write("def handler(event, context):\n"
+                    "    return 'x' * (int(event.get('mb', '1')) << 20)\n")
+        c, py = self.name("bigc"), self.name("bigpy")
+        # building and checking 65 MiB of JSON takes a loaded machine seconds:
+        # the deadline is not what is tested here
+        sb.add_pipeline(pipeline(c, [step("hostile.big_response", timeout_ms=50000)]))
+        sb.add_pipeline(pipeline(py, [{"name": "big", "handler": "big.handler",
+                                       "runtime": "python3", "code": code,
+                                       "timeout_ms": 50000}]))
+        self.daemon(sb)
+        for name in (c, py):
+            self.assert_too_large(sb, name)
+            rc, answer = self.invoke(sb, name, json.dumps({"mb": "1"}))
+            self.assertEqual(rc, 0, answer)
 
     # -- item 23: reap idle workers at once ---------------------------------
 
@@ -295,6 +376,25 @@ class Containment(IsolationCase):
         self.assertNotEqual(r.returncode, 0, out)
         self.assertIn("refusing %s" % real, out)
         self.assertIn("chmod o-w %s" % open_dir, out)
+
+    def test_layer_others_can_change_is_refused(self):
+        """A layer is code the worker imports first: a layer folder writable
+        by all is refused like a code folder, naming the path and the fix;
+        once fixed, the pipeline loads."""
+        sb = self.sandbox()
+        layer = sb.path("layers", "common")
+        os.makedirs(os.path.join(layer, "python"))
+        os.chmod(layer, 0o777)
+        name = self.name("layer")
+        sb.add_pipeline(pipeline(name, [step("hostile.whoami")], layers=[layer]))
+        r = sb.cli("check")
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, out)
+        self.assertIn("layers[0]: refusing %s" % layer, out)
+        self.assertIn("chmod o-w %s" % layer, out)
+        os.chmod(layer, 0o755)
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_sticky_tmp_and_private_group_layouts_load(self):
         """The sandbox lives under /tmp (1777, sticky): fine, as StrictModes

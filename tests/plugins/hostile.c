@@ -163,10 +163,30 @@ static int hostile_whoami(const sl_event *event, const sl_context *ctx, sl_respo
     return ctx->host->respond(res, 200, body, (size_t)n);
 }
 
+/* Answers a JSON string of the event's "mb" MiB (plus a little): over the
+ * 64 MiB a worker may return when mb >= 64. */
+static int hostile_big_response(const sl_event *event, const sl_context *ctx, sl_response *res)
+{
+    (void)event;
+    const char *mb = event_string(ctx, "/mb");
+    size_t len = (size_t)(mb ? strtoul(mb, NULL, 10) : 65) << 20;
+    char *body = malloc(len + 2);
+    if (!body) {
+        ctx->host->fail(res, "OutOfMemory", "cannot build the response");
+        return -1;
+    }
+    memset(body, 'x', len + 2);
+    body[0] = body[len + 1] = '"';
+    int rc = ctx->host->respond(res, 200, body, len + 2);
+    free(body);
+    return rc;
+}
+
 static const sl_handler_def handlers[] = {
     {"fork_exit", hostile_fork_exit},     {"daemonize", hostile_daemonize},
     {"fork_bomb", hostile_fork_bomb},     {"kill_parent", hostile_kill_parent},
     {"write_file", hostile_write_file},   {"whoami", hostile_whoami},
+    {"big_response", hostile_big_response},
     {NULL, NULL},
 };
 

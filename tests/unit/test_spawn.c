@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -230,6 +231,13 @@ static void test_run_as(void)
     CHECK_CONTAINS(e.msg, "root");
     CHECK(spawn_parse_run_as("nobody:no-such-group-here", &ra, &e) < 0);
     CHECK(spawn_parse_run_as("", &ra, &e) < 0);
+    CHECK(spawn_parse_run_as("dynamic", &ra, &e) == 0);
+    CHECK(ra.set && ra.dynamic);
+    unsigned a = 0, b = 1, c = 0;
+    CHECK(spawn_dynamic_id("resize", &a) == 0 && spawn_dynamic_id("resize", &b) == 0);
+    CHECK(a == b && a >= SPAWN_DYNAMIC_FIRST && a <= SPAWN_DYNAMIC_LAST);
+    CHECK(spawn_dynamic_id("thumbs", &c) == 0 && c != a);
+    CHECK(getpwuid(a) == NULL);
     if (geteuid() != 0)
         return;
     CHECK(spawn_parse_run_as("4242:4343", &ra, &e) == 0);
@@ -246,6 +254,54 @@ static void test_run_as(void)
     close(p[0]);
     CHECK_STR(out, "4242\n4343\n4343\n"); /* no supplementary groups kept */
     spawn_release(&s);
+}
+
+/* Start `id -u; id -g` with run_as "dynamic" and return what it printed. */
+static void run_dynamic(const char *name, char *out, size_t len)
+{
+    struct run_as ra;
+    struct err e;
+    CHECK(spawn_parse_run_as("dynamic", &ra, &e) == 0);
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    char *argv[] = {"/bin/sh", "-c", "id -u >&3; id -g >&3", NULL};
+    struct spawn_spec spec = {.path = "/bin/sh", .argv = argv, .envp = environ, .fd3 = p[1],
+                              .run_as = &ra, .name = name};
+    struct spawned s;
+    int rc = spawn_start(&spec, &s, &e);
+    CHECK(rc == 0);
+    close(p[1]);
+    out[0] = '\0';
+    if (rc == 0)
+        read_all(p[0], out, len);
+    close(p[0]);
+    if (rc == 0)
+        spawn_release(&s);
+}
+
+/* As root: the pipeline's dynamic uid and gid. In a child that is not root
+ * (nobody): the worker starts with the child's own identity (the fallback,
+ * logged once), not an error. */
+static void test_run_as_dynamic(void)
+{
+    if (geteuid() != 0)
+        return;
+    unsigned id;
+    CHECK(spawn_dynamic_id("dyn", &id) == 0);
+    char want[64], out[64];
+    snprintf(want, sizeof want, "%u\n%u\n", id, id);
+    run_dynamic("dyn", out, sizeof out);
+    CHECK_STR(out, want);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(2);
+        run_dynamic("dyn", out, sizeof out);
+        _exit(strcmp(out, "65534\n65534\n") == 0 ? 0 : 1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 static void test_fake_cgroup(void)
@@ -291,14 +347,38 @@ static void test_fake_cgroup(void)
     free(dir);
 }
 
+/* A worker whose start failed before spawn_start (socketpair: EMFILE) is a
+ * zeroed struct: killing its tree used to be kill(-0, SIGKILL), the caller's
+ * own process group, the daemon included. In a child, to survive a failure. */
+static void test_kill_never_started(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0); /* a group of its own: such a kill takes only this child */
+        struct spawned s;
+        memset(&s, 0, sizeof s);
+        s.pidfd = s.status_fd = -1;
+        spawn_kill_tree(&s);
+        int st;
+        spawn_reap(&s, -1, &st);
+        spawn_release(&s);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
+    test_kill_never_started();
     test_basics();
     test_kill_tree(0);
     test_kill_tree(SPAWN_PIDNS);
     test_pid_namespace();
     test_reap_exited();
     test_run_as();
+    test_run_as_dynamic();
     test_fake_cgroup();
     return test_summary();
 }
