@@ -10,13 +10,14 @@
  * address holds at most MAX_PER_CLIENT connections, and past the connection
  * limit less a reserve the oldest connection that is not in a request is
  * closed, so a new client always finds room. The limit is MAX_CONNECTIONS,
- * or half the process's file descriptors if that is less: past it MHD's
- * accepts fail with EMFILE and it logs each failure.
+ * or half the file descriptors still free at start if that is less: past
+ * them MHD's accepts fail with EMFILE and it logs each failure.
  */
 #include "source_http.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -456,14 +457,30 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, struct err *
     return 0;
 }
 
-/* The rest of the fds are the daemon's: workers, the database, ZeroMQ. */
+static int fds_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n > 2 ? n - 2 : 0; /* "." and ".." */
+}
+
+/* Half of the fds still free: the other half is for workers and the
+ * database as they open. */
 static int connection_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur / 2 >= MAX_CONNECTIONS)
+        rl.rlim_cur / 2 >= MAX_CONNECTIONS + 1024)
         return MAX_CONNECTIONS;
-    return rl.rlim_cur / 2 > 4 ? (int)(rl.rlim_cur / 2) : 4;
+    long free_fds = (long)rl.rlim_cur - fds_open();
+    return free_fds / 2 >= MAX_CONNECTIONS ? MAX_CONNECTIONS
+           : free_fds / 2 > 4              ? (int)(free_fds / 2)
+                                           : 4;
 }
 
 int source_http_new(struct loop *l, const struct http_settings *set, source_http_fn fn,

@@ -192,6 +192,10 @@ class Hostile(HttpCase):
                       what="no connection left in CLOSE-WAIT")
         self.wait_for(lambda: get_status(sb.port, 1000) == 200, timeout=SLACK_S,
                       what="the listener to answer again")
+        # the listener stops accepting at its limit (half the fds) instead of
+        # failing each accept with EMFILE and logging every failure
+        accept_errors = [l for l in d.log().splitlines() if "accept" in l.lower()]
+        self.assertLess(len(accept_errors), 10, "\n".join(accept_errors[:20]))
         self.stop(d)
 
     def test_running_out_of_fds_while_starting_workers_leaves_the_daemon_running(self):
