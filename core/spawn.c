@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -231,9 +232,11 @@ static bool id_free(unsigned id)
 
 int spawn_dynamic_id(const char *name, unsigned *id)
 {
-    uint32_t h = 2166136261u;   /* FNV-1a: the same name, the same start */
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 16777619u;
+    uint32_t h;                 /* the same name, the same start */
+    if (sodium_init() < 0 ||
+        crypto_generichash((unsigned char *)&h, sizeof h, (const unsigned char *)name,
+                           strlen(name), NULL, 0) != 0)
+        return -1;
     unsigned n = SPAWN_DYNAMIC_LAST - SPAWN_DYNAMIC_FIRST + 1;
     for (unsigned i = 0; i < n; i++) {
         unsigned cand = SPAWN_DYNAMIC_FIRST + (h + i) % n;
