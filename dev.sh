@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="cmake make gcc clang pkg-config libzmq3-dev libcjson-dev libsqlite3-dev libsodium-dev
 libmicrohttpd-dev libseccomp-dev libsystemd-dev libvips-dev libclang-rt-14-dev python3 python3-zmq python3-pil nodejs sqlite3 curl
-systemd dpkg-dev tzdata"
+systemd dpkg-dev tzdata libnats-dev nats-server"
 
 install_missing() {
     missing=""

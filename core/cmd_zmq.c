@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <nats/nats.h>
 #include <zmq.h>
 
 #include "cli.h"
@@ -18,16 +19,21 @@
 #include "json.h"
 #include "clock.h"
 #include "config.h"
+#include "nats_publish.h"
 #include "source_zmq.h"
 
 static const char publish_usage[] =
     "usage: sluice publish [-c FILE] [--lines] [--id ID] [--timeout MS] TOPIC [JSON|-]\n"
+    "       sluice publish --nats URL [--lines] [--id ID] [--timeout MS] SUBJECT [JSON|-]\n"
     "\n"
     "Publishes one event to the daemon's PULL socket (zmq.pull in sluice.json) as two\n"
     "frames, TOPIC and the JSON payload. JSON comes from the argument, or from stdin\n"
     "when it is - or absent. With --lines, each non-empty stdin line is one event.\n"
     "Fire and forget: the daemon journals what it accepts; `sluice logs` shows runs.\n"
     "  --id ID        the event's id: an id the pipeline already ran is not run again\n"
+    "                 (with --nats: the Nats-Msg-Id the stream deduplicates by)\n"
+    "  --nats URL     publish to NATS JetStream instead, each message acknowledged by\n"
+    "                 the stream (nats://HOST:4222, comma-separated for a cluster)\n"
     "  --timeout MS   give up if no daemon accepts within MS (default 5000)\n";
 
 static const char invoke_usage[] =
@@ -50,6 +56,7 @@ struct client_opts {
     const char *target;         /* TOPIC or PIPELINE */
     const char *json;           /* NULL or "-": stdin */
     const char *id;             /* the producer's event id, or NULL */
+    const char *nats;           /* publish: a NATS URL instead of the daemon */
 };
 
 /* Options may come before or after the positional arguments. Returns an
@@ -67,6 +74,8 @@ static int parse_opts(int argc, char **argv, const char *usage, struct client_op
             o->lines = 1;
         } else if (strcmp(a, "-v") == 0 && usage == invoke_usage) {
             o->verbose = 1;
+        } else if (strcmp(a, "--nats") == 0 && i + 1 < argc && usage == publish_usage) {
+            o->nats = argv[++i];
         } else if (strcmp(a, "--id") == 0 && i + 1 < argc) {
             o->id = argv[++i];
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
@@ -358,8 +367,57 @@ static int run_client(int argc, char **argv, const char *usage, int timeout_ms, 
     return status;
 }
 
+/* Each message waits for the stream's publish ack: it is stored when the
+ * next one goes. */
+static int publish_nats(const struct client_opts *o)
+{
+    struct nats_publisher *pub = NULL;
+    struct err e;
+    if (nats_publisher_open(o->nats, NULL, o->timeout_ms, &pub, &e) < 0) {
+        fprintf(stderr, "sluice publish: %s\n", e.msg);
+        nats_Close();
+        return 1;
+    }
+    int bad = 0, number = 0;
+    char *text = o->lines ? NULL
+                 : o->json && strcmp(o->json, "-") != 0 ? strdup(o->json) : read_stdin();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (!bad && (o->lines ? (n = getline(&line, &cap, stdin)) >= 0 : text != NULL)) {
+        char what[32] = "the payload", *msg = text;
+        if (o->lines) {
+            number++;
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+            if (n == 0)
+                continue;
+            snprintf(what, sizeof what, "line %d", number);
+            msg = line;
+        }
+        if (check_json(msg, 0, what, &e) < 0 ||
+            nats_publisher_send(pub, o->target, msg, strlen(msg), o->id, NULL, NULL, &e) < 0) {
+            fprintf(stderr, "sluice publish: %s\n", e.msg);
+            bad++;
+        }
+        if (!o->lines)
+            break;
+    }
+    free(line);
+    free(text);
+    nats_publisher_close(&pub);
+    nats_Close();
+    return bad ? 1 : 0;
+}
+
 int cmd_publish(int argc, char **argv)
 {
+    struct client_opts o = {.timeout_ms = 5000};
+    int rc = parse_opts(argc, argv, publish_usage, &o);
+    if (rc >= 0)
+        return rc;
+    if (o.nats)
+        return publish_nats(&o);
     return run_client(argc, argv, publish_usage, 5000, 0, publish);
 }
 

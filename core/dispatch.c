@@ -214,7 +214,8 @@ static void start_one(struct lane *lane)
     j->item = (struct run_item){.ev = j->ev, .journal_id = j->ahead ? 0 : j->id,
                                 .append = j->append, .attempts_before = j->attempts_before,
                                 .want_response = j->reply.fn != NULL,
-                                .settled = j->ahead ? &j->settled_task : NULL};
+                                .settled = j->ahead || j->reply.after_commit
+                                               ? &j->settled_task : NULL};
     j->run = (struct run){.rn = lane->d->env.runner, .p = lane->p, .items = &j->item,
                           .n_items = 1, .ended = on_run_ended, .paused = on_run_paused,
                           .due = on_run_due};
@@ -244,7 +245,9 @@ static bool start_batch(struct lane *lane)
         j->batch = b;
         b->jobs[i] = j;
         b->items[i] = (struct run_item){.ev = j->ev, .journal_id = j->id,
-                                        .want_response = j->reply.fn != NULL};
+                                        .want_response = j->reply.fn != NULL,
+                                        .settled = j->reply.after_commit ? &j->settled_task
+                                                                         : NULL};
     }
     b->run = (struct run){.rn = lane->d->env.runner, .p = lane->p, .items = b->items,
                           .n_items = n, .ended = on_batch_ended};
@@ -459,6 +462,14 @@ static void on_run_due(struct run *r)
     pump(lane->d);
 }
 
+/* Is its answer held until its outcome commits (reply.after_commit)? Then
+ * on_ahead_settled ends it. */
+static bool waits_for_commit(const struct job *j)
+{
+    return j->reply.fn && j->reply.after_commit &&
+           (j->item.outcome == RUN_DONE || j->item.outcome == RUN_DEAD);
+}
+
 static void on_run_ended(struct run *r)
 {
     struct job *j = (struct job *)((char *)r - offsetof(struct job, run));
@@ -470,7 +481,7 @@ static void on_run_ended(struct run *r)
     if (j->ahead) {
         j->ran = true;
         ahead_progress(j);
-    } else {
+    } else if (!waits_for_commit(j)) {
         job_end(j);
     }
     slot_free(lane, held);
@@ -494,7 +505,8 @@ static void on_batch_ended(struct run *r)
         memcpy(j->request_id, b->run.request_id, sizeof j->request_id);
         lane->inflight--;
         job_conclude(j);
-        job_end(j);
+        if (!waits_for_commit(j))
+            job_end(j);
     }
     lane->inflight++; /* slot_free gives back one */
     run_release(&b->run);
@@ -527,6 +539,10 @@ static void on_ahead_settled(struct loop_task *t)
 {
     struct job *j = (struct job *)((char *)t - offsetof(struct job, settled_task));
     j->settled = true;
+    if (!j->ahead) { /* an answer after the commit (waits_for_commit) */
+        job_end(j);
+        return;
+    }
     ahead_progress(j);
 }
 

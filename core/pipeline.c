@@ -20,6 +20,7 @@
 #include "json.h"
 #include "loader.h"
 #include "path.h"
+#include "nats_trigger.h"
 #include "schedule.h"
 #include "spawn.h"
 #include "trust.h"
@@ -86,7 +87,7 @@ static const struct confmap pipeline_map[] = {
 struct raw_trigger {
     char *directory;
     bool recursive;
-    const cJSON *zmq, *http, *match;
+    const cJSON *zmq, *http, *match, *nats;
     char *schedule, *timezone, *overlap;
     bool catch_up;
 };
@@ -99,6 +100,8 @@ static const struct confmap trigger_map[] = {
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw_trigger, zmq), 0, 0, "{\"topic\": PREFIX}"},
     {"http", CONFMAP_OBJECT, offsetof(struct raw_trigger, http), 0, 0,
      "{\"method\": M, \"path\": P}"},
+    {"nats", CONFMAP_OBJECT, offsetof(struct raw_trigger, nats), 0, 0,
+     "{\"url\", \"stream\", \"subject\", \"consumer\"}: a JetStream pull consumer"},
     {"match", CONFMAP_OBJECT, offsetof(struct raw_trigger, match), 0, 0,
      "filter: prefix, suffix, equals, anything-but on the file key or topic; event: pattern"},
     {"schedule", CONFMAP_STRING, offsetof(struct raw_trigger, schedule), 0, 0,
@@ -697,10 +700,10 @@ static int parse_schedule_trigger(struct pipeline *p, struct raw_trigger *t, str
 static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct diag *d)
 {
     int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL) +
-                (t->schedule != NULL);
+                (t->schedule != NULL) + (t->nats != NULL);
     if (kinds > 1) {
-        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\", \"http\" or "
-                   "\"schedule\", not %d", kinds);
+        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\", \"http\", "
+                   "\"schedule\" or \"nats\", not %d", kinds);
         return 1;
     }
     int schedule_errors = parse_schedule_trigger(p, t, d);
@@ -708,6 +711,10 @@ static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct 
         return schedule_errors;
     if (t->http)
         return parse_http_trigger(p, t->http, d);
+    if (t->nats) {
+        p->trigger = TRIGGER_NATS;
+        return nats_trigger_parse(t->nats, p->file, &p->nats, d);
+    }
     if (t->zmq) {
         struct raw_zmq z = {0};
         int errors = confmap_apply(zmq_trigger_map, t->zmq, &z, p->file, "trigger.zmq", d);
@@ -978,6 +985,7 @@ void pipeline_free(struct pipeline **pp)
     free(p->dir_spec);
     free(p->dir);
     free(p->zmq_topic);
+    nats_trigger_free(&p->nats);
     free(p->http_method);
     free(p->http_path);
     strv_free(&p->environment);

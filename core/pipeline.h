@@ -15,10 +15,12 @@
 
 struct config;
 struct match;
+struct nats_trigger;
 struct plugin;
 struct plugin_instance;
 
-enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE };
+enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE,
+                    TRIGGER_NATS };
 /* A firing due while the previous one's run is still going: dropped, or run
  * after it. */
 enum overlap { OVERLAP_SKIP, OVERLAP_QUEUE };
@@ -96,6 +98,7 @@ struct pipeline {
     char *timezone;             /* of a cron schedule; NULL: UTC */
     bool catch_up;              /* run a firing missed while sluice was down, once */
     enum overlap overlap;
+    struct nats_trigger *nats;  /* trigger.nats (nats_trigger.h), or NULL */
     struct match *match;
     struct step *steps;
     size_t n_steps;
