@@ -373,7 +373,7 @@ static int publish_nats(const struct client_opts *o)
 {
     struct nats_publisher *pub = NULL;
     struct err e;
-    if (nats_publisher_open(o->nats, NULL, o->timeout_ms, &pub, &e) < 0) {
+    if (nats_publisher_open(o->nats, NULL, o->timeout_ms, false, &pub, &e) < 0) {
         fprintf(stderr, "sluice publish: %s\n", e.msg);
         nats_Close();
         return 1;

@@ -6,6 +6,8 @@
 
 #include <nats/nats.h>
 
+#include "log.h"
+
 struct nats_publisher {
     natsOptions *opts;
     natsConnection *nc;
@@ -20,7 +22,20 @@ static int fail(struct err *e, natsStatus s, const char *what)
                    last && *last ? last : "");
 }
 
-int nats_publisher_open(const char *url, const char *creds, int timeout_ms,
+/* On a libnats thread: log only (the engine's state is the loop's). */
+static void publish_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    const char *id = NULL;
+    (void)js;
+    (void)closure;
+    if (natsMsgHeader_Get(pae->Msg, "Nats-Msg-Id", &id) != NATS_OK)
+        id = "?";
+    log_msg(LOG_ERROR, "nats destination %s: the record of event %s was not stored: %s%s%s",
+            natsMsg_GetSubject(pae->Msg), id, natsStatus_GetText(pae->Err),
+            pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
+}
+
+int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool background,
                         struct nats_publisher **out, struct err *e)
 {
     struct nats_publisher *p = calloc(1, sizeof *p);
@@ -36,12 +51,18 @@ int nats_publisher_open(const char *url, const char *creds, int timeout_ms,
         s = natsOptions_SetMaxReconnect(p->opts, -1);
     if (s == NATS_OK && creds)
         s = natsOptions_SetUserCredentialsFromFiles(p->opts, creds, NULL);
+    if (s == NATS_OK && background)
+        s = natsOptions_SetRetryOnFailedConnect(p->opts, true, NULL, NULL);
     if (s == NATS_OK)
         s = natsConnection_Connect(&p->nc, p->opts);
+    if (s == NATS_NOT_YET_CONNECTED && background)
+        s = NATS_OK;
     if (s == NATS_OK) {
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.Wait = timeout_ms;
+        jo.PublishAsync.ErrHandler = publish_failed;
+        jo.PublishAsync.MaxPending = 65536;
         s = natsConnection_JetStream(&p->js, p->nc, &jo);
     }
     if (s != NATS_OK) {
@@ -78,11 +99,29 @@ int nats_publisher_send(struct nats_publisher *p, const char *subject, const cha
     return 0;
 }
 
+int nats_publisher_post(struct nats_publisher *p, const char *subject, const char *data,
+                        size_t len, const char *msg_id, struct err *e)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    natsStatus s = js_PublishAsync(p->js, subject, data, (int)len, &po);
+    return s == NATS_OK ? 0 : fail(e, s, subject);
+}
+
 void nats_publisher_close(struct nats_publisher **pp)
 {
     struct nats_publisher *p = *pp;
     if (!p)
         return;
+    if (p->js) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = p->timeout_ms;
+        if (js_PublishAsyncComplete(p->js, &po) == NATS_TIMEOUT)
+            log_msg(LOG_WARN, "nats: publish acks still missing after %d ms; those records may "
+                    "be lost", p->timeout_ms);
+    }
     jsCtx_Destroy(p->js);
     if (p->nc)
         natsConnection_Close(p->nc);

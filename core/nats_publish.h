@@ -4,8 +4,8 @@
  * instead of stored twice. Used by the nats destination (destinations.c)
  * and `sluice publish --nats`.
  *
- * A publish blocks its caller until the ack (or timeout_ms): callers are a
- * command-line tool and the destinations of finished runs.
+ * nats_publisher_send blocks its caller until the ack (or timeout_ms): the
+ * command-line tool. The loop thread (destinations) uses nats_publisher_post.
  */
 #ifndef SLUICE_NATS_PUBLISH_H
 #define SLUICE_NATS_PUBLISH_H
@@ -19,15 +19,22 @@
 struct nats_publisher;
 
 /* url: "nats://HOST:PORT" (comma-separated for a cluster); creds: a .creds
- * file or NULL. Connects now (fails if no server answers). */
-int nats_publisher_open(const char *url, const char *creds, int timeout_ms,
+ * file or NULL. Connects now (fails if no server answers). With background,
+ * it does not wait: it connects (and reconnects) on libnats's threads, and
+ * publishes meanwhile are buffered (for nats_publisher_post). */
+int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool background,
                         struct nats_publisher **out, struct err *e);
+/* Publish without waiting: the stream's publish ack is awaited by libnats;
+ * a publish it refuses or never acknowledges is logged (its thread). */
+int nats_publisher_post(struct nats_publisher *p, const char *subject, const char *data,
+                        size_t len, const char *msg_id, struct err *e);
 /* Publish data to subject; msg_id (may be NULL) becomes Nats-Msg-Id. On
  * success *duplicate says whether the stream already had msg_id (may be
  * NULL) and *seq its stream sequence (may be NULL). */
 int nats_publisher_send(struct nats_publisher *p, const char *subject, const char *data,
                         size_t len, const char *msg_id, bool *duplicate, uint64_t *seq,
                         struct err *e);
+/* Waits up to timeout_ms for the publish acks still due, then closes. */
 void nats_publisher_close(struct nats_publisher **p);
 
 #endif

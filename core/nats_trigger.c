@@ -2,6 +2,7 @@
 #include "nats_trigger.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,4 +144,41 @@ void nats_trigger_free(struct nats_trigger **tp)
     free(t->tls_key);
     free(t);
     *tp = NULL;
+}
+
+struct raw_nats_dest {
+    char *url, *subject;
+};
+
+static const struct confmap nats_dest_map[] = {
+    {"url", CONFMAP_STRING, offsetof(struct raw_nats_dest, url), 0, 0,
+     "the NATS server, \"nats://HOST:4222\" (a cluster: several, comma-separated)"},
+    {"subject", CONFMAP_STRING, offsetof(struct raw_nats_dest, subject), 0, 0,
+     "the subject records are published on (a JetStream stream must take it)"},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+int nats_destination_parse(const cJSON *obj, const char *file, const char *where, char **url,
+                           char **subject, struct diag *d)
+{
+    struct raw_nats_dest r = {0};
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s.nats", where);
+    int errors = confmap_apply(nats_dest_map, obj, &r, file, sub, d);
+    if (errors == 0 && !r.url) {
+        diag_error(d, file, "%s: missing \"url\", e.g. \"nats://127.0.0.1:4222\"", sub);
+        errors++;
+    }
+    if (errors == 0 && (!r.subject || !*r.subject || strpbrk(r.subject, " *>"))) {
+        diag_error(d, file, "%s: \"subject\" must be one subject, without wildcards, e.g. "
+                   "\"orders.done\"", sub);
+        errors++;
+    }
+    if (errors == 0) {
+        *url = r.url;
+        *subject = r.subject;
+        r.url = r.subject = NULL;
+    }
+    confmap_release(nats_dest_map, &r);
+    return errors;
 }

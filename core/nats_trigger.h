@@ -33,4 +33,10 @@ int nats_trigger_parse(const cJSON *obj, const char *file, struct nats_trigger *
                        struct diag *d);
 void nats_trigger_free(struct nats_trigger **t);
 
+/* on_success / on_failure {"nats": {"url", "subject"}} (where: "on_failure").
+ * Returns the number of errors; *url and *subject are set (owned) when
+ * there are none. */
+int nats_destination_parse(const cJSON *obj, const char *file, const char *where, char **url,
+                           char **subject, struct diag *d);
+
 #endif

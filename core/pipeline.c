@@ -183,7 +183,7 @@ static const struct confmap batch_map[] = {
 
 struct raw_destination {
     char *directory, *pipeline;
-    const cJSON *zmq;
+    const cJSON *zmq, *nats;
 };
 
 static const struct confmap destination_map[] = {
@@ -193,6 +193,8 @@ static const struct confmap destination_map[] = {
      "another pipeline that receives the record as its event"},
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw_destination, zmq), 0, 0,
      "{\"endpoint\": E, \"topic\": T}: a PUSH socket sends TOPIC and the record"},
+    {"nats", CONFMAP_OBJECT, offsetof(struct raw_destination, nats), 0, 0,
+     "{\"url\": U, \"subject\": S}: published to JetStream, Nats-Msg-Id = the event id"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -798,10 +800,11 @@ static int parse_destination(struct pipeline *p, struct destination *dst, const 
 {
     struct raw_destination r = {0};
     int errors = confmap_apply(destination_map, json, &r, p->file, where, d);
-    int kinds = (r.directory != NULL) + (r.pipeline != NULL) + (r.zmq != NULL);
+    int kinds = (r.directory != NULL) + (r.pipeline != NULL) + (r.zmq != NULL) +
+                (r.nats != NULL);
     if (errors == 0 && kinds != 1) {
-        diag_error(d, p->file, "%s: give exactly one of \"directory\", \"pipeline\", \"zmq\"",
-                   where);
+        diag_error(d, p->file, "%s: give exactly one of \"directory\", \"pipeline\", \"zmq\", "
+                   "\"nats\"", where);
         errors++;
     } else if (errors == 0 && r.directory) {
         char what[64];
@@ -813,6 +816,9 @@ static int parse_destination(struct pipeline *p, struct destination *dst, const 
         dst->kind = DEST_PIPELINE;
         dst->pipeline = r.pipeline;
         r.pipeline = NULL;
+    } else if (errors == 0 && r.nats) {
+        dst->kind = DEST_NATS;
+        errors += nats_destination_parse(r.nats, p->file, where, &dst->endpoint, &dst->topic, d);
     } else if (errors == 0) {
         errors += parse_zmq_dest(p, dst, r.zmq, where, d);
     }

@@ -73,14 +73,14 @@ struct step {
 };
 
 /* Where a finished event's record goes (on_success / on_failure). */
-enum dest_kind { DEST_NONE, DEST_DIRECTORY, DEST_PIPELINE, DEST_ZMQ };
+enum dest_kind { DEST_NONE, DEST_DIRECTORY, DEST_PIPELINE, DEST_ZMQ, DEST_NATS };
 
 struct destination {
     enum dest_kind kind;
     char *directory;            /* resolved */
     char *pipeline;
-    char *endpoint;             /* zmq: connect a PUSH socket here */
-    char *topic;
+    char *endpoint;             /* zmq: connect a PUSH socket here; nats: the server URL */
+    char *topic;                /* zmq: the first frame; nats: the subject */
 };
 
 struct pipeline {

@@ -30,8 +30,6 @@
  * for the other nodes). */
 #define PREFETCH_PER_SLOT 8
 
-static atomic_bool library_used;
-
 struct nats_link;
 
 /* A fetched batch on its way to the loop. */
@@ -597,7 +595,6 @@ int source_nats_new(struct loop *l, const struct pipeline_set *set,
     src->loop = l;
     src->hooks = *hooks;
     *out = src;
-    atomic_store(&library_used, true);
     for (size_t i = 0; i < set->n; i++) {
         const struct pipeline *p = set->v[i];
         if (p->trigger != TRIGGER_NATS)
@@ -656,6 +653,5 @@ void source_nats_free(struct source_nats **sp)
 
 void source_nats_library_close(void)
 {
-    if (atomic_load(&library_used))
-        nats_Close();
+    nats_Close(); /* nothing to do if libnats was never used */
 }

@@ -53,8 +53,8 @@ void source_nats_stop(struct source_nats *s);
  * progress ends within its 500 ms wait); connections close once their
  * last message in hand is answered. */
 void source_nats_free(struct source_nats **s);
-/* At exit, once every source_nats is freed: libnats's own threads and
- * memory (nats_Close), if it was ever used. */
+/* At exit, once every source_nats and NATS destination is closed:
+ * libnats's own threads and memory (nats_Close). */
 void source_nats_library_close(void);
 
 #endif

@@ -144,6 +144,43 @@ class Nats(SluiceTestCase):
         self.wait_for(lambda: len(self.done_ids(sb)) == 3, what="the sentinel")
         self.assertEqual(sb.count("rejected"), 1)
 
+    def test_destination_publishes_with_the_event_id_as_nats_msg_id(self):
+        sb = self.sandbox()
+        srv = self.server(sb)
+        orders = nats_pipeline("orders", srv.url)
+        orders["on_success"] = {"nats": {"url": srv.url, "subject": "results.ok"}}
+        sb.add_pipeline(orders)
+        sb.add_pipeline(nats_pipeline("results", srv.url, stream="RESULTS", subject="results.>",
+                                      consumer="sluice-results"))
+        d = self.daemon(sb)
+        self.wait_for(lambda: d.log().count("bound consumer") == 2, what="both bound")
+        self.publish(srv.url, "orders.eu", payload='{"n":1}', extra=["--id", "order-1"])
+        # a producer's retry with the same id is not stored twice (JetStream's dedup window):
+        # the next message is sequence 2
+        self.publish(srv.url, "orders.eu", payload='{"n":1}', extra=["--id", "order-1"])
+        self.publish(srv.url, "orders.eu", payload='{"n":2}')
+        self.wait_events(sb, 2, pipeline="results")
+        rows = sb.db_rows("SELECT event_id, payload FROM events WHERE pipeline = 'results' "
+                          "ORDER BY event_id")
+        self.assertEqual([r["event_id"] for r in rows], ["ORDERS:2", "order-1"])
+        for r in rows:
+            ev = json.loads(r["payload"])
+            self.assertEqual(ev["subject"], "results.ok")
+            self.assertEqual(ev["msg_id"], r["event_id"])
+            self.assertEqual(ev["data"]["requestPayload"]["data"]["n"],
+                             1 if r["event_id"] == "order-1" else 2)
+        self.assertEqual(sb.count("events WHERE pipeline = 'orders'"), 2)
+        r = sb.cli("check")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_publish_nats_reports_a_subject_no_stream_takes(self):
+        sb = self.sandbox()
+        srv = self.server(sb)
+        r = subprocess.run([harness.sluice_bin(), "publish", "--nats", srv.url, "nowhere.x",
+                            '{"a":1}'], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no JetStream stream takes subject nowhere.x", r.stderr)
+
 
 if __name__ == "__main__":
     harness.main()

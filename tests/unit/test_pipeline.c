@@ -397,11 +397,11 @@ static void test_destinations(void)
     expect_error("dest-two.json",
                  "{\"name\": \"x\", \"isolation\": \"thread\", \"steps\": [{\"handler\": \"a.b\"}],"
                  " \"on_failure\": {\"directory\": \"dead\", \"pipeline\": \"y\"}}",
-                 1, "on_failure: give exactly one of \"directory\", \"pipeline\", \"zmq\"");
+                 1, "on_failure: give exactly one of \"directory\", \"pipeline\", \"zmq\", \"nats\"");
     expect_error("dest-none.json",
                  "{\"name\": \"x\", \"isolation\": \"thread\", \"steps\": [{\"handler\": \"a.b\"}],"
                  " \"on_success\": {}}",
-                 1, "on_success: give exactly one of \"directory\", \"pipeline\", \"zmq\"");
+                 1, "on_success: give exactly one of \"directory\", \"pipeline\", \"zmq\", \"nats\"");
     expect_error("dest-zmq.json",
                  "{\"name\": \"x\", \"isolation\": \"thread\", \"steps\": [{\"handler\": \"a.b\"}],"
                  " \"on_failure\": {\"zmq\": {\"topic\": \"t\"}}}",
