@@ -546,11 +546,50 @@ static void on_ahead_settled(struct loop_task *t)
     ahead_progress(j);
 }
 
+static bool in_memory(const struct lane *lane, const char *event_id)
+{
+    for (const struct job *r = lane->running; r; r = r->next_running)
+        if (strcmp(r->ev->id, event_id) == 0)
+            return true;
+    for (int i = 0; i < lane->count; i++)
+        if (strcmp(lane->ring[(lane->head + i) % lane->capacity]->ev->id, event_id) == 0)
+            return true;
+    return false;
+}
+
+/* NATS owns redelivery: a nats lane loads nothing from the journal, so a
+ * pending row an earlier process of this node left is run only when NATS
+ * redelivers its message here (and not twice, if it went to another node).
+ * Is j such a redelivery? Then it runs that row. */
+static bool rerun_pending(struct lane *lane, struct job *j)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (lane->p->trigger != TRIGGER_NATS || in_memory(lane, j->ev->id) ||
+        sqlite3_prepare_v2(lane->d->env.reader, "SELECT id, attempts FROM events WHERE "
+                           "pipeline = ?1 AND event_id = ?2 AND state = 'pending'", -1, &st,
+                           NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return false;
+    }
+    sqlite3_bind_text(st, 1, lane->p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->ev->id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        j->id = sqlite3_column_int64(st, 0);
+        j->attempts_before = sqlite3_column_int(st, 1);
+        found = true;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
 /* An invoke's append committed (or failed); its slot was reserved, so it
  * never waits in the backlog. */
 static void invoke_journaled(struct lane *lane, struct job *j)
 {
     lane->reserved--;
+    if (!j->failed && !j->inserted && rerun_pending(lane, j))
+        j->inserted = true;
     if (j->failed)
         job_answer(j, RUN_DEAD, JOURNAL_ERROR);
     else if (!j->inserted)
@@ -693,7 +732,8 @@ static int lane_init(struct lane *lane, struct dispatch *d, const struct pipelin
     lane->capacity = queue_size > 2 * p->concurrency ? queue_size : 2 * p->concurrency;
     if (p->batch.size > 1 && lane->capacity < 2 * p->batch.size)
         lane->capacity = 2 * p->batch.size;
-    lane->backlog = true; /* load what an earlier run left pending */
+    /* load what an earlier run left pending (NATS redelivers a nats lane's) */
+    lane->backlog = p->trigger != TRIGGER_NATS;
     lane->ring = calloc((size_t)lane->capacity, sizeof *lane->ring);
     lane->window.fire = on_window;
     sched_lane_init(&lane->sl, p->concurrency, p->reserved_concurrency);
