@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <nats/nats.h>
 #include <zmq.h>
 
@@ -31,10 +32,12 @@ static const char publish_usage[] =
     "when it is - or absent. With --lines, each non-empty stdin line is one event.\n"
     "Fire and forget: the daemon journals what it accepts; `sluice logs` shows runs.\n"
     "  --id ID        the event's id: an id the pipeline already ran is not run again\n"
-    "                 (with --nats: the Nats-Msg-Id the stream deduplicates by)\n"
+    "                 (with --nats: the Nats-Msg-Id the stream deduplicates by;\n"
+    "                 with --nats --lines, line N's is ID:N)\n"
     "  --nats URL     publish to NATS JetStream instead, each message acknowledged by\n"
     "                 the stream (nats://HOST:4222, comma-separated for a cluster)\n"
-    "  --timeout MS   give up if no daemon accepts within MS (default 5000)\n";
+    "  --timeout MS   give up if no daemon accepts within MS (default 5000); with\n"
+    "                 --nats, a message not acknowledged is sent again until then\n";
 
 static const char invoke_usage[] =
     "usage: sluice invoke [-c FILE] [--id ID] [--timeout MS] [-v] PIPELINE [JSON|-]\n"
@@ -105,7 +108,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct client_op
     }
     o->target = pos[0];
     o->json = n_pos > 1 ? pos[1] : NULL;
-    if (o->id && (o->lines || !*o->id || strlen(o->id) > 200)) {
+    if (o->id && ((o->lines && !o->nats) || !*o->id || strlen(o->id) > 200)) {
         fprintf(stderr, "sluice %s: --id wants 1 to 200 characters, and one event (not "
                 "--lines)\n", argv[0]);
         return 2;
@@ -367,6 +370,22 @@ static int run_client(int argc, char **argv, const char *usage, int timeout_ms, 
     return status;
 }
 
+/* A publish that failed (no ack in time, a stream leader being elected, a
+ * server restarting) is sent again until --timeout has passed since the
+ * first try; with a Nats-Msg-Id the stream keeps one copy. */
+static int send_retrying(struct nats_publisher *pub, const struct client_opts *o,
+                         const char *msg, const char *id, struct err *e)
+{
+    int64_t give_up = clock_mono_ns() + (int64_t)o->timeout_ms * 1000000;
+    while (nats_publisher_send(pub, o->target, msg, strlen(msg), id, NULL, NULL, e) < 0) {
+        if (clock_mono_ns() >= give_up)
+            return -1;
+        struct timespec pause = {0, 200 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
 /* Each message waits for the stream's publish ack: it is stored when the
  * next one goes. */
 static int publish_nats(const struct client_opts *o)
@@ -395,8 +414,11 @@ static int publish_nats(const struct client_opts *o)
             snprintf(what, sizeof what, "line %d", number);
             msg = line;
         }
+        char id[256];
+        if (o->id && o->lines)
+            snprintf(id, sizeof id, "%s:%d", o->id, number);
         if (check_json(msg, 0, what, &e) < 0 ||
-            nats_publisher_send(pub, o->target, msg, strlen(msg), o->id, NULL, NULL, &e) < 0) {
+            send_retrying(pub, o, msg, o->id && o->lines ? id : o->id, &e) < 0) {
             fprintf(stderr, "sluice publish: %s\n", e.msg);
             bad++;
         }

@@ -8,6 +8,8 @@
 
 #include "log.h"
 
+#define PUBLISH_WAIT_MS 2000     /* the longest wait for one publish ack */
+
 struct nats_publisher {
     natsOptions *opts;
     natsConnection *nc;
@@ -20,6 +22,20 @@ static int fail(struct err *e, natsStatus s, const char *what)
     const char *last = nats_GetLastError(NULL);
     return err_set(e, "%s: %s%s%s", what, natsStatus_GetText(s), last && *last ? ": " : "",
                    last && *last ? last : "");
+}
+
+int nats_options_servers(natsOptions *opts, const char *urls)
+{
+    char *copy = strdup(urls), *save = NULL;
+    const char *v[32];
+    int n = 0;
+    if (!copy)
+        return NATS_NO_MEMORY;
+    for (char *t = strtok_r(copy, ", ", &save); t && n < 32; t = strtok_r(NULL, ", ", &save))
+        v[n++] = t;
+    natsStatus s = n ? natsOptions_SetServers(opts, v, n) : NATS_INVALID_ARG;
+    free(copy);
+    return s;
 }
 
 /* On a libnats thread: log only (the engine's state is the loop's). */
@@ -44,7 +60,7 @@ int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool
     p->timeout_ms = timeout_ms;
     natsStatus s = natsOptions_Create(&p->opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(p->opts, url);
+        s = (natsStatus)nats_options_servers(p->opts, url);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(p->opts, timeout_ms);
     if (s == NATS_OK) /* through a server restart or a leader change */
@@ -81,7 +97,9 @@ int nats_publisher_send(struct nats_publisher *p, const char *subject, const cha
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;
-    po.MaxWait = p->timeout_ms;
+    /* a request sent just as its server went away is never answered: the
+     * caller retries sooner than its whole timeout */
+    po.MaxWait = p->timeout_ms < PUBLISH_WAIT_MS ? p->timeout_ms : PUBLISH_WAIT_MS;
     jsPubAck *ack = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_Publish(&ack, p->js, subject, data, (int)len, &po, &jerr);

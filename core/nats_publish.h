@@ -37,4 +37,9 @@ int nats_publisher_send(struct nats_publisher *p, const char *subject, const cha
 /* Waits up to timeout_ms for the publish acks still due, then closes. */
 void nats_publisher_close(struct nats_publisher **p);
 
+/* Set opts's servers from "nats://a:4222,nats://b:4222" (libnats's own
+ * SetURL takes one). Returns a natsStatus (0: NATS_OK). */
+struct __natsOptions;
+int nats_options_servers(struct __natsOptions *opts, const char *urls);
+
 #endif

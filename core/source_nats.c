@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "log.h"
+#include "nats_publish.h"
 #include "loop.h"
 #include "nats_trigger.h"
 #include "pipeline.h"
@@ -131,7 +132,7 @@ static int connect_to(struct nats_link *ln, struct err *e)
     snprintf(name, sizeof name, "sluice %s", ln->pipeline);
     natsStatus s = natsOptions_Create(&ln->opts);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(ln->opts, c->url);
+        s = (natsStatus)nats_options_servers(ln->opts, c->url);
     if (s == NATS_OK)
         s = natsOptions_SetName(ln->opts, name);
     if (s == NATS_OK) /* reconnect forever, with back-off and jitter */

@@ -3,12 +3,13 @@ ports with its JetStream store in the test's own temp folder, killed at the end 
 happens (the test registers stop() as a cleanup). A cluster is three of them with routes
 between them."""
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
+import urllib.request
 
 import harness
 
@@ -38,6 +39,7 @@ class NatsServer:
         self.root = root
         self.name = name
         self.port = harness.free_port()
+        self.monitor_port = harness.free_port()
         self.cluster_port = cluster_port
         self.routes = routes or []
         self.store = os.path.join(root, "nats-" + name)
@@ -51,7 +53,7 @@ class NatsServer:
     def start(self, wait=True):
         os.makedirs(self.store, exist_ok=True)
         argv = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store,
-                "-n", self.name]
+                "-n", self.name, "-m", str(self.monitor_port)]
         if self.cluster_port:
             argv += ["--cluster_name", "sluice-test",
                      "--cluster", "nats://127.0.0.1:%d" % self.cluster_port,
@@ -96,6 +98,25 @@ def raw_publish(port, subject, body):
                   % (subject.encode(), len(body), body))
         while not f.readline().startswith(b"PONG"):
             pass
+
+
+def stream_leader(servers, stream):
+    """The name of the server leading stream (None while there is none), as the
+    monitoring endpoint of any live server reports it."""
+    for s in servers:
+        if not s.proc or s.proc.poll() is not None:
+            continue
+        try:
+            url = "http://127.0.0.1:%d/jsz?accounts=true&streams=true" % s.monitor_port
+            with urllib.request.urlopen(url, timeout=5) as r:
+                jsz = json.load(r)
+        except (OSError, ValueError):
+            continue
+        for acc in jsz.get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                if st.get("name") == stream and (st.get("cluster") or {}).get("leader"):
+                    return st["cluster"]["leader"]
+    return None
 
 
 def cluster(root):

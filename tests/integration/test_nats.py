@@ -6,6 +6,7 @@ check` on the trigger's keys; `sluice publish --nats`."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import textwrap
 import unittest
@@ -187,8 +188,9 @@ class Nats(SluiceTestCase):
     def test_publish_nats_reports_a_subject_no_stream_takes(self):
         sb = self.sandbox()
         srv = self.server(sb)
-        r = subprocess.run([harness.sluice_bin(), "publish", "--nats", srv.url, "nowhere.x",
-                            '{"a":1}'], capture_output=True, text=True, timeout=30)
+        r = subprocess.run([harness.sluice_bin(), "publish", "--nats", srv.url, "--timeout",
+                            "500", "nowhere.x", '{"a":1}'], capture_output=True, text=True,
+                           timeout=30)
         self.assertEqual(r.returncode, 1)
         self.assertIn("no JetStream stream takes subject nowhere.x", r.stderr)
 
@@ -291,6 +293,43 @@ class Nats(SluiceTestCase):
                          b.db_rows("SELECT payload FROM events WHERE event_id = 'slow'"))[0]
                         ["payload"])
         self.assertEqual(ev["delivered"], 1)
+
+    def test_cluster_stream_leader_stopped_mid_flood_loses_nothing(self):
+        # three servers on two CPUs are slow to elect: modest counts, generous deadlines
+        n = 300 if SANITIZED else 1000
+        a, b = self.sandbox(), self.sandbox()
+        servers = natsserver.cluster(a.root)
+        for s in servers:
+            self.addCleanup(s.stop)
+            s.start()
+        urls = ",".join(s.url for s in servers)
+        for sb in (a, b):
+            sb.add_pipeline(nats_pipeline("orders", urls, replicas=3, ack_wait_ms=3000))
+        da, db = self.daemon(a), self.daemon(b)
+        self.wait_for(lambda: "bound consumer" in da.log() and "bound consumer" in db.log(),
+                      timeout=90, what="both bound to the R3 stream")
+        pub = subprocess.Popen([harness.sluice_bin(), "publish", "--nats", urls, "--lines",
+                                "--id", "m", "--timeout", "60000", "orders.eu"],
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: pub.poll() is None and pub.kill())
+        pub.stdin.write("".join('{"n":%d}\n' % i for i in range(n)))
+        pub.stdin.close()
+
+        def done_ns():
+            return [json.loads(r["payload"])["data"]["n"] for sb in (a, b) for r in sb.db_rows(
+                "SELECT payload FROM events WHERE state = 'done'")]
+        self.wait_for(lambda: len(done_ns()) >= n // 4, timeout=120, what="a quarter done")
+        leader = self.wait_for(lambda: natsserver.stream_leader(servers, "ORDERS"),
+                               what="the stream's leader")
+        victim = next(s for s in servers if s.name == leader)
+        victim.stop(sig=signal.SIGTERM)
+        self.assertEqual(pub.wait(timeout=180), 0, pub.stderr.read())
+        self.wait_for(lambda: set(done_ns()) == set(range(n)), timeout=180,
+                      what="every message done after the leader stopped")
+        self.assertNotEqual(natsserver.stream_leader(servers, "ORDERS"), leader)
+        for sb in (a, b):
+            ids = [r["event_id"] for r in sb.db_rows("SELECT event_id FROM events")]
+            self.assertEqual(len(ids), len(set(ids)))
 
 
 if __name__ == "__main__":
