@@ -95,6 +95,20 @@ class Nats(SluiceTestCase):
         self.assertIn("n", ev["data"])
         self.assertEqual("ORDERS:%d" % ev["sequence"], a.db_value(
             "SELECT event_id FROM events WHERE payload = ?", (row["payload"],)))
+        # one command sees the fleet: both databases attached
+        r = a.cli("stats", "--db", a.database, "--db", b.database, with_config=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        line = next(l for l in r.stdout.splitlines() if l.startswith("orders/echo"))
+        self.assertEqual(int(line.split()[1]), FLOOD, r.stdout)
+        r = a.cli("logs", "--db", a.database, "--db", b.database, "--limit", "400", "--json",
+                  with_config=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        nodes = {json.loads(l)["node"] for l in r.stdout.splitlines()}
+        self.assertLessEqual(nodes, {a.database, b.database})
+        self.assertEqual(len(r.stdout.splitlines()), 400)
+        r = a.cli("logs", "--db", a.database, "--db", b.database, "--follow",
+                  with_config=False)
+        self.assertEqual(r.returncode, 2)
         # nothing was left unacknowledged: a node started again receives nothing
         da2 = self.daemon(a)
         self.wait_for(lambda: "bound consumer" in da2.log(), what="bound again")
