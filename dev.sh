@@ -70,10 +70,13 @@ test)
     # libraries the thumbnail (libvips, glib, libpng) and zmq_forward (libzmq)
     # plugins run in their workers, so those plugins' tests are left out too.
     # Workers that crash on purpose die of their signal, as in a normal build.
+    # test_nats is left out too: Debian's libnats is not instrumented, so TSan
+    # cannot see the locks its own threads (flusher, reconnect, async publish
+    # acks) take around the messages and connections sluice shares with them.
     build build-tsan -DCMAKE_C_COMPILER=clang -DSLUICE_TSAN=ON
     TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp second_deadlock_stack=1 handle_segv=0" \
         ctest --test-dir build-tsan -j 2 --output-on-failure \
-        -E 'test_spawn|test_containment|test_plugin_thumbnail|test_plugin_zmq_forward'
+        -E 'test_spawn|test_containment|test_plugin_thumbnail|test_plugin_zmq_forward|test_nats'
     build build-fuzz -DCMAKE_C_COMPILER=clang -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON
     ctest --test-dir build-fuzz -R '^fuzz\.' --output-on-failure
     fuzz_briefly "${FUZZ_SECONDS:-5}"
