@@ -274,6 +274,15 @@ class Nats(SluiceTestCase):
                           "the poison message dead once, after its 2 attempts")
         self.assertEqual(sum(sb.count("invocations WHERE event_id = 'poison'")
                              for sb in (a, b)), 2, "attempts of the poison message")
+        # the fleet's dead events in one listing, each under its node's file
+        r = a.cli("replay", "--db", a.database, "--db", b.database, "--dry-run",
+                  with_config=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2 dead events would be replayed over 2 databases", r.stdout)
+        self.assertIn(" poison: ", r.stdout)
+        self.assertIn(a.database + ":", r.stdout)
+        r = a.cli("replay", "--db", a.database, with_config=False)
+        self.assertEqual(r.returncode, 2)
 
     @unittest.skipUnless(PYTHON, "python3 is not installed")
     def test_slow_handler_beyond_ack_wait_keeps_its_message(self):
