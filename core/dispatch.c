@@ -732,8 +732,7 @@ static int lane_init(struct lane *lane, struct dispatch *d, const struct pipelin
     lane->capacity = queue_size > 2 * p->concurrency ? queue_size : 2 * p->concurrency;
     if (p->batch.size > 1 && lane->capacity < 2 * p->batch.size)
         lane->capacity = 2 * p->batch.size;
-    /* load what an earlier run left pending (NATS redelivers a nats lane's) */
-    lane->backlog = p->trigger != TRIGGER_NATS;
+    lane->backlog = true; /* load what an earlier run left pending */
     lane->ring = calloc((size_t)lane->capacity, sizeof *lane->ring);
     lane->window.fire = on_window;
     sched_lane_init(&lane->sl, p->concurrency, p->reserved_concurrency);
@@ -773,6 +772,21 @@ void dispatch_park(struct dispatch *d, const struct pipeline *p)
         lane->parked = true;
 }
 
+/* A nats lane does not resume what an earlier process (or generation) left
+ * pending: NATS redelivers those messages, here (rerun_pending) or to
+ * another node. Refills (a `sluice replay`) start after them. */
+static void skip_leftovers(struct lane *lane)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(lane->d->env.reader, "SELECT max(id) FROM events WHERE pipeline = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, lane->p->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            lane_loaded(lane, sqlite3_column_int64(st, 0));
+    }
+    sqlite3_finalize(st);
+}
+
 void dispatch_release(struct dispatch *d)
 {
     if (!d->held)
@@ -782,7 +796,10 @@ void dispatch_release(struct dispatch *d)
         if (d->lanes[i].parked)
             continue;
         sched_link(d->env.sched, &d->lanes[i].sl);
-        d->lanes[i].backlog = true;
+        if (d->lanes[i].p->trigger == TRIGGER_NATS)
+            skip_leftovers(&d->lanes[i]);
+        else
+            d->lanes[i].backlog = true;
         lane_refill(&d->lanes[i]);
     }
     pump(d);

@@ -17,8 +17,9 @@ struct nats_publisher {
     int timeout_ms;
 };
 
-static int fail(struct err *e, natsStatus s, const char *what)
+int nats_fail(struct err *e, int status, const char *what)
 {
+    natsStatus s = (natsStatus)status;
     const char *last = nats_GetLastError(NULL);
     return err_set(e, "%s: %s%s%s", what, natsStatus_GetText(s), last && *last ? ": " : "",
                    last && *last ? last : "");
@@ -82,7 +83,7 @@ int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool
         s = natsConnection_JetStream(&p->js, p->nc, &jo);
     }
     if (s != NATS_OK) {
-        fail(e, s, url);
+        nats_fail(e, s, url);
         nats_publisher_close(&p);
         return -1;
     }
@@ -107,7 +108,7 @@ int nats_publisher_send(struct nats_publisher *p, const char *subject, const cha
         if (s == NATS_NO_RESPONDERS)
             return err_set(e, "no JetStream stream takes subject %s (create one: `nats stream "
                            "add`, or a nats trigger with \"create\": true)", subject);
-        return fail(e, s, subject);
+        return nats_fail(e, s, subject);
     }
     if (duplicate)
         *duplicate = ack->Duplicate;
@@ -124,7 +125,7 @@ int nats_publisher_post(struct nats_publisher *p, const char *subject, const cha
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;
     natsStatus s = js_PublishAsync(p->js, subject, data, (int)len, &po);
-    return s == NATS_OK ? 0 : fail(e, s, subject);
+    return s == NATS_OK ? 0 : nats_fail(e, s, subject);
 }
 
 void nats_publisher_close(struct nats_publisher **pp)

@@ -40,6 +40,8 @@ void nats_publisher_close(struct nats_publisher **p);
 /* Set opts's servers from "nats://a:4222,nats://b:4222" (libnats's own
  * SetURL takes one). Returns a natsStatus (0: NATS_OK). */
 struct __natsOptions;
+/* e = "what: libnats's status text: its last error" (status: a natsStatus); returns -1. */
+int nats_fail(struct err *e, int status, const char *what);
 int nats_options_servers(struct __natsOptions *opts, const char *urls);
 
 #endif

@@ -118,13 +118,6 @@ static int wait_budget(struct nats_link *ln)
     return n;
 }
 
-static int nats_fail(struct err *e, natsStatus s, const char *what)
-{
-    const char *last = nats_GetLastError(NULL);
-    return err_set(e, "%s: %s%s%s", what, natsStatus_GetText(s), last && *last ? ": " : "",
-                   last && *last ? last : "");
-}
-
 static int connect_to(struct nats_link *ln, struct err *e)
 {
     const struct nats_trigger *c = &ln->cfg;

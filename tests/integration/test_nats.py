@@ -3,6 +3,7 @@ two daemons bound to one durable pull consumer share a flood, each message done 
 across both databases; acknowledgement after the commit; redeliveries recognised; `sluice
 check` on the trigger's keys; `sluice publish --nats`."""
 
+import datetime
 import json
 import os
 import shutil
@@ -230,6 +231,8 @@ class Nats(SluiceTestCase):
         self.assertEqual(pub.wait(timeout=120), 0, pub.stderr.read())
         # B takes the rest, and what A held once its AckWait runs out
         self.wait_for(lambda: len(self.done_ids(b)) > n // 10, timeout=60, what="B going on")
+        restart_at = datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         da2 = self.daemon(a)
         everything = {"ORDERS:%d" % (i + 1) for i in range(n)}
         self.wait_for(lambda: set(self.done_ids(a)) | set(self.done_ids(b)) == everything,
@@ -247,6 +250,9 @@ class Nats(SluiceTestCase):
         for eid in twice:
             ev = json.loads(b.db_value("SELECT payload FROM events WHERE event_id = ?", (eid,)))
             self.assertGreater(ev["delivered"], 1, eid)
+            self.assertLess(a.db_value("SELECT finished_at FROM events WHERE event_id = ?",
+                                       (eid,)), restart_at,
+                            "%s: node A ran a leftover of its journal after its restart" % eid)
 
     def test_poison_message_dies_on_one_node_and_is_not_redelivered(self):
         a, b = self.sandbox(), self.sandbox()
