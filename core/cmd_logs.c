@@ -1,8 +1,10 @@
 /* cmd_logs.c - `sluice logs` and `sluice stats`: read the database the
- * daemon writes (read-only, so they are safe while it runs). `logs --follow`
+ * daemon writes (read-only, so they are safe while it runs), or several
+ * nodes' databases at once (--db, ATTACHed). `logs --follow`
  * polls for rows past the last one it printed, the way `journalctl -f`
  * tails, until SIGINT/SIGTERM. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,8 @@
 #include "db.h"
 
 static const char logs_usage[] =
-    "usage: sluice logs [-c FILE] [--pipeline P] [--failed] [--limit N] [--follow] [--json]\n"
+    "usage: sluice logs [-c FILE | --db FILE...] [--pipeline P] [--failed] [--limit N]\n"
+    "                   [--follow] [--json]\n"
     "\n"
     "Recent invocations, oldest first, one line each: start time, pipeline/step,\n"
     "attempt, status, duration, status code, request id, and the source or error.\n"
@@ -23,14 +26,18 @@ static const char logs_usage[] =
     "  --failed       only attempts whose status is not ok\n"
     "  --limit N      the last N invocations (default 20)\n"
     "  --follow, -f   then keep printing new invocations as they land (Ctrl-C ends)\n"
-    "  --json         one JSON object per line (for scripts and jq)\n";
+    "  --json         one JSON object per line (for scripts and jq)\n"
+    "  --db FILE      read this database instead of the config's; give it once per node\n"
+    "                 (--db a.db --db b.db) to see a fleet: rows say which file (node)\n";
 
 static const char stats_usage[] =
-    "usage: sluice stats [-c FILE]\n"
+    "usage: sluice stats [-c FILE | --db FILE...]\n"
     "\n"
     "Per pipeline and step: invocations, errors, p50/p95/p99 duration in ms, cold\n"
     "starts, the time of the last run and the last error (the pipeline_stats view);\n"
-    "then each scheduled pipeline's schedule, last and next firing (the schedules table).\n";
+    "then each scheduled pipeline's schedule, last and next firing (the schedules table).\n"
+    "  --db FILE      read this database instead; several --db: the whole fleet's\n"
+    "                 invocations counted together\n";
 
 /* Load the config and open its database read-only. */
 static int open_db(const char *config, sqlite3 **db)
@@ -51,7 +58,90 @@ static int open_db(const char *config, sqlite3 **db)
     return rc;
 }
 
+#define FLEET_MAX 64
+
+/* The databases --db names (none: the config's). */
+struct fleet {
+    const char *db[FLEET_MAX];
+    int n;
+};
+
+/* Take "--db FILE" at argv[*i]; returns 1 if taken, -1 on a mistake. */
+static int fleet_arg(struct fleet *f, int argc, char **argv, int *i, const char *cmd)
+{
+    if (strcmp(argv[*i], "--db") != 0)
+        return 0;
+    if (*i + 1 >= argc || f->n == FLEET_MAX) {
+        fprintf(stderr, "sluice %s: --db needs a database file (at most %d)\n", cmd, FLEET_MAX);
+        return -1;
+    }
+    f->db[f->n++] = argv[++*i];
+    return 1;
+}
+
+/* Several databases as one: the others ATTACHed to the first, and TEMP
+ * views (searched before main's tables) over all of them: invocations and
+ * events with a `node` column (the file as given), and pipeline_stats made
+ * from main's own definition, so it counts the whole fleet. */
+static int fleet_views(sqlite3 *db, const struct fleet *f)
+{
+    static const char *const tables[] = {"invocations", "events"};
+    if (sqlite3_exec(db, "PRAGMA query_only = OFF", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    for (int i = 1; i < f->n; i++) {
+        char *sql = sqlite3_mprintf("ATTACH DATABASE %Q AS node%d", f->db[i], i);
+        int rc = sql ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK)
+            return -1;
+    }
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
+        char *sql = sqlite3_mprintf("CREATE TEMP VIEW %s AS SELECT *, %Q AS node FROM main.%s",
+                                    tables[t], f->db[0], tables[t]);
+        for (int i = 1; sql && i < f->n; i++) {
+            char *more = sqlite3_mprintf("%s UNION ALL SELECT *, %Q FROM node%d.%s", sql,
+                                         f->db[i], i, tables[t]);
+            sqlite3_free(sql);
+            sql = more;
+        }
+        int rc = sql ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK)
+            return -1;
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT replace(sql, 'CREATE VIEW', 'CREATE TEMP VIEW')"
+                                " FROM main.sqlite_master WHERE type = 'view' AND"
+                                " name = 'pipeline_stats'", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        rc = sqlite3_exec(db, (const char *)sqlite3_column_text(st, 0), NULL, NULL, NULL);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return -1;
+    return sqlite3_exec(db, "PRAGMA query_only = ON", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* The config's database, or the fleet's. */
+static int open_fleet(const char *config, const struct fleet *f, sqlite3 **db)
+{
+    if (f->n == 0)
+        return open_db(config, db);
+    struct err e;
+    if (db_open(f->db[0], false, db, &e) < 0) {
+        fprintf(stderr, "sluice: %s\n", e.msg);
+        return -1;
+    }
+    if (f->n > 1 && fleet_views(*db, f) < 0) {
+        fprintf(stderr, "sluice: reading %d databases together: %s (are they all sluice "
+                "databases of the same version?)\n", f->n, sqlite3_errmsg(*db));
+        db_close(db);
+        return -1;
+    }
+    return 0;
+}
+
 struct logs_opts {
+    struct fleet fleet;
     const char *pipeline;
     int failed;
     int limit;
@@ -64,7 +154,12 @@ struct logs_opts {
 static int parse_logs(int argc, char **argv, int i, struct logs_opts *o)
 {
     for (; i < argc; i++) {
-        if (strcmp(argv[i], "--failed") == 0) {
+        int took = fleet_arg(&o->fleet, argc, argv, &i, "logs");
+        if (took < 0)
+            return -1;
+        if (took) {
+            continue;
+        } else if (strcmp(argv[i], "--failed") == 0) {
             o->failed = 1;
         } else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
             o->follow = 1;
@@ -94,7 +189,7 @@ static int parse_logs(int argc, char **argv, int i, struct logs_opts *o)
 
 /* Columns of the logs query, in order. */
 enum { C_STARTED, C_PIPELINE, C_STEP, C_ATTEMPT, C_STATUS, C_DURATION, C_CODE, C_REQUEST,
-       C_ERROR, C_SOURCE, C_ID, C_EVENT, C_HANDLER, C_INIT, C_N };
+       C_ERROR, C_SOURCE, C_ID, C_EVENT, C_HANDLER, C_INIT, C_NODE, C_N };
 
 static void print_row(sqlite3_stmt *st)
 {
@@ -104,6 +199,9 @@ static void print_row(sqlite3_stmt *st)
     snprintf(where, sizeof where, "%s/%s", sqlite3_column_text(st, C_PIPELINE),
              sqlite3_column_text(st, C_STEP));
     char code[16] = "-";
+    const char *node = (const char *)sqlite3_column_text(st, C_NODE);
+    if (node)
+        printf("%s  ", node);
     if (sqlite3_column_type(st, C_CODE) != SQLITE_NULL)
         snprintf(code, sizeof code, "%d", sqlite3_column_int(st, C_CODE));
     printf("%s  %-32s #%d %-7s %9.2fms %4s  %s  %s\n", sqlite3_column_text(st, C_STARTED), where,
@@ -117,10 +215,12 @@ static void print_json(sqlite3_stmt *st)
 {
     static const char *const names[C_N] = {
         "started_at", "pipeline", "step", "attempt", "status", "duration_ms", "status_code",
-        "request_id", "error", "source", "id", "event_id", "handler", "init_ms"};
+        "request_id", "error", "source", "id", "event_id", "handler", "init_ms", "node"};
     cJSON *o = cJSON_CreateObject();
     for (int c = 0; c < C_N; c++) {
         int type = sqlite3_column_type(st, c);
+        if (c == C_NODE && type == SQLITE_NULL)
+            continue; /* one database */
         if (type == SQLITE_NULL)
             cJSON_AddNullToObject(o, names[c]);
         else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT)
@@ -139,11 +239,15 @@ static void print_json(sqlite3_stmt *st)
  * highest id seen left in *after. Returns 0 or -1 (message printed). */
 static int print_rows(sqlite3 *db, const struct logs_opts *o, sqlite3_int64 *after)
 {
-    static const char sql[] =
+    /* a fleet's ids are per database: its rows go by start time */
+    bool fleet = o->fleet.n > 1;
+    char sql[600];
+    snprintf(sql, sizeof sql,
         "SELECT * FROM (SELECT started_at, pipeline, step, attempt, status, duration_ms,"
-        " status_code, request_id, error, source, id, event_id, handler, init_ms FROM invocations"
-        " WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 = 0 OR status <> 'ok') AND id > ?4"
-        " ORDER BY id DESC LIMIT ?3) ORDER BY id";
+        " status_code, request_id, error, source, id, event_id, handler, init_ms, %s FROM"
+        " invocations WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 = 0 OR status <> 'ok')"
+        " AND id > ?4 ORDER BY %s DESC LIMIT ?3) ORDER BY %s", fleet ? "node" : "NULL",
+        fleet ? "started_at DESC, node DESC, id" : "id", fleet ? "started_at, node, id" : "id");
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "sluice logs: %s\n", sqlite3_errmsg(db));
@@ -198,13 +302,18 @@ int cmd_logs(int argc, char **argv)
     struct logs_opts o = {.limit = 20};
     if (parse_logs(argc, argv, i, &o) < 0)
         return 2;
+    if (o.follow && o.fleet.n > 1) {
+        fprintf(stderr, "sluice logs: --follow reads one database; follow each node's "
+                "apart\n");
+        return 2;
+    }
     if (o.follow) { /* from the start: a signal during the first query ends it cleanly too */
         struct sigaction sa = {.sa_handler = on_stop_signal};
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
     }
     sqlite3 *db;
-    if (open_db(config, &db) < 0)
+    if (open_fleet(config, &o.fleet, &db) < 0)
         return 1;
     sqlite3_int64 after = 0;
     int rc = print_rows(db, &o, &after);
@@ -248,13 +357,19 @@ int cmd_stats(int argc, char **argv)
     argc = cli_common(argc, argv, stats_usage, &config, &help);
     if (argc < 0)
         return help ? 0 : 2;
-    int i = 1;
-    if (i < argc) {
-        fprintf(stderr, "sluice stats: unexpected argument \"%s\"\n\n%s", argv[i], stats_usage);
-        return 2;
+    struct fleet fleet = {0};
+    for (int i = 1; i < argc; i++) {
+        int took = fleet_arg(&fleet, argc, argv, &i, "stats");
+        if (took < 0)
+            return 2;
+        if (!took) {
+            fprintf(stderr, "sluice stats: unexpected argument \"%s\"\n\n%s", argv[i],
+                    stats_usage);
+            return 2;
+        }
     }
     sqlite3 *db;
-    if (open_db(config, &db) < 0)
+    if (open_fleet(config, &fleet, &db) < 0)
         return 1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT pipeline, step, invocations, errors, p50_ms, p95_ms,"

@@ -15,6 +15,7 @@
 
 static const char replay_usage[] =
     "usage: sluice replay [-c FILE] [--pipeline P] [--id EVENT_ID] [--since TIME] [--dry-run]\n"
+    "       sluice replay --db FILE... --dry-run [--pipeline P] [--id EVENT_ID] [--since TIME]\n"
     "\n"
     "Re-runs dead events: each gets a new pending journal row whose replay_of names the\n"
     "dead one, and its event id gets a #rN suffix. A running daemon is told to pick\n"
@@ -23,11 +24,17 @@ static const char replay_usage[] =
     "  --pipeline P   only events of pipeline P\n"
     "  --id EVENT_ID  only this event id\n"
     "  --since TIME   only events received at or after TIME (ISO-8601, e.g. 2026-11-23T10:00)\n"
-    "  --dry-run      list what would be replayed, change nothing\n";
+    "  --dry-run      list what would be replayed, change nothing\n"
+    "  --db FILE      with --dry-run: list the dead events of these databases (one per\n"
+    "                 node of a fleet); replay them on each node with its own config\n";
+
+#define FLEET_MAX 64
 
 struct replay_opts {
     const char *config, *pipeline, *id, *since;
     int dry_run;
+    const char *db[FLEET_MAX];  /* --db: several nodes' databases, listed */
+    int n_db;
 };
 
 static int parse(int argc, char **argv, struct replay_opts *o)
@@ -44,12 +51,19 @@ static int parse(int argc, char **argv, struct replay_opts *o)
             return 0;
         } else if (strcmp(a, "--dry-run") == 0) {
             o->dry_run = 1;
+        } else if (strcmp(a, "--db") == 0 && i + 1 < argc && o->n_db < FLEET_MAX) {
+            o->db[o->n_db++] = argv[++i];
         } else if (dst && i + 1 < argc) {
             *dst = argv[++i];
         } else {
             fprintf(stderr, "sluice replay: unexpected \"%s\"\n\n%s", a, replay_usage);
             return 2;
         }
+    }
+    if (o->n_db && !o->dry_run) {
+        fprintf(stderr, "sluice replay: --db lists (with --dry-run); a replay writes to a "
+                "node's own database: run `sluice replay -c CONFIG` on that node\n");
+        return 2;
     }
     return -1;
 }
@@ -118,12 +132,38 @@ static int replay(const struct config *cfg, const struct replay_opts *o, bool *b
     return n;
 }
 
+static int list(sqlite3 *db, const struct replay_opts *o);
+
+/* --db ... --dry-run: each node's dead events, node by node (ids are per
+ * database, so each is asked on its own). */
+static int list_fleet(const struct replay_opts *o)
+{
+    int total = 0;
+    for (int i = 0; i < o->n_db; i++) {
+        sqlite3 *db = NULL;
+        struct err e;
+        printf("%s:\n", o->db[i]);
+        int n = db_open(o->db[i], false, &db, &e) < 0 ? -1 : list(db, o);
+        if (n < 0)
+            fprintf(stderr, "sluice replay: %s: %s\n", o->db[i], db ? sqlite3_errmsg(db) : e.msg);
+        db_close(&db);
+        if (n < 0)
+            return 1;
+        total += n;
+    }
+    printf("%d dead event%s would be replayed over %d databases\n", total,
+           total == 1 ? "" : "s", o->n_db);
+    return 0;
+}
+
 int cmd_replay(int argc, char **argv)
 {
     struct replay_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (o.n_db)
+        return list_fleet(&o);
     struct diag d = {0};
     struct config *cfg = NULL;
     if (config_load(o.config, &cfg, &d) < 0) {

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <nats/nats.h>
 #include <zmq.h>
 
 #include "cli.h"
@@ -18,17 +20,24 @@
 #include "json.h"
 #include "clock.h"
 #include "config.h"
+#include "nats_publish.h"
 #include "source_zmq.h"
 
 static const char publish_usage[] =
     "usage: sluice publish [-c FILE] [--lines] [--id ID] [--timeout MS] TOPIC [JSON|-]\n"
+    "       sluice publish --nats URL [--lines] [--id ID] [--timeout MS] SUBJECT [JSON|-]\n"
     "\n"
     "Publishes one event to the daemon's PULL socket (zmq.pull in sluice.json) as two\n"
     "frames, TOPIC and the JSON payload. JSON comes from the argument, or from stdin\n"
     "when it is - or absent. With --lines, each non-empty stdin line is one event.\n"
     "Fire and forget: the daemon journals what it accepts; `sluice logs` shows runs.\n"
     "  --id ID        the event's id: an id the pipeline already ran is not run again\n"
-    "  --timeout MS   give up if no daemon accepts within MS (default 5000)\n";
+    "                 (with --nats: the Nats-Msg-Id the stream deduplicates by;\n"
+    "                 with --nats --lines, line N's is ID:N)\n"
+    "  --nats URL     publish to NATS JetStream instead, each message acknowledged by\n"
+    "                 the stream (nats://HOST:4222, comma-separated for a cluster)\n"
+    "  --timeout MS   give up if no daemon accepts within MS (default 5000); with\n"
+    "                 --nats, a message not acknowledged is sent again until then\n";
 
 static const char invoke_usage[] =
     "usage: sluice invoke [-c FILE] [--id ID] [--timeout MS] [-v] PIPELINE [JSON|-]\n"
@@ -50,6 +59,7 @@ struct client_opts {
     const char *target;         /* TOPIC or PIPELINE */
     const char *json;           /* NULL or "-": stdin */
     const char *id;             /* the producer's event id, or NULL */
+    const char *nats;           /* publish: a NATS URL instead of the daemon */
 };
 
 /* Options may come before or after the positional arguments. Returns an
@@ -67,6 +77,8 @@ static int parse_opts(int argc, char **argv, const char *usage, struct client_op
             o->lines = 1;
         } else if (strcmp(a, "-v") == 0 && usage == invoke_usage) {
             o->verbose = 1;
+        } else if (strcmp(a, "--nats") == 0 && i + 1 < argc && usage == publish_usage) {
+            o->nats = argv[++i];
         } else if (strcmp(a, "--id") == 0 && i + 1 < argc) {
             o->id = argv[++i];
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
@@ -96,7 +108,7 @@ static int parse_opts(int argc, char **argv, const char *usage, struct client_op
     }
     o->target = pos[0];
     o->json = n_pos > 1 ? pos[1] : NULL;
-    if (o->id && (o->lines || !*o->id || strlen(o->id) > 200)) {
+    if (o->id && ((o->lines && !o->nats) || !*o->id || strlen(o->id) > 200)) {
         fprintf(stderr, "sluice %s: --id wants 1 to 200 characters, and one event (not "
                 "--lines)\n", argv[0]);
         return 2;
@@ -358,8 +370,76 @@ static int run_client(int argc, char **argv, const char *usage, int timeout_ms, 
     return status;
 }
 
+/* A publish that failed (no ack in time, a stream leader being elected, a
+ * server restarting) is sent again until --timeout has passed since the
+ * first try; with a Nats-Msg-Id the stream keeps one copy. */
+static int send_retrying(struct nats_publisher *pub, const struct client_opts *o,
+                         const char *msg, const char *id, struct err *e)
+{
+    int64_t give_up = clock_mono_ns() + (int64_t)o->timeout_ms * 1000000;
+    while (nats_publisher_send(pub, o->target, msg, strlen(msg), id, NULL, NULL, e) < 0) {
+        if (clock_mono_ns() >= give_up)
+            return -1;
+        struct timespec pause = {0, 200 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
+/* Each message waits for the stream's publish ack: it is stored when the
+ * next one goes. */
+static int publish_nats(const struct client_opts *o)
+{
+    struct nats_publisher *pub = NULL;
+    struct err e;
+    if (nats_publisher_open(o->nats, NULL, o->timeout_ms, false, &pub, &e) < 0) {
+        fprintf(stderr, "sluice publish: %s\n", e.msg);
+        nats_Close();
+        return 1;
+    }
+    int bad = 0, number = 0;
+    char *text = o->lines ? NULL
+                 : o->json && strcmp(o->json, "-") != 0 ? strdup(o->json) : read_stdin();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (!bad && (o->lines ? (n = getline(&line, &cap, stdin)) >= 0 : text != NULL)) {
+        char what[32] = "the payload", *msg = text;
+        if (o->lines) {
+            number++;
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+            if (n == 0)
+                continue;
+            snprintf(what, sizeof what, "line %d", number);
+            msg = line;
+        }
+        char id[256];
+        if (o->id && o->lines)
+            snprintf(id, sizeof id, "%s:%d", o->id, number);
+        if (check_json(msg, 0, what, &e) < 0 ||
+            send_retrying(pub, o, msg, o->id && o->lines ? id : o->id, &e) < 0) {
+            fprintf(stderr, "sluice publish: %s\n", e.msg);
+            bad++;
+        }
+        if (!o->lines)
+            break;
+    }
+    free(line);
+    free(text);
+    nats_publisher_close(&pub);
+    nats_Close();
+    return bad ? 1 : 0;
+}
+
 int cmd_publish(int argc, char **argv)
 {
+    struct client_opts o = {.timeout_ms = 5000};
+    int rc = parse_opts(argc, argv, publish_usage, &o);
+    if (rc >= 0)
+        return rc;
+    if (o.nats)
+        return publish_nats(&o);
     return run_client(argc, argv, publish_usage, 5000, 0, publish);
 }
 

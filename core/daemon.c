@@ -49,6 +49,7 @@
 #include "service.h"
 #include "source_dir.h"
 #include "source_http.h"
+#include "source_nats.h"
 #include "source_schedule.h"
 #include "source_zmq.h"
 #include "statelock.h"
@@ -63,6 +64,7 @@ struct generation {
     struct dispatch *dispatch;
     struct source_dir *dirs;
     struct source_schedule *schedules;
+    struct source_nats *nats;
 };
 
 struct daemon {
@@ -198,6 +200,13 @@ static int start_dirs(struct daemon *dm, struct generation *g, struct err *e)
     return 0;
 }
 
+static int start_nats(struct daemon *dm, struct generation *g, struct err *e)
+{
+    struct source_nats_hooks hooks = {.accept = ingress_on_nats, .reject = ingress_on_reject,
+                                      .arg = dm->ingress, .reader = dm->reader};
+    return source_nats_new(dm->loop, &g->set, &hooks, &g->nats, e);
+}
+
 static int start_schedules(struct daemon *dm, struct generation *g, struct err *e)
 {
     struct source_schedule_hooks hooks = {.fire = ingress_on_schedule,
@@ -241,7 +250,8 @@ static int generation_start(struct daemon *dm, struct generation *g)
 {
     struct err e;
     bind_plugins(dm, g);
-    int rc = start_dirs(dm, g, &e) < 0 || start_schedules(dm, g, &e) < 0 ? -1 : 0;
+    int rc = start_dirs(dm, g, &e) < 0 || start_schedules(dm, g, &e) < 0 ||
+                     start_nats(dm, g, &e) < 0 ? -1 : 0;
     if (rc < 0)
         log_msg(LOG_ERROR, "%s", e.msg);
     dispatch_release(g->dispatch); /* the other triggers run either way */
@@ -256,6 +266,7 @@ static void generation_free(struct daemon *dm, struct generation **gp)
         return;
     source_dir_free(&g->dirs);
     source_schedule_free(&g->schedules);
+    source_nats_free(&g->nats);
     for (size_t i = 0; dm->workers && i < g->set.n; i++)
         workers_forget(dm->workers, g->set.v[i]);
     dispatch_free(&g->dispatch);
@@ -341,6 +352,7 @@ static void reload(struct daemon *dm)
     dm->gen = g;
     source_dir_free(&dm->old->dirs); /* the new one's scan finds what lands meanwhile */
     source_schedule_free(&dm->old->schedules); /* the new one's timers take over */
+    source_nats_stop(dm->old->nats); /* the new one's fetchers take over */
     ingress_use(dm->ingress, &g->set, g->dispatch);
     dispatch_retire(dm->old->dispatch, old_retired, dm);
 }
@@ -434,6 +446,8 @@ static void drain(struct daemon *dm)
     if (dm->zmq) /* no new events while the lanes drain; invokes are answered */
         source_zmq_pause(dm->zmq, true);
     ingress_stop(dm->ingress);
+    if (dm->gen) /* NATS holds the rest for the other nodes */
+        source_nats_stop(dm->gen->nats);
     bool retired = !dm->gen || !dm->gen->dispatch;
     if (!retired) /* first: then nothing new starts */
         dispatch_retire(dm->gen->dispatch, stop_retired, &retired);
@@ -469,6 +483,7 @@ static void shutdown_all(struct daemon *dm)
         loop_timer_cancel(dm->loop, &dm->quiet);
     db_close(&dm->reader);
     writer_stop(&dm->writer);
+    source_nats_library_close();
     statelock_release(&dm->lock);
     loop_free(&dm->loop);
     config_free(&dm->cfg);

@@ -7,12 +7,19 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "nats_publish.h"
 #include "path.h"
 #include "pipeline.h"
 
 struct pusher {
     char *endpoint;
     void *z;
+};
+
+/* A NATS connection per server URL, made on first use. */
+struct nats_out {
+    char *url;
+    struct nats_publisher *pub;
 };
 
 struct destinations {
@@ -22,6 +29,8 @@ struct destinations {
     void *accept_arg;
     struct pusher *pushers;
     size_t n_pushers;
+    struct nats_out *nats;
+    size_t n_nats;
 };
 
 int destinations_new(void *zmq_ctx, int hwm, destinations_accept_fn accept, void *accept_arg,
@@ -74,6 +83,37 @@ int destinations_push(struct destinations *d, const char *endpoint, const char *
     return 0;
 }
 
+static struct nats_publisher *nats_out(struct destinations *d, const char *url, struct err *e)
+{
+    for (size_t i = 0; i < d->n_nats; i++)
+        if (strcmp(d->nats[i].url, url) == 0)
+            return d->nats[i].pub;
+    struct nats_out *v = realloc(d->nats, (d->n_nats + 1) * sizeof *v);
+    if (!v)
+        return err_set(e, "out of memory"), NULL;
+    d->nats = v;
+    struct nats_publisher *pub = NULL;
+    char *copy = strdup(url);
+    /* in the background: the loop never waits for a server */
+    if (!copy || nats_publisher_open(url, NULL, 5000, true, &pub, e) < 0) {
+        free(copy);
+        return NULL;
+    }
+    d->nats[d->n_nats++] = (struct nats_out){.url = copy, .pub = pub};
+    return pub;
+}
+
+/* Nats-Msg-Id is the event id: a record published again (a crash before
+ * the outcome committed) is recognised by the stream, not stored twice. */
+static int to_nats(struct destinations *d, const struct destination *dst,
+                   const struct delivery *dl, struct err *e)
+{
+    struct nats_publisher *pub = nats_out(d, dst->endpoint, e);
+    if (!pub)
+        return -1;
+    return nats_publisher_post(pub, dst->topic, dl->record, strlen(dl->record), dl->event_id, e);
+}
+
 /* One file per record; items of one batch share a request id, so their
  * journal ids tell them apart. */
 static int to_folder(const struct destination *dst, const struct delivery *dl, struct err *e)
@@ -114,6 +154,8 @@ void destinations_deliver(struct destinations *d, const struct delivery *dl)
         rc = to_pipeline(d, dst, dl, which, &e);
     else if (dst->kind == DEST_ZMQ)
         rc = destinations_push(d, dst->endpoint, dst->topic, dl->record, &e);
+    else if (dst->kind == DEST_NATS)
+        rc = to_nats(d, dst, dl, &e);
     if (rc < 0)
         log_msg(LOG_ERROR, "pipeline %s: the %s record of event %s was not delivered: %s "
                 "(the journal keeps the event)", dl->p->name, which, dl->event_id, e.msg);
@@ -129,6 +171,11 @@ void destinations_free(struct destinations **dp)
         free(d->pushers[i].endpoint);
     }
     free(d->pushers);
+    for (size_t i = 0; i < d->n_nats; i++) {
+        nats_publisher_close(&d->nats[i].pub);
+        free(d->nats[i].url);
+    }
+    free(d->nats);
     free(d);
     *dp = NULL;
 }

@@ -1,8 +1,10 @@
 /* destinations.h - the one place that delivers a finished event's record
  * where its pipeline's on_success / on_failure says: a folder (one file per
  * record, written atomically), another pipeline (journaled there, so the
- * hand-over is as durable as any event), or a ZeroMQ endpoint (a PUSH
- * socket per endpoint, made on first use and owned here).
+ * hand-over is as durable as any event), a ZeroMQ endpoint (a PUSH
+ * socket per endpoint, made on first use and owned here), or a NATS
+ * JetStream subject (a connection per server, made on first use; the
+ * publish ack is awaited by libnats, Nats-Msg-Id = the event id).
  *
  * Loop thread only. A record that cannot be delivered is logged; the
  * event's own journal row keeps its outcome either way.

@@ -214,7 +214,8 @@ static void start_one(struct lane *lane)
     j->item = (struct run_item){.ev = j->ev, .journal_id = j->ahead ? 0 : j->id,
                                 .append = j->append, .attempts_before = j->attempts_before,
                                 .want_response = j->reply.fn != NULL,
-                                .settled = j->ahead ? &j->settled_task : NULL};
+                                .settled = j->ahead || j->reply.after_commit
+                                               ? &j->settled_task : NULL};
     j->run = (struct run){.rn = lane->d->env.runner, .p = lane->p, .items = &j->item,
                           .n_items = 1, .ended = on_run_ended, .paused = on_run_paused,
                           .due = on_run_due};
@@ -244,7 +245,9 @@ static bool start_batch(struct lane *lane)
         j->batch = b;
         b->jobs[i] = j;
         b->items[i] = (struct run_item){.ev = j->ev, .journal_id = j->id,
-                                        .want_response = j->reply.fn != NULL};
+                                        .want_response = j->reply.fn != NULL,
+                                        .settled = j->reply.after_commit ? &j->settled_task
+                                                                         : NULL};
     }
     b->run = (struct run){.rn = lane->d->env.runner, .p = lane->p, .items = b->items,
                           .n_items = n, .ended = on_batch_ended};
@@ -459,6 +462,14 @@ static void on_run_due(struct run *r)
     pump(lane->d);
 }
 
+/* Is its answer held until its outcome commits (reply.after_commit)? Then
+ * on_ahead_settled ends it. */
+static bool waits_for_commit(const struct job *j)
+{
+    return j->reply.fn && j->reply.after_commit &&
+           (j->item.outcome == RUN_DONE || j->item.outcome == RUN_DEAD);
+}
+
 static void on_run_ended(struct run *r)
 {
     struct job *j = (struct job *)((char *)r - offsetof(struct job, run));
@@ -470,7 +481,7 @@ static void on_run_ended(struct run *r)
     if (j->ahead) {
         j->ran = true;
         ahead_progress(j);
-    } else {
+    } else if (!waits_for_commit(j)) {
         job_end(j);
     }
     slot_free(lane, held);
@@ -494,7 +505,8 @@ static void on_batch_ended(struct run *r)
         memcpy(j->request_id, b->run.request_id, sizeof j->request_id);
         lane->inflight--;
         job_conclude(j);
-        job_end(j);
+        if (!waits_for_commit(j))
+            job_end(j);
     }
     lane->inflight++; /* slot_free gives back one */
     run_release(&b->run);
@@ -527,7 +539,48 @@ static void on_ahead_settled(struct loop_task *t)
 {
     struct job *j = (struct job *)((char *)t - offsetof(struct job, settled_task));
     j->settled = true;
+    if (!j->ahead) { /* an answer after the commit (waits_for_commit) */
+        job_end(j);
+        return;
+    }
     ahead_progress(j);
+}
+
+static bool in_memory(const struct lane *lane, const char *event_id)
+{
+    for (const struct job *r = lane->running; r; r = r->next_running)
+        if (strcmp(r->ev->id, event_id) == 0)
+            return true;
+    for (int i = 0; i < lane->count; i++)
+        if (strcmp(lane->ring[(lane->head + i) % lane->capacity]->ev->id, event_id) == 0)
+            return true;
+    return false;
+}
+
+/* NATS owns redelivery: a nats lane loads nothing from the journal, so a
+ * pending row an earlier process of this node left is run only when NATS
+ * redelivers its message here (and not twice, if it went to another node).
+ * Is j such a redelivery? Then it runs that row. */
+static bool rerun_pending(struct lane *lane, struct job *j)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (lane->p->trigger != TRIGGER_NATS || in_memory(lane, j->ev->id) ||
+        sqlite3_prepare_v2(lane->d->env.reader, "SELECT id, attempts FROM events WHERE "
+                           "pipeline = ?1 AND event_id = ?2 AND state = 'pending'", -1, &st,
+                           NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return false;
+    }
+    sqlite3_bind_text(st, 1, lane->p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, j->ev->id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        j->id = sqlite3_column_int64(st, 0);
+        j->attempts_before = sqlite3_column_int(st, 1);
+        found = true;
+    }
+    sqlite3_finalize(st);
+    return found;
 }
 
 /* An invoke's append committed (or failed); its slot was reserved, so it
@@ -535,6 +588,8 @@ static void on_ahead_settled(struct loop_task *t)
 static void invoke_journaled(struct lane *lane, struct job *j)
 {
     lane->reserved--;
+    if (!j->failed && !j->inserted && rerun_pending(lane, j))
+        j->inserted = true;
     if (j->failed)
         job_answer(j, RUN_DEAD, JOURNAL_ERROR);
     else if (!j->inserted)
@@ -721,6 +776,21 @@ void dispatch_park(struct dispatch *d, const struct pipeline *p)
         lane->parked = true;
 }
 
+/* A nats lane does not resume what an earlier process (or generation) left
+ * pending: NATS redelivers those messages, here (rerun_pending) or to
+ * another node. Refills (a `sluice replay`) start after them. */
+static void skip_leftovers(struct lane *lane)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(lane->d->env.reader, "SELECT max(id) FROM events WHERE pipeline = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, lane->p->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            lane_loaded(lane, sqlite3_column_int64(st, 0));
+    }
+    sqlite3_finalize(st);
+}
+
 void dispatch_release(struct dispatch *d)
 {
     if (!d->held)
@@ -730,7 +800,10 @@ void dispatch_release(struct dispatch *d)
         if (d->lanes[i].parked)
             continue;
         sched_link(d->env.sched, &d->lanes[i].sl);
-        d->lanes[i].backlog = true;
+        if (d->lanes[i].p->trigger == TRIGGER_NATS)
+            skip_leftovers(&d->lanes[i]);
+        else
+            d->lanes[i].backlog = true;
         lane_refill(&d->lanes[i]);
     }
     pump(d);

@@ -68,6 +68,9 @@ struct dispatch_reply {
     dispatch_reply_fn fn;
     void *arg;
     const char *request_id;     /* optional: the run's request id, chosen by the caller */
+    /* A run that ends done or dead is answered only once its outcome has
+     * committed (a NATS message is acknowledged then, not before). */
+    bool after_commit;
 };
 
 /* Journal ev for pipeline p, then run it. Duplicates (same p and event id)

@@ -88,8 +88,8 @@ static void reject(struct ingress *in, const char *source, const char *reason,
         log_msg(LOG_ERROR, "%s: %s", source, e.msg);
 }
 
-static void on_reject(void *arg, const char *source, const char *reason, const char *payload,
-                      size_t len)
+void ingress_on_reject(void *arg, const char *source, const char *reason, const char *payload,
+                       size_t len)
 {
     reject(arg, source, reason, payload, len);
 }
@@ -102,6 +102,29 @@ static int event_id(const char *given, char id[ID_MAX + 1])
         return 0;
     }
     return uuid_v7(id);
+}
+
+/* What becomes of an arrival: one event made here and handed to p's
+ * dispatch (reply: NULL, or the caller waiting for the answer). With
+ * filter, p's match filter is applied first: 1 when it leaves the event
+ * out. Otherwise dispatch_accept's code, e saying why it failed. */
+struct arrival {
+    const char *id, *source, *subject, *json;
+    bool new_id;                /* the id was made here */
+    bool filter;
+};
+
+static int accept_event(struct ingress *in, const struct pipeline *p, const struct arrival *a,
+                        const struct dispatch_reply *reply, struct err *e)
+{
+    struct event *ev = event_new(a->id, a->source, a->subject, a->json, strlen(a->json),
+                                 a->new_id);
+    if (!ev)
+        return err_set(e, "out of memory");
+    int rc = a->filter && !router_accepts(p, ev) ? 1
+                                                 : dispatch_accept(in->dispatch, p, ev, reply, e);
+    event_unref(&ev);
+    return rc;
 }
 
 /* --- files ----------------------------------------------------------------- */
@@ -120,15 +143,14 @@ static void accept_file(struct ingress *in, struct pipeline *p, const char *key,
     char *source = malloc(len);
     if (source)
         snprintf(source, len, "directory:%s", p->dir_spec);
-    struct event *ev = json && id && source ? event_new(id, source, key, json, strlen(json), false)
-                                            : NULL;
+    struct arrival a = {.id = id, .source = source, .subject = key, .json = json,
+                        .filter = true};
     struct err e;
-    if (!ev)
+    if (!json || !id || !source)
         log_msg(LOG_ERROR, "pipeline %s: out of memory for %s; it will be picked up at the next "
                 "scan", p->name, path);
-    else if (router_accepts(p, ev) && dispatch_accept(in->dispatch, p, ev, NULL, &e) < 0)
+    else if (accept_event(in, p, &a, NULL, &e) < 0)
         log_msg(LOG_ERROR, "pipeline %s: %s not accepted: %s", p->name, path, e.msg);
-    event_unref(&ev);
     free(source);
     free(json);
     free(id);
@@ -242,23 +264,20 @@ static void on_zmq_invoke(void *arg, struct zmq_peer *peer, const char *pipeline
         return;
     }
     struct waiter *w = malloc(sizeof *w);
-    struct event *ev = w && event_id(given_id, id) == 0
-                           ? event_new(id, "invoke", "invoke", payload, strlen(payload),
-                                       !given_id)
-                           : NULL;
-    if (!ev) {
+    if (!w || event_id(given_id, id) < 0) {
         free(w);
         answer_error(in, peer, "InternalError", "out of memory or randomness");
         return;
     }
     *w = (struct waiter){.in = in, .peer = peer};
     struct dispatch_reply reply = {.fn = invoke_answer, .arg = w};
-    int rc = dispatch_accept(in->dispatch, p, ev, &reply, &e);
+    struct arrival a = {.id = id, .source = "invoke", .subject = "invoke", .json = payload,
+                        .new_id = !given_id};
+    int rc = accept_event(in, p, &a, &reply, &e);
     if (rc < 0) {
         free(w);
         answer_error(in, peer, busy_type(rc), e.msg);
     }
-    event_unref(&ev);
 }
 
 static void on_refill(void *arg)
@@ -328,7 +347,7 @@ static void on_zmq_replay(void *arg, struct zmq_peer *peer, const char *filter_j
 }
 
 const struct source_zmq_callbacks ingress_zmq_callbacks = {
-    .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = on_reject, .refill = on_refill,
+    .event = on_zmq_event, .invoke = on_zmq_invoke, .reject = ingress_on_reject, .refill = on_refill,
     .replay = on_zmq_replay};
 
 /* --- HTTP ------------------------------------------------------------------ */
@@ -444,17 +463,12 @@ void ingress_on_schedule(void *arg, const struct pipeline *p, const char *event_
 {
     struct ingress *in = arg;
     struct err e;
-    struct event *ev = in->set ? event_new(event_id, source, source, payload, strlen(payload),
-                                           false)
-                               : NULL;
+    struct arrival a = {.id = event_id, .source = source, .subject = source, .json = payload};
     if (closed(in))
         log_msg(LOG_WARN, "pipeline %s: a firing during a stop is not run", p->name);
-    else if (!ev)
-        log_msg(LOG_ERROR, "pipeline %s: out of memory for a scheduled firing", p->name);
-    else if (dispatch_accept(in->dispatch, p, ev, NULL, &e) < 0)
+    else if (accept_event(in, p, &a, NULL, &e) < 0)
         log_msg(LOG_ERROR, "pipeline %s: a scheduled firing was not accepted: %s", p->name,
                 e.msg);
-    event_unref(&ev);
 }
 
 bool ingress_schedule_busy(void *arg, const struct pipeline *p)
@@ -474,13 +488,31 @@ int ingress_accept_record(void *arg, const char *target, const char *id, const c
     struct pipeline *p = router_named(in->set, target);
     if (!p)
         return err_set(e, "the pipeline is gone");
-    struct event *ev = event_new(id, source, source, record, strlen(record), false);
-    if (!ev)
-        return err_set(e, "out of memory");
-    int rc = dispatch_accept(in->dispatch, p, ev, NULL, e);
-    event_unref(&ev);
-    return rc;
+    struct arrival a = {.id = id, .source = source, .subject = source, .json = record};
+    return accept_event(in, p, &a, NULL, e);
 }
+
+/* --- NATS ------------------------------------------------------------------ */
+
+int ingress_on_nats(void *arg, const char *pipeline, const char *id, const char *source,
+                    const char *subject, const char *json, const struct dispatch_reply *reply,
+                    struct err *e)
+{
+    struct ingress *in = arg;
+    if (closed(in)) {
+        err_set(e, "sluice is stopping or reloading");
+        return -EAGAIN;
+    }
+    struct pipeline *p = router_named(in->set, pipeline);
+    if (!p || p->trigger != TRIGGER_NATS) {
+        err_set(e, "pipeline %s has no nats trigger since the reload", pipeline);
+        return -ENOENT;
+    }
+    struct arrival a = {.id = id, .source = source, .subject = subject, .json = json,
+                        .filter = true};
+    return accept_event(in, p, &a, reply, e);
+}
+
 
 /* --- backpressure ---------------------------------------------------------- */
 

@@ -19,6 +19,7 @@
 
 struct config;
 struct dispatch;
+struct dispatch_reply;
 struct http_call;
 struct http_incoming;
 struct loop;
@@ -52,6 +53,17 @@ bool ingress_schedule_busy(void *arg, const struct pipeline *p);
 /* destinations' accept function: a record for pipeline `target`. */
 int ingress_accept_record(void *arg, const char *target, const char *id, const char *source,
                           const char *record, struct err *e);
+
+/* source_nats's hooks: a message as an event for `pipeline` (0: accepted,
+ * reply called once its outcome has committed; 1: its match filter leaves
+ * it out; negative: refused for now), and a message that is no event. */
+int ingress_on_nats(void *arg, const char *pipeline, const char *id, const char *source,
+                    const char *subject, const char *json, const struct dispatch_reply *reply,
+                    struct err *e);
+/* A message that never became an event (zmq frames, a NATS body that is
+ * not JSON): a row in `rejected`. */
+void ingress_on_reject(void *arg, const char *source, const char *reason, const char *payload,
+                       size_t len);
 
 /* The writer's queue length (operations) above which the zmq event sockets
  * (and folder scans) wait, and below which they are read again: short

@@ -20,6 +20,7 @@
 #include "json.h"
 #include "loader.h"
 #include "path.h"
+#include "nats_trigger.h"
 #include "router.h"
 #include "schedule.h"
 #include "spawn.h"
@@ -87,7 +88,7 @@ static const struct confmap pipeline_map[] = {
 struct raw_trigger {
     char *directory;
     bool recursive;
-    const cJSON *zmq, *http, *match;
+    const cJSON *zmq, *http, *match, *nats;
     char *schedule, *timezone, *overlap;
     bool catch_up;
 };
@@ -100,6 +101,8 @@ static const struct confmap trigger_map[] = {
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw_trigger, zmq), 0, 0, "{\"topic\": PREFIX}"},
     {"http", CONFMAP_OBJECT, offsetof(struct raw_trigger, http), 0, 0,
      "{\"method\": M, \"path\": P}"},
+    {"nats", CONFMAP_OBJECT, offsetof(struct raw_trigger, nats), 0, 0,
+     "{\"url\", \"stream\", \"subject\", \"consumer\"}: a JetStream pull consumer"},
     {"match", CONFMAP_OBJECT, offsetof(struct raw_trigger, match), 0, 0,
      "filter: prefix, suffix, equals, anything-but on the file key or topic; event: pattern"},
     {"schedule", CONFMAP_STRING, offsetof(struct raw_trigger, schedule), 0, 0,
@@ -181,7 +184,7 @@ static const struct confmap batch_map[] = {
 
 struct raw_destination {
     char *directory, *pipeline;
-    const cJSON *zmq;
+    const cJSON *zmq, *nats;
 };
 
 static const struct confmap destination_map[] = {
@@ -191,6 +194,8 @@ static const struct confmap destination_map[] = {
      "another pipeline that receives the record as its event"},
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw_destination, zmq), 0, 0,
      "{\"endpoint\": E, \"topic\": T}: a PUSH socket sends TOPIC and the record"},
+    {"nats", CONFMAP_OBJECT, offsetof(struct raw_destination, nats), 0, 0,
+     "{\"url\": U, \"subject\": S}: published to JetStream, Nats-Msg-Id = the event id"},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -704,10 +709,10 @@ static int parse_schedule_trigger(struct pipeline *p, struct raw_trigger *t, str
 static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct diag *d)
 {
     int kinds = (t->directory != NULL) + (t->zmq != NULL) + (t->http != NULL) +
-                (t->schedule != NULL);
+                (t->schedule != NULL) + (t->nats != NULL);
     if (kinds > 1) {
-        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\", \"http\" or "
-                   "\"schedule\", not %d", kinds);
+        diag_error(d, p->file, "trigger: give one of \"directory\", \"zmq\", \"http\", "
+                   "\"schedule\" or \"nats\", not %d", kinds);
         return 1;
     }
     int schedule_errors = parse_schedule_trigger(p, t, d);
@@ -715,6 +720,10 @@ static int parse_trigger_kind(struct pipeline *p, struct raw_trigger *t, struct 
         return schedule_errors;
     if (t->http)
         return parse_http_trigger(p, t->http, d);
+    if (t->nats) {
+        p->trigger = TRIGGER_NATS;
+        return nats_trigger_parse(t->nats, p->file, &p->nats, d);
+    }
     if (t->zmq) {
         struct raw_zmq z = {0};
         int errors = confmap_apply(zmq_trigger_map, t->zmq, &z, p->file, "trigger.zmq", d);
@@ -798,10 +807,11 @@ static int parse_destination(struct pipeline *p, struct destination *dst, const 
 {
     struct raw_destination r = {0};
     int errors = confmap_apply(destination_map, json, &r, p->file, where, d);
-    int kinds = (r.directory != NULL) + (r.pipeline != NULL) + (r.zmq != NULL);
+    int kinds = (r.directory != NULL) + (r.pipeline != NULL) + (r.zmq != NULL) +
+                (r.nats != NULL);
     if (errors == 0 && kinds != 1) {
-        diag_error(d, p->file, "%s: give exactly one of \"directory\", \"pipeline\", \"zmq\"",
-                   where);
+        diag_error(d, p->file, "%s: give exactly one of \"directory\", \"pipeline\", \"zmq\", "
+                   "\"nats\"", where);
         errors++;
     } else if (errors == 0 && r.directory) {
         char what[64];
@@ -813,6 +823,9 @@ static int parse_destination(struct pipeline *p, struct destination *dst, const 
         dst->kind = DEST_PIPELINE;
         dst->pipeline = r.pipeline;
         r.pipeline = NULL;
+    } else if (errors == 0 && r.nats) {
+        dst->kind = DEST_NATS;
+        errors += nats_destination_parse(r.nats, p->file, where, &dst->endpoint, &dst->topic, d);
     } else if (errors == 0) {
         errors += parse_zmq_dest(p, dst, r.zmq, where, d);
     }
@@ -985,6 +998,7 @@ void pipeline_free(struct pipeline **pp)
     free(p->dir_spec);
     free(p->dir);
     free(p->zmq_topic);
+    nats_trigger_free(&p->nats);
     free(p->http_method);
     free(p->http_path);
     strv_free(&p->environment);

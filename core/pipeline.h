@@ -15,10 +15,12 @@
 
 struct config;
 struct match;
+struct nats_trigger;
 struct plugin;
 struct plugin_instance;
 
-enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE };
+enum trigger_kind { TRIGGER_NONE, TRIGGER_DIRECTORY, TRIGGER_ZMQ, TRIGGER_HTTP, TRIGGER_SCHEDULE,
+                    TRIGGER_NATS };
 /* A firing due while the previous one's run is still going: dropped, or run
  * after it. */
 enum overlap { OVERLAP_SKIP, OVERLAP_QUEUE };
@@ -72,14 +74,14 @@ struct step {
 };
 
 /* Where a finished event's record goes (on_success / on_failure). */
-enum dest_kind { DEST_NONE, DEST_DIRECTORY, DEST_PIPELINE, DEST_ZMQ };
+enum dest_kind { DEST_NONE, DEST_DIRECTORY, DEST_PIPELINE, DEST_ZMQ, DEST_NATS };
 
 struct destination {
     enum dest_kind kind;
     char *directory;            /* resolved */
     char *pipeline;
-    char *endpoint;             /* zmq: connect a PUSH socket here */
-    char *topic;
+    char *endpoint;             /* zmq: connect a PUSH socket here; nats: the server URL */
+    char *topic;                /* zmq: the first frame; nats: the subject */
 };
 
 struct pipeline {
@@ -98,6 +100,7 @@ struct pipeline {
     char *timezone;             /* of a cron schedule; NULL: UTC */
     bool catch_up;              /* run a firing missed while sluice was down, once */
     enum overlap overlap;
+    struct nats_trigger *nats;  /* trigger.nats (nats_trigger.h), or NULL */
     struct match *match;
     struct step *steps;
     size_t n_steps;

@@ -224,7 +224,7 @@ static void test_zmq_and_http_triggers(void)
                  "{\"name\": \"t\", \"isolation\": \"thread\","
                  " \"trigger\": {\"directory\": \"in\", \"zmq\": {\"topic\": \"a\"}},"
                  " \"steps\": [{\"handler\": \"a.b\"}]}",
-                 1, "trigger: give one of \"directory\", \"zmq\", \"http\" or \"schedule\", not 2");
+                 1, "trigger: give one of \"directory\", \"zmq\", \"http\", \"schedule\" or \"nats\", not 2");
 }
 
 static void test_http_trigger(void)
@@ -370,8 +370,8 @@ static void test_schedule_trigger(void)
                  "{\"name\": \"s\", \"isolation\": \"thread\","
                  " \"trigger\": {\"schedule\": \"rate(5 minutes)\", \"directory\": \"in\"},"
                  " \"steps\": [{\"handler\": \"a.b\"}]}",
-                 1, "trigger: give one of \"directory\", \"zmq\", \"http\" or \"schedule\", "
-                 "not 2");
+                 1, "trigger: give one of \"directory\", \"zmq\", \"http\", \"schedule\" or "
+                 "\"nats\", not 2");
 }
 
 static void test_destinations(void)
@@ -397,11 +397,11 @@ static void test_destinations(void)
     expect_error("dest-two.json",
                  "{\"name\": \"x\", \"isolation\": \"thread\", \"steps\": [{\"handler\": \"a.b\"}],"
                  " \"on_failure\": {\"directory\": \"dead\", \"pipeline\": \"y\"}}",
-                 1, "on_failure: give exactly one of \"directory\", \"pipeline\", \"zmq\"");
+                 1, "on_failure: give exactly one of \"directory\", \"pipeline\", \"zmq\", \"nats\"");
     expect_error("dest-none.json",
                  "{\"name\": \"x\", \"isolation\": \"thread\", \"steps\": [{\"handler\": \"a.b\"}],"
                  " \"on_success\": {}}",
-                 1, "on_success: give exactly one of \"directory\", \"pipeline\", \"zmq\"");
+                 1, "on_success: give exactly one of \"directory\", \"pipeline\", \"zmq\", \"nats\"");
     expect_error("dest-zmq.json",
                  "{\"name\": \"x\", \"isolation\": \"thread\", \"steps\": [{\"handler\": \"a.b\"}],"
                  " \"on_failure\": {\"zmq\": {\"topic\": \"t\"}}}",
