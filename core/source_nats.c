@@ -24,12 +24,15 @@
 #define FETCH_WAIT_MS 500       /* a fetch waits this long for messages (and a stop) */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-/* Messages in hand per slot of the pipeline (its concurrency): the runs in
- * progress and the next ones, so a slot that frees finds its next event
- * already here rather than a fetch round trip and a journal commit away,
- * and never more than the node starts soon (the rest stays in the stream
- * for the other nodes). */
-#define PREFETCH_PER_SLOT 8
+/* Messages in hand: the runs in progress and the next ones, so a slot that
+ * frees finds its next event already here rather than a fetch round trip and
+ * a journal commit away, and never more than the node starts soon (the rest
+ * stays in the stream for the other nodes). "Soon" is measured: the limit
+ * follows what the node finished in the last window, so fast handlers get a
+ * deep pipeline and slow ones hold little more than their slots. */
+#define IN_HAND_PER_SLOT 8      /* the least, and the start */
+#define IN_HAND_MAX 1024
+#define SOON_MS 100             /* the work of this long is held in hand */
 
 struct nats_link;
 
@@ -68,7 +71,11 @@ struct nats_link {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int budget;                 /* mu: messages it may fetch (free slots not yet filled) */
+    int budget;                 /* mu: messages it may fetch (the limit less those in hand) */
+    int limit;                  /* loop thread: messages it may hold at once */
+    int least;                  /* the limit's floor: IN_HAND_PER_SLOT x concurrency */
+    int64_t window_ns;          /* loop thread: when the current window began */
+    int window_settled;         /* ... and how many were settled in it */
     bool stop;                  /* mu */
     struct nats_batch *posted;  /* mu */
 };
@@ -327,12 +334,32 @@ static void *fetcher(void *arg)
 
 static void link_unref(struct nats_link *ln);
 
-/* A free slot again: the fetcher may fetch one more. */
+/* Once a window: the limit becomes what was settled in SOON_MS, within
+ * [least, IN_HAND_MAX]. Returns the change. */
+static int adapt_limit(struct nats_link *ln)
+{
+    int64_t now = clock_mono_ns(), span = now - ln->window_ns;
+    ln->window_settled++;
+    if (span < (int64_t)SOON_MS * 1000000)
+        return 0;
+    long soon = (long)((double)ln->window_settled * SOON_MS * 1e6 / (double)span);
+    int limit = soon < ln->least ? ln->least : soon > IN_HAND_MAX ? IN_HAND_MAX : (int)soon;
+    int delta = limit - ln->limit;
+    ln->limit = limit;
+    ln->window_ns = now;
+    ln->window_settled = 0;
+    return delta;
+}
+
+/* A free slot again: the fetcher may fetch one more (or more, or fewer,
+ * as the limit adapts). */
 static void give_back(struct nats_link *ln, int n)
 {
+    int delta = adapt_limit(ln);
     pthread_mutex_lock(&ln->mu);
-    ln->budget += n;
-    pthread_cond_signal(&ln->cv);
+    ln->budget += n + delta;
+    if (ln->budget > 0)
+        pthread_cond_signal(&ln->cv);
     pthread_mutex_unlock(&ln->mu);
 }
 
@@ -561,7 +588,9 @@ static struct nats_link *link_new(struct source_nats *src, const struct pipeline
     ln->cfg = *p->nats;
     ln->refs = 1;
     atomic_store(&ln->ack_wait_ms, (long long)p->nats->ack_wait_ms);
-    ln->budget = (p->concurrency > 0 ? p->concurrency : 1) * PREFETCH_PER_SLOT;
+    ln->least = ln->limit = ln->budget = (p->concurrency > 0 ? p->concurrency : 1) *
+                                         IN_HAND_PER_SLOT;
+    ln->window_ns = clock_mono_ns();
     pthread_mutex_init(&ln->mu, NULL);
     pthread_cond_init(&ln->cv, NULL);
     if (!ln->pipeline) {

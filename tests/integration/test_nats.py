@@ -118,17 +118,25 @@ class Nats(SluiceTestCase):
         self.assertEqual(a.count("events"), len(ids_a) + 1)
 
     def test_server_restart_costs_no_message(self):
-        sb = self.sandbox()
+        sb = self.sandbox({"python": PYTHON})
         srv = self.server(sb)
-        sb.add_pipeline(nats_pipeline("orders", srv.url, ack_wait_ms=2000))
+        # a handler of a few ms, so the flood is still running when the server goes
+        sb.drop("code/app.py", SLOW)
+        p = nats_pipeline("orders", srv.url, ack_wait_ms=2000)
+        p.pop("isolation")
+        p["steps"] = [{"name": "slow", "runtime": "python3", "code": "code",
+                       "handler": "app.slow"}]
+        sb.add_pipeline(p)
         d = self.daemon(sb)
         self.wait_for(lambda: "bound consumer" in d.log(), what="bound")
-        self.publish(srv.url, "orders.eu", lines=['{"n":%d}' % i for i in range(2000)])
+        self.publish(srv.url, "orders.eu",
+                     lines=['{"sleep_s":0.003,"n":%d}' % i for i in range(2000)])
         self.wait_for(lambda: len(self.done_ids(sb)) >= 20, what="the first ones done")
         self.assertLess(len(self.done_ids(sb)), 2000, "all done before the server went")
         srv.stop(sig=signal.SIGKILL)
         srv.start()  # the same port and store: the stream and its consumer are still there
-        self.publish(srv.url, "orders.eu", lines=['{"n":%d}' % i for i in range(2000, 2100)])
+        self.publish(srv.url, "orders.eu",
+                     lines=['{"sleep_s":0,"n":%d}' % i for i in range(2000, 2100)])
         self.wait_for(lambda: len(set(self.done_ids(sb))) == 2100, timeout=90,
                       what="every message done after the server came back")
         self.assertEqual(len(self.done_ids(sb)), 2100)
