@@ -200,9 +200,15 @@ static int start_dirs(struct daemon *dm, struct generation *g, struct err *e)
     return 0;
 }
 
+static bool nats_runs(void *dispatch, const struct pipeline *p)
+{
+    return !dispatch_parked(dispatch, p);
+}
+
 static int start_nats(struct daemon *dm, struct generation *g, struct err *e)
 {
     struct source_nats_hooks hooks = {.accept = ingress_on_nats, .reject = ingress_on_reject,
+                                      .runs = nats_runs, .runs_arg = g->dispatch,
                                       .arg = dm->ingress, .reader = dm->reader};
     return source_nats_new(dm->loop, &g->set, &hooks, &g->nats, e);
 }

@@ -776,6 +776,12 @@ void dispatch_park(struct dispatch *d, const struct pipeline *p)
         lane->parked = true;
 }
 
+bool dispatch_parked(const struct dispatch *d, const struct pipeline *p)
+{
+    const struct lane *lane = lane_of(d, p);
+    return lane && lane->parked;
+}
+
 /* A nats lane does not resume what an earlier process (or generation) left
  * pending: NATS redelivers those messages, here (rerun_pending) or to
  * another node. Refills (a `sluice replay`) start after them. */

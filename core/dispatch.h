@@ -58,6 +58,7 @@ void dispatch_release(struct dispatch *d);
 /* Before the release: p's lane journals its events but runs nothing (its
  * plugins did not load). */
 void dispatch_park(struct dispatch *d, const struct pipeline *p);
+bool dispatch_parked(const struct dispatch *d, const struct pipeline *p);
 
 /* Called on the loop thread when a run that wants an answer ends. response
  * is the runner's answer JSON; request_id may be empty if it never ran. */

@@ -622,6 +622,11 @@ int source_nats_new(struct loop *l, const struct pipeline_set *set,
         const struct pipeline *p = set->v[i];
         if (p->trigger != TRIGGER_NATS)
             continue;
+        if (hooks->runs && !hooks->runs(hooks->runs_arg, p)) {
+            log_msg(LOG_WARN, "pipeline %s: not fetching from stream %s until its plugins "
+                    "load; its messages stay in the stream", p->name, p->nats->stream);
+            continue;
+        }
         struct nats_link *ln = link_new(src, p);
         if (!ln)
             return err_set(e, "out of memory");

@@ -19,12 +19,14 @@
 #define SLUICE_SOURCE_NATS_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
 
 struct dispatch_reply;
 struct loop;
+struct pipeline;
 struct pipeline_set;
 struct source_nats;
 
@@ -38,6 +40,11 @@ struct source_nats_hooks {
     /* A message that cannot become an event (its body is not JSON). */
     void (*reject)(void *arg, const char *source, const char *reason, const char *payload,
                    size_t len);
+    /* Does the pipeline run here? One that does not (its plugins did not
+     * load) fetches nothing: its messages stay in the stream for the other
+     * nodes, and do not use up their deliveries on refusals. */
+    bool (*runs)(void *runs_arg, const struct pipeline *p);
+    void *runs_arg;
     void *arg;
     sqlite3 *reader;            /* the journal, for redeliveries of finished events */
 };
