@@ -28,7 +28,7 @@ static const char logs_usage[] =
     "  --follow, -f   then keep printing new invocations as they land (Ctrl-C ends)\n"
     "  --json         one JSON object per line (for scripts and jq)\n"
     "  --db FILE      read this database instead of the config's; give it once per node\n"
-    "                 (--db a.db --db b.db) to see a fleet: rows say which file (node)\n";
+    "                 (--db a.db --db b.db) to see a fleet: rows say which node wrote them\n";
 
 static const char stats_usage[] =
     "usage: sluice stats [-c FILE | --db FILE...]\n"
@@ -79,10 +79,63 @@ static int fleet_arg(struct fleet *f, int argc, char **argv, int *i, const char 
     return 1;
 }
 
+/* The columns of main's table other than node, comma-separated (sqlite3_free). */
+static char *columns_but_node(sqlite3 *db, const char *table)
+{
+    sqlite3_stmt *st;
+    char *cols = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT group_concat('\"' || replace(name, '\"', '\"\"') || '\"',"
+                           " ', ') FROM pragma_table_info(?1, 'main') WHERE name <> 'node'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        cols = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return cols;
+}
+
+/* What a database's rows say their node is: the node column (schema 4 on),
+ * or, for rows written before it, the file as given. */
+static char *node_of(sqlite3 *db, const char *schema, const char *table, const char *file)
+{
+    sqlite3_stmt *st;
+    bool has = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1, ?2) WHERE name = 'node'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, schema, -1, SQLITE_STATIC);
+        has = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return has ? sqlite3_mprintf("coalesce(node, %Q)", file) : sqlite3_mprintf("%Q", file);
+}
+
+/* One table over every node: SELECT its columns and the node from each. */
+static char *fleet_view(sqlite3 *db, const struct fleet *f, const char *table)
+{
+    char *cols = columns_but_node(db, table);
+    char *sql = cols ? sqlite3_mprintf("CREATE TEMP VIEW %s AS ", table) : NULL;
+    for (int i = 0; sql && i < f->n; i++) {
+        char schema[32];
+        snprintf(schema, sizeof schema, i == 0 ? "main" : "node%d", i);
+        char *node = node_of(db, schema, table, f->db[i]);
+        char *more = node ? sqlite3_mprintf("%s%sSELECT %s, %s AS node FROM %s.%s", sql,
+                                            i ? " UNION ALL " : "", cols, node, schema, table)
+                          : NULL;
+        sqlite3_free(node);
+        sqlite3_free(sql);
+        sql = more;
+    }
+    sqlite3_free(cols);
+    return sql;
+}
+
 /* Several databases as one: the others ATTACHed to the first, and TEMP
  * views (searched before main's tables) over all of them: invocations and
- * events with a `node` column (the file as given), and pipeline_stats made
- * from main's own definition, so it counts the whole fleet. */
+ * events with their `node` (the node_name that wrote them, or the file as
+ * given for rows from before there was one), and pipeline_stats made from
+ * main's own definition, so it counts the whole fleet. */
 static int fleet_views(sqlite3 *db, const struct fleet *f)
 {
     static const char *const tables[] = {"invocations", "events"};
@@ -96,14 +149,7 @@ static int fleet_views(sqlite3 *db, const struct fleet *f)
             return -1;
     }
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
-        char *sql = sqlite3_mprintf("CREATE TEMP VIEW %s AS SELECT *, %Q AS node FROM main.%s",
-                                    tables[t], f->db[0], tables[t]);
-        for (int i = 1; sql && i < f->n; i++) {
-            char *more = sqlite3_mprintf("%s UNION ALL SELECT *, %Q FROM node%d.%s", sql,
-                                         f->db[i], i, tables[t]);
-            sqlite3_free(sql);
-            sql = more;
-        }
+        char *sql = fleet_view(db, f, tables[t]);
         int rc = sql ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
         sqlite3_free(sql);
         if (rc != SQLITE_OK)

@@ -172,6 +172,7 @@ int cmd_replay(int argc, char **argv)
         return 1;
     }
     diag_free(&d);
+    db_set_node(cfg->node_name);
     sqlite3 *db = NULL;
     struct err e;
     if (db_open(cfg->database, false, &db, &e) < 0) { /* read-only: no migration here */

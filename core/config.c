@@ -38,6 +38,7 @@ struct raw {
     char *region;               /* issue 16: worker environment */
     struct strv pass_env;
     char *run_as;               /* issue 21: workers' identity */
+    char *node_name;            /* issue 18: this node's name in its rows */
 };
 
 static const struct confmap config_map[] = {
@@ -70,6 +71,8 @@ static const struct confmap config_map[] = {
     {"zmq", CONFMAP_OBJECT, offsetof(struct raw, zmq), 0, 0,
      "ZeroMQ endpoints: pull, router, sub: [{endpoint, topics}]"},
     /* issue 16: what workers see (core/worker_env.c) */
+    {"node_name", CONFMAP_STRING, offsetof(struct raw, node_name), 0, 0,
+     "this node's name in the node column of its rows (default: the host name)"},
     {"region", CONFMAP_STRING, offsetof(struct raw, region), 0, 0,
      "AWS_REGION and AWS_DEFAULT_REGION of handlers (default \"local\")"},
     {"pass_env", CONFMAP_STRINGS, offsetof(struct raw, pass_env), 0, 0,
@@ -188,6 +191,27 @@ static int check_curve(struct config *c, struct diag *d)
 /* What a source accepts must fit in a worker's frame: process isolation
  * (the default) could not run it. An HTTP body may grow by a third in the
  * event (base64). */
+/* The name in the node column: given, else the host name. Printable,
+ * 1-64 bytes, so fleet views can show it as it is. Returns the errors. */
+static int set_node_name(struct config *c, const char *given, struct diag *d)
+{
+    char host[256] = "";
+    if (!given && gethostname(host, sizeof host - 1) < 0)
+        snprintf(host, sizeof host, "localhost");
+    const char *name = given ? given : host;
+    size_t n = strlen(name);
+    bool printable = n > 0 && n <= 64;
+    for (size_t i = 0; printable && i < n; i++)
+        printable = (unsigned char)name[i] > 0x20 && name[i] != 0x7f;
+    if (!printable) {
+        diag_error(d, c->file, "node_name \"%.80s\": give 1 to 64 printable characters without "
+                   "spaces (it names this node in every row of its database)", name);
+        return 1;
+    }
+    c->node_name = strdup(name);
+    return c->node_name ? 0 : 1;
+}
+
 static int check_sizes(const struct config *c, struct diag *d)
 {
     int errors = 0;
@@ -427,6 +451,7 @@ static int apply_doc(struct config *c, struct diag *d)
     }
     c->run_as = r.run_as;
     r.run_as = NULL;
+    errors += set_node_name(c, r.node_name, d);
     c->queue_size = r.queue_size;
     if (!c->zmq.pull)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
@@ -527,6 +552,7 @@ void config_free(struct config **cp)
     free(c->zmq.client_public);
     free(c->python);
     free(c->run_as);
+    free(c->node_name);
     free(c->node);
     free(c->region);
     strv_free(&c->pass_env);

@@ -74,6 +74,7 @@ struct config {
     char *region;               /* AWS_REGION of handlers, "local" by default */
     struct strv pass_env;       /* daemon variables workers get (names) */
     char *run_as;               /* workers' default identity (spawn_parse_run_as), or NULL */
+    char *node_name;            /* this node's name in its rows (node column) */
     cJSON *doc;                 /* the parsed document (owns *_raw) */
 };
 

@@ -636,7 +636,9 @@ static int start(struct daemon *dm, const char *config_file)
         return -1;
     }
     diag_free(&d);
-    log_msg(LOG_INFO, "config %s, database %s", dm->cfg->file, dm->cfg->database);
+    log_msg(LOG_INFO, "config %s, database %s, node %s", dm->cfg->file, dm->cfg->database,
+            dm->cfg->node_name);
+    db_set_node(dm->cfg->node_name);
     event_clock_start();
     if (loop_new(&dm->loop, &e) < 0 || setup_signals(dm, &e) < 0 || open_state(dm, &e) < 0 ||
         start_engine(dm, &e) < 0 ||

@@ -107,6 +107,11 @@ static const char *const migrations[] = {
     "  last_fired_at TEXT,"
     "  next_fire_at TEXT,"
     "  updated_at TEXT NOT NULL);",
+    /* version 4: the node that wrote each row (node_name in sluice.json), so
+     * a fleet's databases can be read together (sluice logs --db A --db B) */
+    "ALTER TABLE events ADD COLUMN node TEXT;"
+    "ALTER TABLE invocations ADD COLUMN node TEXT;"
+    "ALTER TABLE logs ADD COLUMN node TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -197,6 +202,26 @@ static int check_version(sqlite3 *db, const char *path, struct err *e)
     return 0;
 }
 
+/* The node name rows are written with: one per process, like its config. */
+static char node_name[65];
+
+void db_set_node(const char *name)
+{
+    snprintf(node_name, sizeof node_name, "%s", name ? name : "");
+}
+
+/* sluice_node(): the writers' SQL names the node through it, so every
+ * statement that adds a row says which node wrote it without a bound
+ * parameter of its own. */
+static void sql_node(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!node_name[0] && gethostname(node_name, sizeof node_name - 1) < 0)
+        snprintf(node_name, sizeof node_name, "localhost");
+    sqlite3_result_text(ctx, node_name, -1, SQLITE_TRANSIENT);
+}
+
 int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
 {
     *out = NULL;
@@ -216,6 +241,12 @@ int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
         return -1;
     }
     sqlite3_busy_timeout(db, 5000);
+    if (writable && sqlite3_create_function(db, "sluice_node", 0, SQLITE_UTF8, NULL, sql_node,
+                                            NULL, NULL) != SQLITE_OK) {
+        err_set(e, "database %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return -1;
+    }
     const char *pragmas = writable ? "PRAGMA auto_vacuum = INCREMENTAL;" /* before WAL: see above */
                                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                                      "PRAGMA foreign_keys = ON;"

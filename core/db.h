@@ -15,11 +15,14 @@
 
 #include "err.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 /* Open (creating and migrating when writable). Read-only handles never
  * migrate and fail on a database newer than this build understands. */
 int db_open(const char *path, bool writable, sqlite3 **out, struct err *e);
+/* The name writable connections put in the node column of the rows they
+ * add (sluice_node() in SQL); before it is set: the host name. */
+void db_set_node(const char *name);
 void db_close(sqlite3 **db);
 
 /* Run SQL text (several statements) or fail with a message. */

@@ -15,11 +15,11 @@
 static const char SQL_INVOCATION[] =
     "INSERT INTO invocations (request_id, event_id, pipeline, step, handler, source, attempt,"
     " started_at, duration_ms, init_ms, status, status_code, error, input_bytes, output_bytes,"
-    " plugin_version, max_memory_kb) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-    " ?13, ?14, ?15, ?16, ?17)";
+    " plugin_version, max_memory_kb, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+    " ?12, ?13, ?14, ?15, ?16, ?17, sluice_node())";
 static const char SQL_LOG[] =
-    "INSERT INTO logs (request_id, pipeline, step, at, level, message)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO logs (request_id, pipeline, step, at, level, message, node)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, sluice_node())";
 
 const char *invlog_status_name(enum inv_status s)
 {

@@ -10,7 +10,8 @@
 
 static const char SQL_APPEND[] =
     "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at, state,"
-    " attempts, finished_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    " attempts, finished_at, error, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " sluice_node())";
 static const char SQL_DUPLICATE[] =
     "UPDATE events SET duplicates = duplicates + 1 WHERE pipeline = ?2 AND event_id = ?1";
 static const char SQL_FINISH[] =
@@ -233,8 +234,9 @@ int journal_append_post(struct writer *w, struct loop *l, const char *pipeline,
 }
 
 static const char SQL_REPLAY[] =
-    "INSERT INTO events (event_id, pipeline, source, payload, received_at, replay_of)"
-    " SELECT e.event_id || '#r' || e.id, e.pipeline, 'replay:' || e.source, e.payload, ?4, e.id"
+    "INSERT INTO events (event_id, pipeline, source, payload, received_at, replay_of, node)"
+    " SELECT e.event_id || '#r' || e.id, e.pipeline, 'replay:' || e.source, e.payload, ?4, e.id,"
+    " sluice_node()"
     JOURNAL_DEAD_MATCHING;
 
 void journal_bind_filter(sqlite3_stmt *st, const struct journal_replay_filter *f)

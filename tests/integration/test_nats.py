@@ -64,7 +64,7 @@ class Nats(SluiceTestCase):
             "SELECT event_id FROM events WHERE state = 'done'")]
 
     def test_two_daemons_share_a_flood_each_message_done_exactly_once(self):
-        a, b = self.sandbox(), self.sandbox()
+        a, b = self.sandbox({"node_name": "node-a"}), self.sandbox({"node_name": "node-b"})
         srv = self.server(a)
         for sb in (a, b):
             sb.add_pipeline(nats_pipeline("orders", srv.url))
@@ -105,7 +105,12 @@ class Nats(SluiceTestCase):
                   with_config=False)
         self.assertEqual(r.returncode, 0, r.stderr)
         nodes = {json.loads(l)["node"] for l in r.stdout.splitlines()}
-        self.assertLessEqual(nodes, {a.database, b.database})
+        self.assertLessEqual(nodes, {"node-a", "node-b"})
+        # every row says which node wrote it
+        for sb, name in ((a, "node-a"), (b, "node-b")):
+            for table in ("events", "invocations"):
+                self.assertEqual(sb.db_rows("SELECT DISTINCT node FROM %s" % table),
+                                 [{"node": name}], table)
         self.assertEqual(len(r.stdout.splitlines()), 400)
         r = a.cli("logs", "--db", a.database, "--db", b.database, "--follow",
                   with_config=False)

@@ -423,6 +423,29 @@ static void test_parse_text(void)
     diag_free(&d);
 }
 
+/* node_name: the host name unless given; printable, 1-64 bytes. */
+static void test_node_name(void)
+{
+    struct config *c = NULL;
+    struct diag d = {0};
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    CHECK(config_parse("x.json", "{}", 2, &c, &d) == 0);
+    if (c)
+        CHECK_STR(c->node_name, host);
+    config_free(&c);
+    const char *given = "{\"node_name\": \"eu-1\"}";
+    CHECK(config_parse("x.json", given, strlen(given), &c, &d) == 0);
+    if (c)
+        CHECK_STR(c->node_name, "eu-1");
+    config_free(&c);
+    const char *bad = "{\"node_name\": \"eu 1\"}";
+    CHECK(config_parse("x.json", bad, strlen(bad), &c, &d) == -1);
+    CHECK_CONTAINS(d.n ? d.items[d.n - 1].text : NULL,
+                   "x.json: node_name \"eu 1\": give 1 to 64 printable characters");
+    diag_free(&d);
+}
+
 /* admin, retention, and comments in the file. */
 static void test_operations_keys(void)
 {
@@ -517,6 +540,7 @@ int main(void)
     test_invalid_json();
     test_exposure();
     test_parse_text();
+    test_node_name();
     test_operations_keys();
     test_missing_file();
     tu_rm_rf(tmp);
