@@ -29,6 +29,7 @@ struct loop {
     struct watcher *dead;
     pthread_mutex_t lock;
     struct loop_task *inbox_head, *inbox_tail;
+    size_t inbox_len;
     struct loop_timer *timers;  /* sorted by due time */
 };
 
@@ -64,16 +65,37 @@ fail:
     return -1;
 }
 
+/* The tasks posted before this call, taken one at a time under the lock, so
+ * a task can still cancel one not yet run (a source freed by an earlier
+ * task cancels what its thread posted). Tasks posted meanwhile wait for the
+ * next round (the loop wakes itself for them), so timers and sockets get
+ * their turn between rounds. */
 void loop_run_inbox(struct loop *l)
 {
     pthread_mutex_lock(&l->lock);
-    struct loop_task *t = l->inbox_head;
-    l->inbox_head = l->inbox_tail = NULL;
+    size_t n = l->inbox_len;
     pthread_mutex_unlock(&l->lock);
-    while (t) {
-        struct loop_task *next = t->next;
+    for (; n > 0; n--) {
+        pthread_mutex_lock(&l->lock);
+        struct loop_task *t = l->inbox_head;
+        if (t) {
+            l->inbox_head = t->next;
+            if (!l->inbox_head)
+                l->inbox_tail = NULL;
+            l->inbox_len--;
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (!t)
+            break;
         t->run(t);
-        t = next;
+    }
+    pthread_mutex_lock(&l->lock);
+    bool more = l->inbox_head != NULL;
+    pthread_mutex_unlock(&l->lock);
+    if (more) { /* posted meanwhile into a list not empty: nobody woke the loop */
+        uint64_t one = 1;
+        ssize_t w = write(l->wakefd, &one, sizeof one);
+        (void)w;
     }
 }
 
@@ -141,6 +163,7 @@ void loop_post(struct loop *l, struct loop_task *task)
     else
         l->inbox_head = task;
     l->inbox_tail = task;
+    l->inbox_len++;
     pthread_mutex_unlock(&l->lock);
     if (!was_empty)
         return; /* the loop was woken for the first task and takes them all */
@@ -162,6 +185,7 @@ void loop_cancel(struct loop *l, struct loop_task *task)
             l->inbox_head = t->next;
         if (l->inbox_tail == t)
             l->inbox_tail = prev;
+        l->inbox_len--;
         break;
     }
     pthread_mutex_unlock(&l->lock);

@@ -162,6 +162,46 @@ static void plain_run(struct loop_task *t)
     plain_ran++;
 }
 
+/* A task that cancels one posted after it, before it runs: what a source
+ * freed by a task does with the batches its thread posted. */
+static struct loop *cancel_loop;
+static struct loop_task *cancel_victim, *repost;
+
+static void cancel_run(struct loop_task *t)
+{
+    (void)t;
+    plain_ran++;
+    if (cancel_victim)
+        loop_cancel(cancel_loop, cancel_victim);
+    if (repost)
+        loop_post(cancel_loop, repost);
+}
+
+static void test_a_task_cancels_a_later_one_of_its_round(void)
+{
+    struct err e;
+    CHECK(loop_new(&cancel_loop, &e) == 0);
+    struct loop_task a = {.run = cancel_run}, b = {.run = plain_run}, c = {.run = plain_run};
+    plain_ran = 0;
+    cancel_victim = &b;
+    loop_post(cancel_loop, &a);
+    loop_post(cancel_loop, &b);
+    loop_run_inbox(cancel_loop);
+    CHECK(plain_ran == 1); /* b was cancelled before its turn */
+    /* a task posted during a round runs in the next, and the loop wakes for it */
+    cancel_victim = NULL;
+    repost = &c;
+    loop_post(cancel_loop, &a);
+    loop_run_inbox(cancel_loop);
+    CHECK(plain_ran == 2);
+    repost = NULL;
+    int64_t t0 = clock_mono_ns();
+    while (plain_ran < 3 && clock_mono_ns() - t0 < 2000 * 1000000LL)
+        CHECK(loop_run_once(cancel_loop, 2000, &e) == 0);
+    CHECK(plain_ran == 3); /* a lost wake-up would have left it waiting */
+    loop_free(&cancel_loop);
+}
+
 static void test_inbox_and_cancel(void)
 {
     struct loop *l = NULL;
@@ -252,6 +292,7 @@ int main(void)
     test_cross_thread_posts();
     test_every_post_wakes();
     test_inbox_and_cancel();
+    test_a_task_cancels_a_later_one_of_its_round();
     test_timers();
     test_fd();
     return test_summary();
