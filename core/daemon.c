@@ -42,6 +42,7 @@
 #include "path.h"
 #include "pipeline.h"
 #include "pool.h"
+#include "nats_trigger.h"
 #include "retention.h"
 #include "router.h"
 #include "runner.h"
@@ -314,8 +315,8 @@ static void old_settled(struct loop_task *t)
     if (dm->stop)
         return;
     if (generation_start(dm, dm->gen) < 0)
-        log_msg(LOG_ERROR, "the new pipelines' folders cannot be watched; they run on events "
-                "from the other triggers (fix and send SIGHUP)");
+        log_msg(LOG_ERROR, "a trigger of the new pipelines could not start (see above); the "
+                "other triggers run (fix it and send SIGHUP)");
     start_http(dm);
     log_msg(LOG_INFO, "reloaded: %zu pipeline%s", dm->gen->set.n, dm->gen->set.n == 1 ? "" : "s");
     service_ready(&dm->svc, "reloaded");
@@ -600,6 +601,9 @@ static void engine_snapshot(void *arg, struct engine_snapshot *out)
             snprintf(ep->trigger, sizeof ep->trigger, "zmq:%s", p->zmq_topic);
         else if (p->trigger == TRIGGER_HTTP)
             snprintf(ep->trigger, sizeof ep->trigger, "http:%s %s", p->http_method, p->http_path);
+        else if (p->trigger == TRIGGER_NATS)
+            snprintf(ep->trigger, sizeof ep->trigger, "nats:%s %s", p->nats->stream,
+                     p->nats->subject);
         else
             snprintf(ep->trigger, sizeof ep->trigger, "none");
     }

@@ -124,6 +124,7 @@ int nats_publisher_post(struct nats_publisher *p, const char *subject, const cha
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;
+    po.MaxWait = PUBLISH_WAIT_MS; /* an ack that never comes fails (and is logged) then */
     natsStatus s = js_PublishAsync(p->js, subject, data, (int)len, &po);
     return s == NATS_OK ? 0 : nats_fail(e, s, subject);
 }

@@ -22,6 +22,10 @@
 #include "pipeline.h"
 
 #define FETCH_WAIT_MS 500       /* a fetch waits this long for messages (and a stop) */
+/* A stop joins the fetcher on the loop thread: each set-up step it may be
+ * in is bounded, and it looks for the stop between steps. */
+#define CONNECT_WAIT_MS 2000
+#define JS_API_WAIT_MS 2000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 /* Messages in hand: the runs in progress and the next ones, so a slot that
@@ -135,6 +139,8 @@ static int connect_to(struct nats_link *ln, struct err *e)
         s = (natsStatus)nats_options_servers(ln->opts, c->url);
     if (s == NATS_OK)
         s = natsOptions_SetName(ln->opts, name);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(ln->opts, CONNECT_WAIT_MS);
     if (s == NATS_OK) /* reconnect forever, with back-off and jitter */
         s = natsOptions_SetMaxReconnect(ln->opts, -1);
     if (s == NATS_OK)
@@ -154,7 +160,10 @@ static int connect_to(struct nats_link *ln, struct err *e)
     s = natsConnection_Connect(&ln->nc, ln->opts);
     if (s != NATS_OK)
         return nats_fail(e, s, c->url);
-    s = natsConnection_JetStream(&ln->js, ln->nc, NULL);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = JS_API_WAIT_MS;
+    s = natsConnection_JetStream(&ln->js, ln->nc, &jo);
     return s == NATS_OK ? 0 : nats_fail(e, s, "JetStream");
 }
 
@@ -167,8 +176,14 @@ static int ensure_stream(struct nats_link *ln, struct err *e)
     jsStreamInfo_Destroy(si);
     if (s == NATS_OK)
         return 0;
-    if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND)
-        return nats_fail(e, s, "looking up the stream");
+    if (s == NATS_NO_RESPONDERS)
+        return err_set(e, "looking up stream %s on %s: no JetStream answers (is the server "
+                       "started with -js?)", c->stream, c->url);
+    if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND) {
+        char what[400];
+        snprintf(what, sizeof what, "looking up stream %s on %s", c->stream, c->url);
+        return nats_fail(e, s, what);
+    }
     if (!c->create)
         return err_set(e, "stream %s does not exist on %s: create it with `nats stream add %s "
                        "--subjects '%s' --storage file --replicas %d --defaults` (the nats "
@@ -184,10 +199,12 @@ static int ensure_stream(struct nats_link *ln, struct err *e)
     sc.Replicas = c->replicas;
     s = js_AddStream(&si, ln->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
-    if (s != NATS_OK && jerr != JSStreamNameExistErr) /* another node was quicker */
+    if (s != NATS_OK && jerr != JSStreamNameExistErr)
         return nats_fail(e, s, "creating the stream");
-    log_msg(LOG_INFO, "pipeline %s: created stream %s (%s, %d replica%s) on %s", ln->pipeline,
-            c->stream, c->subject, c->replicas, c->replicas == 1 ? "" : "s", c->url);
+    if (s == NATS_OK) /* else another node was quicker */
+        log_msg(LOG_INFO, "pipeline %s: created stream %s (%s, %d replica%s) on %s",
+                ln->pipeline, c->stream, c->subject, c->replicas, c->replicas == 1 ? "" : "s",
+                c->url);
     return 0;
 }
 
@@ -207,11 +224,20 @@ static int ensure_consumer(struct nats_link *ln, struct err *e)
         cc.FilterSubject = c->subject;
         cc.MaxAckPending = 65536;
         s = js_AddConsumer(&ci, ln->js, c->stream, &cc, NULL, &jerr);
-        if (s != NATS_OK) /* another node may have made it meanwhile */
-            s = js_GetConsumerInfo(&ci, ln->js, c->stream, c->consumer, NULL, &jerr);
-        if (s == NATS_OK)
+        if (s == NATS_OK) {
             log_msg(LOG_INFO, "pipeline %s: created consumer %s on stream %s", ln->pipeline,
                     c->consumer, c->stream);
+        } else { /* another node may have made it meanwhile */
+            jsErrCode add_err = jerr;
+            natsStatus add_s = s;
+            s = js_GetConsumerInfo(&ci, ln->js, c->stream, c->consumer, NULL, &jerr);
+            if (s != NATS_OK) {
+                char what[400];
+                snprintf(what, sizeof what, "creating consumer %s of stream %s (filter %s, "
+                         "JetStream error %d)", c->consumer, c->stream, c->subject, (int)add_err);
+                return nats_fail(e, add_s, what);
+            }
+        }
     }
     if (s != NATS_OK && (jerr == JSConsumerNotFoundErr || s == NATS_NOT_FOUND))
         return err_set(e, "consumer %s of stream %s does not exist: create it with `nats "
@@ -236,7 +262,12 @@ static int bind_consumer(struct nats_link *ln, struct err *e)
     jsErrCode jerr = 0;
     natsStatus s = js_PullSubscribe(&ln->sub, ln->js, ln->cfg.subject, ln->cfg.consumer, NULL,
                                     &so, &jerr);
-    return s == NATS_OK ? 0 : nats_fail(e, s, "binding the pull consumer");
+    if (s == NATS_OK)
+        return 0;
+    char what[400];
+    snprintf(what, sizeof what, "binding pull consumer %s of stream %s on %s", ln->cfg.consumer,
+             ln->cfg.stream, ln->cfg.url);
+    return nats_fail(e, s, what);
 }
 
 /* Fetcher-side teardown of a failed set-up (nothing was posted from it). */
@@ -254,8 +285,12 @@ static void disconnect(struct nats_link *ln)
 
 static int setup(struct nats_link *ln, struct err *e)
 {
-    if (connect_to(ln, e) < 0 || ensure_stream(ln, e) < 0 || ensure_consumer(ln, e) < 0 ||
-        bind_consumer(ln, e) < 0) {
+    int (*const steps[])(struct nats_link *, struct err *) = {connect_to, ensure_stream,
+                                                               ensure_consumer, bind_consumer};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof *steps; i++)
+        rc = stopping(ln) ? err_set(e, "stopping") : steps[i](ln, e);
+    if (rc < 0) {
         disconnect(ln);
         return -1;
     }
@@ -454,9 +489,11 @@ static void add_headers(cJSON *o, natsMsg *m)
 
 /* The event: the message's JSON body as "data", with where it came from
  * (docs/events.md). NULL if the body is not JSON (or out of memory). */
-static char *event_json(natsMsg *m, const jsMsgMetaData *meta, const char *msg_id)
+static char *event_json(natsMsg *m, const jsMsgMetaData *meta, const char *msg_id,
+                        bool *not_json)
 {
     cJSON *data = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    *not_json = !data;
     if (!data)
         return NULL;
     cJSON *o = cJSON_CreateObject();
@@ -501,13 +538,20 @@ static void take_one(struct nats_link *ln, natsMsg *m)
                  meta ? (unsigned long long)meta->Sequence.Stream : 0ULL);
     snprintf(source, sizeof source, "nats:%.250s", natsMsg_GetSubject(m));
     h->event_id = strdup(id);
-    char *json = event_json(m, meta, msg_id && *msg_id ? msg_id : NULL);
+    bool not_json = false;
+    char *json = event_json(m, meta, msg_id && *msg_id ? msg_id : NULL, &not_json);
     jsMsgMetaData_Destroy(meta);
-    if (!json || !h->event_id) {
+    if (not_json) {
         src->hooks.reject(src->hooks.arg, source, "the message body is not JSON (terminated: "
                           "it is not redelivered)", natsMsg_GetData(m),
                           (size_t)natsMsg_GetDataLength(m));
         settle(h, SETTLE_TERM);
+        return;
+    }
+    if (!json || !h->event_id) { /* out of memory: it comes back, here or elsewhere */
+        log_msg(LOG_ERROR, "pipeline %s: out of memory for event %s; handed back", ln->pipeline,
+                id);
+        settle(h, SETTLE_NAK_LATER);
         free(json);
         return;
     }

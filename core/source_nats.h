@@ -57,8 +57,9 @@ int source_nats_new(struct loop *l, const struct pipeline_set *set,
  * answered. Does not wait. */
 void source_nats_stop(struct source_nats *s);
 /* After the generation's last run: the fetchers are joined (a fetch in
- * progress ends within its 500 ms wait); connections close once their
- * last message in hand is answered. */
+ * progress ends within its 500 ms wait, a set-up step within 2 s: a server
+ * that does not answer can hold the loop that long); connections close
+ * once their last message in hand is answered. */
 void source_nats_free(struct source_nats **s);
 /* At exit, once every source_nats and NATS destination is closed:
  * libnats's own threads and memory (nats_Close). */
