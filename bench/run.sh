@@ -7,6 +7,7 @@
 #   --quick       smoke check: small counts, one round, under a minute once built
 #   --rounds N    repetitions of every measurement (default 5; medians, min, max)
 #   --events N    ZeroMQ events per throughput run (default 1,000,000)
+#   --burst N     files per file-drop burst (default 2,000; issue 15 uses 20,000)
 #   --only LIST   comma-separated subset of: drops,zmq,pinned,latency,startup,http
 #   --keep        keep the work folder (configs, logs, raw results)
 #
@@ -20,12 +21,13 @@
 # most on a machine whose load changes. Nothing here asserts a timing.
 set -u -o pipefail
 
-QUICK=0 ROUNDS="" EVENTS="" ONLY="all" KEEP=0
+QUICK=0 ROUNDS="" EVENTS="" BURST_ARG="" ONLY="all" KEEP=0
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
     --rounds) ROUNDS=$2; shift ;;
     --events) EVENTS=$2; shift ;;
+    --burst) BURST_ARG=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --keep) KEEP=1 ;;
     -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
@@ -53,6 +55,7 @@ else
     ROUNDS=${ROUNDS:-5} EVENTS=${EVENTS:-1000000} PIN_EVENTS=$(( ${EVENTS:-1000000} / 5 ))
     BURST=2000 SPACED=150 LAT_N=10000 HTTP_SECS=5 STOCK_INCRON=1
 fi
+BURST=${BURST_ARG:-$BURST}
 SPACING_MS=50 HTTP_CONN=16
 
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - T_START )) "$*" >&2; }
@@ -137,6 +140,7 @@ build() {
     compile zsink "$BENCH/src/zsink.c" libzmq &&
     compile sqlceil "$BENCH/src/sqlceil.c" sqlite3 &&
     compile zlat "$BENCH/src/zlat.c" libzmq &&
+    compile naive_zmq "$BENCH/src/naive_zmq.c" libzmq sqlite3 libcjson &&
     compile mhd_hello "$BENCH/src/mhd_hello.c" libmicrohttpd &&
     compile filedrop "$BENCH/src/filedrop.c" sqlite3 &&
     compile startup "$BENCH/src/startup.c" libzmq || { echo "run.sh: benchmark programs do not build" >&2; exit 1; }
@@ -320,6 +324,37 @@ make_template() {
     TEMPLATE_DB=$d/var/sluice.db
 }
 
+# zmq_peer MEASURE ROUND COUNT VARIANT COMMAND...: a consumer script timed
+# exactly like sluice (same producer, rows polled in its database, CPU of its
+# process); ENDPOINT and DB in the command are replaced. Uses dcpu/pcpu of
+# the calling zmq_round.
+zmq_peer() {
+    local m=$1 r=$2 n=$3 v=$4 d port a cmd=() prun=() drun=()
+    shift 4
+    [ -n "$pcpu" ] && prun=(taskset -c "$pcpu")
+    [ -n "$dcpu" ] && drun=(taskset -c "$dcpu")
+    d=$WORK/$m-r$r-$v; mkdir -p "$d"
+    port=$(free_ports 1)
+    for a in "$@"; do
+        case $a in
+        ENDPOINT) cmd+=("tcp://127.0.0.1:$port") ;;
+        DB) cmd+=("$d/peer.db") ;;
+        *) cmd+=("$a") ;;
+        esac
+    done
+    "${drun[@]}" "${cmd[@]}" >"$d/out.log" 2>"$d/err.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    local i
+    for i in $(seq 250); do grep -q ready "$d/out.log" 2>/dev/null && break; sleep 0.02; done
+    "${prun[@]}" "$BIN/zpush" --endpoint "tcp://127.0.0.1:$port" --count "$n" --topic bench.tp \
+        --db "$d/peer.db" --pid "$pid" --timeout 3600 >"$d/push.txt" || kill -TERM "$pid"
+    wait "$pid"
+    forget_pid "$pid"
+    record "$m" "$v" "$r" <"$d/push.txt"
+    rm -rf "${d:?}"
+}
+
 zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
     local m=$1 r=$2 n=$3 dcpu=$4 pcpu=$5 d out
     local prun=() drun=()
@@ -361,22 +396,11 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
     done
 
     if "$PY" -c 'import zmq' 2>/dev/null; then
-        d=$WORK/$m-r$r-python; mkdir -p "$d"
-        port=$(free_ports 1)
-        "${drun[@]}" "$PY" "$BENCH/peer_zmq.py" "tcp://127.0.0.1:$port" "$d/peer.db" "$TEMPLATE_DB" "$n" \
-            >"$d/out.log" 2>"$d/err.log" &
-        local py=$!
-        PIDS+=("$py")
-        local i
-        for i in $(seq 250); do grep -q ready "$d/out.log" 2>/dev/null && break; sleep 0.02; done
-        "${prun[@]}" "$BIN/zpush" --endpoint "tcp://127.0.0.1:$port" --count "$n" --topic bench.tp \
-            --db "$d/peer.db" --pid "$py" --timeout 3600 >"$d/push.txt" || kill -TERM "$py"
-        wait "$py"
-        forget_pid "$py"
-        record "$m" python_peer "$r" <"$d/push.txt"
-        rm -rf "${d:?}"
+        zmq_peer "$m" "$r" "$n" python_peer "$PY" "$BENCH/peer_zmq.py" ENDPOINT DB "$TEMPLATE_DB" "$n"
+        zmq_peer "$m" "$r" "$n" python_naive "$PY" "$BENCH/peer_zmq_naive.py" ENDPOINT DB "$n"
     fi
-    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s, python $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s"
+    zmq_peer "$m" "$r" "$n" c_naive "$BIN/naive_zmq" --endpoint ENDPOINT --db DB --count "$n"
+    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s, python (same work) $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s, naive python $(kv "$RES/$m/python_naive/r$r.txt" rate 2>/dev/null)/s, naive C $(kv "$RES/$m/c_naive/r$r.txt" rate 2>/dev/null)/s"
 }
 
 bench_zmq() {
