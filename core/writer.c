@@ -386,7 +386,8 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e)
+int writer_start(const char *db_path, int max_queued, bool fsync_commits, struct writer **out,
+                 struct err *e)
 {
     struct writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -397,7 +398,8 @@ int writer_start(const char *db_path, int max_queued, struct writer **out, struc
         free(w);
         return err_set(e, "out of memory");
     }
-    if (db_open(db_path, true, &w->db, e) < 0 || db_file_open(db_path, &w->file, e) < 0) {
+    if (db_open(db_path, true, &w->db, e) < 0 || db_file_open(db_path, &w->file, e) < 0 ||
+        (!fsync_commits && db_exec(w->db, "PRAGMA synchronous = NORMAL;", e) < 0)) {
         db_close(&w->db);
         free(w->path);
         free(w);

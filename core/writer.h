@@ -58,7 +58,11 @@ struct wop {
  * of memory. */
 void *writer_op_alloc(size_t head, const char *const *in, const char **out, int n);
 
-int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e);
+/* fsync_commits: every group commit is fsynced (synchronous=FULL; survives
+ * power loss); false: WAL with synchronous=NORMAL, a commit survives the
+ * process being killed and is fsynced at the next checkpoint. */
+int writer_start(const char *db_path, int max_queued, bool fsync_commits, struct writer **out,
+                 struct err *e);
 /* Queue op; blocks while the queue is full. After writer_stop began, op is
  * completed at once with an error. Returns op's ticket (seq 0 if it was
  * refused). */

@@ -46,7 +46,7 @@ static struct writer *start(const char *db)
 {
     struct writer *w = NULL;
     struct err e = {""};
-    int rc = writer_start(db, 64, &w, &e);
+    int rc = writer_start(db, 64, true, &w, &e);
     CHECK(rc == 0);
     CHECK(w != NULL);
     if (rc != 0)
@@ -381,7 +381,7 @@ static void test_concurrent_producers(void)
     char *db = tu_path(tmp, "conc.db");
     struct writer *w = NULL;
     struct err e = {""};
-    CHECK(writer_start(db, 4, &w, &e) == 0); /* a small queue: producers wait */
+    CHECK(writer_start(db, 4, true, &w, &e) == 0); /* a small queue: producers wait */
     if (!w) {
         free(db);
         return;
@@ -599,7 +599,7 @@ static void test_schema(void)
              db, DB_SCHEMA_VERSION + 1, DB_SCHEMA_VERSION);
     w = (struct writer *)&w;
     snprintf(e.msg, sizeof e.msg, "(untouched)");
-    CHECK(writer_start(db, 8, &w, &e) == -1);
+    CHECK(writer_start(db, 8, true, &w, &e) == -1);
     CHECK_CONTAINS(e.msg, want);
     CHECK_CONTAINS(e.msg, "newer sluice");
     snprintf(e.msg, sizeof e.msg, "(untouched)");
@@ -632,7 +632,7 @@ static void test_schema(void)
     CHECK(access(missing, F_OK) != 0);
     /* a folder that does not exist: the writer says which file */
     char *nodir = tu_path(tmp, "no/such/dir/x.db");
-    CHECK(writer_start(nodir, 8, &w, &e) == -1);
+    CHECK(writer_start(nodir, 8, true, &w, &e) == -1);
     CHECK_CONTAINS(e.msg, nodir);
     free(nodir);
     free(missing);
