@@ -168,8 +168,8 @@ EOF
 
 # new_daemon_dir NAME -> prints DIR; writes DIR/sluice.json with free ports;
 # sets nothing global (ports are read back from DIR/ports)
-new_daemon_dir() {
-    local d=$WORK/$1
+new_daemon_dir() { # NAME [DURABILITY]
+    local d=$WORK/$1 durability=${2:-power}
     mkdir -p "$d/pipelines"
     local ports
     mapfile -t ports < <(free_ports 3)
@@ -179,6 +179,7 @@ new_daemon_dir() {
   "state_dir": "$d/var",
   "pipelines_dir": "$d/pipelines",
   "plugin_path": ["$PLUGINS", "$BIN"],
+  "durability": "$durability",
   "zmq": { "pull": "tcp://127.0.0.1:${ports[0]}", "router": "tcp://127.0.0.1:${ports[1]}" },
   "http": { "listen": "127.0.0.1:${ports[2]}" }
 }
@@ -381,9 +382,11 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
     forget_pid "$sink"
     { cat "$out"; sed 's/^/push_/' "$out.push"; } | record "$m" raw_pushpull "$r"
 
-    local iso
-    for iso in thread process; do
-        d=$(new_daemon_dir "$m-r$r-$iso")
+    local iso dur v
+    for v in thread process thread_dproc process_dproc; do
+        iso=${v%_dproc} dur=power
+        [ "$v" != "$iso" ] && dur=process
+        d=$(new_daemon_dir "$m-r$r-$v" "$dur")
         pipeline "$d" noop '{"zmq": {"topic": "bench."}}' echo.handler "$iso"
         start_sluice "$d" "$dcpu" || return 1
         "${prun[@]}" "$BIN/zpush" --endpoint "tcp://127.0.0.1:$(port_of "$d" PULL)" --count "$n" \
@@ -391,7 +394,7 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
         stop_sluice "$d"
         { cat "$d/push.txt"
           echo "errors=$("$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from invocations where status<>'ok'\").fetchone()[0])" "$d/var/sluice.db")"
-        } | record "$m" "sluice_$iso" "$r"
+        } | record "$m" "sluice_$v" "$r"
         rm -rf "${d:?}/var"
     done
 
@@ -400,7 +403,7 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
         zmq_peer "$m" "$r" "$n" python_naive "$PY" "$BENCH/peer_zmq_naive.py" ENDPOINT DB "$n"
     fi
     zmq_peer "$m" "$r" "$n" c_naive "$BIN/naive_zmq" --endpoint ENDPOINT --db DB --count "$n"
-    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s, python (same work) $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s, naive python $(kv "$RES/$m/python_naive/r$r.txt" rate 2>/dev/null)/s, naive C $(kv "$RES/$m/c_naive/r$r.txt" rate 2>/dev/null)/s"
+    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s (durability process: $(kv "$RES/$m/sluice_thread_dproc/r$r.txt" rate)/s, $(kv "$RES/$m/sluice_process_dproc/r$r.txt" rate)/s), python (same work) $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s, naive python $(kv "$RES/$m/python_naive/r$r.txt" rate 2>/dev/null)/s, naive C $(kv "$RES/$m/c_naive/r$r.txt" rate 2>/dev/null)/s"
 }
 
 bench_zmq() {

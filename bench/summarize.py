@@ -123,8 +123,10 @@ def zmq_section(m, label):
     names = [("ceiling_inv", "SQLite ceiling: invocations row only, batched (C)"),
              ("ceiling_full", "SQLite, all sluice writes per event (journal+row+finish), batched (C)"),
              ("raw_pushpull", "raw libzmq PUSH->PULL"),
-             ("sluice_thread", "sluice, isolation thread"),
-             ("sluice_process", "sluice, isolation process"),
+             ("sluice_thread", "sluice, isolation thread, durability power (default)"),
+             ("sluice_process", "sluice, isolation process, durability power (default)"),
+             ("sluice_thread_dproc", "sluice, isolation thread, durability process"),
+             ("sluice_process_dproc", "sluice, isolation process, durability process"),
              ("python_peer", "Python PULL script (same rows, same indexes)"),
              ("python_naive", "naive Python PULL script (json.loads, no-op, one row, no index)"),
              ("c_naive", "naive C PULL loop (cJSON, no-op, one row, no index)")]
@@ -137,14 +139,23 @@ def zmq_section(m, label):
                   ratios(m, "sluice_thread", "rate", m, "ceiling_inv", "rate"), "%", 0.5, True, ">= 50%"),
         ratio_row("sluice process / SQLite ceiling",
                   ratios(m, "sluice_process", "rate", m, "ceiling_inv", "rate"), "%", 0.25, True, ">= 25%"),
-        ratio_row("sluice thread / naive Python script",
+        ratio_row("sluice thread / naive Python script (durability process)",
+                  ratios(m, "sluice_thread_dproc", "rate", m, "python_naive", "rate"), "x", 1.5, True, ">= 1.5×"),
+        ratio_row("sluice process / naive Python script (durability process)",
+                  ratios(m, "sluice_process_dproc", "rate", m, "python_naive", "rate"), "x", 1, True, ">= 1×"),
+        ratio_row("CPU/event, sluice thread / naive Python script (durability process)",
+                  ratios(m, "sluice_thread_dproc", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"),
+                  "x", 1, False, "<= 1×"),
+        ratio_row("CPU/event, sluice process / naive Python script (durability process)",
+                  ratios(m, "sluice_process_dproc", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"), "x"),
+        ratio_row("sluice thread / naive Python script (durability power)",
                   ratios(m, "sluice_thread", "rate", m, "python_naive", "rate"), "x", 1.5, True, ">= 1.5×"),
-        ratio_row("sluice process / naive Python script",
+        ratio_row("sluice process / naive Python script (durability power)",
                   ratios(m, "sluice_process", "rate", m, "python_naive", "rate"), "x", 1, True, ">= 1×"),
-        ratio_row("CPU/event, sluice thread / naive Python script",
+        ratio_row("CPU/event, sluice thread / naive Python script (durability power)",
                   ratios(m, "sluice_thread", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"),
                   "x", 1, False, "<= 1×"),
-        ratio_row("CPU/event, sluice process / naive Python script",
+        ratio_row("CPU/event, sluice process / naive Python script (durability power)",
                   ratios(m, "sluice_process", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"), "x"),
         ratio_row("sluice thread / naive C loop",
                   ratios(m, "sluice_thread", "rate", m, "c_naive", "rate"), "%"),
@@ -161,6 +172,10 @@ def zmq_section(m, label):
     ]
     table("%s: ratios" % label, HT, rows)
     rows = []
+    for v, name in (("sluice_thread_dproc", "thread, durability process"),
+                    ("sluice_process_dproc", "process, durability process")):
+        rows.append(["CPU per event, %s (µs; daemon and its workers)" % name] +
+                    stats(values(m, v, "cpu_per_event_us")))
     for v, name in (("sluice_thread", "thread"), ("sluice_process", "process")):
         rows.append(["CPU per event, %s (µs; daemon and its workers)" % name] +
                     stats(values(m, v, "cpu_per_event_us")))
@@ -176,7 +191,8 @@ def zmq_section(m, label):
     rows.append(["CPU per event, naive Python script (µs)"] + stats(values(m, "python_naive", "cpu_per_event_us")))
     rows.append(["CPU per event, naive C loop (µs)"] + stats(values(m, "c_naive", "cpu_per_event_us")))
     rows.append(["errors (non-ok rows), thread+process"] +
-                stats(values(m, "sluice_thread", "errors") + values(m, "sluice_process", "errors")))
+                stats(sum((values(m, v, "errors") for v in ("sluice_thread", "sluice_process",
+                           "sluice_thread_dproc", "sluice_process_dproc")), [])))
     table("%s: daemon CPU and memory" % label, H, rows)
     rows = [
         ratio_row("RSS growth, 10% -> 100% of the events (thread)",
