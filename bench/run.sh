@@ -11,7 +11,7 @@
 #   --only LIST   comma-separated subset of: drops,zmq,pinned,latency,startup,http
 #   --keep        keep the work folder (configs, logs, raw results)
 #
-# Environment: SLUICE_BENCH_BUILD (default /tmp/sluice-bench-build) is where
+# Environment: STOCK_INCRON=0 skips the stock incrond run; SLUICE_BENCH_BUILD (default /tmp/sluice-bench-build) is where
 # sluice is built in Release and where the benchmark programs are compiled;
 # BENCH_RESULTS_COPY=DIR keeps a copy of the raw results (bench/summarize.py DIR).
 #
@@ -53,7 +53,7 @@ if [ "$QUICK" = 1 ]; then
     BURST=300 SPACED=20 LAT_N=500 HTTP_SECS=2 STOCK_INCRON=0
 else
     ROUNDS=${ROUNDS:-5} EVENTS=${EVENTS:-1000000} PIN_EVENTS=$(( ${EVENTS:-1000000} / 5 ))
-    BURST=2000 SPACED=150 LAT_N=10000 HTTP_SECS=5 STOCK_INCRON=1
+    BURST=2000 SPACED=150 LAT_N=10000 HTTP_SECS=5 STOCK_INCRON=${STOCK_INCRON:-1}
 fi
 BURST=${BURST_ARG:-$BURST}
 SPACING_MS=50 HTTP_CONN=16
