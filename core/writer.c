@@ -24,7 +24,7 @@
 #include "db.h"
 #include "log.h"
 
-#define STMT_CACHE 16
+#define STMT_CACHE 32        /* distinct statements of every op, BEGIN and COMMIT */
 #define RETRY_FIRST_MS 10       /* back-off of a batch that met a passing condition ... */
 #define RETRY_MAX_MS 1000       /* ... doubling up to this */
 #define STOP_PATIENCE_MS 30000  /* when stopping, how long a stall may hold the exit */
@@ -307,12 +307,14 @@ static void fold_batch(struct wop *batch)
 static void complete_batch(struct writer *w, struct wop *batch, int n)
 {
     fold_batch(batch);
-    struct err why, ok = {.msg = ""};
+    struct err why, ok = {.msg = ""}, oom;
+    err_set(&oom, "database writer: out of memory");
     int commit = run_until_done(w, batch, n, &why);
     for (struct wop *op = batch, *next; op; op = next) {
         next = op->next;
         struct err *own = op->err; /* done frees op */
-        op->done(op, commit < 0 ? -1 : op->rc, commit < 0 ? &why : own ? own : &ok);
+        const struct err *e = commit < 0 ? &why : own ? own : op->rc < 0 ? &oom : &ok;
+        op->done(op, commit < 0 ? -1 : op->rc, e);
         free(own);
     }
 }
