@@ -11,7 +11,9 @@
 #   --only LIST   comma-separated subset of: drops,zmq,pinned,latency,startup,http
 #   --keep        keep the work folder (configs, logs, raw results)
 #
-# Environment: STOCK_INCRON=0 skips the stock incrond run; SLUICE_BENCH_BUILD (default /tmp/sluice-bench-build) is where
+# Environment: STOCK_INCRON=0 skips the stock incrond run; DROP_PEERS="..."
+# picks the file-drop contenders (the forking peers take minutes at 20,000
+# files); SLUICE_BENCH_BUILD (default /tmp/sluice-bench-build) is where
 # sluice is built in Release and where the benchmark programs are compiled;
 # BENCH_RESULTS_COPY=DIR keeps a copy of the raw results (bench/summarize.py DIR).
 #
@@ -303,7 +305,7 @@ bench_drops() {
     log "4. file drops: burst of $BURST files, then $SPACED drops ${SPACING_MS} ms apart ($ROUNDS rounds)"
     local r peer
     for r in $(seq "$ROUNDS"); do
-        for peer in sluice_thread sluice_process incron inotifywait_script inotifywait_builtin watchdog; do
+        for peer in ${DROP_PEERS:-sluice_thread sluice_process incron inotifywait_script inotifywait_builtin watchdog}; do
             drop_peer "$r" "$peer"
         done
         if [ "$STOCK_INCRON" = 1 ] && [ "$r" = 1 ]; then
