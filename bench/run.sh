@@ -7,10 +7,13 @@
 #   --quick       smoke check: small counts, one round, under a minute once built
 #   --rounds N    repetitions of every measurement (default 5; medians, min, max)
 #   --events N    ZeroMQ events per throughput run (default 1,000,000)
+#   --burst N     files per file-drop burst (default 2,000; issue 15 uses 20,000)
 #   --only LIST   comma-separated subset of: drops,zmq,pinned,latency,startup,http
 #   --keep        keep the work folder (configs, logs, raw results)
 #
-# Environment: SLUICE_BENCH_BUILD (default /tmp/sluice-bench-build) is where
+# Environment: STOCK_INCRON=0 skips the stock incrond run; DROP_PEERS="..."
+# picks the file-drop contenders (the forking peers take minutes at 20,000
+# files); SLUICE_BENCH_BUILD (default /tmp/sluice-bench-build) is where
 # sluice is built in Release and where the benchmark programs are compiled;
 # BENCH_RESULTS_COPY=DIR keeps a copy of the raw results (bench/summarize.py DIR).
 #
@@ -20,12 +23,13 @@
 # most on a machine whose load changes. Nothing here asserts a timing.
 set -u -o pipefail
 
-QUICK=0 ROUNDS="" EVENTS="" ONLY="all" KEEP=0
+QUICK=0 ROUNDS="" EVENTS="" BURST_ARG="" ONLY="all" KEEP=0
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
     --rounds) ROUNDS=$2; shift ;;
     --events) EVENTS=$2; shift ;;
+    --burst) BURST_ARG=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --keep) KEEP=1 ;;
     -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
@@ -51,8 +55,9 @@ if [ "$QUICK" = 1 ]; then
     BURST=300 SPACED=20 LAT_N=500 HTTP_SECS=2 STOCK_INCRON=0
 else
     ROUNDS=${ROUNDS:-5} EVENTS=${EVENTS:-1000000} PIN_EVENTS=$(( ${EVENTS:-1000000} / 5 ))
-    BURST=2000 SPACED=150 LAT_N=10000 HTTP_SECS=5 STOCK_INCRON=1
+    BURST=2000 SPACED=150 LAT_N=10000 HTTP_SECS=5 STOCK_INCRON=${STOCK_INCRON:-1}
 fi
+BURST=${BURST_ARG:-$BURST}
 SPACING_MS=50 HTTP_CONN=16
 
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - T_START )) "$*" >&2; }
@@ -137,6 +142,7 @@ build() {
     compile zsink "$BENCH/src/zsink.c" libzmq &&
     compile sqlceil "$BENCH/src/sqlceil.c" sqlite3 &&
     compile zlat "$BENCH/src/zlat.c" libzmq &&
+    compile naive_zmq "$BENCH/src/naive_zmq.c" libzmq sqlite3 libcjson &&
     compile mhd_hello "$BENCH/src/mhd_hello.c" libmicrohttpd &&
     compile filedrop "$BENCH/src/filedrop.c" sqlite3 &&
     compile startup "$BENCH/src/startup.c" libzmq || { echo "run.sh: benchmark programs do not build" >&2; exit 1; }
@@ -164,8 +170,8 @@ EOF
 
 # new_daemon_dir NAME -> prints DIR; writes DIR/sluice.json with free ports;
 # sets nothing global (ports are read back from DIR/ports)
-new_daemon_dir() {
-    local d=$WORK/$1
+new_daemon_dir() { # NAME [DURABILITY]
+    local d=$WORK/$1 durability=${2:-power}
     mkdir -p "$d/pipelines"
     local ports
     mapfile -t ports < <(free_ports 3)
@@ -175,6 +181,7 @@ new_daemon_dir() {
   "state_dir": "$d/var",
   "pipelines_dir": "$d/pipelines",
   "plugin_path": ["$PLUGINS", "$BIN"],
+  "durability": "$durability",
   "zmq": { "pull": "tcp://127.0.0.1:${ports[0]}", "router": "tcp://127.0.0.1:${ports[1]}" },
   "http": { "listen": "127.0.0.1:${ports[2]}" }
 }
@@ -298,7 +305,7 @@ bench_drops() {
     log "4. file drops: burst of $BURST files, then $SPACED drops ${SPACING_MS} ms apart ($ROUNDS rounds)"
     local r peer
     for r in $(seq "$ROUNDS"); do
-        for peer in sluice_thread sluice_process incron inotifywait_script inotifywait_builtin watchdog; do
+        for peer in ${DROP_PEERS:-sluice_thread sluice_process incron inotifywait_script inotifywait_builtin watchdog}; do
             drop_peer "$r" "$peer"
         done
         if [ "$STOCK_INCRON" = 1 ] && [ "$r" = 1 ]; then
@@ -318,6 +325,37 @@ make_template() {
     start_sluice "$d" || exit 1
     stop_sluice "$d"
     TEMPLATE_DB=$d/var/sluice.db
+}
+
+# zmq_peer MEASURE ROUND COUNT VARIANT COMMAND...: a consumer script timed
+# exactly like sluice (same producer, rows polled in its database, CPU of its
+# process); ENDPOINT and DB in the command are replaced. Uses dcpu/pcpu of
+# the calling zmq_round.
+zmq_peer() {
+    local m=$1 r=$2 n=$3 v=$4 d port a cmd=() prun=() drun=()
+    shift 4
+    [ -n "$pcpu" ] && prun=(taskset -c "$pcpu")
+    [ -n "$dcpu" ] && drun=(taskset -c "$dcpu")
+    d=$WORK/$m-r$r-$v; mkdir -p "$d"
+    port=$(free_ports 1)
+    for a in "$@"; do
+        case $a in
+        ENDPOINT) cmd+=("tcp://127.0.0.1:$port") ;;
+        DB) cmd+=("$d/peer.db") ;;
+        *) cmd+=("$a") ;;
+        esac
+    done
+    "${drun[@]}" "${cmd[@]}" >"$d/out.log" 2>"$d/err.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    local i
+    for i in $(seq 250); do grep -q ready "$d/out.log" 2>/dev/null && break; sleep 0.02; done
+    "${prun[@]}" "$BIN/zpush" --endpoint "tcp://127.0.0.1:$port" --count "$n" --topic bench.tp \
+        --db "$d/peer.db" --pid "$pid" --timeout 3600 >"$d/push.txt" || kill -TERM "$pid"
+    wait "$pid"
+    forget_pid "$pid"
+    record "$m" "$v" "$r" <"$d/push.txt"
+    rm -rf "${d:?}"
 }
 
 zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
@@ -346,9 +384,11 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
     forget_pid "$sink"
     { cat "$out"; sed 's/^/push_/' "$out.push"; } | record "$m" raw_pushpull "$r"
 
-    local iso
-    for iso in thread process; do
-        d=$(new_daemon_dir "$m-r$r-$iso")
+    local iso dur v
+    for v in thread process thread_dproc process_dproc; do
+        iso=${v%_dproc} dur=power
+        [ "$v" != "$iso" ] && dur=process
+        d=$(new_daemon_dir "$m-r$r-$v" "$dur")
         pipeline "$d" noop '{"zmq": {"topic": "bench."}}' echo.handler "$iso"
         start_sluice "$d" "$dcpu" || return 1
         "${prun[@]}" "$BIN/zpush" --endpoint "tcp://127.0.0.1:$(port_of "$d" PULL)" --count "$n" \
@@ -356,27 +396,16 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
         stop_sluice "$d"
         { cat "$d/push.txt"
           echo "errors=$("$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from invocations where status<>'ok'\").fetchone()[0])" "$d/var/sluice.db")"
-        } | record "$m" "sluice_$iso" "$r"
+        } | record "$m" "sluice_$v" "$r"
         rm -rf "${d:?}/var"
     done
 
     if "$PY" -c 'import zmq' 2>/dev/null; then
-        d=$WORK/$m-r$r-python; mkdir -p "$d"
-        port=$(free_ports 1)
-        "${drun[@]}" "$PY" "$BENCH/peer_zmq.py" "tcp://127.0.0.1:$port" "$d/peer.db" "$TEMPLATE_DB" "$n" \
-            >"$d/out.log" 2>"$d/err.log" &
-        local py=$!
-        PIDS+=("$py")
-        local i
-        for i in $(seq 250); do grep -q ready "$d/out.log" 2>/dev/null && break; sleep 0.02; done
-        "${prun[@]}" "$BIN/zpush" --endpoint "tcp://127.0.0.1:$port" --count "$n" --topic bench.tp \
-            --db "$d/peer.db" --pid "$py" --timeout 3600 >"$d/push.txt" || kill -TERM "$py"
-        wait "$py"
-        forget_pid "$py"
-        record "$m" python_peer "$r" <"$d/push.txt"
-        rm -rf "${d:?}"
+        zmq_peer "$m" "$r" "$n" python_peer "$PY" "$BENCH/peer_zmq.py" ENDPOINT DB "$TEMPLATE_DB" "$n"
+        zmq_peer "$m" "$r" "$n" python_naive "$PY" "$BENCH/peer_zmq_naive.py" ENDPOINT DB "$n"
     fi
-    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s, python $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s"
+    zmq_peer "$m" "$r" "$n" c_naive "$BIN/naive_zmq" --endpoint ENDPOINT --db DB --count "$n"
+    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s (durability process: $(kv "$RES/$m/sluice_thread_dproc/r$r.txt" rate)/s, $(kv "$RES/$m/sluice_process_dproc/r$r.txt" rate)/s), python (same work) $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s, naive python $(kv "$RES/$m/python_naive/r$r.txt" rate 2>/dev/null)/s, naive C $(kv "$RES/$m/c_naive/r$r.txt" rate 2>/dev/null)/s"
 }
 
 bench_zmq() {

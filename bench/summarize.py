@@ -123,9 +123,13 @@ def zmq_section(m, label):
     names = [("ceiling_inv", "SQLite ceiling: invocations row only, batched (C)"),
              ("ceiling_full", "SQLite, all sluice writes per event (journal+row+finish), batched (C)"),
              ("raw_pushpull", "raw libzmq PUSH->PULL"),
-             ("sluice_thread", "sluice, isolation thread"),
-             ("sluice_process", "sluice, isolation process"),
-             ("python_peer", "Python PULL script (same rows, same indexes)")]
+             ("sluice_thread", "sluice, isolation thread, durability power (default)"),
+             ("sluice_process", "sluice, isolation process, durability power (default)"),
+             ("sluice_thread_dproc", "sluice, isolation thread, durability process"),
+             ("sluice_process_dproc", "sluice, isolation process, durability process"),
+             ("python_peer", "Python PULL script (same rows, same indexes)"),
+             ("python_naive", "naive Python PULL script (json.loads, no-op, one row, no index)"),
+             ("c_naive", "naive C PULL loop (cJSON, no-op, one row, no index)")]
     n = values(m, "sluice_thread", "count")
     rows = [[name] + stats(values(m, v, "rate")) for v, name in names]
     table("%s: events/s until the last row is durable (%s events per run)" %
@@ -135,10 +139,30 @@ def zmq_section(m, label):
                   ratios(m, "sluice_thread", "rate", m, "ceiling_inv", "rate"), "%", 0.5, True, ">= 50%"),
         ratio_row("sluice process / SQLite ceiling",
                   ratios(m, "sluice_process", "rate", m, "ceiling_inv", "rate"), "%", 0.25, True, ">= 25%"),
-        ratio_row("sluice thread / Python script",
-                  ratios(m, "sluice_thread", "rate", m, "python_peer", "rate"), "x", 5, True, ">= 5×"),
-        ratio_row("sluice process / Python script",
-                  ratios(m, "sluice_process", "rate", m, "python_peer", "rate"), "x", 5, True, ">= 5×"),
+        ratio_row("sluice thread / naive Python script (durability process)",
+                  ratios(m, "sluice_thread_dproc", "rate", m, "python_naive", "rate"), "x", 1.5, True, ">= 1.5×"),
+        ratio_row("sluice process / naive Python script (durability process)",
+                  ratios(m, "sluice_process_dproc", "rate", m, "python_naive", "rate"), "x", 1, True, ">= 1×"),
+        ratio_row("CPU/event, sluice thread / naive Python script (durability process)",
+                  ratios(m, "sluice_thread_dproc", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"),
+                  "x", 1, False, "<= 1×"),
+        ratio_row("CPU/event, sluice process / naive Python script (durability process)",
+                  ratios(m, "sluice_process_dproc", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"), "x"),
+        ratio_row("sluice thread / naive Python script (durability power)",
+                  ratios(m, "sluice_thread", "rate", m, "python_naive", "rate"), "x", 1.5, True, ">= 1.5×"),
+        ratio_row("sluice process / naive Python script (durability power)",
+                  ratios(m, "sluice_process", "rate", m, "python_naive", "rate"), "x", 1, True, ">= 1×"),
+        ratio_row("CPU/event, sluice thread / naive Python script (durability power)",
+                  ratios(m, "sluice_thread", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"),
+                  "x", 1, False, "<= 1×"),
+        ratio_row("CPU/event, sluice process / naive Python script (durability power)",
+                  ratios(m, "sluice_process", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"), "x"),
+        ratio_row("sluice thread / naive C loop",
+                  ratios(m, "sluice_thread", "rate", m, "c_naive", "rate"), "%"),
+        ratio_row("sluice thread / Python script doing sluice's work",
+                  ratios(m, "sluice_thread", "rate", m, "python_peer", "rate"), "x"),
+        ratio_row("sluice process / Python script doing sluice's work",
+                  ratios(m, "sluice_process", "rate", m, "python_peer", "rate"), "x"),
         ratio_row("sluice thread / all-writes ceiling",
                   ratios(m, "sluice_thread", "rate", m, "ceiling_full", "rate"), "%"),
         ratio_row("sluice thread / raw PUSH->PULL",
@@ -148,6 +172,10 @@ def zmq_section(m, label):
     ]
     table("%s: ratios" % label, HT, rows)
     rows = []
+    for v, name in (("sluice_thread_dproc", "thread, durability process"),
+                    ("sluice_process_dproc", "process, durability process")):
+        rows.append(["CPU per event, %s (µs; daemon and its workers)" % name] +
+                    stats(values(m, v, "cpu_per_event_us")))
     for v, name in (("sluice_thread", "thread"), ("sluice_process", "process")):
         rows.append(["CPU per event, %s (µs; daemon and its workers)" % name] +
                     stats(values(m, v, "cpu_per_event_us")))
@@ -158,9 +186,13 @@ def zmq_section(m, label):
         rows.append(["RSS at rest 1.5 s after the last event, %s (kB)" % name] +
                     stats(values(m, v, "rss_rest_kb")))
         rows.append(["  of which anonymous at the end, %s (kB)" % name] + stats(values(m, v, "rss_anon_end_kb")))
-    rows.append(["CPU per event, Python script (µs)"] + stats(values(m, "python_peer", "cpu_per_event_us")))
+    rows.append(["CPU per event, Python script doing sluice's work (µs)"] +
+                stats(values(m, "python_peer", "cpu_per_event_us")))
+    rows.append(["CPU per event, naive Python script (µs)"] + stats(values(m, "python_naive", "cpu_per_event_us")))
+    rows.append(["CPU per event, naive C loop (µs)"] + stats(values(m, "c_naive", "cpu_per_event_us")))
     rows.append(["errors (non-ok rows), thread+process"] +
-                stats(values(m, "sluice_thread", "errors") + values(m, "sluice_process", "errors")))
+                stats(sum((values(m, v, "errors") for v in ("sluice_thread", "sluice_process",
+                           "sluice_thread_dproc", "sluice_process_dproc")), [])))
     table("%s: daemon CPU and memory" % label, H, rows)
     rows = [
         ratio_row("RSS growth, 10% -> 100% of the events (thread)",
@@ -214,7 +246,8 @@ def drops_section():
                       ("backlog_ratio", "time to the last handler start / time to create the files"),
                       ("cpu_per_file_us", "CPU per file (µs), whole process tree"),
                       ("missed", "files missed"),
-                      ("create_s", "time to create the files (s)")):
+                      ("create_s", "time to create the files (s)"),
+                      ("last_handler_s", "time to the last handler start (s)")):
         rows = [[name] + stats(values(m, p, key)) for p, name in PEERS if load(m, p)]
         table("4a. burst of %s files: %s" % (fmt(n[0]) if n else "?", what), H, rows)
     rows = [
@@ -222,12 +255,24 @@ def drops_section():
                   "x", 1.10, False, "<= 1.10"),
         ratio_row("sluice process: last handler / files created", values(m, "sluice_process", "backlog_ratio"),
                   "x", 1.10, False, "<= 1.10"),
+        ratio_row("finished, sluice thread / inotifywait builtin loop",
+                  ratios(m, "sluice_thread", "last_handler_s", m, "inotifywait_builtin", "last_handler_s"),
+                  "x", 1, False, "<= 1×"),
+        ratio_row("finished, sluice process / inotifywait builtin loop",
+                  ratios(m, "sluice_process", "last_handler_s", m, "inotifywait_builtin", "last_handler_s"),
+                  "x", 1, False, "<= 1×"),
+        ratio_row("time to create the files, under sluice thread / under inotifywait builtin",
+                  ratios(m, "sluice_thread", "create_s", m, "inotifywait_builtin", "create_s"),
+                  "x", 1, False, "<= 1×"),
+        ratio_row("time to create the files, under sluice process / under inotifywait builtin",
+                  ratios(m, "sluice_process", "create_s", m, "inotifywait_builtin", "create_s"),
+                  "x", 1, False, "<= 1×"),
         ratio_row("CPU per file, sluice thread / watchdog",
                   ratios(m, "sluice_thread", "cpu_per_file_us", m, "watchdog", "cpu_per_file_us"),
-                  "x", 1 / 3, False, "<= 0.33×"),
+                  "x", 0.5, False, "<= 0.5×"),
         ratio_row("CPU per file, sluice process / watchdog",
                   ratios(m, "sluice_process", "cpu_per_file_us", m, "watchdog", "cpu_per_file_us"),
-                  "x", 1 / 3, False, "<= 0.33×"),
+                  "x", 0.5, False, "<= 0.5×"),
         ratio_row("files/s, sluice thread / incron",
                   ratios(m, "sluice_thread", "files_per_s", m, "incron", "files_per_s"), "x", 20, True, ">= 20×"),
         ratio_row("files/s, sluice process / incron",
@@ -262,7 +307,13 @@ def drops_section():
             fastest.append(a[r]["lat_p50_ms"] / min(peers))
     rows = [ratio_row("sluice thread p50 (ms)", values(m, "sluice_thread", "lat_p50_ms"), "", 0.5, False, "<= 0.5 ms"),
             ratio_row("sluice process p50 (ms)", values(m, "sluice_process", "lat_p50_ms"), "", 0.5, False, "<= 0.5 ms"),
-            ratio_row("sluice thread p50 / fastest peer's p50", fastest, "x", 1.0, False, "<= 1×")]
+            ratio_row("sluice thread p50 / fastest peer's p50", fastest, "x", 1.0, False, "<= 1×"),
+            ratio_row("sluice thread p50 / inotifywait builtin loop's p50",
+                      ratios(m, "sluice_thread", "lat_p50_ms", m, "inotifywait_builtin", "lat_p50_ms"),
+                      "x", 1.0, False, "<= 1×"),
+            ratio_row("sluice process p50 / inotifywait builtin loop's p50",
+                      ratios(m, "sluice_process", "lat_p50_ms", m, "inotifywait_builtin", "lat_p50_ms"),
+                      "x", 1.0, False, "<= 1×")]
     table("4b. spaced drops: targets", HT, rows)
     cpu = [[name] + stats(values(m, p, "cpu_per_file_us")) for p, name in PEERS if load(m, p)]
     table("4b. spaced drops: CPU per file (µs; includes waking up for each)", H, cpu)
@@ -306,7 +357,8 @@ def http_section():
             rows.append([name + ", p99 (µs)"] + stats(values(m, c, "p99_us")))
             rows.append([name + ", non-2xx"] + stats(values(m, c, "non2xx") or [0.0]))
         table("6. HTTP, wrk, %s" % label, H, rows)
-        rows = [ratio_row("requests/s, sluice / MHD", ratios(m, "sluice", "rps", m, "mhd_hello", "rps"), "%"),
+        rows = [ratio_row("requests/s, sluice / MHD", ratios(m, "sluice", "rps", m, "mhd_hello", "rps"), "%",
+                          0.5, True, ">= 50%"),
                 ratio_row("p99, sluice / MHD", ratios(m, "sluice", "p99_us", m, "mhd_hello", "p99_us"), "x")]
         table("6. HTTP, %s: ratios" % label, HT, rows)
 

@@ -39,6 +39,7 @@ struct raw {
     struct strv pass_env;
     char *run_as;               /* issue 21: workers' identity */
     char *node_name;            /* issue 18: this node's name in its rows */
+    char *durability;           /* issue 15: "process" or "power" */
 };
 
 static const struct confmap config_map[] = {
@@ -60,6 +61,9 @@ static const struct confmap config_map[] = {
      "a warm worker process idle this long is stopped (default 300)"},
     {"queue_size", CONFMAP_INT, offsetof(struct raw, queue_size), 1, 1 << 20,
      "events each pipeline holds in memory; more wait in the journal (default 1024)"},
+    {"durability", CONFMAP_STRING, offsetof(struct raw, durability), 0, 0,
+     "what a logged event survives: \"process\" (the daemon killed, kill -9 included) or "
+     "\"power\" (also power loss: an fsync per group commit) (default \"power\")"},
     {"run_as", CONFMAP_STRING, offsetof(struct raw, run_as), 0, 0,
      "\"USER\" or \"USER:GROUP\" worker processes run as when the daemon runs as root"},
     {"python", CONFMAP_STRING, offsetof(struct raw, python), 0, 0,
@@ -395,6 +399,20 @@ static int fill_default_plugin_path(struct strv *s)
     return 0;
 }
 
+static int parse_durability(struct config *c, const char *v, struct diag *d)
+{
+    c->durability = DURABILITY_POWER;
+    if (!v || !strcmp(v, "power"))
+        return 0;
+    if (!strcmp(v, "process")) {
+        c->durability = DURABILITY_PROCESS;
+        return 0;
+    }
+    diag_error(d, c->file, "durability: \"%s\" is not a setting: use \"process\" (survives the "
+               "daemon being killed) or \"power\" (also survives power loss)", v);
+    return 1;
+}
+
 static int apply_doc(struct config *c, struct diag *d)
 {
     struct raw r = {.workers = (int)sysconf(_SC_NPROCESSORS_ONLN), .queue_size = 1024};
@@ -453,6 +471,7 @@ static int apply_doc(struct config *c, struct diag *d)
     r.run_as = NULL;
     errors += set_node_name(c, r.node_name, d);
     c->queue_size = r.queue_size;
+    errors += parse_durability(c, r.durability, d);
     if (!c->zmq.pull)
         c->zmq.pull = strdup("tcp://127.0.0.1:5557");
     if (!c->zmq.router)

@@ -54,6 +54,11 @@ struct config_retention {
     double max_db_mb;           /* above this, the oldest rows go first, whatever their age */
 };
 
+/* What a committed row survives (issue 15): "process" = the daemon being
+ * killed (WAL, synchronous=NORMAL); "power" = also power loss (an fsync per
+ * group commit, synchronous=FULL). See docs/reliability.md. */
+enum config_durability { DURABILITY_POWER, DURABILITY_PROCESS };
+
 struct config {
     char *file;                 /* the config file as named, or "(embedded default)" */
     char *base_dir;             /* relative paths resolve against this */
@@ -69,6 +74,7 @@ struct config {
     struct config_http http;
     struct config_admin admin;
     struct config_retention retention;
+    enum config_durability durability;
     char *python;               /* interpreter for "python3" steps */
     char *node;                 /* interpreter for "nodejs" steps */
     char *region;               /* AWS_REGION of handlers, "local" by default */

@@ -413,7 +413,8 @@ static int open_state(struct daemon *dm, struct err *e)
     free(dbdir);
     if (rc < 0)
         return -1;
-    if (writer_start(dm->cfg->database, 16384, &dm->writer, e) < 0)
+    if (writer_start(dm->cfg->database, 16384, dm->cfg->durability == DURABILITY_POWER,
+                     &dm->writer, e) < 0)
         return -1;
     return db_open(dm->cfg->database, false, &dm->reader, e);
 }

@@ -321,24 +321,14 @@ int journal_replay(struct writer *w, struct loop *l, const struct journal_replay
 }
 
 struct barrier_op {
-    struct wop base;
+    struct writer_barrier barrier;
     struct loop *loop;
     struct loop_task *task;
 };
 
-static int barrier_apply(struct wop *op, struct writer *w, struct err *e)
+static void barrier_passed(struct writer_barrier *barrier)
 {
-    (void)op;
-    (void)w;
-    (void)e;
-    return 0;
-}
-
-static void barrier_done(struct wop *op, int rc, const struct err *e)
-{
-    struct barrier_op *b = (struct barrier_op *)op;
-    (void)rc;
-    (void)e;
+    struct barrier_op *b = (struct barrier_op *)barrier;
     loop_post(b->loop, b->task);
     free(b);
 }
@@ -348,11 +338,9 @@ int journal_barrier(struct writer *w, struct loop *l, struct loop_task *task, st
     struct barrier_op *b = calloc(1, sizeof *b);
     if (!b)
         return err_set(e, "out of memory");
-    b->base.apply = barrier_apply;
-    b->base.done = barrier_done;
     b->loop = l;
     b->task = task;
-    writer_submit(w, &b->base);
+    writer_barrier_post(w, &b->barrier, barrier_passed);
     return 0;
 }
 

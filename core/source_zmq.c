@@ -108,16 +108,26 @@ static void reject(struct sock *s, const char *topic, const char *reason, zmq_ms
                         payload ? zmq_msg_size(payload) : 0);
 }
 
-/* Is this exactly one JSON value, with no NUL bytes? */
+/* Is this exactly one JSON value as plugins' parser has it (json_check:
+ * strict RFC 8259, UTF-8, no NUL bytes)? Checked without building a tree;
+ * a refused payload is looked at again to say why. */
 static bool json_ok(const void *data, size_t size, char *reason, size_t len)
 {
     size_t at = 0;
-    cJSON *v = json_parse_exact(data, size, &at);
-    if (v) {
-        cJSON_Delete(v);
-        return utf8_field_ok("payload", data, size, reason, len);
+    const char *what = NULL;
+    if (json_check(data, size, &at, &what))
+        return true;
+    size_t lenient_at = 0;
+    cJSON *v = json_parse_exact(data, size, &lenient_at);
+    if (!v) {
+        snprintf(reason, len, "payload is not valid JSON (near byte %zu of %zu)", lenient_at, size);
+        return false;
     }
-    snprintf(reason, len, "payload is not valid JSON (near byte %zu of %zu)", at, size);
+    cJSON_Delete(v);
+    if (!utf8_field_ok("payload", data, size, reason, len))
+        return false;
+    snprintf(reason, len, "payload is not valid JSON (near byte %zu of %zu: %s)", at, size,
+             what ? what : "not strict JSON");
     return false;
 }
 

@@ -24,7 +24,7 @@
 #include "db.h"
 #include "log.h"
 
-#define STMT_CACHE 16
+#define STMT_CACHE 32        /* distinct statements of every op, BEGIN and COMMIT */
 #define RETRY_FIRST_MS 10       /* back-off of a batch that met a passing condition ... */
 #define RETRY_MAX_MS 1000       /* ... doubling up to this */
 #define STOP_PATIENCE_MS 30000  /* when stopping, how long a stall may hold the exit */
@@ -41,6 +41,7 @@ struct writer {
     pthread_cond_t has_room;
     struct wop *head, *tail;
     int queued, max_queued;
+    int room_waiters;           /* producers waiting on has_room */
     uint64_t next_seq;          /* the seq of the next submitted op (from 1) */
     bool stopping;
     char *path;
@@ -124,37 +125,66 @@ static void rollback(sqlite3 *db)
         db_exec(db, "ROLLBACK", NULL);
 }
 
-/* Apply a batch in one transaction. Returns 0 (committed; per-op results
- * in rcs/errs), -1 (failed: every op's error in errs) or BATCH_RETRY (a
- * passing condition, described in *why: nothing was written). */
-static int run_batch(struct writer *w, struct wop *batch, int *rcs, struct err *errs, int n,
-                     struct err *why)
+/* BEGIN IMMEDIATE and COMMIT, prepared once (writer_stmt) rather than parsed
+ * per transaction. */
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+
+static int step_stmt(struct writer *w, const char *sql, struct err *e)
 {
-    int i = 0;
-    /* IMMEDIATE: a lock held by someone else is met here, before any work */
-    if (db_exec(w->db, "BEGIN IMMEDIATE", why) < 0) {
-        if (passing(w->db))
-            return BATCH_RETRY;
-        for (; i < n; i++)
-            errs[i] = *why;
+    sqlite3_stmt *st = writer_stmt(w, sql, e);
+    if (!st)
         return -1;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return err_set(e, "%s: %s", sql, sqlite3_errmsg(w->db));
+    return 0;
+}
+
+/* An op's own failure, kept until its done runs (rare: allocated then). */
+static void keep_error(struct wop *op, const struct err *e)
+{
+    free(op->err);
+    op->err = malloc(sizeof *op->err);
+    if (op->err)
+        *op->err = *e;
+}
+
+static void clear_results(struct wop *batch)
+{
+    for (struct wop *op = batch; op; op = op->next) {
+        op->rc = 0;
+        free(op->err);
+        op->err = NULL;
     }
-    for (struct wop *op = batch; op; op = op->next, i++) {
-        rcs[i] = op->folded ? 0 : op->apply(op, w, &errs[i]);
-        if (rcs[i] < 0 && passing(w->db)) {
-            *why = errs[i];
+}
+
+/* Apply a batch in one transaction. Returns 0 (committed; each op's result
+ * in op->rc, op->err), -1 (failed as a whole: the error in *why) or
+ * BATCH_RETRY (a passing condition, described in *why: nothing was
+ * written). */
+static int run_batch(struct writer *w, struct wop *batch, struct err *why)
+{
+    /* IMMEDIATE: a lock held by someone else is met here, before any work */
+    if (step_stmt(w, SQL_BEGIN, why) < 0)
+        return passing(w->db) ? BATCH_RETRY : -1;
+    struct err e;
+    for (struct wop *op = batch; op; op = op->next) {
+        op->rc = op->folded ? 0 : op->apply(op, w, &e);
+        if (op->rc >= 0)
+            continue;
+        if (passing(w->db)) {
+            *why = e;
             rollback(w->db);
             return BATCH_RETRY;
         }
+        keep_error(op, &e);
     }
-    if (db_exec(w->db, "COMMIT", why) < 0) {
+    if (step_stmt(w, SQL_COMMIT, why) < 0) {
         bool again = passing(w->db);
         rollback(w->db);
-        if (again)
-            return BATCH_RETRY;
-        for (i = 0; i < n; i++)
-            errs[i] = *why;
-        return -1;
+        return again ? BATCH_RETRY : -1;
     }
     return 0;
 }
@@ -229,34 +259,28 @@ static void log_stall(struct writer *w, sqlite3 *db, const struct err *why)
 
 /* Run the batch until it commits or fails for good; a passing condition is
  * logged once, makes the writer WAITING, and is retried with back-off. */
-static int run_until_done(struct writer *w, struct wop *batch, int *rcs, struct err *errs, int n)
+static int run_until_done(struct writer *w, struct wop *batch, int n, struct err *why)
 {
     int64_t stalled = 0;
     int delay = RETRY_FIRST_MS, rc;
-    struct err why;
     for (;;) {
-        memset(rcs, 0, (size_t)n * sizeof *rcs);
-        memset(errs, 0, (size_t)n * sizeof *errs);
-        if (file_lost(w, &why)) {
-            for (int i = 0; i < n; i++)
-                errs[i] = why;
+        clear_results(batch);
+        if (file_lost(w, why)) {
             rc = -1;
             break;
         }
-        rc = run_batch(w, batch, rcs, errs, n, &why);
+        rc = run_batch(w, batch, why);
         if (rc != BATCH_RETRY)
             break;
         if (!stalled) {
             stalled = clock_mono_ns();
-            log_stall(w, w->db, &why);
-            set_health(w, WRITER_WAITING, why.msg);
+            log_stall(w, w->db, why);
+            set_health(w, WRITER_WAITING, why->msg);
         }
         if (!retry_wait(w, delay, stalled)) {
             log_msg(LOG_ERROR, "stopping: giving up on %d database write%s after %d s (%s); "
                     "events not recorded as done run again at the next start", n,
-                    n == 1 ? "" : "s", STOP_PATIENCE_MS / 1000, why.msg);
-            for (int i = 0; i < n; i++)
-                errs[i] = why;
+                    n == 1 ? "" : "s", STOP_PATIENCE_MS / 1000, why->msg);
             rc = -1;
             break;
         }
@@ -283,21 +307,16 @@ static void fold_batch(struct wop *batch)
 static void complete_batch(struct writer *w, struct wop *batch, int n)
 {
     fold_batch(batch);
-    int *rcs = calloc((size_t)n, sizeof *rcs);
-    struct err *errs = calloc((size_t)n, sizeof *errs);
-    int commit = (rcs && errs) ? run_until_done(w, batch, rcs, errs, n) : -1;
-    struct err oom;
+    struct err why, ok = {.msg = ""}, oom;
     err_set(&oom, "database writer: out of memory");
-    int i = 0;
-    for (struct wop *op = batch, *next; op; op = next, i++) {
+    int commit = run_until_done(w, batch, n, &why);
+    for (struct wop *op = batch, *next; op; op = next) {
         next = op->next;
-        if (!rcs || !errs)
-            op->done(op, -1, &oom);
-        else
-            op->done(op, commit < 0 ? -1 : rcs[i], &errs[i]);
+        struct err *own = op->err; /* done frees op */
+        const struct err *e = commit < 0 ? &why : own ? own : op->rc < 0 ? &oom : &ok;
+        op->done(op, commit < 0 ? -1 : op->rc, e);
+        free(own);
     }
-    free(rcs);
-    free(errs);
 }
 
 /* Lock held: move what is queued to the end of the batch (tail). Ops that
@@ -316,7 +335,8 @@ static struct wop *take_queued(struct writer *w, struct wop *batch, struct wop *
     tail = w->tail;
     w->head = w->tail = NULL;
     w->queued = 0;
-    pthread_cond_broadcast(&w->has_room);
+    if (w->room_waiters)
+        pthread_cond_broadcast(&w->has_room);
     return tail;
 }
 
@@ -386,7 +406,8 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e)
+int writer_start(const char *db_path, int max_queued, bool fsync_commits, struct writer **out,
+                 struct err *e)
 {
     struct writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -397,7 +418,8 @@ int writer_start(const char *db_path, int max_queued, struct writer **out, struc
         free(w);
         return err_set(e, "out of memory");
     }
-    if (db_open(db_path, true, &w->db, e) < 0 || db_file_open(db_path, &w->file, e) < 0) {
+    if (db_open(db_path, true, &w->db, e) < 0 || db_file_open(db_path, &w->file, e) < 0 ||
+        (!fsync_commits && db_exec(w->db, "PRAGMA synchronous = NORMAL;", e) < 0)) {
         db_close(&w->db);
         free(w->path);
         free(w);
@@ -428,9 +450,14 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op)
 {
     op->next = NULL;
     op->folded = false;
+    op->rc = 0;
+    op->err = NULL;
     pthread_mutex_lock(&w->lock);
-    while (w->queued >= w->max_queued && !w->stopping)
+    while (w->queued >= w->max_queued && !w->stopping) {
+        w->room_waiters++;
         pthread_cond_wait(&w->has_room, &w->lock);
+        w->room_waiters--;
+    }
     if (w->stopping) {
         pthread_mutex_unlock(&w->lock);
         struct err e;
@@ -438,6 +465,10 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op)
         op->done(op, -1, &e);
         return (struct writer_ticket){0};
     }
+    /* The writer waits on has_work only while the queue is empty, so only
+     * the op that makes it non-empty wakes it; the signal is sent after the
+     * unlock, so the woken writer does not wake into a held lock. */
+    bool wake = w->head == NULL;
     if (w->tail)
         w->tail->next = op;
     else
@@ -446,8 +477,9 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op)
     w->queued++;
     op->seq = ++w->next_seq;
     struct writer_ticket ticket = {.op = op, .seq = op->seq};
-    pthread_cond_signal(&w->has_work);
     pthread_mutex_unlock(&w->lock);
+    if (wake)
+        pthread_cond_signal(&w->has_work);
     return ticket;
 }
 
@@ -528,13 +560,6 @@ void writer_release_memory(struct writer *w)
     writer_submit(w, op);
 }
 
-struct barrier {
-    struct wop base;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool passed;
-};
-
 static int barrier_apply(struct wop *op, struct writer *w, struct err *e)
 {
     (void)op;
@@ -545,25 +570,46 @@ static int barrier_apply(struct wop *op, struct writer *w, struct err *e)
 
 static void barrier_done(struct wop *op, int rc, const struct err *e)
 {
-    struct barrier *b = (struct barrier *)op;
+    struct writer_barrier *b = (struct writer_barrier *)op;
     (void)rc;
     (void)e;
-    pthread_mutex_lock(&b->lock);
-    b->passed = true;
-    pthread_cond_signal(&b->cond);
-    pthread_mutex_unlock(&b->lock);
+    b->passed(b);
+}
+
+void writer_barrier_post(struct writer *w, struct writer_barrier *b,
+                         void (*passed)(struct writer_barrier *b))
+{
+    b->base = (struct wop){.apply = barrier_apply, .done = barrier_done};
+    b->passed = passed;
+    writer_submit(w, &b->base);
+}
+
+struct flush {
+    struct writer_barrier barrier;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool passed;
+};
+
+static void flush_passed(struct writer_barrier *barrier)
+{
+    struct flush *f = (struct flush *)barrier;
+    pthread_mutex_lock(&f->lock);
+    f->passed = true;
+    pthread_cond_signal(&f->cond); /* under the lock: f lives on the waiter's stack */
+    pthread_mutex_unlock(&f->lock);
 }
 
 void writer_flush(struct writer *w)
 {
-    struct barrier b = {.base = {.apply = barrier_apply, .done = barrier_done}};
-    pthread_mutex_init(&b.lock, NULL);
-    pthread_cond_init(&b.cond, NULL);
-    writer_submit(w, &b.base);
-    pthread_mutex_lock(&b.lock);
-    while (!b.passed)
-        pthread_cond_wait(&b.cond, &b.lock);
-    pthread_mutex_unlock(&b.lock);
-    pthread_mutex_destroy(&b.lock);
-    pthread_cond_destroy(&b.cond);
+    struct flush f = {.passed = false};
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_cond_init(&f.cond, NULL);
+    writer_barrier_post(w, &f.barrier, flush_passed);
+    pthread_mutex_lock(&f.lock);
+    while (!f.passed)
+        pthread_cond_wait(&f.cond, &f.lock);
+    pthread_mutex_unlock(&f.lock);
+    pthread_mutex_destroy(&f.lock);
+    pthread_cond_destroy(&f.cond);
 }

@@ -50,6 +50,8 @@ struct wop {
     struct wop *next;
     uint64_t seq;
     bool folded;
+    int rc;                     /* apply's result ... */
+    struct err *err;            /* ... and its error, when it failed */
 };
 
 /* One allocation for an op of head bytes (zeroed, so optional fields such
@@ -58,7 +60,11 @@ struct wop {
  * of memory. */
 void *writer_op_alloc(size_t head, const char *const *in, const char **out, int n);
 
-int writer_start(const char *db_path, int max_queued, struct writer **out, struct err *e);
+/* fsync_commits: every group commit is fsynced (synchronous=FULL; survives
+ * power loss); false: WAL with synchronous=NORMAL, a commit survives the
+ * process being killed and is fsynced at the next checkpoint. */
+int writer_start(const char *db_path, int max_queued, bool fsync_commits, struct writer **out,
+                 struct err *e);
 /* Queue op; blocks while the queue is full. After writer_stop began, op is
  * completed at once with an error. Returns op's ticket (seq 0 if it was
  * refused). */
@@ -87,6 +93,17 @@ void writer_release_memory(struct writer *w);
 /* Wait until everything submitted so far has committed and its done
  * callback has run. */
 void writer_flush(struct writer *w);
+
+/* A barrier: passed(b) runs on the writer thread once every op submitted
+ * before it has committed (or failed). The caller owns b (embed it first in
+ * a struct of its own) until passed is called. writer_flush waits for one;
+ * journal_barrier posts a loop task from one. */
+struct writer_barrier {
+    struct wop base;
+    void (*passed)(struct writer_barrier *b);
+};
+void writer_barrier_post(struct writer *w, struct writer_barrier *b,
+                         void (*passed)(struct writer_barrier *b));
 /* Commit what is queued, stop the thread, close the database. */
 void writer_stop(struct writer **w);
 

@@ -7,6 +7,11 @@
  *
  *   zpush --endpoint tcp://127.0.0.1:P --count N [--topic T] [--db FILE]
  *         [--table invocations] [--pid PID] [--timeout S]
+ *         [--spread K] [--payload-bytes B]
+ *
+ * --spread K sends event i with topic TOPIC<i mod K>/ (K pipelines, one
+ * topic each); --payload-bytes B pads each payload's JSON to B bytes with
+ * a "pad" string (issue 15 item 5).
  */
 #include <sqlite3.h>
 #include <zmq.h>
@@ -28,7 +33,7 @@ static long db_max_id(sqlite3 *db, const char *table)
 int main(int argc, char **argv)
 {
     const char *endpoint = NULL, *topic = "bench.tp", *dbpath = NULL, *table = "invocations";
-    long count = 100000;
+    long count = 100000, spread = 0, pad_to = 0;
     int pid = 0;
     double timeout = 600;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -39,6 +44,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--table")) table = argv[i + 1];
         else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--timeout")) timeout = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--spread")) spread = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--payload-bytes")) pad_to = atol(argv[i + 1]);
         else { fprintf(stderr, "zpush: unknown option %s\n", argv[i]); return 2; }
     }
     if (!endpoint) {
@@ -57,18 +64,41 @@ int main(int argc, char **argv)
     long rss_idle = pid ? proc_status_kb(pid, "VmRSS") : -1;
     double cpu0 = pid ? tree_cpu_ms(pid) : 0;
     size_t tlen = strlen(topic);
-    char payload[512];
+    size_t cap = pad_to > 512 ? (size_t)pad_to + 64 : 512;
+    char *payload = malloc(cap), *padded = malloc(cap), ttopic[300];
+    if (!payload || !padded)
+        return 1;
     int64_t t0 = now_ns();
     for (long i = 0; i < count; i++) {
-        int n = bench_payload(payload, sizeof payload, i);
-        if (zmq_send(s, topic, tlen, ZMQ_SNDMORE) < 0 || zmq_send(s, payload, (size_t)n, 0) < 0) {
+        int n = bench_payload(payload, cap, i);
+        const char *body = payload;
+        if (pad_to > n + 10) { /* {..., "pad":"xxx"} */
+            int head = n - 1;
+            memcpy(padded, payload, (size_t)head);
+            memcpy(padded + head, ",\"pad\":\"", 8);
+            int fill = (int)pad_to - head - 8 - 2;
+            memset(padded + head + 8, 'x', (size_t)fill);
+            memcpy(padded + head + 8 + fill, "\"}", 2);
+            n = (int)pad_to;
+            body = padded;
+        }
+        const char *t = topic;
+        size_t tl = tlen;
+        if (spread > 0) {
+            tl = (size_t)snprintf(ttopic, sizeof ttopic, "%s%ld/", topic, i % spread);
+            t = ttopic;
+        }
+        if (zmq_send(s, t, tl, ZMQ_SNDMORE) < 0 || zmq_send(s, body, (size_t)n, 0) < 0) {
             fprintf(stderr, "zpush: send: %s\n", zmq_strerror(zmq_errno()));
             return 1;
         }
     }
     int64_t t_sent = now_ns();
-    printf("count=%ld\npayload_bytes=%d\nsend_s=%.3f\n", count,
-           bench_payload(payload, sizeof payload, count / 2), (double)(t_sent - t0) / 1e9);
+    int plen = bench_payload(payload, cap, count / 2);
+    printf("count=%ld\npayload_bytes=%ld\nsend_s=%.3f\n", count,
+           pad_to > plen + 10 ? pad_to : (long)plen, (double)(t_sent - t0) / 1e9);
+    free(payload);
+    free(padded);
     int rc = 0;
     if (dbpath) {
         sqlite3 *db = NULL;

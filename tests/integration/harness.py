@@ -9,6 +9,8 @@ Environment (set by ctest, see tests/CMakeLists.txt):
   SLUICE_FIXTURE_DIR  fixture plugins (ok.so, fail.so, wrong_abi.so, ...)
   SLUICE_SOURCE_DIR   the repository root
   SLUICE_TEST_KEEP    set to 1 to keep every sandbox, passing or not
+  SLUICE_TEST_DURABILITY  "process" or "power": every sandbox's sluice.json
+                      sets it (ctest runs the kill -9 tests under both)
 
 Rules every test follows:
   * no fixed sleeps: every wait polls a condition against a deadline
@@ -155,6 +157,8 @@ class Sandbox:
             # ... and so is the admin listener (/metrics, /status)
             "admin": {"listen": "127.0.0.1:%d" % free_port()},
         }
+        if os.environ.get("SLUICE_TEST_DURABILITY"):
+            self.config["durability"] = os.environ["SLUICE_TEST_DURABILITY"]
         if config:
             self.config.update(config)
         self.write_config()

@@ -360,6 +360,9 @@ class BadInput(ZmqCase):
         ([b"bad\x00topic", b"{}"], "NUL"),
         ([b"bad.nul-in-payload", b'{"a":1}\x00{"b":2}'], ("NUL", "not valid JSON")),
         ([b"bad.binary", bytes(range(256))], ("NUL", "not valid JSON")),
+        # JSON cJSON alone would take, refused as plugins' parser refuses it (issue 15)
+        ([b"bad.leading-zero", b'{"a": 01}'], "leading zero"),
+        ([b"bad.raw-tab", b'{"a": "x\ty"}'], "not valid JSON (near byte"),
         ([b"bad.empty-id", b"{}", b""], "event id"),
         ([b"bad.control-id", b"{}", b"line\nbreak"], "event id"),
         ([b"bad.long-id", b"{}", b"x" * 201], "event id"),

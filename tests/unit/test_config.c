@@ -285,6 +285,36 @@ static void test_unknown_key(void)
     free(file);
 }
 
+/* issue 15: durability is "power" unless set; "process" is the other
+ * setting; anything else is refused with both settings named. */
+static void test_durability(void)
+{
+    struct config *c;
+    struct diag d = {0};
+    char *file;
+    CHECK(load_text("dur0.json", "{}", &c, &d, &file) == 0 && c);
+    CHECK(c && c->durability == DURABILITY_POWER);
+    config_free(&c);
+    free(file);
+    CHECK(load_text("dur1.json", "{\"durability\": \"process\"}", &c, &d, &file) == 0 && c);
+    CHECK(c && c->durability == DURABILITY_PROCESS);
+    config_free(&c);
+    free(file);
+    CHECK(load_text("dur2.json", "{\"durability\": \"power\"}", &c, &d, &file) == 0 && c);
+    CHECK(c && c->durability == DURABILITY_POWER);
+    config_free(&c);
+    free(file);
+    CHECK(d.errors == 0);
+    int rc = load_text("dur3.json", "{\"durability\": \"disk\"}", &c, &d, &file);
+    CHECK(rc == -1 && c == NULL && d.errors == 1);
+    char want[4200];
+    snprintf(want, sizeof want, "%s: durability: \"disk\" is not a setting: use \"process\" "
+             "(survives the daemon being killed) or \"power\" (also survives power loss)", file);
+    CHECK_STR(d.n ? d.items[d.n - 1].text : NULL, want);
+    diag_free(&d);
+    free(file);
+}
+
 static void test_wrong_type(void)
 {
     struct config *c;
@@ -537,6 +567,7 @@ int main(void)
     test_relative_paths();
     test_unknown_key();
     test_wrong_type();
+    test_durability();
     test_invalid_json();
     test_exposure();
     test_parse_text();

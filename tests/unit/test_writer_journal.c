@@ -46,7 +46,7 @@ static struct writer *start(const char *db)
 {
     struct writer *w = NULL;
     struct err e = {""};
-    int rc = writer_start(db, 64, &w, &e);
+    int rc = writer_start(db, 64, true, &w, &e);
     CHECK(rc == 0);
     CHECK(w != NULL);
     if (rc != 0)
@@ -387,7 +387,7 @@ static void test_concurrent_producers(void)
     char *db = tu_path(tmp, "conc.db");
     struct writer *w = NULL;
     struct err e = {""};
-    CHECK(writer_start(db, 4, &w, &e) == 0); /* a small queue: producers wait */
+    CHECK(writer_start(db, 4, true, &w, &e) == 0); /* a small queue: producers wait */
     if (!w) {
         free(db);
         return;
@@ -523,6 +523,73 @@ static void test_finish_folds_into_append(void)
 
 /* Ops and their strings in one block: the op part zeroed (an unset fold
  * must read NULL), the strings copied, a NULL string left NULL. */
+/* Ops of one transaction that use many distinct statements (the cache also
+ * holds BEGIN and COMMIT), and one op that fails: its own error reaches its
+ * done, the others commit with rc 0 and no message. Durability "process". */
+static const char *const MANY_SQL[] = {
+    "SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4", "SELECT 5", "SELECT 6", "SELECT 7",
+    "SELECT 8", "SELECT 9", "SELECT 10", "SELECT 11", "SELECT 12", "SELECT 13", "SELECT 14",
+    "SELECT 15", "SELECT 16", "SELECT 17", "SELECT 18", "SELECT 19", "SELECT 20",
+};
+#define N_MANY (int)(sizeof MANY_SQL / sizeof MANY_SQL[0])
+
+struct stmt_op {
+    struct wop base;
+    const char *sql;            /* NULL: fail */
+    int *ok, *failed;
+};
+
+static int stmt_apply(struct wop *op, struct writer *w, struct err *e)
+{
+    struct stmt_op *o = (struct stmt_op *)op;
+    if (!o->sql)
+        return err_set(e, "boom %d", 42);
+    sqlite3_stmt *st = writer_stmt(w, o->sql, e);
+    return st && sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+}
+
+static void stmt_done(struct wop *op, int rc, const struct err *e)
+{
+    struct stmt_op *o = (struct stmt_op *)op;
+    if (!o->sql) {
+        CHECK(rc < 0);
+        CHECK_STR(e->msg, "boom 42");
+        ++*o->failed;
+    } else if (rc == 0 && e->msg[0] == 0) {
+        ++*o->ok;
+    } else {
+        fprintf(stderr, "%s: rc %d, %s\n", o->sql, rc, e->msg);
+    }
+    free(o);
+}
+
+static void test_many_statements_and_op_errors(void)
+{
+    char *db = tu_path(tmp, "many.db");
+    struct writer *w = NULL;
+    struct err e = {""};
+    CHECK(writer_start(db, 64, false, &w, &e) == 0);
+    if (!w) {
+        free(db);
+        return;
+    }
+    int ok = 0, failed = 0;
+    struct gate g;
+    gate_close(w, &g); /* what follows shares one transaction */
+    for (int i = 0; i <= N_MANY; i++) {
+        struct stmt_op *o = calloc(1, sizeof *o);
+        *o = (struct stmt_op){.base = {.apply = stmt_apply, .done = stmt_done},
+                              .sql = i < N_MANY ? MANY_SQL[i] : NULL, .ok = &ok,
+                              .failed = &failed};
+        writer_submit(w, &o->base);
+    }
+    gate_open(w, &g);
+    CHECK(ok == N_MANY);
+    CHECK(failed == 1);
+    writer_stop(&w);
+    free(db);
+}
+
 static void test_op_alloc(void)
 {
     struct big {
@@ -605,7 +672,7 @@ static void test_schema(void)
              db, DB_SCHEMA_VERSION + 1, DB_SCHEMA_VERSION);
     w = (struct writer *)&w;
     snprintf(e.msg, sizeof e.msg, "(untouched)");
-    CHECK(writer_start(db, 8, &w, &e) == -1);
+    CHECK(writer_start(db, 8, true, &w, &e) == -1);
     CHECK_CONTAINS(e.msg, want);
     CHECK_CONTAINS(e.msg, "newer sluice");
     snprintf(e.msg, sizeof e.msg, "(untouched)");
@@ -638,7 +705,7 @@ static void test_schema(void)
     CHECK(access(missing, F_OK) != 0);
     /* a folder that does not exist: the writer says which file */
     char *nodir = tu_path(tmp, "no/such/dir/x.db");
-    CHECK(writer_start(nodir, 8, &w, &e) == -1);
+    CHECK(writer_start(nodir, 8, true, &w, &e) == -1);
     CHECK_CONTAINS(e.msg, nodir);
     free(nodir);
     free(missing);
@@ -655,6 +722,7 @@ int main(void)
     test_concurrent_producers();
     test_finish_folds_into_append();
     test_op_alloc();
+    test_many_statements_and_op_errors();
     test_schema();
     tu_rm_rf(tmp);
     free(tmp);
