@@ -166,12 +166,14 @@ static struct job *job_new(struct lane *lane, struct event *ev)
 static void lane_sync_ready(struct lane *lane)
 {
     int size = lane->p->batch.size;
+    struct sched *s = lane->d->env.sched;
     if (lane->d->retiring) {
-        lane->sl.ready = 0;
+        sched_set_ready(s, &lane->sl, 0);
     } else if (size <= 1) {
-        lane->sl.ready = lane->count;
+        sched_set_ready(s, &lane->sl, lane->count);
     } else {
-        lane->sl.ready = lane->count / size + (lane->count % size && lane->window_over);
+        sched_set_ready(s, &lane->sl,
+                        lane->count / size + (lane->count % size && lane->window_over));
         if (lane->count == 0)
             lane->window_over = false;
     }
@@ -842,7 +844,7 @@ void dispatch_retire(struct dispatch *d, void (*retired)(void *arg), void *arg)
     d->jobs++; /* held while this runs: nothing below may finish the retirement early */
     for (size_t i = 0; i < d->n_lanes; i++) { /* first: nothing of it may start below */
         sched_unlink(d->env.sched, &d->lanes[i].sl);
-        d->lanes[i].sl.ready = 0;
+        sched_set_ready(d->env.sched, &d->lanes[i].sl, 0);
         loop_timer_cancel(loop_of(d), &d->lanes[i].window);
     }
     for (size_t i = 0; i < d->n_lanes; i++) {

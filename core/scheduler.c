@@ -14,6 +14,51 @@ void sched_lane_init(struct sched_lane *l, int concurrency, int reserved)
                              .reserved = reserved > 0 ? reserved : 0};
 }
 
+/* The ring of lanes with work: joined at the end of the round (just
+ * before whoever's turn it is), left when its work is taken. */
+static void ready_join(struct sched *s, struct sched_lane *l)
+{
+    if (l->in_ready || !l->linked || l->ready <= 0)
+        return;
+    l->in_ready = true;
+    s->n_turn++;
+    if (!s->turn) {
+        l->rnext = l->rprev = l;
+        s->turn = l;
+        return;
+    }
+    l->rnext = s->turn;
+    l->rprev = s->turn->rprev;
+    l->rprev->rnext = l;
+    s->turn->rprev = l;
+}
+
+static void ready_leave(struct sched *s, struct sched_lane *l)
+{
+    if (!l->in_ready)
+        return;
+    l->in_ready = false;
+    s->n_turn--;
+    if (l->rnext == l) {
+        s->turn = NULL;
+    } else {
+        l->rprev->rnext = l->rnext;
+        l->rnext->rprev = l->rprev;
+        if (s->turn == l)
+            s->turn = l->rnext;
+    }
+    l->rnext = l->rprev = NULL;
+}
+
+void sched_set_ready(struct sched *s, struct sched_lane *l, int ready)
+{
+    l->ready = ready > 0 ? ready : 0;
+    if (l->ready > 0)
+        ready_join(s, l);
+    else
+        ready_leave(s, l);
+}
+
 void sched_link(struct sched *s, struct sched_lane *l)
 {
     if (l->linked)
@@ -29,12 +74,14 @@ void sched_link(struct sched *s, struct sched_lane *l)
     l->prev = s->cursor->prev;
     l->prev->next = l;
     s->cursor->prev = l;
+    ready_join(s, l);
 }
 
 void sched_unlink(struct sched *s, struct sched_lane *l)
 {
     if (!l->linked)
         return;
+    ready_leave(s, l);
     l->linked = false;
     s->reserved -= l->reserved;
     /* the slots it holds inside its reservation now count as unreserved */
@@ -80,22 +127,25 @@ void sched_pump(struct sched *s, void (*start)(void *arg, struct sched_lane *l),
     }
     s->pumping = true;
     bool progress = true;
-    while (progress && s->cursor) {
+    while (progress && s->turn) {
         progress = false;
-        struct sched_lane *first = s->cursor, *l = first;
-        do {
-            struct sched_lane *next = l->next;
-            if (l->ready > 0 && sched_can_start(s, l)) {
+        /* one round: each lane with work once, from whoever's turn it is */
+        int n = s->n_turn;
+        for (struct sched_lane *l = s->turn; n-- > 0 && l;) {
+            struct sched_lane *next = l->rnext;
+            if (sched_can_start(s, l)) {
                 if (beyond_reservation(l))
                     s->unreserved_used++;
                 l->running++;
-                l->ready--;
-                s->cursor = next; /* the next lane has the next turn */
+                s->turn = next; /* the next lane has the next turn */
+                sched_set_ready(s, l, l->ready - 1);
                 start(arg, l);
                 progress = true;
+                if (!next->in_ready)
+                    break; /* the ring changed under this round: start another */
             }
             l = next;
-        } while (s->cursor && l != first && l->linked);
+        }
         progress = progress || s->again;
         s->again = false;
     }

@@ -9,6 +9,9 @@
  * with events ready take turns, one start each per round (round-robin), so
  * a flooded pipeline cannot starve a quiet one.
  *
+ * Only lanes with events ready are visited: they form a ring of their own,
+ * so the cost of a start does not grow with the number of pipelines.
+ *
  * Pure bookkeeping on the loop thread: no locks, no threads, no I/O.
  */
 #ifndef SLUICE_SCHEDULER_H
@@ -20,18 +23,23 @@ struct sched_lane {
     int concurrency;            /* the most it runs at once */
     int reserved;               /* slots only it may use */
     int running;                /* slots it holds */
-    int ready;                  /* events waiting for a slot */
+    int ready;                  /* events waiting for a slot (set with sched_set_ready) */
     bool held;                  /* starts nothing while set */
     struct sched_lane *next;    /* in the scheduler's ring of lanes */
     struct sched_lane *prev;
     bool linked;
+    struct sched_lane *rnext;   /* in the ring of linked lanes with ready > 0 */
+    struct sched_lane *rprev;
+    bool in_ready;
 };
 
 struct sched {
     int slots;                  /* max_concurrency */
     int reserved;               /* sum of the linked lanes' reservations */
     int unreserved_used;        /* slots held beyond their lane's reservation */
-    struct sched_lane *cursor;  /* whose turn it is */
+    struct sched_lane *cursor;  /* the ring of linked lanes */
+    struct sched_lane *turn;    /* the ring of lanes with ready > 0: whose turn it is */
+    int n_turn;                 /* ... how many */
     bool pumping, again;
 };
 
@@ -42,6 +50,8 @@ void sched_lane_init(struct sched_lane *l, int concurrency, int reserved);
  * sched_done as its runs end. */
 void sched_link(struct sched *s, struct sched_lane *l);
 void sched_unlink(struct sched *s, struct sched_lane *l);
+/* How many of l's events wait for a slot now. */
+void sched_set_ready(struct sched *s, struct sched_lane *l, int ready);
 /* May l start one more now? */
 bool sched_can_start(const struct sched *s, const struct sched_lane *l);
 /* Start what can start, fairly: start(arg, lane) is called once per slot

@@ -85,16 +85,24 @@ class Retention(SluiceTestCase):
         # what a database of the previous version looks like
         con = sqlite3.connect(sb.database)
         con.executescript("PRAGMA auto_vacuum = NONE; VACUUM; DROP INDEX logs_at;"
-                          " DROP INDEX events_replay_of; DROP TABLE schedules; PRAGMA user_version = 1;")
+                          " DROP INDEX events_replay_of; DROP TABLE schedules;"
+                          " ALTER TABLE events DROP COLUMN node;"
+                          " ALTER TABLE invocations DROP COLUMN node;"
+                          " ALTER TABLE logs DROP COLUMN node; PRAGMA user_version = 1;")
         self.assertEqual(con.execute("PRAGMA auto_vacuum").fetchone()[0], 0)
         con.close()
         d = self.daemon(sb)
         self.assertIn("switching to incremental vacuum", d.log())
-        self.assertEqual(sb.db_value("PRAGMA user_version"), 3)
+        self.assertEqual(sb.db_value("PRAGMA user_version"), 4)
         self.assertEqual(sb.db_value("PRAGMA auto_vacuum"), 2)
         self.assertEqual(sb.count("events WHERE state = 'done'"), 3)
         self.assertEqual(sb.count("invocations"), 3)
         self.assertEqual(sb.count("sqlite_master WHERE name IN ('logs_at', 'events_replay_of')"), 2)
+        # rows from before version 4 have no node; new ones name it
+        self.assertEqual(sb.count("events WHERE node IS NULL"), 3)
+        sb.drop("inbox/fine/new.txt")
+        self.wait_events(sb, 4, pipeline="fine")
+        self.assertEqual(sb.count("events WHERE node IS NOT NULL"), 1)
         self.stop(d)
         d = self.daemon(sb) # once only
         self.assertNotIn("switching to incremental vacuum", d.log())

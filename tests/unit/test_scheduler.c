@@ -37,7 +37,7 @@ static void test_concurrency_is_a_limit(void)
     sched_init(&s, 10);
     sched_lane_init(&a, 3, 0);
     sched_link(&s, &a);
-    a.ready = 8;
+    sched_set_ready(&s, &a, 8);
     sched_pump(&s, record, &st);
     CHECK(st.n == 3);
     CHECK(a.running == 3 && a.ready == 5);
@@ -56,7 +56,8 @@ static void test_the_global_limit_bounds_all_lanes(void)
     sched_lane_init(&b, 10, 0);
     sched_link(&s, &a);
     sched_link(&s, &b);
-    a.ready = b.ready = 10;
+    sched_set_ready(&s, &a, 10);
+    sched_set_ready(&s, &b, 10);
     sched_pump(&s, record, &st);
     CHECK(st.n == 4);
     CHECK(a.running + b.running == 4);
@@ -73,10 +74,10 @@ static void test_lanes_take_turns(void)
     sched_lane_init(&quiet, 8, 0);
     sched_link(&s, &flood);
     sched_link(&s, &quiet);
-    flood.ready = 1000;
+    sched_set_ready(&s, &flood, 1000);
     sched_pump(&s, record, &st); /* the flood takes every free slot ... */
     CHECK(flood.running == 2);
-    quiet.ready = 3;             /* ... then the quiet one has work */
+    sched_set_ready(&s, &quiet, 3); /* ... then the quiet one has work */
     for (int i = 0; i < 6; i++) {
         struct sched_lane *ended = st.who[i];
         sched_done(&s, ended);
@@ -97,10 +98,10 @@ static void test_reservations_are_kept(void)
     sched_lane_init(&small, 2, 2);
     sched_link(&s, &big);
     sched_link(&s, &small);
-    big.ready = 100;
+    sched_set_ready(&s, &big, 100);
     sched_pump(&s, record, &st);
     CHECK(big.running == 2); /* 4 slots, 2 reserved for small */
-    small.ready = 5;
+    sched_set_ready(&s, &small, 5);
     sched_pump(&s, record, &st);
     CHECK(small.running == 2); /* its reservation, even with big flooding */
     CHECK(!sched_can_start(&s, &small)); /* and no more: its concurrency is 2 */
@@ -119,10 +120,10 @@ static void test_beyond_the_reservation_comes_from_the_rest(void)
     sched_lane_init(&b, 5, 0);
     sched_link(&s, &a);
     sched_link(&s, &b);
-    a.ready = 5;
+    sched_set_ready(&s, &a, 5);
     sched_pump(&s, record, &st);
     CHECK(a.running == 3); /* 1 reserved + the 2 unreserved */
-    b.ready = 1;
+    sched_set_ready(&s, &b, 1);
     CHECK(!sched_can_start(&s, &b));
     sched_done(&s, &a); /* a slot beyond a's reservation comes free */
     CHECK(sched_can_start(&s, &b));
@@ -138,10 +139,10 @@ static void test_unlinked_lanes_give_their_reservation_back(void)
     sched_lane_init(&next, 2, 0);
     sched_link(&s, &old);
     sched_link(&s, &next);
-    old.ready = 1;
+    sched_set_ready(&s, &old, 1);
     sched_pump(&s, record, &st);
     CHECK(old.running == 1);
-    next.ready = 2;
+    sched_set_ready(&s, &next, 2);
     sched_pump(&s, record, &st);
     CHECK(next.running == 0); /* both slots reserved for old */
     sched_unlink(&s, &old);   /* a reload retires it; its run still holds a slot */
@@ -162,7 +163,7 @@ static void test_held_lanes_start_nothing(void)
     sched_lane_init(&a, 4, 0);
     a.held = true;
     sched_link(&s, &a);
-    a.ready = 2;
+    sched_set_ready(&s, &a, 2);
     sched_pump(&s, record, &st);
     CHECK(st.n == 0);
     a.held = false;
@@ -193,10 +194,40 @@ static void test_a_start_that_ends_at_once(void)
     sched_init(&s, 1);
     sched_lane_init(&a, 1, 0);
     sched_link(&s, &a);
-    a.ready = 5;
+    sched_set_ready(&s, &a, 5);
     sched_pump(&s, start_and_end, &r);
     CHECK(r.st.n == 5);
     CHECK(a.running == 0 && a.ready == 0 && s.unreserved_used == 0);
+}
+
+/* Only lanes with events ready are in the round: a thousand idle
+ * pipelines cost a start nothing. */
+static void test_only_lanes_with_work_take_part_in_a_round(void)
+{
+    enum { N = 1000 };
+    static struct sched_lane lanes[N];
+    struct sched s;
+    struct starts st = {0};
+    sched_init(&s, 64);
+    for (int i = 0; i < N; i++) {
+        sched_lane_init(&lanes[i], 4, 0);
+        sched_link(&s, &lanes[i]);
+    }
+    CHECK(s.n_turn == 0);
+    sched_set_ready(&s, &lanes[500], 2);
+    sched_set_ready(&s, &lanes[7], 1);
+    CHECK(s.n_turn == 2);
+    sched_pump(&s, record, &st);
+    CHECK(st.n == 3 && count(&st, &lanes[500]) == 2 && count(&st, &lanes[7]) == 1);
+    CHECK(s.n_turn == 0 && s.turn == NULL);
+    struct sched_lane loose; /* not linked: it waits for its link */
+    sched_lane_init(&loose, 1, 0);
+    sched_set_ready(&s, &loose, 3);
+    CHECK(s.n_turn == 0);
+    sched_link(&s, &loose);
+    CHECK(s.n_turn == 1);
+    sched_unlink(&s, &loose);
+    CHECK(s.n_turn == 0);
 }
 
 int main(void)
@@ -209,5 +240,6 @@ int main(void)
     test_unlinked_lanes_give_their_reservation_back();
     test_held_lanes_start_nothing();
     test_a_start_that_ends_at_once();
+    test_only_lanes_with_work_take_part_in_a_round();
     return test_summary();
 }
