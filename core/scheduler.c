@@ -65,15 +65,6 @@ void sched_link(struct sched *s, struct sched_lane *l)
         return;
     l->linked = true;
     s->reserved += l->reserved;
-    if (!s->cursor) {
-        l->next = l->prev = l;
-        s->cursor = l;
-        return;
-    }
-    l->next = s->cursor;
-    l->prev = s->cursor->prev;
-    l->prev->next = l;
-    s->cursor->prev = l;
     ready_join(s, l);
 }
 
@@ -86,15 +77,6 @@ void sched_unlink(struct sched *s, struct sched_lane *l)
     s->reserved -= l->reserved;
     /* the slots it holds inside its reservation now count as unreserved */
     s->unreserved_used += l->running < l->reserved ? l->running : l->reserved;
-    if (l->next == l) {
-        s->cursor = NULL;
-    } else {
-        l->prev->next = l->next;
-        l->next->prev = l->prev;
-        if (s->cursor == l)
-            s->cursor = l->next;
-    }
-    l->next = l->prev = NULL;
 }
 
 /* Slots nobody reserved that are still free. A lane no longer linked keeps

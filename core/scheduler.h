@@ -25,9 +25,7 @@ struct sched_lane {
     int running;                /* slots it holds */
     int ready;                  /* events waiting for a slot (set with sched_set_ready) */
     bool held;                  /* starts nothing while set */
-    struct sched_lane *next;    /* in the scheduler's ring of lanes */
-    struct sched_lane *prev;
-    bool linked;
+    bool linked;                /* taking part: its reservation counts */
     struct sched_lane *rnext;   /* in the ring of linked lanes with ready > 0 */
     struct sched_lane *rprev;
     bool in_ready;
@@ -37,7 +35,6 @@ struct sched {
     int slots;                  /* max_concurrency */
     int reserved;               /* sum of the linked lanes' reservations */
     int unreserved_used;        /* slots held beyond their lane's reservation */
-    struct sched_lane *cursor;  /* the ring of linked lanes */
     struct sched_lane *turn;    /* the ring of lanes with ready > 0: whose turn it is */
     int n_turn;                 /* ... how many */
     bool pumping, again;
