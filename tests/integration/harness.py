@@ -24,6 +24,7 @@ Rules every test follows:
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -43,14 +44,38 @@ _SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSan
                       "runtime error:", "ThreadSanitizer")
 
 
+# Ports are drawn below the kernel's ephemeral range (32768 and up): a port
+# the kernel hands out for bind(0) is soon handed to some test's outgoing
+# connection too, and a daemon started a moment later then finds it taken
+# ("Address already in use"). Ports drawn at random below that range are
+# only ever taken by another test drawing the same one.
+PORT_RANGE = (20000, 32000)
+_ports_given = set()
+
+
+def free_ports(n):
+    """n distinct loopback ports nobody listens on right now, so tests run in
+    parallel."""
+    ports = []
+    while len(ports) < n:
+        port = random.randrange(*PORT_RANGE)
+        if port in _ports_given:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _ports_given.add(port)
+        ports.append(port)
+    return ports
+
+
 def free_port():
-    """A loopback TCP port nobody listens on right now, so tests run in parallel."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A loopback TCP port nobody listens on right now."""
+    return free_ports(1)[0]
 
 
 def endpoint():
@@ -542,20 +567,6 @@ def process_gone(pid):
 
 
 # -- shared by several test files: endpoints, pipelines, `sluice invoke` ---
-
-def free_ports(n):
-    """n distinct loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
 
 def tcp_zmq_config(**extra):
     """A config part giving the daemon's PULL and ROUTER sockets free
