@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "utf8.h"
+
 cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at)
 {
     const char *nul = memchr(text, 0, len);
@@ -31,39 +33,11 @@ cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at)
     return v;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (at most n bytes), 0 if
- * it is not one (overlong forms, surrogates and values past U+10FFFF are
- * not). A NUL byte is not one either. */
+/* utf8_sequence_len, except that a NUL byte is not a character here: the
+ * texts go on as C strings. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return need;
+    return n > 0 && s[0] == 0 ? 0 : utf8_sequence_len(s, n);
 }
 
 size_t json_utf8_clean(const char *in, size_t len, char *out)
