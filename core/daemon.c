@@ -107,10 +107,12 @@ static void print_diag(struct diag *d)
                 d->items[i].text);
 }
 
-/* Read and check the pipeline files, their plugins included (bound to a
- * probe loader and unbound again: the generation binds its own once the
- * old one has let go of the plugin files). */
-static int validate(struct daemon *dm, struct pipeline_set *set)
+/* Read and check the pipeline files, their plugins included, bound to a
+ * probe loader. keep (the first start: no generation holds the plugin
+ * files) takes the probe with its bindings for the generation; on a reload
+ * they are unbound again, and the new generation binds its own once the old
+ * one has let go of the plugin files. */
+static int validate(struct daemon *dm, struct pipeline_set *set, struct loader **keep)
 {
     struct diag d = {0};
     struct loader *probe = NULL;
@@ -120,14 +122,19 @@ static int validate(struct daemon *dm, struct pipeline_set *set)
         diag_error(&d, dm->cfg->file, "%s", e.msg);
     if (d.errors == 0)
         loader_bind_set(probe, set, &d);
-    for (size_t i = 0; i < set->n; i++)
-        for (size_t k = 0; k < set->v[i]->n_steps; k++) {
-            set->v[i]->steps[k].plugin = NULL;
-            set->v[i]->steps[k].fn = NULL;
-        }
+    int errors = d.errors;
+    if (keep && errors == 0) {
+        *keep = probe;
+        probe = NULL;
+    } else {
+        for (size_t i = 0; i < set->n; i++)
+            for (size_t k = 0; k < set->v[i]->n_steps; k++) {
+                set->v[i]->steps[k].plugin = NULL;
+                set->v[i]->steps[k].fn = NULL;
+            }
+    }
     loader_free(&probe);
     print_diag(&d);
-    int errors = d.errors;
     diag_free(&d);
     if (errors)
         log_msg(LOG_ERROR, "%d problem%s in the pipelines; run `sluice check` for the list",
@@ -142,6 +149,8 @@ static void bind_plugins(struct daemon *dm, struct generation *g)
 {
     struct err e;
     struct diag d = {0};
+    if (g->loader) /* the first start's probe: bound as validated */
+        return;
     if (loader_new(&dm->cfg->plugin_path, &g->loader, &e) < 0)
         log_msg(LOG_ERROR, "%s", e.msg);
     for (size_t i = 0; i < g->set.n; i++) {
@@ -348,7 +357,7 @@ static void reload(struct daemon *dm)
     log_msg(LOG_INFO, "SIGHUP: reloading pipelines from %s", dm->cfg->pipelines_dir);
     service_reloading(&dm->svc);
     struct pipeline_set set;
-    struct generation *g = validate(dm, &set) == 0 ? generation_new(dm, &set) : NULL;
+    struct generation *g = validate(dm, &set, NULL) == 0 ? generation_new(dm, &set) : NULL;
     if (!g) {
         log_msg(LOG_ERROR, "reload refused; the running pipelines stay as they were");
         pipeline_set_free(&set);
@@ -655,12 +664,16 @@ static int start(struct daemon *dm, const char *config_file)
     }
     ingress_attach(dm->ingress, dm->zmq, NULL);
     struct pipeline_set set;
-    if (validate(dm, &set) < 0) {
+    struct loader *probe = NULL;
+    if (validate(dm, &set, &probe) < 0) {
         pipeline_set_free(&set);
         return -1;
     }
-    if (!(dm->gen = generation_new(dm, &set)))
+    if (!(dm->gen = generation_new(dm, &set))) { /* it freed the set */
+        loader_free(&probe);
         return -1;
+    }
+    dm->gen->loader = probe; /* bound once, by validate */
     ingress_use(dm->ingress, &dm->gen->set, dm->gen->dispatch);
     if (generation_start(dm, dm->gen) < 0 || start_http(dm) < 0)
         return -1;
