@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "pipeline.h"
 #include "runner.h"
+#include "worker.h"
 
 struct lane;
 struct batch_run;
@@ -437,6 +438,9 @@ static void slot_free(struct lane *lane, bool held)
     lane->ended++;
     if (held)
         sched_done(lane->d->env.sched, &lane->sl);
+    /* fast handlers in workers: more runs in flight than workers (worker.h) */
+    lane->sl.concurrency = lane->p->concurrency *
+                           workers_depth(lane->d->env.runner->workers, lane->p);
     lane_release(lane);
     pump(lane->d);
 }

@@ -38,6 +38,7 @@ static struct {
     struct series *v;
     size_t n, cap;
     atomic_long workers;
+    atomic_long pipelined;
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The series for pipeline/step, created on first use; NULL if out of
@@ -96,6 +97,11 @@ void metrics_invocation(const struct invocation *inv)
 void metrics_workers_add(int delta)
 {
     atomic_fetch_add(&M.workers, delta);
+}
+
+void metrics_pipelined(void)
+{
+    atomic_fetch_add(&M.pipelined, 1);
 }
 
 long metrics_workers(void)
@@ -212,6 +218,9 @@ static void write_gauges(FILE *out, const struct engine_snapshot *snap, int64_t 
                          "Events journaled and not finished yet, by pipeline.", true);
     header(out, "sluice_workers", "gauge", "Worker processes running handlers.");
     fprintf(out, "sluice_workers %ld\n", metrics_workers());
+    header(out, "sluice_worker_pipelined_total", "counter",
+           "Invocations sent to a worker while it still ran the one before (pipelining).");
+    fprintf(out, "sluice_worker_pipelined_total %ld\n", atomic_load(&M.pipelined));
     header(out, "sluice_pipelines", "gauge", "Pipelines running.");
     fprintf(out, "sluice_pipelines %zu\n", snap->n_pipelines);
     header(out, "sluice_writer_queue_length", "gauge",
@@ -260,5 +269,6 @@ void metrics_reset(void)
     M.v = NULL;
     M.n = M.cap = 0;
     atomic_store(&M.workers, 0);
+    atomic_store(&M.pipelined, 0);
     pthread_mutex_unlock(&M.lock);
 }

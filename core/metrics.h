@@ -45,6 +45,8 @@ void engine_snapshot_release(struct engine_snapshot *s);
 void metrics_invocation(const struct invocation *inv);
 /* A worker process started (+1) or ended (-1). */
 void metrics_workers_add(int delta);
+/* One more invocation sent to a worker ahead of its answer (worker.c). */
+void metrics_pipelined(void);
 long metrics_workers(void);
 
 /* Per pipeline totals, for /status. */

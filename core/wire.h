@@ -65,7 +65,10 @@ struct wire_reader {
 struct wire_invoke {
     uint32_t step;
     uint32_t attempt;
-    int64_t deadline_ns;        /* CLOCK_MONOTONIC, shared by both processes */
+    int64_t deadline_ns;        /* CLOCK_MONOTONIC, shared by both processes;
+                                 * < 0: the timeout, counted by the worker from
+                                 * when it takes the frame (one sent while the
+                                 * worker still runs another: pipelining) */
     char request_id[37];
     bool ids;                   /* send WIRE_INVOKE_IDS (event_id, source) */
     const char *event_id;       /* NUL-terminated, NULL if none */

@@ -38,10 +38,28 @@
 #define SNDBUF_BYTES (1 << 20)
 #define SEND_TIMEOUT_S 5
 #define WORKER_EXE "sluice-worker" /* beside the sluice binary */
+/* Pipelining: while every worker a function may have is busy, up to
+ * PIPE_DEPTH - 1 more invocations are sent to one ahead of its answer, so
+ * a fast handler's worker goes from one to the next without a round trip
+ * through the daemon (one round trip costs two wake-ups of ~40 us each on
+ * these VMs: docs/benchmarks.md). Only for handlers that have been fast
+ * (the function's average under PIPE_FAST_MS) and small events: an event
+ * queued behind a slow one would wait for it, and queued bytes sit in the
+ * socket buffer, which must never fill (a send would block the loop). */
+#define PIPE_DEPTH 8
+#define PIPE_FAST_MS 2.0
+#define PIPE_MAX_BYTES (256u << 10)
 
 enum worker_state { W_STARTING, W_IDLE, W_BUSY, W_STOPPING };
 
 struct fn;
+
+/* An attempt and whom to tell when it ends. */
+struct call {
+    struct attempt *a;
+    void (*done)(void *arg);
+    void *done_arg;
+};
 
 struct worker {
     struct fn *fn;
@@ -65,6 +83,10 @@ struct worker {
     void (*done)(void *arg);
     void *done_arg;
     int64_t attempt_start_ns;
+    /* sent after it, in order, not started yet (pipelining) */
+    struct call queue[PIPE_DEPTH - 1];
+    int n_queued;
+    size_t queued_bytes;
 };
 
 /* An attempt waiting for its function's start back-off to pass. */
@@ -84,9 +106,12 @@ struct fn {
     int init_failures;          /* workers in a row that died before serving */
     int64_t backoff_until_ns;
     struct loop_timer backoff;
-    struct pending *waiting, *waiting_tail;
+    struct pending *waiting, *waiting_tail;   /* for a back-off, or for a worker */
+    double avg_ms;              /* its handlers' recent duration; < 0: none seen yet */
     bool forgotten;
     struct fn *next;
+    struct fn *same_index;      /* the chain of fns at its pipeline's index */
+    size_t index;               /* that index (p may be freed before this fn) */
 };
 
 struct workers {
@@ -95,12 +120,18 @@ struct workers {
     char exe[PATH_MAX];
     int64_t idle_ns;
     struct fn *fns;
+    struct fn **by_index;       /* by pipeline index: its fns (any generation) */
+    size_t n_index;
     int count;
     struct loop_timer sweep;    /* stops workers idle too long */
 };
 
 static void worker_end(struct worker *w);
 static void start_attempt(struct worker *w);
+static void place(struct fn *f, struct attempt *a, void (*done)(void *), void *arg);
+static void on_deadline(struct loop_timer *t);
+static void worker_idle(struct worker *w);
+static void feed_waiting(struct fn *f);
 
 bool worker_needed(const struct pipeline *p, const struct step *s)
 {
@@ -360,7 +391,43 @@ static void set_failure(struct attempt *a, enum inv_status status, const char *t
     a->error = strdup(msg);
 }
 
-/* Hand the finished attempt back (it may start the next one at once). */
+/* The next queued attempt is the one the worker runs now: its deadline
+ * counts from here (the worker counts its own from reading its INVOKE). */
+static void promote(struct worker *w)
+{
+    struct call c = w->queue[0];
+    w->n_queued--;
+    memmove(w->queue, w->queue + 1, (size_t)w->n_queued * sizeof *w->queue);
+    w->queued_bytes -= c.a->event_len;
+    w->a = c.a;
+    w->done = c.done;
+    w->done_arg = c.done_arg;
+    w->attempt_start_ns = clock_mono_ns();
+    c.a->started_ms = clock_wall_ms();
+    w->timer.fire = on_deadline;
+    loop_timer_arm(w->fn->ws->loop, &w->timer, w->attempt_start_ns +
+                   (int64_t)(c.a->step->timeout_ms + RESULT_GRACE_MS) * 1000000);
+}
+
+/* Take the attempts queued behind the one in flight, which will not run in
+ * this worker (it is being killed); they go back to their function. */
+static int take_queue(struct worker *w, struct call out[PIPE_DEPTH - 1])
+{
+    int n = w->n_queued;
+    memcpy(out, w->queue, (size_t)n * sizeof *out);
+    w->n_queued = 0;
+    w->queued_bytes = 0;
+    return n;
+}
+
+static void requeue(struct fn *f, const struct call *q, int n)
+{
+    for (int i = 0; i < n; i++)
+        place(f, q[i].a, q[i].done, q[i].done_arg);
+}
+
+/* Hand the finished attempt back (it may start the next one at once); the
+ * worker goes on with its queue, or is idle. */
 static void attempt_end(struct worker *w)
 {
     struct attempt *a = w->a;
@@ -369,6 +436,11 @@ static void attempt_end(struct worker *w)
     w->a = NULL;
     if (a->duration_ms <= 0)
         a->duration_ms = (double)(clock_mono_ns() - w->attempt_start_ns) / 1e6;
+    if (w->n_queued > 0)
+        promote(w);
+    else
+        worker_idle(w);
+    feed_waiting(w->fn);
     done(arg);
 }
 
@@ -391,6 +463,8 @@ static void start_failed(struct worker *w, const char *reason, bool said)
     worker_reap(w, said ? NULL : why, sizeof why);
     f->init_failures++;
     f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
+    if (f->waiting) /* they waited for a worker; now for the back-off */
+        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
     char msg[1400];
     snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", reason, *why ? "; " : "",
              why);
@@ -405,10 +479,13 @@ static void start_failed(struct worker *w, const char *reason, bool said)
 /* The worker is gone or misbehaved during an attempt: record why, reap. */
 static void worker_lost(struct worker *w, enum inv_status status, const char *what)
 {
+    struct fn *f = w->fn;
     struct attempt *a = w->a;
     void (*done)(void *) = w->done;
     void *arg = w->done_arg;
     int64_t t0 = w->attempt_start_ns;
+    struct call q[PIPE_DEPTH - 1];
+    int n = take_queue(w, q);
     char why[256];
     worker_reap(w, why, sizeof why);
     char msg[1400];
@@ -417,6 +494,12 @@ static void worker_lost(struct worker *w, enum inv_status status, const char *wh
                 msg);
     a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
     done(arg); /* its init had passed (READY): the next worker starts at once */
+    if (n > 0)
+        log_msg(LOG_INFO, "pipeline %s: %d invocation%s queued behind it go%s to another "
+                "worker (they had not started)", f->p->name, n, n == 1 ? "" : "s",
+                n == 1 ? "es" : "");
+    requeue(f, q, n); /* they never started: no attempt of theirs is used up */
+    feed_waiting(f);
 }
 
 static void on_deadline(struct loop_timer *t)
@@ -526,12 +609,19 @@ static void on_result(struct worker *w, const struct wire_frame *fr)
         if (a->duration_ms <= 0)
             a->duration_ms = (double)(clock_mono_ns() - w->attempt_start_ns) / 1e6;
         w->a = NULL;
-        worker_stop(w);
+        struct call q[PIPE_DEPTH - 1];
+        int n = take_queue(w, q);
+        if (n > 0)
+            worker_reap(w, NULL, 0); /* what it was sent must not run there */
+        else
+            worker_stop(w);
         done(arg);
+        requeue(f, q, n);
         return;
     }
     f->init_failures = 0;
-    worker_idle(w);
+    /* how fast its handlers are decides whether it is worth queueing behind them */
+    f->avg_ms = f->avg_ms < 0 ? a->duration_ms : f->avg_ms + (a->duration_ms - f->avg_ms) / 8;
     attempt_end(w);
 }
 
@@ -554,19 +644,25 @@ static void on_ready(struct worker *w, const struct wire_frame *fr)
             done(arg);
         return;
     }
+    struct fn *f = w->fn;
     w->start_ms = (double)(clock_mono_ns() - w->spawned_ns) / 1e6;
-    loop_timer_cancel(w->fn->ws->loop, &w->timer);
+    loop_timer_cancel(f->ws->loop, &w->timer);
     if (w->a)
         start_attempt(w);
     else
         worker_idle(w);
+    feed_waiting(f);
 }
 
 /* The socket or the process ended, or a frame broke the protocol. */
 static void worker_end(struct worker *w)
 {
     if (w->state == W_STOPPING || w->state == W_IDLE) {
+        struct fn *f = w->fn;
+        bool idle = w->state == W_IDLE;
         worker_reap(w, NULL, 0);
+        if (idle) /* one fewer counts against the concurrency */
+            feed_waiting(f);
         return;
     }
     if (w->state == W_STARTING) {
@@ -609,10 +705,19 @@ static bool handle_frame(struct worker *w, const struct wire_frame *fr)
     return false;
 }
 
-/* Read what the worker sent; stop at a frame that changes its state (the
- * next read is the loop's next wake-up: level-triggered). */
+static bool still_there(const struct fn *f, uint64_t serial)
+{
+    for (const struct worker *x = f->all; x; x = x->next)
+        if (x->serial == serial)
+            return true;
+    return false;
+}
+
+/* Read what the worker sent, while the worker is there. */
 static void drain(struct worker *w)
 {
+    struct fn *f = w->fn;
+    uint64_t serial = w->serial;
     for (;;) {
         struct wire_frame fr;
         struct err e;
@@ -630,7 +735,8 @@ static void drain(struct worker *w)
             }
             return;
         }
-        if (!handle_frame(w, &fr))
+        /* after a result, the next queued attempt's frames may be buffered already */
+        if (!handle_frame(w, &fr) && !still_there(f, serial))
             return;
     }
 }
@@ -639,14 +745,6 @@ static void on_worker_io(void *arg, uint32_t events)
 {
     (void)events;
     drain(arg);
-}
-
-static bool still_there(const struct fn *f, uint64_t serial)
-{
-    for (const struct worker *x = f->all; x; x = x->next)
-        if (x->serial == serial)
-            return true;
-    return false;
 }
 
 /* The process exited: what it wrote before is read first; a worker whose
@@ -663,20 +761,17 @@ static void on_worker_exit(void *arg, uint32_t events)
         worker_end(w);
 }
 
-/* Send the attempt's INVOKE; its deadline is a loop timer. */
-static void start_attempt(struct worker *w)
+/* Send a's INVOKE to w. deadline_ns < 0 is a timeout the worker counts
+ * from when it takes the frame (a queued attempt: wire.h). */
+static int send_invoke(struct worker *w, struct attempt *a, int64_t deadline_ns)
 {
-    struct attempt *a = w->a;
     const struct pipeline *p = w->fn->p;
-    w->state = W_BUSY;
-    w->attempt_start_ns = clock_mono_ns();
-    int64_t deadline = w->attempt_start_ns + (int64_t)a->step->timeout_ms * 1000000;
     const char *version = w->versions[a->step - p->steps];
     size_t vlen = strnlen(version, sizeof a->plugin_version - 1);
     memcpy(a->plugin_version, version, vlen);
     a->plugin_version[vlen] = '\0';
     struct wire_invoke in = {.step = (uint32_t)(a->step - p->steps),
-                             .attempt = (uint32_t)a->number, .deadline_ns = deadline,
+                             .attempt = (uint32_t)a->number, .deadline_ns = deadline_ns,
                              .event = a->event, .event_len = a->event_len};
     snprintf(in.request_id, sizeof in.request_id, "%s", a->request_id);
     /* C workers: event id and source for the ABI 2 context (issue 20) */
@@ -684,12 +779,32 @@ static void start_attempt(struct worker *w)
     in.event_id = a->event_id;
     in.source = a->source;
     struct err e;
-    if (wire_send_invoke(w->fd, &in, &e) < 0) {
+    return wire_send_invoke(w->fd, &in, &e);
+}
+
+/* Send the attempt's INVOKE; its deadline is a loop timer. */
+static void start_attempt(struct worker *w)
+{
+    struct attempt *a = w->a;
+    w->state = W_BUSY;
+    w->attempt_start_ns = clock_mono_ns();
+    int64_t deadline = w->attempt_start_ns + (int64_t)a->step->timeout_ms * 1000000;
+    if (send_invoke(w, a, deadline) < 0) {
         worker_lost(w, INV_CRASHED, "the worker stopped taking work");
         return;
     }
     w->timer.fire = on_deadline;
     loop_timer_arm(w->fn->ws->loop, &w->timer, deadline + (int64_t)RESULT_GRACE_MS * 1000000);
+}
+
+/* Send it behind the worker's attempt in flight (pipelining). */
+static void enqueue(struct worker *w, struct attempt *a, void (*done)(void *), void *arg)
+{
+    w->queue[w->n_queued++] = (struct call){.a = a, .done = done, .done_arg = arg};
+    w->queued_bytes += a->event_len;
+    metrics_pipelined();
+    if (send_invoke(w, a, -(int64_t)a->step->timeout_ms * 1000000) < 0)
+        worker_lost(w, INV_CRASHED, "the worker stopped taking work"); /* a goes elsewhere */
 }
 
 /* A new worker for the attempt: spawned now, INIT sent; READY starts it. */
@@ -717,6 +832,8 @@ static void start_worker(struct fn *f, struct attempt *a, void (*done)(void *), 
     } else {
         f->init_failures++;
         f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
+        if (f->waiting)
+            loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
         char msg[1200];
         snprintf(msg, sizeof msg, "the worker failed to start: %s", e.msg);
         log_msg(LOG_ERROR, "pipeline %s: %s (%d in a row)", f->p->name, msg, f->init_failures);
@@ -741,7 +858,45 @@ static struct worker *take_idle(struct fn *f)
     return NULL;
 }
 
-static void dispatch_attempt(struct fn *f, struct attempt *a, void (*done)(void *), void *arg)
+/* Workers that count against the function's concurrency. */
+static int live_workers(const struct fn *f)
+{
+    int n = 0;
+    for (const struct worker *w = f->all; w; w = w->next)
+        n += w->state != W_STOPPING;
+    return n;
+}
+
+/* Worth queueing behind: its handlers have been fast. The provided
+ * runtime's adapter takes a readable socket mid-invocation for the daemon
+ * leaving, so it is never sent one ahead. */
+static bool fast(const struct fn *f)
+{
+    return f->kind != RUNTIME_PROVIDED && f->avg_ms >= 0 && f->avg_ms < PIPE_FAST_MS;
+}
+
+/* The busy worker with the shortest queue that may take a behind it. */
+static struct worker *pipe_target(struct fn *f, const struct attempt *a)
+{
+    if (!fast(f) || a->event_len > PIPE_MAX_BYTES)
+        return NULL;
+    struct worker *best = NULL;
+    for (struct worker *w = f->all; w; w = w->next)
+        if (w->state == W_BUSY && !w->exited && w->n_queued < PIPE_DEPTH - 1 &&
+            w->queued_bytes + a->event_len <= PIPE_MAX_BYTES &&
+            (!best || w->n_queued < best->n_queued))
+            best = w;
+    return best && !code_changed(best) ? best : NULL;
+}
+
+static bool backing_off(const struct fn *f)
+{
+    return f->init_failures > 0 && clock_mono_ns() < f->backoff_until_ns;
+}
+
+/* An idle worker, a new one (within the function's concurrency, outside a
+ * start back-off), or a place behind a busy one; false: none now. */
+static bool try_dispatch(struct fn *f, struct attempt *a, void (*done)(void *), void *arg)
 {
     struct worker *w = take_idle(f);
     if (w) {
@@ -749,38 +904,121 @@ static void dispatch_attempt(struct fn *f, struct attempt *a, void (*done)(void 
         w->done = done;
         w->done_arg = arg;
         start_attempt(w);
+        return true;
+    }
+    if (live_workers(f) < f->p->concurrency && !backing_off(f)) {
+        start_worker(f, a, done, arg);
+        return true;
+    }
+    if ((w = pipe_target(f, a))) {
+        enqueue(w, a, done, arg);
+        return true;
+    }
+    return false;
+}
+
+/* Waits for a worker (or the end of a back-off), in order of arrival. */
+static void wait_for_worker(struct fn *f, struct attempt *a, void (*done)(void *), void *arg)
+{
+    struct pending *pd = malloc(sizeof *pd);
+    if (!pd) {
+        a->interrupted = true;
+        done(arg);
         return;
     }
-    start_worker(f, a, done, arg);
+    *pd = (struct pending){.a = a, .done = done, .done_arg = arg};
+    if (f->waiting_tail)
+        f->waiting_tail->next = pd;
+    else
+        f->waiting = pd;
+    f->waiting_tail = pd;
+    if (backing_off(f))
+        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
+}
+
+/* An attempt for f: at once if it can go somewhere, else after those
+ * already waiting. */
+static void place(struct fn *f, struct attempt *a, void (*done)(void *), void *arg)
+{
+    if (f->waiting || !try_dispatch(f, a, done, arg))
+        wait_for_worker(f, a, done, arg);
+}
+
+/* A worker became free, left, or took a queued attempt: hand out what waits. */
+static void feed_waiting(struct fn *f)
+{
+    while (f->waiting) {
+        struct pending *pd = f->waiting; /* off the list first: a dispatch can feed too */
+        f->waiting = pd->next;
+        if (!f->waiting)
+            f->waiting_tail = NULL;
+        if (!try_dispatch(f, pd->a, pd->done, pd->done_arg)) {
+            pd->next = f->waiting; /* back in front: it found no place, and did nothing */
+            f->waiting = pd;
+            if (!f->waiting_tail)
+                f->waiting_tail = pd;
+            break;
+        }
+        free(pd);
+    }
+    if (f->waiting && backing_off(f))
+        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
 }
 
 static void on_backoff_over(struct loop_timer *t)
 {
-    struct fn *f = (struct fn *)((char *)t - offsetof(struct fn, backoff));
-    while (f->waiting && clock_mono_ns() >= f->backoff_until_ns) {
-        struct pending *pd = f->waiting;
-        f->waiting = pd->next;
-        if (!f->waiting)
-            f->waiting_tail = NULL;
-        dispatch_attempt(f, pd->a, pd->done, pd->done_arg);
-        free(pd);
-    }
-    if (f->waiting)
-        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
+    feed_waiting((struct fn *)((char *)t - offsetof(struct fn, backoff)));
+}
+
+/* fns are found by their pipeline's index in its set (a chain per index:
+ * kinds and generations), so finding one costs the same for 1 or 1,000
+ * pipelines. */
+static struct fn *fn_find(const struct workers *ws, const struct pipeline *p, enum runtime kind)
+{
+    if (p->index >= ws->n_index)
+        return NULL;
+    for (struct fn *f = ws->by_index[p->index]; f; f = f->same_index)
+        if (f->p == p && f->kind == kind && !f->forgotten)
+            return f;
+    return NULL;
 }
 
 static struct fn *fn_get(struct workers *ws, const struct pipeline *p, enum runtime kind)
 {
-    for (struct fn *f = ws->fns; f; f = f->next)
-        if (f->p == p && f->kind == kind && !f->forgotten)
-            return f;
-    struct fn *f = calloc(1, sizeof *f);
-    if (!f)
+    struct fn *f = fn_find(ws, p, kind);
+    if (f)
+        return f;
+    if (p->index >= ws->n_index) {
+        size_t n = p->index + 64;
+        struct fn **v = realloc(ws->by_index, n * sizeof *v);
+        if (!v)
+            return NULL;
+        memset(v + ws->n_index, 0, (n - ws->n_index) * sizeof *v);
+        ws->by_index = v;
+        ws->n_index = n;
+    }
+    if (!(f = calloc(1, sizeof *f)))
         return NULL;
-    *f = (struct fn){.ws = ws, .p = p, .kind = kind, .next = ws->fns};
+    *f = (struct fn){.ws = ws, .p = p, .kind = kind, .next = ws->fns, .avg_ms = -1,
+                     .same_index = ws->by_index[p->index], .index = p->index};
     f->backoff.fire = on_backoff_over;
     ws->fns = f;
+    ws->by_index[p->index] = f;
     return f;
+}
+
+int workers_depth(const struct workers *ws, const struct pipeline *p)
+{
+    bool any = false;
+    for (size_t i = 0; ws && i < p->n_steps; i++) {
+        if (!worker_needed(p, &p->steps[i]))
+            return 1; /* its thread steps hold an executor each: no queueing there */
+        const struct fn *f = fn_find(ws, p, p->steps[i].runtime);
+        if (!f || !fast(f))
+            return 1;
+        any = true;
+    }
+    return any ? PIPE_DEPTH : 1;
 }
 
 void workers_run(struct workers *ws, struct attempt *a, void (*done)(void *arg), void *arg)
@@ -801,23 +1039,7 @@ void workers_run(struct workers *ws, struct attempt *a, void (*done)(void *arg),
         done(arg);
         return;
     }
-    if (f->init_failures > 0 && clock_mono_ns() < f->backoff_until_ns && !take_idle(f)) {
-        struct pending *pd = malloc(sizeof *pd);
-        if (!pd) {
-            a->interrupted = true;
-            done(arg);
-            return;
-        }
-        *pd = (struct pending){.a = a, .done = done, .done_arg = arg};
-        if (f->waiting_tail)
-            f->waiting_tail->next = pd;
-        else
-            f->waiting = pd;
-        f->waiting_tail = pd;
-        loop_timer_arm(ws->loop, &f->backoff, f->backoff_until_ns);
-        return;
-    }
-    dispatch_attempt(f, a, done, arg);
+    place(f, a, done, arg);
 }
 
 /* --- the set --------------------------------------------------------------- */
@@ -829,6 +1051,12 @@ static void fn_free(struct workers *ws, struct fn *f)
             *p = f->next;
             break;
         }
+    if (f->index < ws->n_index)
+        for (struct fn **p = &ws->by_index[f->index]; *p; p = &(*p)->same_index)
+            if (*p == f) {
+                *p = f->same_index;
+                break;
+            }
     loop_timer_cancel(ws->loop, &f->backoff);
     free(f);
 }
@@ -932,6 +1160,7 @@ void workers_free(struct workers **wsp)
         fn_free(ws, f);
     }
     loop_timer_cancel(ws->loop, &ws->sweep);
+    free(ws->by_index);
     free(ws);
     *wsp = NULL;
 }

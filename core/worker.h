@@ -47,6 +47,11 @@ int workers_new(struct loop *l, struct writer *w, const char *exe, int idle_time
  * new worker of its function; fill a as the thread executor does, plus
  * max_memory_kb; then call done(arg) on the loop thread, exactly once. */
 void workers_run(struct workers *ws, struct attempt *a, void (*done)(void *arg), void *arg);
+/* How many of p's runs may be in flight per unit of its concurrency: more
+ * than 1 while every step runs in a worker and its handlers are fast, as
+ * then attempts are queued in workers ahead of their answers (pipelining);
+ * the workers themselves stay within p's concurrency. */
+int workers_depth(const struct workers *ws, const struct pipeline *p);
 /* p is going away (its generation was replaced): its idle workers stop now,
  * busy ones once their attempt is over. No attempt of p may follow. */
 void workers_forget(struct workers *ws, const struct pipeline *p);

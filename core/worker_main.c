@@ -219,7 +219,8 @@ static int serve_one(int fd, struct pipeline *p, const struct wire_frame *f,
     struct attempt a = {.pipeline = p, .step = &p->steps[in.step], .request_id = in.request_id,
                         .event_id = in.event_id, .source = in.source, .event = in.event,
                         .event_len = in.event_len, .number = (int)in.attempt};
-    executor_call(&a, in.deadline_ns, send_log, &fd);
+    int64_t deadline = in.deadline_ns < 0 ? clock_mono_ns() - in.deadline_ns : in.deadline_ns;
+    executor_call(&a, deadline, send_log, &fd);
     capture_drain(out, send_line, &fd); /* before the result: the daemon logs until then */
     long peak_kb = peak_rss_kb();
     struct wire_result r = {

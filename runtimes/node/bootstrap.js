@@ -8,7 +8,7 @@
  *   daemon -> worker  INIT    JSON: pipeline, runtime, memory_mb, steps [{index, name,
  *                             handler, module, function, path, code, config, timeout_ms}]
  *   worker -> daemon  READY   i32 ok, error text + NUL
- *   daemon -> worker  INVOKE  u32 step, u32 attempt, i64 deadline_ns (CLOCK_MONOTONIC),
+ *   daemon -> worker  INVOKE  u32 step, u32 attempt, i64 deadline_ns (CLOCK_MONOTONIC; < 0: -timeout),
  *                             request id (36 chars + NUL), event JSON
  *   worker -> daemon  LOG     i32 level, message (any number, before the RESULT)
  *   worker -> daemon  RESULT  u32 status, i32 status_code, f64 init_ms, f64 duration_ms,
@@ -583,7 +583,8 @@ function next() {
 async function startInvocation(p) {
   if (p.length < 53 || p[52] !== 0) fatal('protocol error: a malformed invoke frame');
   const stepIndex = p.readUInt32LE(0), attempt = p.readUInt32LE(4);
-  const deadlineNs = p.readBigInt64LE(8);
+  let deadlineNs = p.readBigInt64LE(8);
+  if (deadlineNs < 0n) deadlineNs = process.hrtime.bigint() - deadlineNs; // a timeout from now (pipelined)
   const requestId = p.toString('latin1', 16, 52);
   sink.startInvocation();
   const first = runtime.served++ === 0;

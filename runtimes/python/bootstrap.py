@@ -6,7 +6,7 @@ fd 3 and speaks the framed worker protocol (core/wire.h) over it:
   daemon -> worker  INIT    JSON: pipeline, runtime, memory_mb, steps [{index, name,
                             handler, module, function, path, code, config, timeout_ms}]
   worker -> daemon  READY   i32 ok, error text + NUL
-  daemon -> worker  INVOKE  u32 step, u32 attempt, i64 deadline_ns (CLOCK_MONOTONIC),
+  daemon -> worker  INVOKE  u32 step, u32 attempt, i64 deadline_ns (CLOCK_MONOTONIC; < 0: -timeout),
                             request id (36 chars + NUL), event JSON
   worker -> daemon  LOG     i32 level, message (any number, before the RESULT)
   worker -> daemon  RESULT  u32 status, i32 status_code, f64 init_ms, f64 duration_ms,
@@ -606,6 +606,8 @@ class Runtime:
         if len(payload) < 53 or payload[52] != 0:
             fatal("protocol error: a malformed invoke frame")
         step_index, attempt, deadline_ns = struct.unpack_from("<IIq", payload, 0)
+        if deadline_ns < 0:  # a timeout from now: sent while the previous one still ran
+            deadline_ns = time.monotonic_ns() - deadline_ns
         request_id = payload[16:52].decode("ascii", "replace")
         event_bytes = payload[53:]
         self.sink.start_invocation()
