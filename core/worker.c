@@ -73,7 +73,7 @@ struct worker {
     double start_ms;            /* spawn to ready: part of the first invocation's init */
     int served;                 /* invocations answered */
     int64_t idle_since_ns;
-    bool exited;                /* its pidfd said so: never idle again */
+    bool exited;                /* its pidfd said so, or a send to it failed: never idle again */
     char (*versions)[64];       /* of each of its steps' files, as this worker loaded them */
     struct loader_file_id *files;   /* the same, to compare */
     struct loop_timer timer;    /* the start's or the attempt's deadline; the stop's grace */
@@ -797,14 +797,19 @@ static void start_attempt(struct worker *w)
     loop_timer_arm(w->fn->ws->loop, &w->timer, deadline + (int64_t)RESULT_GRACE_MS * 1000000);
 }
 
-/* Send it behind the worker's attempt in flight (pipelining). */
-static void enqueue(struct worker *w, struct attempt *a, void (*done)(void *), void *arg)
+/* Send it behind the worker's attempt in flight (pipelining). False: the
+ * worker is gone (its results still unread say how far it got: its end is
+ * handled when the loop sees it, not here) and a was not sent. */
+static bool enqueue(struct worker *w, struct attempt *a, void (*done)(void *), void *arg)
 {
+    if (send_invoke(w, a, -(int64_t)a->step->timeout_ms * 1000000) < 0) {
+        w->exited = true; /* nothing more is sent to it */
+        return false;
+    }
     w->queue[w->n_queued++] = (struct call){.a = a, .done = done, .done_arg = arg};
     w->queued_bytes += a->event_len;
     metrics_pipelined();
-    if (send_invoke(w, a, -(int64_t)a->step->timeout_ms * 1000000) < 0)
-        worker_lost(w, INV_CRASHED, "the worker stopped taking work"); /* a goes elsewhere */
+    return true;
 }
 
 /* A new worker for the attempt: spawned now, INIT sent; READY starts it. */
@@ -910,10 +915,9 @@ static bool try_dispatch(struct fn *f, struct attempt *a, void (*done)(void *), 
         start_worker(f, a, done, arg);
         return true;
     }
-    if ((w = pipe_target(f, a))) {
-        enqueue(w, a, done, arg);
-        return true;
-    }
+    while ((w = pipe_target(f, a)))
+        if (enqueue(w, a, done, arg))
+            return true;
     return false;
 }
 
