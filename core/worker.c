@@ -49,6 +49,7 @@
 #define PIPE_DEPTH 8
 #define PIPE_FAST_MS 2.0
 #define PIPE_MAX_BYTES (256u << 10)
+#define CODE_CHECK_NS 2000000   /* a code file replaced is seen within 2 ms */
 
 enum worker_state { W_STARTING, W_IDLE, W_BUSY, W_STOPPING };
 
@@ -112,6 +113,8 @@ struct fn {
     struct fn *next;
     struct fn *same_index;      /* the chain of fns at its pipeline's index */
     size_t index;               /* that index (p may be freed before this fn) */
+    struct loader_file_id *files;   /* its steps' files as last looked at (code_changed) */
+    int64_t files_at;           /* ... when; 0: never */
 };
 
 struct workers {
@@ -140,19 +143,23 @@ bool worker_needed(const struct pipeline *p, const struct step *s)
 
 /* --- processes ------------------------------------------------------------- */
 
-/* Did any file behind w's steps change since w loaded it (hot reload)? One
- * stat per file. */
+/* Did any file behind w's steps change since w loaded it (hot reload)?
+ * One stat per file, at most every CODE_CHECK_NS per function: under a
+ * flood it was ~5% of the CPU per event. */
 static bool code_changed(const struct worker *w)
 {
-    const struct pipeline *p = w->fn->p;
-    for (size_t i = 0; i < p->n_steps; i++) {
-        if (p->steps[i].runtime != w->fn->kind)
-            continue;
-        struct loader_file_id now;
-        loader_file_id(step_file(&p->steps[i]), &now);
-        if (!loader_file_id_equal(&now, &w->files[i]))
-            return true;
+    struct fn *f = w->fn;
+    const struct pipeline *p = f->p;
+    int64_t now = clock_mono_ns();
+    if (!f->files_at || now - f->files_at >= CODE_CHECK_NS) {
+        for (size_t i = 0; i < p->n_steps; i++)
+            if (p->steps[i].runtime == f->kind)
+                loader_file_id(step_file(&p->steps[i]), &f->files[i]);
+        f->files_at = now;
     }
+    for (size_t i = 0; i < p->n_steps; i++)
+        if (p->steps[i].runtime == f->kind && !loader_file_id_equal(&f->files[i], &w->files[i]))
+            return true;
     return false;
 }
 
@@ -1001,10 +1008,13 @@ static struct fn *fn_get(struct workers *ws, const struct pipeline *p, enum runt
         ws->by_index = v;
         ws->n_index = n;
     }
-    if (!(f = calloc(1, sizeof *f)))
+    if (!(f = calloc(1, sizeof *f)) || !(f->files = calloc(p->n_steps, sizeof *f->files))) {
+        free(f);
         return NULL;
+    }
     *f = (struct fn){.ws = ws, .p = p, .kind = kind, .next = ws->fns, .avg_ms = -1,
-                     .same_index = ws->by_index[p->index], .index = p->index};
+                     .same_index = ws->by_index[p->index], .index = p->index,
+                     .files = f->files};
     f->backoff.fire = on_backoff_over;
     ws->fns = f;
     ws->by_index[p->index] = f;
@@ -1062,6 +1072,7 @@ static void fn_free(struct workers *ws, struct fn *f)
                 break;
             }
     loop_timer_cancel(ws->loop, &f->backoff);
+    free(f->files);
     free(f);
 }
 
