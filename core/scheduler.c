@@ -76,7 +76,9 @@ void sched_unlink(struct sched *s, struct sched_lane *l)
     l->linked = false;
     s->reserved -= l->reserved;
     /* the slots it holds inside its reservation now count as unreserved */
-    s->unreserved_used += l->running < l->reserved ? l->running : l->reserved;
+    int inside = l->running < l->reserved ? l->running : l->reserved;
+    s->unreserved_used += inside;
+    s->reserved_used -= inside;
 }
 
 /* Slots nobody reserved that are still free. A lane no longer linked keeps
@@ -96,6 +98,14 @@ bool sched_can_start(const struct sched *s, const struct sched_lane *l)
     return unreserved_free(s) > 0;
 }
 
+/* Is any slot free? When none is, no lane can start however many wait:
+ * a round stops there (1,000 pipelines with events ready would otherwise
+ * be walked for every slot handed back). */
+static bool slots_left(const struct sched *s)
+{
+    return unreserved_free(s) > 0 || s->reserved_used < s->reserved;
+}
+
 static bool beyond_reservation(const struct sched_lane *l)
 {
     return !l->linked || l->running >= l->reserved;
@@ -109,15 +119,17 @@ void sched_pump(struct sched *s, void (*start)(void *arg, struct sched_lane *l),
     }
     s->pumping = true;
     bool progress = true;
-    while (progress && s->turn) {
+    while (progress && s->turn && slots_left(s)) {
         progress = false;
         /* one round: each lane with work once, from whoever's turn it is */
         int n = s->n_turn;
-        for (struct sched_lane *l = s->turn; n-- > 0 && l;) {
+        for (struct sched_lane *l = s->turn; n-- > 0 && l && slots_left(s);) {
             struct sched_lane *next = l->rnext;
             if (sched_can_start(s, l)) {
                 if (beyond_reservation(l))
                     s->unreserved_used++;
+                else
+                    s->reserved_used++;
                 l->running++;
                 s->turn = next; /* the next lane has the next turn */
                 sched_set_ready(s, l, l->ready - 1);
@@ -141,4 +153,6 @@ void sched_done(struct sched *s, struct sched_lane *l)
     l->running--;
     if (beyond_reservation(l))
         s->unreserved_used--;
+    else
+        s->reserved_used--;
 }

@@ -35,6 +35,7 @@ struct sched {
     int slots;                  /* max_concurrency */
     int reserved;               /* sum of the linked lanes' reservations */
     int unreserved_used;        /* slots held beyond their lane's reservation */
+    int reserved_used;          /* slots held inside it (by linked lanes) */
     struct sched_lane *turn;    /* the ring of lanes with ready > 0: whose turn it is */
     int n_turn;                 /* ... how many */
     bool pumping, again;

@@ -230,6 +230,43 @@ static void test_only_lanes_with_work_take_part_in_a_round(void)
     CHECK(s.n_turn == 0);
 }
 
+/* With every slot taken a round stops: nothing can start, and a thousand
+ * waiting lanes are not walked for each slot handed back. Turns still go
+ * round in order, and a free reserved slot still goes to its lane. */
+static void test_a_round_stops_when_every_slot_is_taken(void)
+{
+    enum { N = 1000 };
+    static struct sched_lane lanes[N];
+    struct sched s;
+    struct sched_lane r; /* one slot of three reserved for it */
+    struct starts st = {0};
+    sched_init(&s, 3);
+    for (int i = 0; i < N; i++) {
+        sched_lane_init(&lanes[i], 4, 0);
+        sched_link(&s, &lanes[i]);
+        sched_set_ready(&s, &lanes[i], 5);
+    }
+    sched_lane_init(&r, 2, 1);
+    sched_link(&s, &r);
+    sched_pump(&s, record, &st);
+    CHECK(st.n == 2 && st.who[0] == &lanes[0] && st.who[1] == &lanes[1]);
+    CHECK(s.unreserved_used == 2 && s.reserved_used == 0);
+    sched_done(&s, &lanes[0]);
+    sched_pump(&s, record, &st);
+    CHECK(st.n == 3 && st.who[2] == &lanes[2]); /* the next in line, not lanes[0] again */
+    sched_set_ready(&s, &r, 2);
+    sched_pump(&s, record, &st);
+    CHECK(st.n == 4 && st.who[3] == &r); /* its reserved slot */
+    CHECK(s.reserved_used == 1 && r.running == 1);
+    sched_pump(&s, record, &st);
+    CHECK(st.n == 4); /* all three slots taken */
+    sched_done(&s, &r);
+    CHECK(s.reserved_used == 0 && s.unreserved_used == 2);
+    sched_unlink(&s, &lanes[1]);
+    sched_done(&s, &lanes[1]);
+    CHECK(s.unreserved_used == 1);
+}
+
 int main(void)
 {
     test_concurrency_is_a_limit();
@@ -241,5 +278,6 @@ int main(void)
     test_held_lanes_start_nothing();
     test_a_start_that_ends_at_once();
     test_only_lanes_with_work_take_part_in_a_round();
+    test_a_round_stops_when_every_slot_is_taken();
     return test_summary();
 }
