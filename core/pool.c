@@ -10,6 +10,7 @@ struct pool {
     pthread_cond_t cond;
     struct pool_task *head, *tail;
     int idle;                   /* threads waiting on cond */
+    int waking;                 /* ... of them signalled and not yet awake */
     bool stopping;
     pthread_t *threads;
     int n;
@@ -22,6 +23,8 @@ static struct pool_task *take(struct pool *p)
         p->idle++;
         pthread_cond_wait(&p->cond, &p->lock);
         p->idle--;
+        if (p->waking > 0)
+            p->waking--;
     }
     struct pool_task *t = p->head;
     if (t) {
@@ -70,7 +73,10 @@ void pool_submit(struct pool *p, struct pool_task *t)
     else
         p->head = t;
     p->tail = t;
-    bool wake = p->idle > 0;
+    /* a thread already signalled takes this task too once awake: a burst
+     * of submits costs one futex wake per sleeping thread, not per task */
+    bool wake = p->idle > p->waking;
+    p->waking += wake;
     pthread_mutex_unlock(&p->lock);
     if (wake) /* after unlocking: the woken thread does not block on the lock at once */
         pthread_cond_signal(&p->cond);
