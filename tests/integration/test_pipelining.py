@@ -10,6 +10,7 @@ import urllib.request
 
 import harness
 from cases import ScriptRuntimeCase, script_step
+from test_runtime_node import NODE
 from test_runtime_python import PYTHON
 
 APP = '''\
@@ -20,11 +21,19 @@ def handler(event, context):
         os._exit(3)
     if event.get("hang"):
         time.sleep(60)
-    if event.get("slow_ms"):
-        time.sleep(event["slow_ms"] / 1000.0)
+    if event.get("nap_ms"):
+        time.sleep(event["nap_ms"] / 1000.0)
     print("ran %d remaining %d pid %d" % (event["i"], context.get_remaining_time_in_millis(),
                                           os.getpid()))
     return event["i"]
+'''
+
+NODE_APP = '''\
+exports.handler = async (event, context) => {
+  if (event.nap_ms) await new Promise((done) => setTimeout(done, event.nap_ms));
+  console.log(`ran ${event.i} remaining ${context.getRemainingTimeInMillis()} pid ${process.pid}`);
+  return event.i;
+};
 '''
 
 
@@ -38,16 +47,20 @@ def metric(sb, name):
 
 class Pipelining(ScriptRuntimeCase):
 
-    interpreters = {"python": PYTHON}
-    code_files = {"code/py/app.py": APP}
+    interpreters = {"python": PYTHON, "node": NODE}
+    code_files = {"code/py/app.py": APP, "code/js/app.js": NODE_APP}
 
-    def start_flood(self, events, timeout_ms=10000, retry=None, concurrency=1):
-        step = script_step("python3", "app.handler", "main", "code/py", timeout_ms=timeout_ms)
+    def start_flood(self, events, timeout_ms=10000, retry=None, runtime="python3"):
+        if runtime == "c":
+            step = {"name": "main", "handler": "nap.handler", "timeout_ms": timeout_ms}
+        else:
+            step = script_step(runtime, "app.handler", "main",
+                               "code/py" if runtime == "python3" else "code/js",
+                               timeout_ms=timeout_ms)
         if retry:
             step["retry"] = retry
         sb, d = self.start({"name": "pp", "trigger": {"zmq": {"topic": "pp."}},
-                            "isolation": "process", "concurrency": concurrency,
-                            "steps": [step]})
+                            "isolation": "process", "concurrency": 1, "steps": [step]})
         # a first event alone: the function is known to be fast before the flood
         harness.publish_lines(self, sb, "pp.x", json.dumps({"i": -1}) + "\n")
         self.wait_events(sb, 1, pipeline="pp")
@@ -128,13 +141,13 @@ class Pipelining(ScriptRuntimeCase):
                         [kv for kv in runs.items() if kv[1] != [("ok", 1)]][:5])
         self.stop(d)
 
-    def test_a_queued_invocation_gets_its_whole_time_limit(self):
+    def check_a_queued_invocation_gets_its_whole_time_limit(self, runtime):
         # the slow event takes 1.2 s of a 2 s limit; events sent behind it
         # wait for it, and their limit must count from their own start
         n = 60
         events = [{"i": i} for i in range(n)]
-        events[20] = {"i": 20, "slow_ms": 1200}
-        sb, d = self.start_flood(events, timeout_ms=2000)
+        events[20] = {"i": 20, "nap_ms": 1200}
+        sb, d = self.start_flood(events, timeout_ms=2000, runtime=runtime)
         self.wait_settled(sb, n + 1, pipeline="pp")
         runs = self.runs(sb)
         self.assertTrue(all(v == [("ok", 1)] for v in runs.values()), runs)
@@ -144,6 +157,17 @@ class Pipelining(ScriptRuntimeCase):
         short = {i: ms for i, ms in remaining.items() if ms < 1500}
         self.assertEqual(short, {}, "invocations whose limit counted while they were queued")
         self.stop(d)
+
+    def test_a_queued_invocation_gets_its_whole_time_limit_python(self):
+        self.check_a_queued_invocation_gets_its_whole_time_limit("python3")
+
+    def test_a_queued_invocation_gets_its_whole_time_limit_node(self):
+        if not NODE:
+            self.skipTest("node is not installed")
+        self.check_a_queued_invocation_gets_its_whole_time_limit("nodejs")
+
+    def test_a_queued_invocation_gets_its_whole_time_limit_c(self):
+        self.check_a_queued_invocation_gets_its_whole_time_limit("c")
 
 
 if __name__ == "__main__":
