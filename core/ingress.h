@@ -40,8 +40,9 @@ void ingress_stop(struct ingress *in);
 /* The sources answers go back through (either may be NULL). */
 void ingress_attach(struct ingress *in, struct source_zmq *zmq, struct source_http *http);
 
-/* source_dir's callback: a complete file at path. */
-void ingress_on_file(void *arg, const char *path, const struct stat *st);
+/* source_dir's callback: a complete file at path (live: from the watch, not
+ * a scan; such an event may run ahead, see dispatch_accept). */
+void ingress_on_file(void *arg, const char *path, const struct stat *st, bool live);
 /* source_http's callback. */
 void ingress_on_http(void *arg, struct http_call *call, const struct http_incoming *req);
 /* source_zmq's callbacks (arg: the ingress). */

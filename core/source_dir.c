@@ -185,7 +185,7 @@ static void report(struct source_dir *s, const char *path)
     struct stat st;
     if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
         return; /* gone again, or not a regular file: symlinks are never followed */
-    s->fn(s->arg, path, &st);
+    s->fn(s->arg, path, &st, true);
 }
 
 static void arm_slice(struct source_dir *s)
@@ -259,7 +259,7 @@ static void scan_entry(struct source_dir *s, const char *name)
         if (s->at.recursive && add_watch(s, path, true) == 0)
             scan_later(s, path, true, s->at.depth + 1);
     } else if (found && S_ISREG(st.st_mode) && file_is_complete(path, &st)) {
-        s->fn(s->arg, path, &st);
+        s->fn(s->arg, path, &st, false);
     }
     free(path);
 }

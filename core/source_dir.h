@@ -22,8 +22,9 @@
 struct loop;
 struct source_dir;
 
-/* path is absolute-or-as-configured folder + "/" + relative name. */
-typedef void (*source_dir_fn)(void *arg, const char *path, const struct stat *st);
+/* path is absolute-or-as-configured folder + "/" + relative name. live: an
+ * inotify event named it (false: a scan found it, maybe again). */
+typedef void (*source_dir_fn)(void *arg, const char *path, const struct stat *st, bool live);
 
 int source_dir_new(struct loop *l, source_dir_fn fn, void *arg, struct source_dir **out,
                    struct err *e);

@@ -28,9 +28,10 @@ struct seen {
     char *path[MAX_SEEN];
     off_t size[MAX_SEEN];
     int n;
+    int live;                   /* how many an inotify event reported (not a scan) */
 };
 
-static void on_file(void *arg, const char *path, const struct stat *st)
+static void on_file(void *arg, const char *path, const struct stat *st, bool live)
 {
     struct seen *s = arg;
     if (s->n < MAX_SEEN) {
@@ -38,6 +39,7 @@ static void on_file(void *arg, const char *path, const struct stat *st)
         s->size[s->n] = st->st_size;
     }
     s->n++;
+    s->live += live;
 }
 
 static int64_t now_ms(void)
@@ -88,6 +90,7 @@ static void forget(struct seen *s)
     for (int i = 0; i < s->n && i < MAX_SEEN; i++)
         free(s->path[i]);
     s->n = 0;
+    s->live = 0;
 }
 
 /* Write text into dir/name elsewhere (stage) first, then rename it in. */
@@ -175,6 +178,7 @@ static void test_scan_and_events(void)
     int scanned = s->n;
     pump(l, s, scanned, 50); /* the scan's own files make no events */
     CHECK(s->n == scanned);
+    CHECK(s->live == 0); /* a scan's reports are not live: they may be repeats */
     forget(s);
 
     /* its close is the event that reports it, with its final size */
@@ -204,6 +208,7 @@ static void test_scan_and_events(void)
     CHECK(count(s, dir, "big.bin") == 1);
     CHECK(count(s, dir, "big.bin.part") == 0);
     CHECK(count(s, dir, "moved-link.txt") == 0);
+    CHECK(s->live == 3);
     forget(s);
 
     /* a new subfolder is followed: files in it are reported */
