@@ -93,14 +93,20 @@ class FileRunAhead(SluiceTestCase):
     def release(self, sb):
         sb.drop("code/py/release", "go")
 
-    def lock_database(self, sb):
-        """Take the database's write lock (as an operator's sqlite3 in a
-        transaction would): the daemon's writer can commit nothing until
-        the returned connection is closed."""
-        con = sqlite3.connect(sb.database, timeout=10, isolation_level=None)
-        con.execute("BEGIN IMMEDIATE")
-        self.addCleanup(con.close)
-        return con
+    def drop_while_locked(self, key):
+        """A daemon on gate_sandbox(), the database's write lock taken (as an
+        operator's sqlite3 in a transaction would: the daemon's writer can
+        commit nothing until it is closed), inbox/KEY dropped and its handler
+        started, its row not committed: (sandbox, daemon, lock, file path)."""
+        sb = self.gate_sandbox()
+        d = self.start(sb)
+        lock = sqlite3.connect(sb.database, timeout=10, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        self.addCleanup(lock.close)
+        path = sb.drop("inbox/" + key, key)
+        self.wait_for(lambda: self.started(sb) == [key], what="the handler started")
+        self.assertEqual(sb.count("events"), 1, "the row committed while the lock was held")
+        return sb, d, lock, path
 
     def assert_once(self, sb, keys):
         rows = sb.db_rows("SELECT e.event_id, e.state, count(i.id) AS n FROM events e"
@@ -163,12 +169,7 @@ class FileRunAhead(SluiceTestCase):
     def test_the_handler_starts_before_the_row_commits(self):
         """With the writer unable to commit, a dropped file's handler still
         starts (run-ahead); the row is written once the lock goes."""
-        sb = self.gate_sandbox()
-        d = self.start(sb)
-        lock = self.lock_database(sb)
-        sb.drop("inbox/early.txt", "early")
-        self.wait_for(lambda: self.started(sb) == ["early.txt"], what="the handler started")
-        self.assertEqual(sb.count("events"), 1, "the row committed while the lock was held")
+        sb, d, lock, _ = self.drop_while_locked("early.txt")
         self.release(sb)
         lock.close()
         self.wait_events(sb, 2)
@@ -178,11 +179,7 @@ class FileRunAhead(SluiceTestCase):
     def test_a_repeat_while_the_first_is_uncommitted_is_a_duplicate(self):
         """The second close of a file whose first event runs and whose row
         has not committed is recognised in memory, not run again."""
-        sb = self.gate_sandbox()
-        d = self.start(sb)
-        lock = self.lock_database(sb)
-        path = sb.drop("inbox/twice.txt", "twice")
-        self.wait_for(lambda: self.started(sb) == ["twice.txt"], what="the handler started")
+        sb, d, lock, path = self.drop_while_locked("twice.txt")
         os.close(os.open(path, os.O_WRONLY))
         self.release(sb)
         lock.close()
@@ -193,12 +190,7 @@ class FileRunAhead(SluiceTestCase):
         self.assert_once(sb, ["twice.txt"])
 
     def test_kill9_before_the_row_commits_loses_nothing(self):
-        sb = self.gate_sandbox()
-        d1 = self.start(sb)
-        lock = self.lock_database(sb)
-        sb.drop("inbox/lost.txt", "lost?")
-        self.wait_for(lambda: self.started(sb) == ["lost.txt"], what="the handler started")
-        self.assertEqual(sb.count("events"), 1, "the row committed while the lock was held")
+        sb, d1, lock, _ = self.drop_while_locked("lost.txt")
         d1.kill9()
         lock.close()
         self.assertEqual(sb.count("events"), 1)
