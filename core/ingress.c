@@ -549,6 +549,11 @@ bool ingress_flow_control(struct ingress *in, bool writer_waiting)
     return in->writer_busy || in->crowded;
 }
 
+bool ingress_crowded(const struct ingress *in)
+{
+    return in->crowded;
+}
+
 unsigned long ingress_rejected(const struct ingress *in)
 {
     return in ? in->rejected : 0;

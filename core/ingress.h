@@ -79,6 +79,10 @@ void ingress_on_reject(void *arg, const char *source, const char *reason, const 
  * while the writer waits for a locked database or a full disk). Returns
  * true while paused only briefly (look again within a millisecond). */
 bool ingress_flow_control(struct ingress *in, bool writer_waiting);
+/* Was a lane crowded at the last flow control? Folder watching pauses too
+ * then (while the kernel's queue is not deep), so a burst of files runs
+ * ahead rather than overflowing into the journal. */
+bool ingress_crowded(const struct ingress *in);
 /* Messages refused since start (each is a row in `rejected`). */
 unsigned long ingress_rejected(const struct ingress *in);
 void ingress_free(struct ingress **in);

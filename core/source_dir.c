@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -316,6 +317,12 @@ void source_dir_pause(struct source_dir *s, bool pause)
     arm_slice(s);
 }
 
+bool source_dir_queue_deep(const struct source_dir *s)
+{
+    int bytes = 0;
+    return ioctl(s->fd, FIONREAD, &bytes) == 0 && bytes > SOURCE_DIR_DEEP_BYTES;
+}
+
 static struct root *root_of(struct source_dir *s, const char *dir)
 {
     for (size_t i = 0; i < s->n_roots; i++)
@@ -412,11 +419,14 @@ static void on_readable(void *arg, uint32_t events)
 {
     struct source_dir *s = arg;
     (void)events;
-    char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool rescan = false;
     /* One read per wake-up: the fd is level-triggered, so events left in
      * the queue wake the loop again at once, and a quiet folder costs no
-     * second read that would only say EAGAIN. */
+     * second read that would only say EAGAIN. 16 KiB (a few hundred files)
+     * is less than half a default lane, so the flow control between turns
+     * can pause the watch before a burst overflows a lane into the journal
+     * (where files no longer run ahead). */
     ssize_t n = read(s->fd, buf, sizeof buf);
     if (n < 0 && errno != EAGAIN && errno != EINTR)
         log_msg(LOG_ERROR, "reading inotify events: %s", strerror(errno));

@@ -316,6 +316,42 @@ static void test_scan_in_slices(void)
     free(root);
 }
 
+/* While paused, the kernel queues the events; once more than
+ * SOURCE_DIR_DEEP_BYTES wait, the queue is deep. On resume every file is
+ * reported, a read of at most a few hundred per loop turn. */
+static void test_queue_deep(void)
+{
+    enum { N = 2500 };          /* of 16 + 128 bytes each: deep, far from an overflow */
+    char *root = tu_mkdtemp("srcdeep");
+    char *dir = tu_path(root, "inbox");
+    CHECK(mkdir(dir, 0700) == 0);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, false, &l, &sd);
+    struct err e;
+    source_dir_pause(sd, true);
+    CHECK(!source_dir_queue_deep(sd));
+    char name[128];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "%0100d.txt", i);
+        CHECK(tu_write_in(dir, name, "x") == 0);
+    }
+    CHECK(source_dir_queue_deep(sd));
+    source_dir_pause(sd, false);
+    loop_run_once(l, 0, &e);
+    CHECK(s->n > 0 && s->n < N);
+    pump(l, s, N, 100);
+    CHECK(s->n == N && s->live == N);
+    CHECK(!source_dir_queue_deep(sd));
+    forget(s);
+    source_dir_free(&sd);
+    loop_free(&l);
+    tu_rm_rf(root);
+    free(s);
+    free(dir);
+    free(root);
+}
+
 /* A watched folder deleted (or renamed) and recreated is watched again,
  * and files dropped into the new one meanwhile are found by a scan. */
 static void test_root_comes_back(void)
@@ -361,6 +397,7 @@ int main(void)
 {
     test_scan_in_slices();
     test_root_comes_back();
+    test_queue_deep();
     test_scan_and_events();
     test_flood();
     return test_summary();
