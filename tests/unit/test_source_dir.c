@@ -272,6 +272,17 @@ static void test_flood(void)
     free(root);
 }
 
+/* Ends what watch() began, and removes root (freed too). */
+static void unwatch(struct seen *s, struct source_dir **sd, struct loop **l, char *root)
+{
+    forget(s);
+    source_dir_free(sd);
+    loop_free(l);
+    tu_rm_rf(root);
+    free(s);
+    free(root);
+}
+
 /* A big folder is scanned a slice per loop turn, not at once; a paused
  * source reports nothing, and resumes where it stopped. */
 static void test_scan_in_slices(void)
@@ -307,13 +318,8 @@ static void test_scan_in_slices(void)
     }
     CHECK(turns > 2);
     CHECK(s->n == N);
-    forget(s);
-    source_dir_free(&sd);
-    loop_free(&l);
-    tu_rm_rf(root);
-    free(s);
+    unwatch(s, &sd, &l, root);
     free(dir);
-    free(root);
 }
 
 /* While paused, the kernel queues the events; once more than
@@ -343,13 +349,8 @@ static void test_queue_deep(void)
     pump(l, s, N, 100);
     CHECK(s->n == N && s->live == N);
     CHECK(!source_dir_queue_deep(sd));
-    forget(s);
-    source_dir_free(&sd);
-    loop_free(&l);
-    tu_rm_rf(root);
-    free(s);
+    unwatch(s, &sd, &l, root);
     free(dir);
-    free(root);
 }
 
 /* A watched folder deleted (or renamed) and recreated is watched again,
