@@ -539,7 +539,8 @@ static void watch_quiet(struct daemon *dm)
 /* While the database cannot be written (the writer retries, and logs it)
  * intake waits; a database deleted or replaced stops the daemon. Folder
  * scans also wait while the writer's queue is long, so a big folder is
- * journaled slice by slice rather than held in memory. */
+ * journaled slice by slice rather than held in memory, and folder watching
+ * while a lane is crowded, as long as the kernel's queue is not deep. */
 static void watch_writer(struct daemon *dm)
 {
     char why[1024];
@@ -552,7 +553,8 @@ static void watch_writer(struct daemon *dm)
     dm->writer_waiting = h == WRITER_WAITING;
     if (dm->gen && dm->gen->dirs)
         source_dir_pause(dm->gen->dirs,
-                         h != WRITER_OK || writer_queued(dm->writer) > INGRESS_WRITER_BUSY);
+                         h != WRITER_OK || writer_queued(dm->writer) > INGRESS_WRITER_BUSY ||
+                         (ingress_crowded(dm->ingress) && !source_dir_queue_deep(dm->gen->dirs)));
 }
 
 static int serve(struct daemon *dm)

@@ -56,6 +56,8 @@ struct job {
     struct loop_task settled_task;
     struct job *next_exposed;
     struct job *next_running;   /* in the lane's list of started jobs */
+    bool tracked;               /* in the lane's set of ids in flight (id_in_flight) */
+    struct job *next_tracked;
 };
 
 /* A batch of a batch pipeline's jobs, run as one. */
@@ -92,6 +94,11 @@ struct lane {
      * loaded_max could not cover them, and their rows read 'pending' until
      * their outcome commits, so refills skip them by id. */
     struct job *exposed;
+    /* Jobs of events whose id was not made here, from their append's post
+     * until they are freed: chains hashed by event id, cap_tracked (a
+     * power of two) of them. What may_run_ahead asks before a file runs. */
+    struct job **tracked;
+    size_t n_tracked, cap_tracked;
     bool parked;                /* its plugins did not load: it runs nothing */
     struct loop_timer window;   /* batches: the first queued one's wait is over */
     bool window_over;
@@ -99,6 +106,7 @@ struct lane {
 
 struct dispatch {
     struct dispatch_env env;
+    struct journal_probe *probe;    /* on env.reader; NULL: files never run ahead */
     struct lane *lanes;
     size_t n_lanes;
     bool held;
@@ -119,11 +127,14 @@ static struct loop *loop_of(const struct dispatch *d)
     return d->env.runner->loop;
 }
 
+static void untrack(struct job *j);
+
 static void job_free(struct job *j)
 {
     if (!j)
         return;
     struct dispatch *d = j->lane->d;
+    untrack(j);
     run_release(&j->run);
     free(j->item.response);
     free(j->item.record);
@@ -158,6 +169,73 @@ static struct job *job_new(struct lane *lane, struct event *ev)
     j->item.outcome = RUN_INTERRUPTED; /* until it runs */
     lane->d->jobs++;
     return j;
+}
+
+/* --- ids in flight --------------------------------------------------------- */
+
+static struct job **chain_of(const struct lane *lane, const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return &lane->tracked[h & (lane->cap_tracked - 1)];
+}
+
+static void chain_insert(struct lane *lane, struct job *j)
+{
+    struct job **chain = chain_of(lane, j->ev->id);
+    j->next_tracked = *chain;
+    *chain = j;
+}
+
+/* Twice the chains once there are as many jobs as chains. Out of memory,
+ * the chains just grow longer. */
+static void tracked_grow(struct lane *lane)
+{
+    size_t old_cap = lane->cap_tracked;
+    struct job **old = lane->tracked, **chains = calloc(old_cap * 2, sizeof *chains);
+    if (!chains)
+        return;
+    lane->tracked = chains;
+    lane->cap_tracked = old_cap * 2;
+    for (size_t i = 0; i < old_cap; i++)
+        for (struct job *j = old[i], *next; j; j = next) {
+            next = j->next_tracked;
+            chain_insert(lane, j);
+        }
+    free(old);
+}
+
+static void track(struct lane *lane, struct job *j)
+{
+    if (lane->n_tracked >= lane->cap_tracked)
+        tracked_grow(lane);
+    chain_insert(lane, j);
+    lane->n_tracked++;
+    j->tracked = true;
+}
+
+static void untrack(struct job *j)
+{
+    if (!j->tracked)
+        return;
+    struct lane *lane = j->lane;
+    for (struct job **p = chain_of(lane, j->ev->id); *p; p = &(*p)->next_tracked)
+        if (*p == j) {
+            *p = j->next_tracked;
+            break;
+        }
+    lane->n_tracked--;
+    j->tracked = false;
+}
+
+/* Is an event of this id being journaled, queued or running here? */
+static bool id_in_flight(const struct lane *lane, const char *id)
+{
+    for (const struct job *j = *chain_of(lane, id); j; j = j->next_tracked)
+        if (strcmp(j->ev->id, id) == 0)
+            return true;
+    return false;
 }
 
 /* --- slots ----------------------------------------------------------------- */
@@ -531,6 +609,10 @@ static void on_ahead_appended(struct loop_task *t)
     struct lane *lane = j->lane;
     j->appended = true;
     lane->ahead_unacked--;
+    if (!j->failed && !j->inserted) /* see file_is_new: another writer of this database */
+        log_msg(LOG_ERROR, "pipeline %s: event %s ran ahead of its journal row, but the journal "
+                "had it already (is another process writing this database?)", lane->p->name,
+                j->ev->id);
     if (!j->failed && j->inserted && !lane->backlog && j->id > lane->loaded_max) {
         lane->loaded_max = j->id;
     } else if (!j->failed && j->inserted && lane->backlog) {
@@ -654,17 +736,49 @@ static void on_job_journaled(struct loop_task *t)
     lane_push(lane, j);
 }
 
-/* May this event start before its append commits? Only if its id was made
- * here (so it cannot be a duplicate), nothing waits in the journal ahead of
+/* Is a file event's id new to this pipeline? Exactly once per (pipeline,
+ * event id) holds because no append of the id can be missed by both checks:
+ *
+ * - Every append of an id not made here is tracked from the moment it is
+ *   posted (dispatch_accept, in the same call that asked this) until its
+ *   job is freed, which is never before its receipt is handled here.
+ * - The writer posts a receipt only after the transaction holding the
+ *   append has committed. So an append no longer tracked has committed
+ *   before this moment (or failed, and was never accepted), and the
+ *   probe, a read transaction begun now, sees its row. It says "seen" when
+ *   it cannot begin one (journal_probe_has).
+ * - Rows of earlier processes committed before this one started. Earlier
+ *   generations: a new generation watches its folders only once the old
+ *   one's jobs are all freed (dispatch_retire) and a writer barrier passed.
+ * - Both checks and the tracking run on the loop thread, with nothing in
+ *   between: no other append of the id can be posted meanwhile.
+ *
+ * What neither knows is a row written by another process into this
+ * database while sluice runs; `sluice replay` writes only ids ending in
+ * '#rN', which no file's id does. */
+static bool file_is_new(struct lane *lane, const struct event *ev)
+{
+    if (!ev->live_file || !lane->d->probe || id_in_flight(lane, ev->id))
+        return false;
+    return !journal_probe_has(lane->d->probe, lane->p->name, ev->id);
+}
+
+/* May this event start before its append commits? Only if it cannot be a
+ * duplicate (its id was made here, or it is a file the watch just reported
+ * whose id is new, see file_is_new), nothing waits in the journal ahead of
  * it, and there is room: then the run overlaps the commit, and when the run
  * ends before the append is written, the row is written finished at once.
- * An answer still waits for the commit. */
-static bool may_run_ahead(const struct lane *lane, const struct event *ev)
+ * An answer still waits for the commit. A file's own copy is the file: if
+ * sluice dies before the row commits, the next start's scan finds it.
+ * Files a scan finds take the journal first: most are repeats (every file
+ * at a restart, the reported ones after an overflow), and a scan is about
+ * catching up, not about latency. */
+static bool may_run_ahead(struct lane *lane, const struct event *ev)
 {
-    return ev->new_id && !lane->d->held && !lane->d->retiring && !lane->parked &&
-           !lane->backlog &&
-           lane->p->batch.size <= 1 &&
-           lane->inflight + lane->reserved < lane->capacity;
+    return (ev->new_id || ev->live_file) && !lane->d->held && !lane->d->retiring &&
+           !lane->parked && !lane->backlog && lane->p->batch.size <= 1 &&
+           lane->inflight + lane->reserved < lane->capacity &&
+           (ev->new_id || file_is_new(lane, ev));
 }
 
 /* Lanes are built in the set's order, so a pipeline's place finds its lane
@@ -723,6 +837,8 @@ int dispatch_accept(struct dispatch *d, const struct pipeline *p, struct event *
         job_free(j);
         return -1;
     }
+    if (!ev->new_id) /* before anything else runs on the loop: see file_is_new */
+        track(lane, j);
     if (j->ahead) { /* after the append, so its rows follow it in the writer's queue */
         lane->ahead_unacked++;
         lane_push(lane, j);
@@ -744,9 +860,11 @@ static int lane_init(struct lane *lane, struct dispatch *d, const struct pipelin
         lane->capacity = 2 * p->batch.size;
     lane->backlog = true; /* load what an earlier run left pending */
     lane->ring = calloc((size_t)lane->capacity, sizeof *lane->ring);
+    lane->cap_tracked = 64;
+    lane->tracked = calloc(lane->cap_tracked, sizeof *lane->tracked);
     lane->window.fire = on_window;
     sched_lane_init(&lane->sl, p->concurrency, p->reserved_concurrency);
-    return lane->ring ? 0 : -1;
+    return lane->ring && lane->tracked ? 0 : -1;
 }
 
 int dispatch_new(const struct dispatch_env *env, const struct pipeline_set *set, bool held,
@@ -757,6 +875,9 @@ int dispatch_new(const struct dispatch_env *env, const struct pipeline_set *set,
         return err_set(e, "out of memory");
     d->env = *env;
     d->held = true;
+    struct err pe;
+    if (env->reader && journal_probe_open(env->reader, &d->probe, &pe) < 0)
+        log_msg(LOG_WARN, "%s: files wait for their journal row before they run", pe.msg);
     d->lanes = calloc(set->n ? set->n : 1, sizeof *d->lanes);
     if (!d->lanes) {
         free(d);
@@ -955,7 +1076,9 @@ void dispatch_free(struct dispatch **dp)
         sched_unlink(d->env.sched, &d->lanes[i].sl);
         loop_timer_cancel(loop_of(d), &d->lanes[i].window);
         free(d->lanes[i].ring);
+        free(d->lanes[i].tracked);
     }
+    journal_probe_close(&d->probe);
     free(d->lanes);
     free(d);
     *dp = NULL;

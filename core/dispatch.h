@@ -4,9 +4,11 @@
  * decision (scheduler.h); a run itself is the runner's (runner.h).
  *
  * An event is journaled first and queued only after the commit, except an
- * event whose id sluice made (it cannot be a duplicate): while its lane has
- * room and no backlog it is queued at once and runs alongside the commit
- * (run-ahead; see dispatch_accept). When a lane's queue is full, newly
+ * event whose id sluice made (it cannot be a duplicate) and a file the live
+ * watch reported whose id the lane knows is new (nothing of that id in
+ * flight here, no committed row): while its lane has room and no backlog it
+ * is queued at once and runs alongside the commit (run-ahead; see
+ * dispatch_accept). When a lane's queue is full, newly
  * journaled events simply stay pending in the journal (the overflow lives
  * on disk, not in memory) and the lane refills from the journal, oldest
  * first, as work finishes. The same refill resumes the pending events of an
@@ -76,8 +78,10 @@ struct dispatch_reply {
 
 /* Journal ev for pipeline p, then run it. Duplicates (same p and event id)
  * are recognised by the journal and not run again. An event whose id sluice
- * just made (ev->new_id) cannot be a duplicate, so while its lane has room
- * its run starts at once, overlapping the journal's commit.
+ * just made (ev->new_id) cannot be a duplicate, nor can a live file
+ * (ev->live_file) whose id is neither in flight here nor committed (one
+ * point read), so while its lane has room its run starts at once,
+ * overlapping the journal's commit.
  *
  * With reply (synchronous invoke), a slot is reserved first: if the lane is
  * full, nothing is journaled and -EBUSY is returned (-EAGAIN while the

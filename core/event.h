@@ -23,6 +23,8 @@ struct event {
     const char *json;           /* the payload, NUL-terminated */
     size_t len;
     bool new_id;                /* the id was just made here: it cannot be a duplicate */
+    bool live_file;             /* a file the live watch reported: it may run ahead once
+                                 * the lane knows its id is new (dispatch.c) */
     int64_t received_ms;        /* wall clock, for display and the journal */
     int64_t received_ns;        /* CLOCK_MONOTONIC, for ages (max_event_age_ms) */
     cJSON *parsed;              /* event_parsed()'s tree, or NULL */

@@ -111,6 +111,7 @@ static int event_id(const char *given, char id[ID_MAX + 1])
 struct arrival {
     const char *id, *source, *subject, *json;
     bool new_id;                /* the id was made here */
+    bool live_file;             /* a file the watch reported (event.h) */
     bool filter;
 };
 
@@ -121,6 +122,7 @@ static int accept_event(struct ingress *in, const struct pipeline *p, const stru
                                  a->new_id);
     if (!ev)
         return err_set(e, "out of memory");
+    ev->live_file = a->live_file;
     int rc = a->filter && !router_accepts(p, ev) ? 1
                                                  : dispatch_accept(in->dispatch, p, ev, reply, e);
     event_unref(&ev);
@@ -130,7 +132,7 @@ static int accept_event(struct ingress *in, const struct pipeline *p, const stru
 /* --- files ----------------------------------------------------------------- */
 
 static void accept_file(struct ingress *in, struct pipeline *p, const char *key, const char *path,
-                        const struct stat *st)
+                        const struct stat *st, bool live)
 {
     struct file_event fe = {.pipeline = p->name, .bucket = p->dir_spec, .key = key, .path = path,
                             .size = (uint64_t)st->st_size, .inode = (uint64_t)st->st_ino,
@@ -144,7 +146,7 @@ static void accept_file(struct ingress *in, struct pipeline *p, const char *key,
     if (source)
         snprintf(source, len, "directory:%s", p->dir_spec);
     struct arrival a = {.id = id, .source = source, .subject = key, .json = json,
-                        .filter = true};
+                        .live_file = live, .filter = true};
     struct err e;
     if (!json || !id || !source)
         log_msg(LOG_ERROR, "pipeline %s: out of memory for %s; it will be picked up at the next "
@@ -156,7 +158,7 @@ static void accept_file(struct ingress *in, struct pipeline *p, const char *key,
     free(id);
 }
 
-void ingress_on_file(void *arg, const char *path, const struct stat *st)
+void ingress_on_file(void *arg, const char *path, const struct stat *st, bool live)
 {
     struct ingress *in = arg;
     if (closed(in)) /* between generations: the next generation's scan finds it */
@@ -164,7 +166,7 @@ void ingress_on_file(void *arg, const char *path, const struct stat *st)
     for (size_t i = 0; i < in->set->n; i++) {
         const char *key = router_file_key(in->set->v[i], path);
         if (key)
-            accept_file(in, in->set->v[i], key, path, st);
+            accept_file(in, in->set->v[i], key, path, st, live);
     }
 }
 
@@ -545,6 +547,11 @@ bool ingress_flow_control(struct ingress *in, bool writer_waiting)
     source_zmq_pause(in->zmq, in->backlog_high || in->writer_busy || in->crowded ||
                      writer_waiting);
     return in->writer_busy || in->crowded;
+}
+
+bool ingress_crowded(const struct ingress *in)
+{
+    return in->crowded;
 }
 
 unsigned long ingress_rejected(const struct ingress *in)

@@ -40,8 +40,9 @@ void ingress_stop(struct ingress *in);
 /* The sources answers go back through (either may be NULL). */
 void ingress_attach(struct ingress *in, struct source_zmq *zmq, struct source_http *http);
 
-/* source_dir's callback: a complete file at path. */
-void ingress_on_file(void *arg, const char *path, const struct stat *st);
+/* source_dir's callback: a complete file at path (live: from the watch, not
+ * a scan; such an event may run ahead, see dispatch_accept). */
+void ingress_on_file(void *arg, const char *path, const struct stat *st, bool live);
 /* source_http's callback. */
 void ingress_on_http(void *arg, struct http_call *call, const struct http_incoming *req);
 /* source_zmq's callbacks (arg: the ingress). */
@@ -78,6 +79,10 @@ void ingress_on_reject(void *arg, const char *source, const char *reason, const 
  * while the writer waits for a locked database or a full disk). Returns
  * true while paused only briefly (look again within a millisecond). */
 bool ingress_flow_control(struct ingress *in, bool writer_waiting);
+/* Was a lane crowded at the last flow control? Folder watching pauses too
+ * then (while the kernel's queue is not deep), so a burst of files runs
+ * ahead rather than overflowing into the journal. */
+bool ingress_crowded(const struct ingress *in);
 /* Messages refused since start (each is a row in `rejected`). */
 unsigned long ingress_rejected(const struct ingress *in);
 void ingress_free(struct ingress **in);

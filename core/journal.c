@@ -378,6 +378,60 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
     return rc == SQLITE_DONE ? n : -1;
 }
 
+struct journal_probe {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+};
+
+int journal_probe_open(sqlite3 *db, struct journal_probe **out, struct err *e)
+{
+    struct journal_probe *pr = calloc(1, sizeof *pr);
+    if (!pr)
+        return err_set(e, "out of memory");
+    pr->db = db;
+    if (sqlite3_prepare_v3(db, "SELECT 1 FROM events WHERE pipeline = ?1 AND event_id = ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &pr->st, NULL) != SQLITE_OK) {
+        err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+        free(pr);
+        return -1;
+    }
+    *out = pr;
+    return 0;
+}
+
+/* Outside a transaction, with no other statement mid-step, the step begins
+ * a read transaction of its own: it sees every commit made before it. */
+static bool fresh_snapshot(sqlite3 *db, sqlite3_stmt *self)
+{
+    if (!sqlite3_get_autocommit(db))
+        return false;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+        if (st != self && sqlite3_stmt_busy(st))
+            return false;
+    return true;
+}
+
+bool journal_probe_has(struct journal_probe *pr, const char *pipeline, const char *event_id)
+{
+    if (!fresh_snapshot(pr->db, pr->st))
+        return true;
+    sqlite3_bind_text(pr->st, 1, pipeline, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pr->st, 2, event_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(pr->st);
+    sqlite3_reset(pr->st); /* ends the read transaction */
+    sqlite3_clear_bindings(pr->st);
+    return rc != SQLITE_DONE;
+}
+
+void journal_probe_close(struct journal_probe **pr)
+{
+    if (!*pr)
+        return;
+    sqlite3_finalize((*pr)->st);
+    free(*pr);
+    *pr = NULL;
+}
+
 int journal_count_pending(sqlite3 *db, void (*cb)(void *arg, const char *pipeline, int64_t n),
                           void *arg, struct err *e)
 {

@@ -114,6 +114,17 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
                          void (*cb)(void *arg, const struct journal_entry *entry), void *arg,
                          struct err *e);
 
+/* A point read of the committed journal on a read connection, prepared
+ * once: has a row of (pipeline, event_id) committed? The UNIQUE index
+ * answers it. Same thread as db's other users. */
+struct journal_probe;
+int journal_probe_open(sqlite3 *db, struct journal_probe **out, struct err *e);
+/* true: a committed row has it, or the read cannot tell (an error, or a
+ * read transaction open on db whose snapshot may be older than a commit the
+ * caller has been told of); false: no committed row has it. */
+bool journal_probe_has(struct journal_probe *pr, const char *pipeline, const char *event_id);
+void journal_probe_close(struct journal_probe **pr);
+
 /* Pending events per pipeline, in one pass over the pending index: cb(arg,
  * pipeline, n) for each pipeline that has any. */
 int journal_count_pending(sqlite3 *db, void (*cb)(void *arg, const char *pipeline, int64_t n),

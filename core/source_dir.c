@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -185,7 +186,7 @@ static void report(struct source_dir *s, const char *path)
     struct stat st;
     if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
         return; /* gone again, or not a regular file: symlinks are never followed */
-    s->fn(s->arg, path, &st);
+    s->fn(s->arg, path, &st, true);
 }
 
 static void arm_slice(struct source_dir *s)
@@ -259,7 +260,7 @@ static void scan_entry(struct source_dir *s, const char *name)
         if (s->at.recursive && add_watch(s, path, true) == 0)
             scan_later(s, path, true, s->at.depth + 1);
     } else if (found && S_ISREG(st.st_mode) && file_is_complete(path, &st)) {
-        s->fn(s->arg, path, &st);
+        s->fn(s->arg, path, &st, false);
     }
     free(path);
 }
@@ -314,6 +315,12 @@ void source_dir_pause(struct source_dir *s, bool pause)
     if (loop_add_fd(s->loop, s->fd, EPOLLIN, on_readable, s, &e) < 0)
         log_msg(LOG_ERROR, "folder watching cannot resume: %s", e.msg);
     arm_slice(s);
+}
+
+bool source_dir_queue_deep(const struct source_dir *s)
+{
+    int bytes = 0;
+    return ioctl(s->fd, FIONREAD, &bytes) == 0 && bytes > SOURCE_DIR_DEEP_BYTES;
 }
 
 static struct root *root_of(struct source_dir *s, const char *dir)
@@ -412,11 +419,14 @@ static void on_readable(void *arg, uint32_t events)
 {
     struct source_dir *s = arg;
     (void)events;
-    char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool rescan = false;
     /* One read per wake-up: the fd is level-triggered, so events left in
      * the queue wake the loop again at once, and a quiet folder costs no
-     * second read that would only say EAGAIN. */
+     * second read that would only say EAGAIN. 16 KiB (a few hundred files)
+     * is less than half a default lane, so the flow control between turns
+     * can pause the watch before a burst overflows a lane into the journal
+     * (where files no longer run ahead). */
     ssize_t n = read(s->fd, buf, sizeof buf);
     if (n < 0 && errno != EAGAIN && errno != EINTR)
         log_msg(LOG_ERROR, "reading inotify events: %s", strerror(errno));

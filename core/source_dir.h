@@ -22,8 +22,9 @@
 struct loop;
 struct source_dir;
 
-/* path is absolute-or-as-configured folder + "/" + relative name. */
-typedef void (*source_dir_fn)(void *arg, const char *path, const struct stat *st);
+/* path is absolute-or-as-configured folder + "/" + relative name. live: an
+ * inotify event named it (false: a scan found it, maybe again). */
+typedef void (*source_dir_fn)(void *arg, const char *path, const struct stat *st, bool live);
 
 int source_dir_new(struct loop *l, source_dir_fn fn, void *arg, struct source_dir **out,
                    struct err *e);
@@ -39,6 +40,11 @@ bool source_dir_scanning(const struct source_dir *s);
  * overflow is followed by a rescan), not in memory. Call it from the loop
  * thread between turns, not from a loop callback. */
 void source_dir_pause(struct source_dir *s, bool pause);
+/* Is the kernel's queue of unread events deep (SOURCE_DIR_DEEP_BYTES; an
+ * overflow, at fs.inotify.max_queued_events, costs a rescan)? Then a pause
+ * that only keeps a burst on the fast path should end. */
+#define SOURCE_DIR_DEEP_BYTES (256 * 1024)
+bool source_dir_queue_deep(const struct source_dir *s);
 void source_dir_free(struct source_dir **s);
 
 #endif

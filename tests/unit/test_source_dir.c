@@ -28,9 +28,10 @@ struct seen {
     char *path[MAX_SEEN];
     off_t size[MAX_SEEN];
     int n;
+    int live;                   /* how many an inotify event reported (not a scan) */
 };
 
-static void on_file(void *arg, const char *path, const struct stat *st)
+static void on_file(void *arg, const char *path, const struct stat *st, bool live)
 {
     struct seen *s = arg;
     if (s->n < MAX_SEEN) {
@@ -38,6 +39,7 @@ static void on_file(void *arg, const char *path, const struct stat *st)
         s->size[s->n] = st->st_size;
     }
     s->n++;
+    s->live += live;
 }
 
 static int64_t now_ms(void)
@@ -88,6 +90,7 @@ static void forget(struct seen *s)
     for (int i = 0; i < s->n && i < MAX_SEEN; i++)
         free(s->path[i]);
     s->n = 0;
+    s->live = 0;
 }
 
 /* Write text into dir/name elsewhere (stage) first, then rename it in. */
@@ -175,6 +178,7 @@ static void test_scan_and_events(void)
     int scanned = s->n;
     pump(l, s, scanned, 50); /* the scan's own files make no events */
     CHECK(s->n == scanned);
+    CHECK(s->live == 0); /* a scan's reports are not live: they may be repeats */
     forget(s);
 
     /* its close is the event that reports it, with its final size */
@@ -204,6 +208,7 @@ static void test_scan_and_events(void)
     CHECK(count(s, dir, "big.bin") == 1);
     CHECK(count(s, dir, "big.bin.part") == 0);
     CHECK(count(s, dir, "moved-link.txt") == 0);
+    CHECK(s->live == 3);
     forget(s);
 
     /* a new subfolder is followed: files in it are reported */
@@ -267,6 +272,17 @@ static void test_flood(void)
     free(root);
 }
 
+/* Ends what watch() began, and removes root (freed too). */
+static void unwatch(struct seen *s, struct source_dir **sd, struct loop **l, char *root)
+{
+    forget(s);
+    source_dir_free(sd);
+    loop_free(l);
+    tu_rm_rf(root);
+    free(s);
+    free(root);
+}
+
 /* A big folder is scanned a slice per loop turn, not at once; a paused
  * source reports nothing, and resumes where it stopped. */
 static void test_scan_in_slices(void)
@@ -302,13 +318,39 @@ static void test_scan_in_slices(void)
     }
     CHECK(turns > 2);
     CHECK(s->n == N);
-    forget(s);
-    source_dir_free(&sd);
-    loop_free(&l);
-    tu_rm_rf(root);
-    free(s);
+    unwatch(s, &sd, &l, root);
     free(dir);
-    free(root);
+}
+
+/* While paused, the kernel queues the events; once more than
+ * SOURCE_DIR_DEEP_BYTES wait, the queue is deep. On resume every file is
+ * reported, a read of at most a few hundred per loop turn. */
+static void test_queue_deep(void)
+{
+    enum { N = 2500 };          /* of 16 + 128 bytes each: deep, far from an overflow */
+    char *root = tu_mkdtemp("srcdeep");
+    char *dir = tu_path(root, "inbox");
+    CHECK(mkdir(dir, 0700) == 0);
+    struct loop *l;
+    struct source_dir *sd;
+    struct seen *s = watch(dir, false, &l, &sd);
+    struct err e;
+    source_dir_pause(sd, true);
+    CHECK(!source_dir_queue_deep(sd));
+    char name[128];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "%0100d.txt", i);
+        CHECK(tu_write_in(dir, name, "x") == 0);
+    }
+    CHECK(source_dir_queue_deep(sd));
+    source_dir_pause(sd, false);
+    loop_run_once(l, 0, &e);
+    CHECK(s->n > 0 && s->n < N);
+    pump(l, s, N, 100);
+    CHECK(s->n == N && s->live == N);
+    CHECK(!source_dir_queue_deep(sd));
+    unwatch(s, &sd, &l, root);
+    free(dir);
 }
 
 /* A watched folder deleted (or renamed) and recreated is watched again,
@@ -356,6 +398,7 @@ int main(void)
 {
     test_scan_in_slices();
     test_root_comes_back();
+    test_queue_deep();
     test_scan_and_events();
     test_flood();
     return test_summary();
