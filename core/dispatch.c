@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+
+#include <sodium.h>
 
 #include "clock.h"
 #include "destinations.h"
@@ -107,6 +110,7 @@ struct lane {
 struct dispatch {
     struct dispatch_env env;
     struct journal_probe *probe;    /* on env.reader; NULL: files never run ahead */
+    unsigned char hash_key[crypto_shorthash_KEYBYTES]; /* of the lanes' ids in flight */
     struct lane *lanes;
     size_t n_lanes;
     bool held;
@@ -173,11 +177,14 @@ static struct job *job_new(struct lane *lane, struct event *ev)
 
 /* --- ids in flight --------------------------------------------------------- */
 
+/* SipHash (libsodium's short hash) with a key drawn at start: file names,
+ * and so ids, are chosen by others, who must not be able to make one chain
+ * long. */
 static struct job **chain_of(const struct lane *lane, const char *id)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
-        h = (h ^ *c) * 16777619u;
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, (const unsigned char *)id, strlen(id),
+                     lane->d->hash_key);
     return &lane->tracked[h & (lane->cap_tracked - 1)];
 }
 
@@ -860,7 +867,7 @@ static int lane_init(struct lane *lane, struct dispatch *d, const struct pipelin
         lane->capacity = 2 * p->batch.size;
     lane->backlog = true; /* load what an earlier run left pending */
     lane->ring = calloc((size_t)lane->capacity, sizeof *lane->ring);
-    lane->cap_tracked = 64;
+    lane->cap_tracked = 8; /* doubles as needed: 1,000 quiet lanes cost 64 KiB */
     lane->tracked = calloc(lane->cap_tracked, sizeof *lane->tracked);
     lane->window.fire = on_window;
     sched_lane_init(&lane->sl, p->concurrency, p->reserved_concurrency);
@@ -875,6 +882,8 @@ int dispatch_new(const struct dispatch_env *env, const struct pipeline_set *set,
         return err_set(e, "out of memory");
     d->env = *env;
     d->held = true;
+    if (getrandom(d->hash_key, sizeof d->hash_key, 0) != (ssize_t)sizeof d->hash_key)
+        memset(d->hash_key, 0, sizeof d->hash_key); /* still a hash, a predictable one */
     struct err pe;
     if (env->reader && journal_probe_open(env->reader, &d->probe, &pe) < 0)
         log_msg(LOG_WARN, "%s: files wait for their journal row before they run", pe.msg);
