@@ -106,6 +106,18 @@ def ratio_row(label, vs, unit, target=None, higher=True, target_text=""):
     return [label] + stats(vs, unit) + [target_text, verdict(vs, target, higher)]
 
 
+def vs_peer(m, label, key, peer, unit, targets=None, higher=True, suffix=""):
+    """The same ratio for sluice thread and process against one peer: label
+    has %s for the isolation; targets maps it to its target (None: none)."""
+    rows = []
+    for iso in ("thread", "process"):
+        t = (targets or {}).get(iso)
+        text = "" if t is None else "%s %g%s" % (">=" if higher else "<=", t, unit.replace("x", "×"))
+        rows.append(ratio_row(label % iso, ratios(m, "sluice_" + iso + suffix, key, m, peer, key), unit,
+                              t, higher, text))
+    return rows
+
+
 def machine():
     info = {}
     p = os.path.join(RES, "machine.txt")
@@ -139,24 +151,13 @@ def zmq_section(m, label):
                   ratios(m, "sluice_thread", "rate", m, "ceiling_inv", "rate"), "%", 0.5, True, ">= 50%"),
         ratio_row("sluice process / SQLite ceiling",
                   ratios(m, "sluice_process", "rate", m, "ceiling_inv", "rate"), "%", 0.25, True, ">= 25%"),
-        ratio_row("sluice thread / naive Python script (durability process)",
-                  ratios(m, "sluice_thread_dproc", "rate", m, "python_naive", "rate"), "x", 1.5, True, ">= 1.5×"),
-        ratio_row("sluice process / naive Python script (durability process)",
-                  ratios(m, "sluice_process_dproc", "rate", m, "python_naive", "rate"), "x", 1, True, ">= 1×"),
-        ratio_row("CPU/event, sluice thread / naive Python script (durability process)",
-                  ratios(m, "sluice_thread_dproc", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"),
-                  "x", 1, False, "<= 1×"),
-        ratio_row("CPU/event, sluice process / naive Python script (durability process)",
-                  ratios(m, "sluice_process_dproc", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"), "x"),
-        ratio_row("sluice thread / naive Python script (durability power)",
-                  ratios(m, "sluice_thread", "rate", m, "python_naive", "rate"), "x", 1.5, True, ">= 1.5×"),
-        ratio_row("sluice process / naive Python script (durability power)",
-                  ratios(m, "sluice_process", "rate", m, "python_naive", "rate"), "x", 1, True, ">= 1×"),
-        ratio_row("CPU/event, sluice thread / naive Python script (durability power)",
-                  ratios(m, "sluice_thread", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"),
-                  "x", 1, False, "<= 1×"),
-        ratio_row("CPU/event, sluice process / naive Python script (durability power)",
-                  ratios(m, "sluice_process", "cpu_per_event_us", m, "python_naive", "cpu_per_event_us"), "x"),
+    ]
+    for dur, suffix in (("process", "_dproc"), ("power", "")):
+        rows += vs_peer(m, "sluice %%s / naive Python script (durability %s)" % dur, "rate",
+                        "python_naive", "x", {"thread": 1.5, "process": 1}, suffix=suffix)
+        rows += vs_peer(m, "CPU/event, sluice %%s / naive Python script (durability %s)" % dur,
+                        "cpu_per_event_us", "python_naive", "x", {"thread": 1}, False, suffix)
+    rows += [
         ratio_row("sluice thread / naive C loop",
                   ratios(m, "sluice_thread", "rate", m, "c_naive", "rate"), "%"),
         ratio_row("sluice thread / Python script doing sluice's work",
@@ -255,24 +256,15 @@ def drops_section():
                   "x", 1.10, False, "<= 1.10"),
         ratio_row("sluice process: last handler / files created", values(m, "sluice_process", "backlog_ratio"),
                   "x", 1.10, False, "<= 1.10"),
-        ratio_row("finished, sluice thread / inotifywait builtin loop",
-                  ratios(m, "sluice_thread", "last_handler_s", m, "inotifywait_builtin", "last_handler_s"),
-                  "x", 1, False, "<= 1×"),
-        ratio_row("finished, sluice process / inotifywait builtin loop",
-                  ratios(m, "sluice_process", "last_handler_s", m, "inotifywait_builtin", "last_handler_s"),
-                  "x", 1, False, "<= 1×"),
-        ratio_row("time to create the files, under sluice thread / under inotifywait builtin",
-                  ratios(m, "sluice_thread", "create_s", m, "inotifywait_builtin", "create_s"),
-                  "x", 1, False, "<= 1×"),
-        ratio_row("time to create the files, under sluice process / under inotifywait builtin",
-                  ratios(m, "sluice_process", "create_s", m, "inotifywait_builtin", "create_s"),
-                  "x", 1, False, "<= 1×"),
-        ratio_row("CPU per file, sluice thread / watchdog",
-                  ratios(m, "sluice_thread", "cpu_per_file_us", m, "watchdog", "cpu_per_file_us"),
-                  "x", 0.5, False, "<= 0.5×"),
-        ratio_row("CPU per file, sluice process / watchdog",
-                  ratios(m, "sluice_process", "cpu_per_file_us", m, "watchdog", "cpu_per_file_us"),
-                  "x", 0.5, False, "<= 0.5×"),
+    ]
+    both = {"thread": 1, "process": 1}
+    rows += vs_peer(m, "finished, sluice %s / inotifywait builtin loop", "last_handler_s",
+                    "inotifywait_builtin", "x", both, False)
+    rows += vs_peer(m, "time to create the files, under sluice %s / under inotifywait builtin", "create_s",
+                    "inotifywait_builtin", "x", both, False)
+    rows += vs_peer(m, "CPU per file, sluice %s / watchdog", "cpu_per_file_us", "watchdog", "x",
+                    {"thread": 0.5, "process": 0.5}, False)
+    rows += [
         ratio_row("files/s, sluice thread / incron",
                   ratios(m, "sluice_thread", "files_per_s", m, "incron", "files_per_s"), "x", 20, True, ">= 20×"),
         ratio_row("files/s, sluice process / incron",
@@ -307,13 +299,9 @@ def drops_section():
             fastest.append(a[r]["lat_p50_ms"] / min(peers))
     rows = [ratio_row("sluice thread p50 (ms)", values(m, "sluice_thread", "lat_p50_ms"), "", 0.5, False, "<= 0.5 ms"),
             ratio_row("sluice process p50 (ms)", values(m, "sluice_process", "lat_p50_ms"), "", 0.5, False, "<= 0.5 ms"),
-            ratio_row("sluice thread p50 / fastest peer's p50", fastest, "x", 1.0, False, "<= 1×"),
-            ratio_row("sluice thread p50 / inotifywait builtin loop's p50",
-                      ratios(m, "sluice_thread", "lat_p50_ms", m, "inotifywait_builtin", "lat_p50_ms"),
-                      "x", 1.0, False, "<= 1×"),
-            ratio_row("sluice process p50 / inotifywait builtin loop's p50",
-                      ratios(m, "sluice_process", "lat_p50_ms", m, "inotifywait_builtin", "lat_p50_ms"),
-                      "x", 1.0, False, "<= 1×")]
+            ratio_row("sluice thread p50 / fastest peer's p50", fastest, "x", 1.0, False, "<= 1×")]
+    rows += vs_peer(m, "sluice %s p50 / inotifywait builtin loop's p50", "lat_p50_ms", "inotifywait_builtin",
+                    "x", {"thread": 1, "process": 1}, False)
     table("4b. spaced drops: targets", HT, rows)
     cpu = [[name] + stats(values(m, p, "cpu_per_file_us")) for p, name in PEERS if load(m, p)]
     table("4b. spaced drops: CPU per file (µs; includes waking up for each)", H, cpu)
