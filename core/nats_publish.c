@@ -1,6 +1,7 @@
 /* nats_publish.c - JetStream publish with its ack (see nats_publish.h). */
 #include "nats_publish.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@ struct nats_publisher {
     natsConnection *nc;
     jsCtx *js;
     int timeout_ms;
+    char *url;
+    atomic_bool connected;      /* once, ever: set by libnats' thread (on_connected) */
 };
 
 int nats_fail(struct err *e, int status, const char *what)
@@ -52,6 +55,15 @@ static void publish_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
             pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
 }
 
+/* With a callback, a connect that cannot be made now returns at once and
+ * goes on in libnats' own thread; without one it would block until the
+ * server is there (the loop with it). */
+static void on_connected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    atomic_store(&((struct nats_publisher *)closure)->connected, true);
+}
+
 int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool background,
                         struct nats_publisher **out, struct err *e)
 {
@@ -59,6 +71,10 @@ int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool
     if (!p)
         return err_set(e, "out of memory");
     p->timeout_ms = timeout_ms;
+    if (!(p->url = strdup(url))) {
+        free(p);
+        return err_set(e, "out of memory");
+    }
     natsStatus s = natsOptions_Create(&p->opts);
     if (s == NATS_OK)
         s = (natsStatus)nats_options_servers(p->opts, url);
@@ -66,12 +82,16 @@ int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool
         s = natsOptions_SetTimeout(p->opts, timeout_ms);
     if (s == NATS_OK) /* through a server restart or a leader change */
         s = natsOptions_SetMaxReconnect(p->opts, -1);
+    if (s == NATS_OK) /* as the trigger's connections (source_nats.c) */
+        s = natsOptions_SetReconnectWait(p->opts, 500);
     if (s == NATS_OK && creds)
         s = natsOptions_SetUserCredentialsFromFiles(p->opts, creds, NULL);
     if (s == NATS_OK && background)
-        s = natsOptions_SetRetryOnFailedConnect(p->opts, true, NULL, NULL);
+        s = natsOptions_SetRetryOnFailedConnect(p->opts, true, on_connected, p);
     if (s == NATS_OK)
         s = natsConnection_Connect(&p->nc, p->opts);
+    if (s == NATS_OK)
+        atomic_store(&p->connected, true);
     if (s == NATS_NOT_YET_CONNECTED && background)
         s = NATS_OK;
     if (s == NATS_OK) {
@@ -125,6 +145,11 @@ int nats_publisher_post(struct nats_publisher *p, const char *subject, const cha
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;
     po.MaxWait = PUBLISH_WAIT_MS; /* an ack that never comes fails (and is logged) then */
+    /* before its first connect libnats knows nothing of the server and
+     * refuses ("Not Supported By Server"): say what is going on instead */
+    if (!atomic_load(&p->connected))
+        return err_set(e, "%s: no connection to %s yet (sluice tries again every 0.5 s; is "
+                       "nats-server running there?)", subject, p->url);
     natsStatus s = js_PublishAsync(p->js, subject, data, (int)len, &po);
     return s == NATS_OK ? 0 : nats_fail(e, s, subject);
 }
@@ -147,6 +172,7 @@ void nats_publisher_close(struct nats_publisher **pp)
         natsConnection_Close(p->nc);
     natsConnection_Destroy(p->nc);
     natsOptions_Destroy(p->opts);
+    free(p->url);
     free(p);
     *pp = NULL;
 }

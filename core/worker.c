@@ -459,6 +459,16 @@ static int backoff_ms(int n)
     return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
 }
 
+/* One more start failed: the next waits out a back-off, and so does what
+ * already waits for a worker. */
+static void fn_back_off(struct fn *f)
+{
+    f->init_failures++;
+    f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
+    if (f->waiting)
+        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
+}
+
 /* The worker could not start (or refused to: a plugin that does not load).
  * The attempt fails with Runtime.InitError; the function backs off. */
 static void start_failed(struct worker *w, const char *reason, bool said)
@@ -468,10 +478,7 @@ static void start_failed(struct worker *w, const char *reason, bool said)
     int64_t t0 = w->attempt_start_ns;
     char why[256] = "";
     worker_reap(w, said ? NULL : why, sizeof why);
-    f->init_failures++;
-    f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
-    if (f->waiting) /* they waited for a worker; now for the back-off */
-        loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
+    fn_back_off(f);
     char msg[1400];
     snprintf(msg, sizeof msg, "the worker failed to start: %s%s%s", reason, *why ? "; " : "",
              why);
@@ -605,8 +612,7 @@ static void on_result(struct worker *w, const struct wire_frame *fr)
     struct fn *f = w->fn;
     if (error_kind_of(a->error_type) == ERROR_INIT) {
         /* init failed: the next try starts a fresh worker, after a back-off */
-        f->init_failures++;
-        f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
+        fn_back_off(f);
         void (*done)(void *) = w->done;
         void *arg = w->done_arg;
         if (a->duration_ms <= 0)
@@ -838,10 +844,7 @@ static void start_worker(struct fn *f, struct attempt *a, void (*done)(void *), 
             done(arg);
         }
     } else {
-        f->init_failures++;
-        f->backoff_until_ns = clock_mono_ns() + (int64_t)backoff_ms(f->init_failures) * 1000000;
-        if (f->waiting)
-            loop_timer_arm(f->ws->loop, &f->backoff, f->backoff_until_ns);
+        fn_back_off(f);
         char msg[1200];
         snprintf(msg, sizeof msg, "the worker failed to start: %s", e.msg);
         log_msg(LOG_ERROR, "pipeline %s: %s (%d in a row)", f->p->name, msg, f->init_failures);

@@ -229,6 +229,39 @@ class Nats(SluiceTestCase):
         r = sb.cli("check")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_destination_whose_server_is_down_holds_nothing_up(self):
+        # the record goes out once the server is there; until then the loop
+        # must not wait for it (nothing else would run, invokes included)
+        sb = self.sandbox()
+        srv = natsserver.NatsServer(sb.root)  # not started yet
+        self.addCleanup(srv.stop)
+        orders = {"name": "orders", "trigger": {"zmq": {"topic": "unused.orders"}},
+                  "isolation": "thread", "steps": [{"name": "echo", "handler": "echo.handler"}],
+                  "on_success": {"nats": {"url": srv.url, "subject": "results.ok"}}}
+        sb.add_pipeline(orders)
+        sb.add_pipeline(nats_pipeline("results", srv.url, stream="RESULTS", subject="results.>",
+                                      consumer="sluice-results"))
+        d = self.daemon(sb)
+        for n in (1, 2):
+            p, out = harness.invoke_run(self, sb, "orders", {"n": n}, timeout_ms=10000)
+            self.assertEqual((p.returncode, out["body"]), (0, {"n": n}), p.stderr)
+        self.assertIn("results.ok: no connection to %s yet (sluice tries again every 0.5 s; is "
+                      "nats-server running there?)" % srv.url, d.log())
+        srv.start()
+        self.wait_for(lambda: "bound consumer" in d.log(), what="the results pipeline bound")
+        sent = []
+
+        def delivered():
+            # records sent before the publisher's connection is up are refused (logged
+            # above); one sent after it is stored
+            n = len(sent) + 3
+            p, _ = harness.invoke_run(self, sb, "orders", {"n": n}, timeout_ms=10000)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            sent.append(n)
+            return any(json.loads(r["payload"])["data"]["requestPayload"]["n"] in sent
+                       for r in sb.db_rows("SELECT payload FROM events WHERE pipeline = 'results'"))
+        self.wait_for(delivered, what="a record published once the server was up")
+
     def test_publish_nats_reports_a_subject_no_stream_takes(self):
         sb = self.sandbox()
         srv = self.server(sb)
