@@ -658,24 +658,15 @@ static bool in_memory(const struct lane *lane, const char *event_id)
  * Is j such a redelivery? Then it runs that row. */
 static bool rerun_pending(struct lane *lane, struct job *j)
 {
-    sqlite3_stmt *st = NULL;
-    bool found = false;
-    if (lane->p->trigger != TRIGGER_NATS || in_memory(lane, j->ev->id) ||
-        sqlite3_prepare_v2(lane->d->env.reader, "SELECT id, attempts FROM events WHERE "
-                           "pipeline = ?1 AND event_id = ?2 AND state = 'pending'", -1, &st,
-                           NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
+    if (lane->p->trigger != TRIGGER_NATS || in_memory(lane, j->ev->id))
         return false;
-    }
-    sqlite3_bind_text(st, 1, lane->p->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, j->ev->id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        j->id = sqlite3_column_int64(st, 0);
-        j->attempts_before = sqlite3_column_int(st, 1);
-        found = true;
-    }
-    sqlite3_finalize(st);
-    return found;
+    struct err e;
+    int rc = journal_find_pending(lane->d->env.reader, lane->p->name, j->ev->id, &j->id,
+                                  &j->attempts_before, &e);
+    if (rc < 0) /* taken for a duplicate: NATS delivers it again after AckWait */
+        log_msg(LOG_ERROR, "pipeline %s: event %s: %s; it is not run now (NATS delivers it "
+                "again)", lane->p->name, j->ev->id, e.msg);
+    return rc == 1;
 }
 
 /* An invoke's append committed (or failed); its slot was reserved, so it
@@ -923,14 +914,13 @@ bool dispatch_parked(const struct dispatch *d, const struct pipeline *p)
  * another node. Refills (a `sluice replay`) start after them. */
 static void skip_leftovers(struct lane *lane)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(lane->d->env.reader, "SELECT max(id) FROM events WHERE pipeline = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, lane->p->name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            lane_loaded(lane, sqlite3_column_int64(st, 0));
-    }
-    sqlite3_finalize(st);
+    int64_t last;
+    struct err e;
+    if (journal_last_id(lane->d->env.reader, lane->p->name, &last, &e) < 0)
+        log_msg(LOG_ERROR, "pipeline %s: %s; rows left pending before this start may run "
+                "here too (NATS also delivers them again)", lane->p->name, e.msg);
+    else
+        lane_loaded(lane, last);
 }
 
 void dispatch_release(struct dispatch *d)

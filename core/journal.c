@@ -378,6 +378,48 @@ int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int l
     return rc == SQLITE_DONE ? n : -1;
 }
 
+/* One row (or none) of a query on (pipeline[, event_id]): 1, 0 or -1 with e. */
+static int query_row(sqlite3 *db, const char *sql, const char *pipeline, const char *event_id,
+                     sqlite3_stmt **st, struct err *e)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+        return err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(*st, 1, pipeline, -1, SQLITE_STATIC);
+    if (event_id)
+        sqlite3_bind_text(*st, 2, event_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(*st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return rc == SQLITE_ROW;
+    err_set(e, "reading the journal: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return -1;
+}
+
+int journal_find_pending(sqlite3 *db, const char *pipeline, const char *event_id, int64_t *id,
+                         int *attempts, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = query_row(db, "SELECT id, attempts FROM events WHERE pipeline = ?1 AND "
+                       "event_id = ?2 AND state = 'pending'", pipeline, event_id, &st, e);
+    if (rc == 1) {
+        *id = sqlite3_column_int64(st, 0);
+        *attempts = sqlite3_column_int(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int journal_last_id(sqlite3 *db, const char *pipeline, int64_t *id, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = query_row(db, "SELECT max(id) FROM events WHERE pipeline = ?1", pipeline, NULL,
+                       &st, e);
+    *id = rc == 1 ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
 struct journal_probe {
     sqlite3 *db;
     sqlite3_stmt *st;

@@ -113,6 +113,12 @@ int journal_finish(struct writer *w, const struct journal_ref *ref, const char *
 int journal_load_pending(sqlite3 *db, const char *pipeline, int64_t after, int limit,
                          void (*cb)(void *arg, const struct journal_entry *entry), void *arg,
                          struct err *e);
+/* The pending row of (pipeline, event_id): 1 with its id and attempts, 0 if
+ * there is none, -1 with e. */
+int journal_find_pending(sqlite3 *db, const char *pipeline, const char *event_id, int64_t *id,
+                         int *attempts, struct err *e);
+/* The highest row id of pipeline's events (0: none): 0, or -1 with e. */
+int journal_last_id(sqlite3 *db, const char *pipeline, int64_t *id, struct err *e);
 
 /* A point read of the committed journal on a read connection, prepared
  * once: has a row of (pipeline, event_id) committed? The UNIQUE index

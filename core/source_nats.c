@@ -321,20 +321,36 @@ static void post_batch(struct nats_link *ln, natsMsgList *list)
     loop_post(ln->loop, &b->task);
 }
 
+/* The fetcher's retries: each new problem logged once, then a back-off
+ * doubling up to BACKOFF_MAX_MS. */
+struct fetch_retry {
+    struct nats_link *ln;
+    char *last_error;
+    size_t len;
+    int *backoff;
+};
+
+static void retry_later(struct fetch_retry *r, enum log_level level, const struct err *e)
+{
+    if (strcmp(e->msg, r->last_error) != 0)
+        log_msg(level, "pipeline %s: %s; retrying", r->ln->pipeline, e->msg);
+    snprintf(r->last_error, r->len, "%s", e->msg);
+    pause_ms(r->ln, *r->backoff);
+    *r->backoff = *r->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *r->backoff * 2;
+}
+
 static void *fetcher(void *arg)
 {
     struct nats_link *ln = arg;
     int backoff = BACKOFF_MIN_MS;
     struct err e;
     char last_error[sizeof e.msg] = "";
+    struct fetch_retry r = {.ln = ln, .last_error = last_error, .len = sizeof last_error,
+                            .backoff = &backoff};
     while (!stopping(ln)) {
         if (!ln->sub) {
             if (setup(ln, &e) < 0) {
-                if (strcmp(e.msg, last_error) != 0) /* each new problem once */
-                    log_msg(LOG_ERROR, "pipeline %s: %s; retrying", ln->pipeline, e.msg);
-                snprintf(last_error, sizeof last_error, "%s", e.msg);
-                pause_ms(ln, backoff);
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                retry_later(&r, LOG_ERROR, &e);
                 continue;
             }
             log_msg(LOG_INFO, "pipeline %s: bound consumer %s of stream %s on %s",
@@ -354,12 +370,8 @@ static void *fetcher(void *arg)
         } else if (s != NATS_OK && s != NATS_TIMEOUT) {
             /* libnats reconnects by itself; meanwhile fetches fail fast */
             nats_fail(&e, s, "fetching");
-            if (strcmp(e.msg, last_error) != 0)
-                log_msg(LOG_WARN, "pipeline %s: %s; retrying", ln->pipeline, e.msg);
-            snprintf(last_error, sizeof last_error, "%s", e.msg);
             natsMsgList_Destroy(&list);
-            pause_ms(ln, backoff);
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            retry_later(&r, LOG_WARN, &e);
         }
     }
     return NULL;
@@ -412,11 +424,13 @@ static void settle(struct nats_held *h, enum settle how)
         break;
     case SETTLE_TERM: s = natsMsg_Term(h->msg, NULL); break;
     }
+    static const char *const names[] = {[SETTLE_ACK] = "ack", [SETTLE_NAK] = "nak",
+                                        [SETTLE_NAK_LATER] = "nak", [SETTLE_TERM] = "term"};
     if (s != NATS_OK) /* the server redelivers it after AckWait; the journal dedups */
         log_msg(LOG_WARN, "pipeline %s: event %s: the %s did not reach the server (%s); it "
-                "will be redelivered and recognised", ln->pipeline,
-                h->event_id ? h->event_id : "?", how == SETTLE_ACK ? "ack" : "nak",
-                natsStatus_GetText(s));
+                "will be redelivered%s", ln->pipeline, h->event_id ? h->event_id : "?",
+                names[how], natsStatus_GetText(s),
+                how == SETTLE_TERM ? ", and refused again" : " and recognised");
     loop_timer_cancel(ln->loop, &h->progress);
     natsMsg_Destroy(h->msg);
     free(h->event_id);
@@ -497,6 +511,10 @@ static char *event_json(natsMsg *m, const jsMsgMetaData *meta, const char *msg_i
     if (!data)
         return NULL;
     cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        cJSON_Delete(data);
+        return NULL;
+    }
     cJSON_AddStringToObject(o, "subject", natsMsg_GetSubject(m));
     cJSON_AddStringToObject(o, "stream", meta && meta->Stream ? meta->Stream : "");
     cJSON_AddNumberToObject(o, "sequence", meta ? (double)meta->Sequence.Stream : 0);

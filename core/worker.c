@@ -507,6 +507,9 @@ static void worker_lost(struct worker *w, enum inv_status status, const char *wh
     set_failure(a, status, status == INV_TIMEOUT ? "Sandbox.Timedout" : "Runtime.ExitError",
                 msg);
     a->duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+    /* a handler that was fast and now hangs or crashes is no longer one to
+     * queue behind: a fresh result must say so first */
+    f->avg_ms = -1;
     done(arg); /* its init had passed (READY): the next worker starts at once */
     if (n > 0)
         log_msg(LOG_INFO, "pipeline %s: %d invocation%s queued behind it go%s to another "
