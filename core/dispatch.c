@@ -236,11 +236,12 @@ static void untrack(struct job *j)
     j->tracked = false;
 }
 
-/* Is an event of this id being journaled, queued or running here? */
-static bool id_in_flight(const struct lane *lane, const char *id)
+/* Is an event of this id being journaled, queued or running here (other
+ * than except)? */
+static bool id_in_flight(const struct lane *lane, const char *id, const struct job *except)
 {
     for (const struct job *j = *chain_of(lane, id); j; j = j->next_tracked)
-        if (strcmp(j->ev->id, id) == 0)
+        if (j != except && strcmp(j->ev->id, id) == 0)
             return true;
     return false;
 }
@@ -641,24 +642,13 @@ static void on_ahead_settled(struct loop_task *t)
     ahead_progress(j);
 }
 
-static bool in_memory(const struct lane *lane, const char *event_id)
-{
-    for (const struct job *r = lane->running; r; r = r->next_running)
-        if (strcmp(r->ev->id, event_id) == 0)
-            return true;
-    for (int i = 0; i < lane->count; i++)
-        if (strcmp(lane->ring[(lane->head + i) % lane->capacity]->ev->id, event_id) == 0)
-            return true;
-    return false;
-}
-
 /* NATS owns redelivery: a nats lane loads nothing from the journal, so a
  * pending row an earlier process of this node left is run only when NATS
  * redelivers its message here (and not twice, if it went to another node).
  * Is j such a redelivery? Then it runs that row. */
 static bool rerun_pending(struct lane *lane, struct job *j)
 {
-    if (lane->p->trigger != TRIGGER_NATS || in_memory(lane, j->ev->id))
+    if (lane->p->trigger != TRIGGER_NATS || id_in_flight(lane, j->ev->id, j))
         return false;
     struct err e;
     int rc = journal_find_pending(lane->d->env.reader, lane->p->name, j->ev->id, &j->id,
@@ -756,7 +746,7 @@ static void on_job_journaled(struct loop_task *t)
  * '#rN', which no file's id does. */
 static bool file_is_new(struct lane *lane, const struct event *ev)
 {
-    if (!ev->live_file || !lane->d->probe || id_in_flight(lane, ev->id))
+    if (!ev->live_file || !lane->d->probe || id_in_flight(lane, ev->id, NULL))
         return false;
     return !journal_probe_has(lane->d->probe, lane->p->name, ev->id);
 }
