@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "walbuf.h"
 
 static const char *const migrations[] = {
     /* version 1 */
@@ -234,7 +235,9 @@ int db_open(const char *path, bool writable, sqlite3 **out, struct err *e)
     int fd = writable ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640) : -1;
     if (fd >= 0)
         close(fd);
-    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    /* a writer's WAL frames go out in one write per commit (walbuf.c) */
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX,
+                             writable ? walbuf_vfs_name() : NULL);
     if (rc != SQLITE_OK) {
         err_set(e, "cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);

@@ -111,11 +111,17 @@ char *path_under(const char *folder, const char *name)
     char *out = malloc(len);
     if (!out)
         return NULL;
+    int n; /* len fits all three; checking n keeps gcc -O0 from guessing otherwise */
     if (*base && flen)
-        snprintf(out, len, "%s/%.*s/%s", base, (int)flen, folder, name);
+        n = snprintf(out, len, "%s/%.*s/%s", base, (int)flen, folder, name);
     else if (*base)
-        snprintf(out, len, "%s/%s", base, name);
+        n = snprintf(out, len, "%s/%s", base, name);
     else
-        snprintf(out, len, "%.*s/%s", (int)flen, folder, name);
+        n = snprintf(out, len, "%.*s/%s", (int)flen, folder, name);
+    if (n < 0 || (size_t)n >= len) {
+        free(out);
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
     return out;
 }
