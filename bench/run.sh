@@ -423,18 +423,22 @@ bench_pinned() {
 # 3. Invoke latency
 # ================================================================================
 latency_round() { # ROUND VARIANT CPU(empty: unpinned)
-    local r=$1 v=$2 cpu=$3 run=() d
+    local r=$1 v=$2 cpu=$3 run=() d dur suffix
     [ -n "$cpu" ] && run=(taskset -c "$cpu")
-    d=$(new_daemon_dir "latency-$v-r$r")
-    pipeline "$d" noop '{"zmq": {"topic": "noop."}}' echo.handler thread
-    pipeline "$d" noop_process '{"zmq": {"topic": "noopp."}}' echo.handler process
-    start_sluice "$d" "$cpu" || return 1
-    "${run[@]}" "$BIN/zlat" invoke "tcp://127.0.0.1:$(port_of "$d" ROUTER)" noop "$LAT_N" 200 \
-        | record "latency_$v" sluice_thread "$r"
-    "${run[@]}" "$BIN/zlat" invoke "tcp://127.0.0.1:$(port_of "$d" ROUTER)" noop_process "$LAT_N" 200 \
-        | record "latency_$v" sluice_process "$r"
-    stop_sluice "$d"
-    rm -rf "${d:?}/var"
+    for dur in power process; do # the default, then the naive peers' promise
+        suffix=""
+        [ "$dur" = process ] && suffix=_dproc
+        d=$(new_daemon_dir "latency-$v-$dur-r$r" "$dur")
+        pipeline "$d" noop '{"zmq": {"topic": "noop."}}' echo.handler thread
+        pipeline "$d" noop_process '{"zmq": {"topic": "noopp."}}' echo.handler process
+        start_sluice "$d" "$cpu" || return 1
+        "${run[@]}" "$BIN/zlat" invoke "tcp://127.0.0.1:$(port_of "$d" ROUTER)" noop "$LAT_N" 200 \
+            | record "latency_$v" "sluice_thread$suffix" "$r"
+        "${run[@]}" "$BIN/zlat" invoke "tcp://127.0.0.1:$(port_of "$d" ROUTER)" noop_process \
+            "$LAT_N" 200 | record "latency_$v" "sluice_process$suffix" "$r"
+        stop_sluice "$d"
+        rm -rf "${d:?}/var"
+    done
     local port
     port=$(free_ports 1)
     "${run[@]}" "$BIN/zlat" rep "tcp://127.0.0.1:$port" >/dev/null &
@@ -443,7 +447,7 @@ latency_round() { # ROUND VARIANT CPU(empty: unpinned)
     sleep 0.2
     "${run[@]}" "$BIN/zlat" req "tcp://127.0.0.1:$port" "$LAT_N" 200 | record "latency_$v" raw_reqrep "$r"
     kill -TERM "$rep"; wait "$rep" 2>/dev/null; forget_pid "$rep"
-    log "  latency $v r$r: sluice thread p50 $(kv "$RES/latency_$v/sluice_thread/r$r.txt" p50_us) us, process $(kv "$RES/latency_$v/sluice_process/r$r.txt" p50_us) us, raw REQ/REP $(kv "$RES/latency_$v/raw_reqrep/r$r.txt" p50_us) us"
+    log "  latency $v r$r: sluice thread p50 $(kv "$RES/latency_$v/sluice_thread/r$r.txt" p50_us) us, process $(kv "$RES/latency_$v/sluice_process/r$r.txt" p50_us) us (durability process: $(kv "$RES/latency_$v/sluice_thread_dproc/r$r.txt" p50_us), $(kv "$RES/latency_$v/sluice_process_dproc/r$r.txt" p50_us) us), raw REQ/REP $(kv "$RES/latency_$v/raw_reqrep/r$r.txt" p50_us) us"
 }
 bench_latency() {
     log "3. invoke round trip, $LAT_N requests one at a time: unpinned, and all on CPU 0"
@@ -517,12 +521,16 @@ bench_http() {
         for v in unpinned pinned; do
             local scpu="" ccpu=""
             [ "$v" = pinned ] && scpu=1 ccpu=0
-            d=$(new_daemon_dir "http-$v-r$r")
-            pipeline "$d" hello '{"http": {"method": "GET", "path": "/hello"}}' bench.hello thread
-            start_sluice "$d" "$scpu" || return 1
-            wrk_run "http://127.0.0.1:$(port_of "$d" HTTP)/hello" "$ccpu" | record "http_$v" sluice "$r"
-            stop_sluice "$d"
-            rm -rf "${d:?}/var"
+            local dur
+            for dur in power process; do
+                d=$(new_daemon_dir "http-$v-$dur-r$r" "$dur")
+                pipeline "$d" hello '{"http": {"method": "GET", "path": "/hello"}}' bench.hello thread
+                start_sluice "$d" "$scpu" || return 1
+                wrk_run "http://127.0.0.1:$(port_of "$d" HTTP)/hello" "$ccpu" |
+                    record "http_$v" "sluice$([ "$dur" = process ] && echo _dproc)" "$r"
+                stop_sluice "$d"
+                rm -rf "${d:?}/var"
+            done
             local port mrun=()
             port=$(free_ports 1)
             [ -n "$scpu" ] && mrun=(taskset -c "$scpu")
@@ -532,7 +540,7 @@ bench_http() {
             sleep 0.2
             wrk_run "http://127.0.0.1:$port/hello" "$ccpu" | record "http_$v" mhd_hello "$r"
             kill -TERM "$mhd"; wait "$mhd" 2>/dev/null; forget_pid "$mhd"
-            log "  http $v r$r: sluice $(kv "$RES/http_$v/sluice/r$r.txt" rps) req/s p99 $(kv "$RES/http_$v/sluice/r$r.txt" p99_us) us; MHD $(kv "$RES/http_$v/mhd_hello/r$r.txt" rps) req/s p99 $(kv "$RES/http_$v/mhd_hello/r$r.txt" p99_us) us"
+            log "  http $v r$r: sluice $(kv "$RES/http_$v/sluice/r$r.txt" rps) req/s (durability process $(kv "$RES/http_$v/sluice_dproc/r$r.txt" rps)) p99 $(kv "$RES/http_$v/sluice/r$r.txt" p99_us) us; MHD $(kv "$RES/http_$v/mhd_hello/r$r.txt" rps) req/s p99 $(kv "$RES/http_$v/mhd_hello/r$r.txt" p99_us) us"
         done
     done
 }

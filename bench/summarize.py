@@ -217,15 +217,18 @@ def latency_section():
         rows = []
         for c, name in (("sluice_thread", "sluice invoke, isolation thread"),
                         ("sluice_process", "sluice invoke, isolation process"),
+                        ("sluice_thread_dproc", "sluice invoke, isolation thread, durability process"),
+                        ("sluice_process_dproc", "sluice invoke, isolation process, durability process"),
                         ("raw_reqrep", "raw ZeroMQ REQ/REP echo")):
             rows.append([name + " p50 (µs)"] + stats(values(m, c, "p50_us")))
             rows.append([name + " p99 (µs)"] + stats(values(m, c, "p99_us")))
         table("3. invoke round trip, %s" % label, H, rows)
-        rows = [ratio_row("p50 sluice thread / raw", ratios(m, "sluice_thread", "p50_us", m, "raw_reqrep", "p50_us"),
-                          "x", 2, False, "<= 2×"),
-                ratio_row("p50 sluice process / raw", ratios(m, "sluice_process", "p50_us", m, "raw_reqrep", "p50_us"),
-                          "x", 2, False, "<= 2×"),
-                ratio_row("p99 sluice thread / raw", ratios(m, "sluice_thread", "p99_us", m, "raw_reqrep", "p99_us"), "x")]
+        rows = []
+        for dur, suffix in (("power", ""), ("process", "_dproc")):
+            rows += vs_peer(m, "p50 sluice %%s / raw (durability %s)" % dur, "p50_us", "raw_reqrep",
+                            "x", {"thread": 2, "process": 2}, False, suffix)
+        rows.append(ratio_row("p99 sluice thread / raw", ratios(m, "sluice_thread", "p99_us", m, "raw_reqrep",
+                                                                "p99_us"), "x"))
         table("3. invoke round trip, %s: ratios" % label, HT, rows)
 
 
@@ -339,6 +342,7 @@ def http_section():
             continue
         rows = []
         for c, name in (("sluice", "sluice, GET /hello -> bench.hello (thread)"),
+                        ("sluice_dproc", "sluice, the same, durability process"),
                         ("mhd_hello", "bare libmicrohttpd hello-world")):
             rows.append([name + ", requests/s"] + stats(values(m, c, "rps")))
             rows.append([name + ", p50 (µs)"] + stats(values(m, c, "p50_us")))
@@ -347,6 +351,8 @@ def http_section():
         table("6. HTTP, wrk, %s" % label, H, rows)
         rows = [ratio_row("requests/s, sluice / MHD", ratios(m, "sluice", "rps", m, "mhd_hello", "rps"), "%",
                           0.5, True, ">= 50%"),
+                ratio_row("requests/s, sluice (durability process) / MHD",
+                          ratios(m, "sluice_dproc", "rps", m, "mhd_hello", "rps"), "%", 0.5, True, ">= 50%"),
                 ratio_row("p99, sluice / MHD", ratios(m, "sluice", "p99_us", m, "mhd_hello", "p99_us"), "x")]
         table("6. HTTP, %s: ratios" % label, HT, rows)
 
