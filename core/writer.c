@@ -42,6 +42,8 @@ struct writer {
     struct wop *head, *tail;
     int queued, max_queued;
     int room_waiters;           /* producers waiting on has_room */
+    uint64_t holding_from;      /* while hold_for_folds waits: its batch's first seq, else 0 */
+    bool woken;                 /* an op signalled has_work for the holding writer */
     uint64_t next_seq;          /* the seq of the next submitted op (from 1) */
     bool stopping;
     char *path;
@@ -340,18 +342,32 @@ static struct wop *take_queued(struct writer *w, struct wop *batch, struct wop *
     return tail;
 }
 
-static bool holds(const struct wop *batch)
+/* Lock held, the writer holding a batch: does op fold into a held op of
+ * it? (Ops from holding_from on are alive: freed only after their batch.) */
+static bool releases_hold(const struct writer *w, const struct wop *op)
 {
-    for (const struct wop *op = batch; op; op = op->next)
+    return op->fold && op->target.seq >= w->holding_from && op->target.op->hold;
+}
+
+/* Is an op of the batch, up to last, still held? */
+static bool holds(const struct wop *batch, const struct wop *last)
+{
+    for (const struct wop *op = batch; op; op = op->next) {
         if (op->hold)
             return true;
+        if (op == last)
+            break;
+    }
     return false;
 }
 
 /* Lock held: a small batch with a held op (an append whose run is still
  * going) waits up to HOLD_NS for the op that folds into it, so that a
  * quiet daemon commits once per event rather than twice. Under load the
- * batch is large and nothing waits. */
+ * batch is large and nothing waits. Only the ops in the batch when the
+ * wait began are waited for: with requests arriving all the time (HTTP
+ * with many connections), each newcomer's run would otherwise hold the
+ * commit, and every answer in it, for the whole HOLD_NS. */
 static void hold_for_folds(struct writer *w, struct wop *batch, struct wop *tail, int *n)
 {
     struct timespec until;
@@ -361,11 +377,16 @@ static void hold_for_folds(struct writer *w, struct wop *batch, struct wop *tail
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    while (*n <= HOLD_MAX_OPS && !w->stopping && holds(batch)) {
-        if (!w->head && pthread_cond_timedwait(&w->has_work, &w->lock, &until) == ETIMEDOUT)
+    w->holding_from = batch->seq;
+    w->woken = false;
+    const struct wop *last = tail;
+    while (*n <= HOLD_MAX_OPS && !w->stopping && holds(batch, last)) {
+        if (!w->woken && pthread_cond_timedwait(&w->has_work, &w->lock, &until) == ETIMEDOUT)
             break;
+        w->woken = false;
         tail = take_queued(w, batch, tail, n);
     }
+    w->holding_from = 0;
     for (struct wop *op = batch; op; op = op->next)
         op->hold = false;
 }
@@ -465,10 +486,14 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op)
         op->done(op, -1, &e);
         return (struct writer_ticket){0};
     }
-    /* The writer waits on has_work only while the queue is empty, so only
-     * the op that makes it non-empty wakes it; the signal is sent after the
-     * unlock, so the woken writer does not wake into a held lock. */
-    bool wake = w->head == NULL;
+    /* An idle writer waits on has_work only while the queue is empty, so
+     * only the op that makes it non-empty wakes it; a writer holding a
+     * batch for folds (hold_for_folds) only for an op that releases one
+     * (the others join the batch when it wakes). The signal is sent after
+     * the unlock, so the woken writer does not wake into a held lock. */
+    bool wake = w->holding_from ? releases_hold(w, op) : w->head == NULL;
+    if (wake && w->holding_from)
+        w->woken = true;
     if (w->tail)
         w->tail->next = op;
     else
