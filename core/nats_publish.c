@@ -28,7 +28,7 @@ int nats_fail(struct err *e, int status, const char *what)
                    last && *last ? last : "");
 }
 
-int nats_options_servers(natsOptions *opts, const char *urls)
+static natsStatus set_servers(natsOptions *opts, const char *urls)
 {
     char *copy = strdup(urls), *save = NULL;
     const char *v[32];
@@ -39,6 +39,22 @@ int nats_options_servers(natsOptions *opts, const char *urls)
         v[n++] = t;
     natsStatus s = n ? natsOptions_SetServers(opts, v, n) : NATS_INVALID_ARG;
     free(copy);
+    return s;
+}
+
+int nats_options_new(const char *urls, int timeout_ms, const char *creds, natsOptions **out)
+{
+    natsStatus s = natsOptions_Create(out);
+    if (s == NATS_OK)
+        s = set_servers(*out, urls);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(*out, timeout_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(*out, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(*out, 500);
+    if (s == NATS_OK && creds)
+        s = natsOptions_SetUserCredentialsFromFiles(*out, creds, NULL);
     return s;
 }
 
@@ -75,17 +91,7 @@ int nats_publisher_open(const char *url, const char *creds, int timeout_ms, bool
         free(p);
         return err_set(e, "out of memory");
     }
-    natsStatus s = natsOptions_Create(&p->opts);
-    if (s == NATS_OK)
-        s = (natsStatus)nats_options_servers(p->opts, url);
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(p->opts, timeout_ms);
-    if (s == NATS_OK) /* through a server restart or a leader change */
-        s = natsOptions_SetMaxReconnect(p->opts, -1);
-    if (s == NATS_OK) /* as the trigger's connections (source_nats.c) */
-        s = natsOptions_SetReconnectWait(p->opts, 500);
-    if (s == NATS_OK && creds)
-        s = natsOptions_SetUserCredentialsFromFiles(p->opts, creds, NULL);
+    natsStatus s = (natsStatus)nats_options_new(url, timeout_ms, creds, &p->opts);
     if (s == NATS_OK && background)
         s = natsOptions_SetRetryOnFailedConnect(p->opts, true, on_connected, p);
     if (s == NATS_OK)

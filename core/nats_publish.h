@@ -37,11 +37,16 @@ int nats_publisher_send(struct nats_publisher *p, const char *subject, const cha
 /* Waits up to timeout_ms for the publish acks still due, then closes. */
 void nats_publisher_close(struct nats_publisher **p);
 
-/* Set opts's servers from "nats://a:4222,nats://b:4222" (libnats's own
- * SetURL takes one). Returns a natsStatus (0: NATS_OK). */
 struct __natsOptions;
 /* e = "what: libnats's status text: its last error" (status: a natsStatus); returns -1. */
 int nats_fail(struct err *e, int status, const char *what);
-int nats_options_servers(struct __natsOptions *opts, const char *urls);
+/* The options every sluice connection starts from: the servers of urls
+ * ("nats://a:4222,nats://b:4222": libnats's own SetURL takes one), the
+ * connect timeout, reconnecting forever every 0.5 s (through a server
+ * restart or a leader change) and the .creds file (NULL: none). Returns a
+ * natsStatus (0: NATS_OK); *out, once set, is the caller's to destroy
+ * whatever the status. */
+int nats_options_new(const char *urls, int timeout_ms, const char *creds,
+                     struct __natsOptions **out);
 
 #endif

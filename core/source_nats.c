@@ -134,21 +134,11 @@ static int connect_to(struct nats_link *ln, struct err *e)
     const struct nats_trigger *c = &ln->cfg;
     char name[300];
     snprintf(name, sizeof name, "sluice %s", ln->pipeline);
-    natsStatus s = natsOptions_Create(&ln->opts);
-    if (s == NATS_OK)
-        s = (natsStatus)nats_options_servers(ln->opts, c->url);
+    natsStatus s = (natsStatus)nats_options_new(c->url, CONNECT_WAIT_MS, c->creds, &ln->opts);
     if (s == NATS_OK)
         s = natsOptions_SetName(ln->opts, name);
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(ln->opts, CONNECT_WAIT_MS);
-    if (s == NATS_OK) /* reconnect forever, with back-off and jitter */
-        s = natsOptions_SetMaxReconnect(ln->opts, -1);
-    if (s == NATS_OK)
-        s = natsOptions_SetReconnectWait(ln->opts, 500);
-    if (s == NATS_OK)
+    if (s == NATS_OK) /* many nodes reconnecting at once spread out */
         s = natsOptions_SetReconnectJitter(ln->opts, 250, 1000);
-    if (s == NATS_OK && c->creds)
-        s = natsOptions_SetUserCredentialsFromFiles(ln->opts, c->creds, NULL);
     if (s == NATS_OK && c->tls)
         s = natsOptions_SetSecure(ln->opts, true);
     if (s == NATS_OK && c->tls_ca)
