@@ -113,11 +113,15 @@ install_missing() {
 }
 
 CFLAGS="-O2 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-format-truncation"
-compile() { # NAME SOURCE PKGS...
-    local name=$1 src=$2; shift 2
-    if [ ! -x "$BIN/$name" ] || [ "$src" -nt "$BIN/$name" ] || [ "$BENCH/src/common.h" -nt "$BIN/$name" ]; then
+compile() { # NAME SOURCE[,SOURCE...] PKGS...
+    local name=$1 srcs s stale=0; shift
+    IFS=, read -r -a srcs <<<"$1"; shift
+    [ -x "$BIN/$name" ] && [ ! "$BENCH/src/common.h" -nt "$BIN/$name" ] || stale=1
+    for s in "${srcs[@]}"; do [ "$s" -nt "$BIN/$name" ] && stale=1; done
+    if [ "$stale" = 1 ]; then
         # shellcheck disable=SC2046
-        cc $CFLAGS -o "$BIN/$name" "$src" $(pkg-config --cflags --libs "$@") -lm || return 1
+        cc $CFLAGS -I"$ROOT/core" -o "$BIN/$name" "${srcs[@]}" $(pkg-config --cflags --libs "$@") \
+            -lm -lpthread || return 1
     fi
 }
 
@@ -140,7 +144,7 @@ build() {
     chmod 755 "$BIN"
     compile zpush "$BENCH/src/zpush.c" libzmq sqlite3 &&
     compile zsink "$BENCH/src/zsink.c" libzmq &&
-    compile sqlceil "$BENCH/src/sqlceil.c" sqlite3 &&
+    compile sqlceil "$BENCH/src/sqlceil.c,$ROOT/core/walbuf.c" sqlite3 &&
     compile zlat "$BENCH/src/zlat.c" libzmq &&
     compile naive_zmq "$BENCH/src/naive_zmq.c" libzmq sqlite3 libcjson &&
     compile mhd_hello "$BENCH/src/mhd_hello.c" libmicrohttpd &&
@@ -370,6 +374,10 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
     rm -f "${d:?}"/ceil.db*
     "${drun[@]}" "$BIN/sqlceil" --db "$d/ceil.db" --schema-from "$TEMPLATE_DB" --count "$n" \
         --mode full | record "$m" ceiling_full "$r"
+    rm -f "${d:?}"/ceil.db*
+    # what the daemon's writer does under a flood, with the naive peers' durability
+    "${drun[@]}" "$BIN/sqlceil" --db "$d/ceil.db" --schema-from "$TEMPLATE_DB" --count "$n" \
+        --mode merged --walbuf --sync normal | record "$m" ceiling_merged "$r"
     rm -rf "${d:?}"
 
     local port
@@ -405,7 +413,7 @@ zmq_round() { # MEASURE ROUND COUNT DAEMON_CPUS PRODUCER_CPUS
         zmq_peer "$m" "$r" "$n" python_naive "$PY" "$BENCH/peer_zmq_naive.py" ENDPOINT DB "$n"
     fi
     zmq_peer "$m" "$r" "$n" c_naive "$BIN/naive_zmq" --endpoint ENDPOINT --db DB --count "$n"
-    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s (durability process: $(kv "$RES/$m/sluice_thread_dproc/r$r.txt" rate)/s, $(kv "$RES/$m/sluice_process_dproc/r$r.txt" rate)/s), python (same work) $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s, naive python $(kv "$RES/$m/python_naive/r$r.txt" rate 2>/dev/null)/s, naive C $(kv "$RES/$m/c_naive/r$r.txt" rate 2>/dev/null)/s"
+    log "  $m r$r: ceiling $(kv "$RES/$m/ceiling_inv/r$r.txt" rate)/s, full-work ceiling $(kv "$RES/$m/ceiling_full/r$r.txt" rate)/s, sluice's flood writes $(kv "$RES/$m/ceiling_merged/r$r.txt" rate)/s, raw zmq $(kv "$RES/$m/raw_pushpull/r$r.txt" rate)/s, sluice thread $(kv "$RES/$m/sluice_thread/r$r.txt" rate)/s, process $(kv "$RES/$m/sluice_process/r$r.txt" rate)/s (durability process: $(kv "$RES/$m/sluice_thread_dproc/r$r.txt" rate)/s, $(kv "$RES/$m/sluice_process_dproc/r$r.txt" rate)/s), python (same work) $(kv "$RES/$m/python_peer/r$r.txt" rate 2>/dev/null)/s, naive python $(kv "$RES/$m/python_naive/r$r.txt" rate 2>/dev/null)/s, naive C $(kv "$RES/$m/c_naive/r$r.txt" rate 2>/dev/null)/s"
 }
 
 bench_zmq() {

@@ -134,6 +134,8 @@ def zmq_section(m, label):
         return
     names = [("ceiling_inv", "SQLite ceiling: invocations row only, batched (C)"),
              ("ceiling_full", "SQLite, all sluice writes per event (journal+row+finish), batched (C)"),
+             ("ceiling_merged", "SQLite, sluice's writes under a flood (journal row written done + row; "
+                                "its WAL writer; synchronous=NORMAL), batched (C)"),
              ("raw_pushpull", "raw libzmq PUSH->PULL"),
              ("sluice_thread", "sluice, isolation thread, durability power (default)"),
              ("sluice_process", "sluice, isolation process, durability power (default)"),
@@ -170,6 +172,11 @@ def zmq_section(m, label):
                   ratios(m, "sluice_thread", "rate", m, "raw_pushpull", "rate"), "%"),
         ratio_row("all-writes ceiling / row-only ceiling",
                   ratios(m, "ceiling_full", "rate", m, "ceiling_inv", "rate"), "%"),
+        ratio_row("sluice's flood writes alone (C) / naive Python script",
+                  ratios(m, "ceiling_merged", "rate", m, "python_naive", "rate"), "x"),
+        ratio_row("CPU/event, sluice's flood writes alone (C) / naive Python script",
+                  ratios(m, "ceiling_merged", "cpu_per_event_us", m, "python_naive",
+                         "cpu_per_event_us"), "x"),
     ]
     table("%s: ratios" % label, HT, rows)
     rows = []

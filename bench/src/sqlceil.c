@@ -1,6 +1,6 @@
 /* sqlceil - the SQLite ceiling: COUNT rows inserted from C with prepared
  * statements, BATCH rows per transaction, WAL and synchronous=FULL as
- * sluice opens its database, into a database whose schema is copied from a
+ * sluice opens its database (by default), into a database whose schema is copied from a
  * database sluice created (--schema-from), so tables and indexes are
  * exactly sluice's.
  *
@@ -12,13 +12,20 @@
  *                invocations row: what sluice writes when a run's outcome
  *                folds into its append
  *   --drop-index NAME  drop one of the copied indexes first (to price it)
+ *   --sync normal   synchronous=NORMAL (durability "process") instead of FULL
+ *   --walbuf        write through sluice's WAL writer (core/walbuf.c), as the
+ *                   daemon's database writer does
+ *   --page-size N, --auto-vacuum  price those settings
  *
  *   sqlceil --db NEW.db --schema-from SLUICE.db --count N [--batch B]
- *           [--mode inv|full|merged] [--drop-index NAME]
+ *           [--mode inv|full|merged] [--drop-index NAME] [--sync normal]
+ *           [--walbuf] [--page-size N] [--auto-vacuum]
  */
 #include <sqlite3.h>
+#include <sys/resource.h>
 
 #include "common.h"
+#include "walbuf.h"
 
 static const char SQL_APPEND[] =
     "INSERT OR IGNORE INTO events (event_id, pipeline, source, payload, received_at)"
@@ -77,15 +84,21 @@ static void copy_schema(sqlite3 *db, const char *from)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL, *from = NULL, *mode = "inv", *drop = NULL;
-    long count = 100000, batch = 1000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--db")) path = argv[i + 1];
-        else if (!strcmp(argv[i], "--schema-from")) from = argv[i + 1];
-        else if (!strcmp(argv[i], "--count")) count = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) batch = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
-        else if (!strcmp(argv[i], "--drop-index")) drop = argv[i + 1];
+    const char *path = NULL, *from = NULL, *mode = "inv", *drop = NULL, *sync = "FULL";
+    long count = 100000, batch = 1000, page_size = 0;
+    bool walbuf = false, auto_vacuum = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--walbuf")) walbuf = true;
+        else if (!strcmp(argv[i], "--auto-vacuum")) auto_vacuum = true;
+        else if (i + 1 == argc) break;
+        else if (!strcmp(argv[i], "--sync")) sync = !strcmp(argv[++i], "normal") ? "NORMAL" : "FULL";
+        else if (!strcmp(argv[i], "--page-size")) page_size = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--db")) path = argv[++i];
+        else if (!strcmp(argv[i], "--schema-from")) from = argv[++i];
+        else if (!strcmp(argv[i], "--count")) count = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--batch")) batch = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--mode")) mode = argv[++i];
+        else if (!strcmp(argv[i], "--drop-index")) drop = argv[++i];
     }
     if (!path || !from) {
         fprintf(stderr, "usage: sqlceil --db NEW --schema-from SLUICE.db --count N\n");
@@ -96,9 +109,19 @@ int main(int argc, char **argv)
     sqlite3 *db;
     unlink(path);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+                        SQLITE_OPEN_NOMUTEX, walbuf ? walbuf_vfs_name() : NULL) != SQLITE_OK)
         die(db, "open");
-    exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+    if (page_size) { /* both before WAL and the first table */
+        char ps[64];
+        snprintf(ps, sizeof ps, "PRAGMA page_size = %ld;", page_size);
+        exec(db, ps);
+    }
+    if (auto_vacuum)
+        exec(db, "PRAGMA auto_vacuum = INCREMENTAL;");
+    char pragmas[128];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
+             " PRAGMA foreign_keys = ON;", sync);
+    exec(db, pragmas);
     copy_schema(db, from);
     if (drop) {
         char sql[256];
@@ -173,8 +196,13 @@ int main(int argc, char **argv)
         }
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("mode=%s\ncount=%ld\nbatch=%ld\ncommits=%ld\nsecs=%.3f\nrate=%.0f\n", mode, count, batch,
-           commits, secs, count / secs);
+    struct rusage ru; /* the whole run's CPU: the schema copy is negligible */
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_us = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    printf("mode=%s\ncount=%ld\nbatch=%ld\ncommits=%ld\nsecs=%.3f\nrate=%.0f\n"
+           "cpu_per_event_us=%.2f\n", mode, count, batch, commits, secs, count / secs,
+           cpu_us / (double)count);
     sqlite3_finalize(ins);
     sqlite3_finalize(app);
     sqlite3_finalize(fin);
