@@ -7,8 +7,11 @@
  * virtual machines sluice is measured on, a system call costs microseconds
  * (docs/benchmarks.md), and these were most of a lone commit's time.
  *
- * This VFS is the default one, except for -wal files: their writes gather
- * in a buffer while each follows the last, and the buffer goes to the file
+ * This VFS is the default one, except for -wal files: a write that starts
+ * exactly where the file's previous write ended joins a buffer; any other
+ * write (the WAL header, a frame rewritten in place, a checksum fixed after
+ * the fact) goes to the file at once, after the buffer. The buffer goes to
+ * the file
  *  - right after the page of a commit frame (a frame header whose "database
  *    size after the commit" is not zero), before SQLite syncs the file or
  *    publishes the new frames in the wal-index, which is the only way
@@ -16,14 +19,26 @@
  *  - before any other operation on the file (read, sync, size, truncate,
  *    lock, file control, close), so that SQLite never finds the file
  *    without a write it made;
- *  - when a write does not follow the buffered ones or would not fit.
- * So writes reach the file in the order SQLite made them, every frame a
- * reader can know of is in it, and what a crash can find missing belongs to
- * a transaction that had not committed (SQLite ignores such frames). The
- * database file, the -shm file and temporary files are the default VFS's,
- * untouched (they are opened straight into the file object SQLite gives).
+ *  - before the connection gives up the WAL's write lock (the database
+ *    file's shared-memory unlock is wrapped for this): frames a rolled-back
+ *    transaction spilled must not land after another connection has
+ *    written at the same offsets;
+ *  - when it would overflow.
+ * So writes reach the file in the order SQLite made them, all of them
+ * while the connection is still the WAL's only writer, and every frame a
+ * reader can know of is in it; what a crash can find missing belongs to a
+ * transaction that had not committed (SQLite ignores such frames).
  *
- * One connection uses a file at a time (SQLite's rule), so no lock here.
+ * A database file without "powersafe overwrite" makes SQLite pad commits
+ * to a sector with copies of the commit frame, written in pieces around a
+ * sync: its -wal file is not buffered at all. Other files (temporary files,
+ * the -shm file) are the default VFS's, untouched; the database file is the
+ * default VFS's with only its shared-memory lock wrapped. Files are opened
+ * straight into the file object SQLite gives, so the default VFS's methods
+ * work on them as ever.
+ *
+ * One connection uses a file at a time (SQLite's rule); the list of open
+ * -wal files that the lock wrapper searches has a mutex of its own.
  */
 #include "walbuf.h"
 
@@ -37,20 +52,37 @@
 /* The unix VFS writes at most 128 KiB - 1 bytes per call (it masks larger
  * sizes), so a flush stays below that. */
 #define WALBUF_BYTES (120 * 1024)
-#define FRAME_HEADER 24 /* a WAL frame's header; its bytes 4..7: db size if it commits */
+#define FRAME_HEADER 24  /* a WAL frame's header; its bytes 4..7: db size if it commits */
+#define WAL_WRITE_LOCK 0 /* the wal-index lock a writer holds (SQLite's wal.c) */
+#define MAX_DB_METHODS 8 /* distinct io_methods tables the default VFS hands out */
 
 struct walbuf_file {
-    sqlite3_file base;   /* pMethods: wal_methods */
-    sqlite3_file *real;  /* the default VFS's file, right after this struct */
-    unsigned char *buf;  /* sqlite3_malloc'd at the first write that can use it */
+    sqlite3_file base;         /* pMethods: wal_methods */
+    sqlite3_file *real;        /* the default VFS's file, right after this struct */
+    sqlite3_file *db;          /* its database file (whose write unlock flushes this) */
+    struct walbuf_file *next;  /* in open_wals */
+    unsigned char *buf;        /* sqlite3_malloc'd at the first write that can use it */
     int len;
-    sqlite3_int64 at;    /* the file offset of buf[0] */
-    bool commit_header;  /* the last write was a commit frame's header */
+    sqlite3_int64 at;          /* the file offset of buf[0] */
+    sqlite3_int64 end;         /* where the last write ended; -1 before the first */
+    bool commit_header;        /* the last write was a commit frame's header */
+    bool direct;               /* never buffer (see the top of the file) */
+};
+_Static_assert(sizeof(struct walbuf_file) % 8 == 0, "the real file after it stays aligned");
+
+/* A database file's methods: the default VFS's, with xShmLock wrapped. */
+struct db_methods {
+    const sqlite3_io_methods *real;
+    sqlite3_io_methods ours;
 };
 
 static sqlite3_vfs *base_vfs;
 static sqlite3_vfs walbuf_vfs;
 static const sqlite3_io_methods wal_methods;
+static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER; /* the two below */
+static struct walbuf_file *open_wals;
+static struct db_methods db_methods[MAX_DB_METHODS];
+static int n_db_methods;
 
 static struct walbuf_file *as_wal(sqlite3_file *file)
 {
@@ -74,12 +106,15 @@ static bool is_commit_header(const void *data, int amt)
 
 static int buffer_write(struct walbuf_file *f, const void *data, int amt, sqlite3_int64 at)
 {
-    if (f->len > 0 && (at != f->at + f->len || f->len + amt > WALBUF_BYTES)) {
-        int rc = flush(f);
-        if (rc != SQLITE_OK)
-            return rc;
-    }
-    if (amt > WALBUF_BYTES || (!f->buf && !(f->buf = sqlite3_malloc(WALBUF_BYTES))))
+    bool follows = f->end >= 0 && at == f->end;
+    f->end = at + amt;
+    int rc = SQLITE_OK;
+    if (!follows || f->len + amt > WALBUF_BYTES)
+        rc = flush(f);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (f->direct || !follows || amt > WALBUF_BYTES ||
+        (!f->buf && !(f->buf = sqlite3_malloc(WALBUF_BYTES))))
         return f->real->pMethods->xWrite(f->real, data, amt, at); /* nothing buffered */
     if (f->len == 0)
         f->at = at;
@@ -99,9 +134,21 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
     return rc;
 }
 
+static void unlist(struct walbuf_file *f)
+{
+    pthread_mutex_lock(&registry);
+    for (struct walbuf_file **p = &open_wals; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    pthread_mutex_unlock(&registry);
+}
+
 static int wal_close(sqlite3_file *file)
 {
     struct walbuf_file *f = as_wal(file);
+    unlist(f);
     int rc = flush(f);
     int close_rc = f->real->pMethods->xClose(f->real);
     sqlite3_free(f->buf);
@@ -191,14 +238,58 @@ static const sqlite3_io_methods wal_methods = {
     .xDeviceCharacteristics = wal_device_characteristics,
 };
 
-static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
-                       int *out_flags)
+/* The database file's shared-memory lock: before the WAL's write lock is
+ * given up, the frames of this connection still buffered go to the file. */
+static int db_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
-    (void)vfs;
-    if (!(flags & SQLITE_OPEN_WAL))
-        return base_vfs->xOpen(base_vfs, name, file, flags, out_flags);
+    const struct db_methods *m =
+        (const struct db_methods *)((const char *)file->pMethods - offsetof(struct db_methods, ours));
+    int rc = SQLITE_OK;
+    if (offset == WAL_WRITE_LOCK && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE)) {
+        pthread_mutex_lock(&registry);
+        for (struct walbuf_file *f = open_wals; f; f = f->next)
+            if (f->db == file && rc == SQLITE_OK)
+                rc = flush(f);
+        pthread_mutex_unlock(&registry);
+    }
+    int unlock_rc = m->real->xShmLock(file, offset, n, flags);
+    return rc != SQLITE_OK ? rc : unlock_rc;
+}
+
+/* Registry held: the wrapped copy of real (one per distinct table). */
+static const sqlite3_io_methods *wrapped(const sqlite3_io_methods *real)
+{
+    for (int i = 0; i < n_db_methods; i++)
+        if (db_methods[i].real == real)
+            return &db_methods[i].ours;
+    if (n_db_methods == MAX_DB_METHODS)
+        return NULL;
+    struct db_methods *m = &db_methods[n_db_methods++];
+    m->real = real;
+    m->ours = *real;
+    m->ours.xShmLock = db_shm_lock;
+    return &m->ours;
+}
+
+static int open_db_file(sqlite3_filename name, sqlite3_file *file, int flags, int *out_flags)
+{
+    int rc = base_vfs->xOpen(base_vfs, name, file, flags, out_flags);
+    if (rc != SQLITE_OK || !file->pMethods || file->pMethods->iVersion < 2 ||
+        !file->pMethods->xShmLock)
+        return rc;
+    pthread_mutex_lock(&registry);
+    const sqlite3_io_methods *ours = wrapped(file->pMethods);
+    pthread_mutex_unlock(&registry);
+    if (ours) /* else its write lock is not guarded: its -wal file is not buffered */
+        file->pMethods = ours;
+    return SQLITE_OK;
+}
+
+static int open_wal_file(sqlite3_filename name, sqlite3_file *file, int flags, int *out_flags)
+{
     struct walbuf_file *f = as_wal(file);
     memset(f, 0, sizeof *f);
+    f->end = -1;
     f->real = (sqlite3_file *)(f + 1);
     f->real->pMethods = NULL;
     int rc = base_vfs->xOpen(base_vfs, name, f->real, flags, out_flags);
@@ -207,8 +298,27 @@ static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *fi
             f->real->pMethods->xClose(f->real);
         return rc;
     }
+    f->db = sqlite3_database_file_object(name);
+    f->direct = !f->db || !f->db->pMethods || f->db->pMethods->xShmLock != db_shm_lock ||
+                !(f->db->pMethods->xDeviceCharacteristics(f->db) &
+                  SQLITE_IOCAP_POWERSAFE_OVERWRITE);
     f->base.pMethods = &wal_methods;
+    pthread_mutex_lock(&registry);
+    f->next = open_wals;
+    open_wals = f;
+    pthread_mutex_unlock(&registry);
     return SQLITE_OK;
+}
+
+static int walbuf_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
+                       int *out_flags)
+{
+    (void)vfs;
+    if (flags & SQLITE_OPEN_WAL)
+        return open_wal_file(name, file, flags, out_flags);
+    if (flags & SQLITE_OPEN_MAIN_DB)
+        return open_db_file(name, file, flags, out_flags);
+    return base_vfs->xOpen(base_vfs, name, file, flags, out_flags);
 }
 
 /* The copy keeps the default VFS's other methods and its pAppData (the

@@ -342,10 +342,14 @@ static struct wop *take_queued(struct writer *w, struct wop *batch, struct wop *
     return tail;
 }
 
-/* Lock held, the writer holding a batch: does op fold into a held op of
- * it? (Ops from holding_from on are alive: freed only after their batch.) */
+/* Lock held, the writer holding a batch: should op wake it? When it folds
+ * into a held op of the batch (ops from holding_from on are alive: freed
+ * only after their batch), or when the queue is long enough to end the hold
+ * or to make producers wait for room. */
 static bool releases_hold(const struct writer *w, const struct wop *op)
 {
+    if (w->queued + 1 >= HOLD_MAX_OPS || w->queued + 1 >= w->max_queued)
+        return true;
     return op->fold && op->target.seq >= w->holding_from && op->target.op->hold;
 }
 
@@ -381,7 +385,8 @@ static void hold_for_folds(struct writer *w, struct wop *batch, struct wop *tail
     w->woken = false;
     const struct wop *last = tail;
     while (*n <= HOLD_MAX_OPS && !w->stopping && holds(batch, last)) {
-        if (!w->woken && pthread_cond_timedwait(&w->has_work, &w->lock, &until) == ETIMEDOUT)
+        if (!w->woken && pthread_cond_timedwait(&w->has_work, &w->lock, &until) == ETIMEDOUT &&
+            !w->woken) /* a signal that raced the timeout still counts */
             break;
         w->woken = false;
         tail = take_queued(w, batch, tail, n);

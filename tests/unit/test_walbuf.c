@@ -1,10 +1,13 @@
 /* test_walbuf.c - the VFS that gathers a commit's WAL frames into one write:
  * another connection (the default VFS, as `sqlite3` or `sluice logs` would
  * be) sees every commit as soon as it returns, a transaction larger than the
- * buffer, spilled mid-way or rolled back leaves a consistent database, a
- * commit takes fewer write calls than without it, and kill -9 of a writer
- * loses no commit it reported. */
+ * buffer, spilled mid-way or rolled back leaves a consistent database
+ * (also for another connection that writes after the rollback), a commit
+ * takes fewer write calls than without it, and kill -9 of a writer loses no
+ * commit it reported, including one whose frames SQLite rewrote after the
+ * commit frame (a spilled page changed again). */
 #include <signal.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -27,7 +30,7 @@ static sqlite3 *open_db(const char *vfs)
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) != SQLITE_OK) {
         fprintf(stderr, "open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
-        exit(1);
+        _exit(1); /* also in a forked child: the parent sees it end */
     }
     sqlite3_busy_timeout(db, 5000);
     return db;
@@ -130,6 +133,57 @@ static void test_a_spilled_transaction_rolled_back_or_committed(void)
     sqlite3_close(w);
 }
 
+/* A spills part of a transaction and rolls it back; B, another connection,
+ * then commits at the same WAL offsets; A closes. B's rows must be intact:
+ * what A had buffered must never reach the file after A gave up the lock. */
+static void test_a_rolled_back_spill_never_lands_on_another_writers_frames(void)
+{
+    fresh_db("rollback.db");
+    sqlite3 *a = open_writer();
+    CHECK(exec(a, "PRAGMA cache_size = 10; PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK);
+    sqlite3 *b = open_db(NULL);
+    sqlite3_busy_timeout(b, 5000);
+    CHECK(exec(a, "BEGIN") == SQLITE_OK);
+    CHECK(add_rows(a, 300, 500) == SQLITE_OK);
+    CHECK(exec(a, "ROLLBACK") == SQLITE_OK);
+    CHECK(exec(b, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 400)"
+                  " INSERT INTO t (k, v) SELECT 'b', zeroblob(500) FROM c") == SQLITE_OK);
+    sqlite3_close(a);
+    sqlite3_close(b);
+    sqlite3 *r = open_db(NULL);
+    CHECK(one_int(r, "SELECT count(*) FROM t WHERE k = 'b' AND length(v) = 500") == 400);
+    CHECK(one_int(r, "SELECT count(*) FROM t") == 400);
+    CHECK(integrity_ok(r));
+    sqlite3_close(r);
+}
+
+/* A database file without "powersafe overwrite" (URI psow=0) with FULL
+ * sync: SQLite pads each commit to a sector with copies of the commit frame,
+ * written in pieces around a sync. Its -wal file is written unbuffered, so a
+ * reader still sees every commit at once. */
+static void test_padded_commits_without_powersafe_overwrite(void)
+{
+    fresh_db("psow.db");
+    char uri[300];
+    snprintf(uri, sizeof uri, "file:%s?psow=0", path);
+    sqlite3 *w = NULL, *r = NULL;
+    CHECK(sqlite3_open_v2(uri, &w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                          walbuf_vfs_name()) == SQLITE_OK);
+    CHECK(exec(w, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                  "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);") == SQLITE_OK);
+    CHECK(sqlite3_open_v2(uri, &r, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) == SQLITE_OK);
+    int unseen = 0;
+    for (int i = 1; i <= 60; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT INTO t (v) VALUES (randomblob(%d))", 50 + i * 37 % 3000);
+        CHECK(exec(w, sql) == SQLITE_OK);
+        unseen += one_int(r, "SELECT count(*) FROM t") != i;
+    }
+    CHECK(unseen == 0);
+    sqlite3_close(r);
+    sqlite3_close(w);
+}
+
 /* write system calls this process made so far (/proc/self/io: syscw) */
 static long write_calls(void)
 {
@@ -177,10 +231,15 @@ static void test_a_commit_takes_fewer_writes(void)
 }
 
 /* A child commits in a loop and reports each commit on a pipe; kill -9 it
- * mid-flight: every reported commit is in the database, which is sound. */
-static void test_kill9_loses_no_reported_commit(void)
+ * mid-flight: every reported commit is in the database, which is sound.
+ * With spill, each commit also spills pages and changes them again, so
+ * SQLite rewrites frame checksums after the commit frame, and the child is
+ * killed right after its last reported commit, before it touches the file
+ * again. The child ends itself on any failure, so the parent never waits on
+ * a dead pipe. */
+static void kill9_loses_no_reported_commit(const char *name, bool spill)
 {
-    fresh_db("kill9.db");
+    fresh_db(name);
     sqlite3 *w = open_writer(); /* the schema, before the child forks */
     sqlite3_close(w);
     int fds[2];
@@ -189,17 +248,27 @@ static void test_kill9_loses_no_reported_commit(void)
     if (pid == 0) {
         close(fds[0]);
         sqlite3 *c = open_writer();
+        if (spill && exec(c, "PRAGMA cache_size = 8") != SQLITE_OK)
+            _exit(2);
+        long total = 0; /* counted, not read back: a read would flush the -wal file */
         for (long n = 1;; n++) {
-            if (add_rows(c, (int)(n % 13) + 1, (int)(n % 5) * 900) != SQLITE_OK)
+            int rows = spill ? 300 : (int)(n % 13) + 1;
+            bool ok = spill ? exec(c, "BEGIN") == SQLITE_OK && add_rows(c, rows, 700) == SQLITE_OK &&
+                                  exec(c, "UPDATE t SET k = 'x' WHERE id % 7 = 0") == SQLITE_OK &&
+                                  exec(c, "COMMIT") == SQLITE_OK
+                            : add_rows(c, rows, (int)(n % 5) * 900) == SQLITE_OK;
+            if (!ok)
                 _exit(3);
-            long total = one_int(c, "SELECT count(*) FROM t");
+            total += rows;
             if (write(fds[1], &total, sizeof total) != (ssize_t)sizeof total)
                 _exit(4);
+            while (spill && total >= 1500) /* killed right after a commit, not in the next */
+                pause();
         }
     }
     close(fds[1]);
-    long reported = 0, v;
-    while (reported < 3000 && read(fds[0], &v, sizeof v) == (ssize_t)sizeof v)
+    long reported = 0, v, enough = spill ? 1500 : 3000;
+    while (reported < enough && read(fds[0], &v, sizeof v) == (ssize_t)sizeof v)
         reported = v;
     kill(pid, SIGKILL);
     while (read(fds[0], &v, sizeof v) == (ssize_t)sizeof v)
@@ -208,11 +277,22 @@ static void test_kill9_loses_no_reported_commit(void)
     int status;
     waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK(reported >= enough);
     sqlite3 *r = open_db(NULL);
     sqlite3_int64 rows = one_int(r, "SELECT count(*) FROM t");
-    CHECK(rows >= reported && rows <= reported + 13);
+    CHECK(rows >= reported && rows <= reported + (spill ? 300 : 13));
     CHECK(integrity_ok(r));
     sqlite3_close(r);
+}
+
+static void test_kill9_loses_no_reported_commit(void)
+{
+    kill9_loses_no_reported_commit("kill9.db", false);
+}
+
+static void test_kill9_after_checksums_rewritten_loses_no_reported_commit(void)
+{
+    kill9_loses_no_reported_commit("kill9-spill.db", true);
 }
 
 int main(void)
@@ -223,8 +303,11 @@ int main(void)
     }
     test_a_reader_sees_every_commit_at_once();
     test_a_spilled_transaction_rolled_back_or_committed();
+    test_a_rolled_back_spill_never_lands_on_another_writers_frames();
+    test_padded_commits_without_powersafe_overwrite();
     test_a_commit_takes_fewer_writes();
     test_kill9_loses_no_reported_commit();
+    test_kill9_after_checksums_rewritten_loses_no_reported_commit();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -521,6 +521,52 @@ static void test_finish_folds_into_append(void)
     free(db);
 }
 
+/* While the writer holds a batch for a run's outcome, ops that do not fold
+ * into it only join the queue (they do not wake it): none may be left
+ * waiting for a wake-up that never comes, whether few (the hold times out),
+ * more than fill the queue (producers wait for room), or a stop. */
+static void test_ops_queued_during_a_hold_all_complete(void)
+{
+    char *db = tu_path(tmp, "hold.db");
+    struct writer *w = start(db);
+    struct err e = {""};
+    enum { N = 150 }; /* more than the queue's 64 */
+    static struct appended a[N + 1];
+    memset(a, 0, sizeof a);
+    struct writer_ticket t;
+    int finished = 0;
+    for (int round = 0; round < 2; round++) {
+        int n = round == 0 ? 20 : N; /* fewer than a hold's batch, then more than the queue */
+        char held[16];
+        snprintf(held, sizeof held, "held%d", round);
+        CHECK(journal_append(w, "p", held, "test", "{}", on_appended, &a[0], &t, &e) == 0);
+        for (int i = 1; i <= n; i++) {
+            char id[24];
+            snprintf(id, sizeof id, "q%d-%d", round, i);
+            CHECK(journal_append(w, "p", id, "test", "{}", on_appended, &a[i], NULL, &e) == 0);
+        }
+        writer_flush(w);
+        int ok = 0;
+        for (int i = 0; i <= n; i++)
+            ok += a[i].rc == 0 && a[i].inserted;
+        CHECK(ok == n + 1);
+        struct journal_ref ref = {.append = t, .pipeline = "p", .event_id = held,
+                                  .finished = on_finished, .finished_arg = &finished};
+        CHECK(journal_finish(w, &ref, "done", 1, NULL, &e) == 0);
+        writer_flush(w);
+        CHECK(finished == round + 1);
+    }
+    memset(a, 0, sizeof a);
+    CHECK(journal_append(w, "p", "held-at-stop", "test", "{}", on_appended, &a[0], &t, &e) == 0);
+    writer_stop(&w); /* returns, with the held append written */
+    CHECK(a[0].calls == 1 && a[0].rc == 0);
+    sqlite3 *r = reader(db);
+    CHECK(query_int(r, "SELECT count(*) FROM events WHERE state = 'done'") == 2);
+    CHECK(query_int(r, "SELECT count(*) FROM events") == 2 + 20 + N + 1);
+    sqlite3_close(r);
+    free(db);
+}
+
 /* Ops and their strings in one block: the op part zeroed (an unset fold
  * must read NULL), the strings copied, a NULL string left NULL. */
 /* Ops of one transaction that use many distinct statements (the cache also
@@ -721,6 +767,7 @@ int main(void)
     test_stop_commits();
     test_concurrent_producers();
     test_finish_folds_into_append();
+    test_ops_queued_during_a_hold_all_complete();
     test_op_alloc();
     test_many_statements_and_op_errors();
     test_schema();
