@@ -129,6 +129,16 @@ int db_exec(sqlite3 *db, const char *sql, struct err *e)
     return 0;
 }
 
+int64_t db_int(sqlite3 *db, const char *sql, int64_t fallback)
+{
+    sqlite3_stmt *st;
+    int64_t v = fallback;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 static int user_version(sqlite3 *db, int *out, struct err *e)
 {
     sqlite3_stmt *st;
@@ -170,12 +180,7 @@ static int migrate(sqlite3 *db, const char *path, struct err *e)
  * database, so it takes as long as copying the file). */
 static int use_incremental_vacuum(sqlite3 *db, const char *path, struct err *e)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, NULL) != SQLITE_OK)
-        return err_set(e, "%s", sqlite3_errmsg(db));
-    int mode = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (mode == 2)
+    if (db_int(db, "PRAGMA auto_vacuum", -1) == 2)
         return 0;
     log_msg(LOG_INFO, "database %s: switching to incremental vacuum (once; the file is "
             "rewritten)", path);

@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -27,6 +28,9 @@ void db_close(sqlite3 **db);
 
 /* Run SQL text (several statements) or fail with a message. */
 int db_exec(sqlite3 *db, const char *sql, struct err *e);
+/* The first column of sql's first row as an integer (a PRAGMA, a count);
+ * fallback when there is no row or the statement fails. */
+int64_t db_int(sqlite3 *db, const char *sql, int64_t fallback);
 
 /* The database file as opened, to notice when it is deleted, moved or
  * replaced under a running daemon (SQLite would go on writing the old

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "db.h"
 #include "log.h"
 #include "loop.h"
 #include "writer.h"
@@ -74,21 +75,11 @@ static void cutoff(double days, bool over_cap, char out[32])
         clock_iso8601(clock_wall_ms() - (int64_t)(days * DAY_MS), out);
 }
 
-static int64_t pragma_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Bytes the database's live pages take (the file less its free pages). */
 static int64_t used_bytes(sqlite3 *db)
 {
-    return (pragma_int(db, "PRAGMA page_count") - pragma_int(db, "PRAGMA freelist_count")) *
-           pragma_int(db, "PRAGMA page_size");
+    return (db_int(db, "PRAGMA page_count", -1) - db_int(db, "PRAGMA freelist_count", -1)) *
+           db_int(db, "PRAGMA page_size", -1);
 }
 
 /* Run a prepared DELETE ... LIMIT ?2 with cutoff ?1; count what went. */
@@ -160,14 +151,14 @@ static int prune_apply(struct wop *op, struct writer *w, struct err *e)
         return -1;
     char vacuum[64];
     snprintf(vacuum, sizeof vacuum, "PRAGMA incremental_vacuum(%d)", VACUUM_PAGES);
-    if (pragma_int(db, "PRAGMA freelist_count") > 0) {
+    if (db_int(db, "PRAGMA freelist_count", -1) > 0) {
         char *msg = NULL;
         if (sqlite3_exec(db, vacuum, NULL, NULL, &msg) != SQLITE_OK) {
             err_set(e, "retention: incremental vacuum: %s", msg ? msg : sqlite3_errmsg(db));
             sqlite3_free(msg);
             return -1;
         }
-        o->more = o->more || pragma_int(db, "PRAGMA freelist_count") > 0;
+        o->more = o->more || db_int(db, "PRAGMA freelist_count", -1) > 0;
     }
     return 0;
 }

@@ -156,46 +156,54 @@ static int wal_close(sqlite3_file *file)
     return rc != SQLITE_OK ? rc : close_rc;
 }
 
+/* The default VFS's file, once the buffer is in it; NULL (and *rc why) if
+ * that write failed. Every operation but a write goes through here. */
+static sqlite3_file *flushed(sqlite3_file *file, int *rc)
+{
+    *rc = flush(as_wal(file));
+    return *rc == SQLITE_OK ? as_wal(file)->real : NULL;
+}
+
 static int wal_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 at)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xRead(f->real, data, amt, at);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xRead(real, data, amt, at) : rc;
 }
 
 static int wal_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xTruncate(real, size) : rc;
 }
 
 static int wal_sync(sqlite3_file *file, int flags)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xSync(real, flags) : rc;
 }
 
 static int wal_file_size(sqlite3_file *file, sqlite3_int64 *size)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileSize(f->real, size);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xFileSize(real, size) : rc;
 }
 
 static int wal_lock(sqlite3_file *file, int level)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xLock(f->real, level);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xLock(real, level) : rc;
 }
 
 static int wal_unlock(sqlite3_file *file, int level)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xUnlock(f->real, level);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xUnlock(real, level) : rc;
 }
 
 static int wal_check_reserved(sqlite3_file *file, int *out)
@@ -205,9 +213,9 @@ static int wal_check_reserved(sqlite3_file *file, int *out)
 
 static int wal_file_control(sqlite3_file *file, int op, void *arg)
 {
-    struct walbuf_file *f = as_wal(file);
-    int rc = flush(f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xFileControl(f->real, op, arg);
+    int rc;
+    sqlite3_file *real = flushed(file, &rc);
+    return real ? real->pMethods->xFileControl(real, op, arg) : rc;
 }
 
 static int wal_sector_size(sqlite3_file *file)

@@ -13,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "test.h"
+#include "testutil.h"
 #include "walbuf.h"
 
-static char dir[] = "/tmp/sluice-walbuf-XXXXXX";
+static char *dir;
 static char path[256];
 
 static void fresh_db(const char *name)
@@ -44,16 +46,6 @@ static int exec(sqlite3 *db, const char *sql)
         fprintf(stderr, "%s: %s\n", sql, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return rc;
-}
-
-static sqlite3_int64 one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st;
-    sqlite3_int64 v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 static int integrity_ok(sqlite3 *db)
@@ -100,7 +92,7 @@ static void test_a_reader_sees_every_commit_at_once(void)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         CHECK(add_rows(w, rows[i], sizes[i]) == SQLITE_OK);
         expect += rows[i];
-        CHECK(one_int(r, "SELECT count(*) FROM t") == expect);
+        CHECK(db_int(r, "SELECT count(*) FROM t", -1) == expect);
     }
     CHECK(integrity_ok(r));
     sqlite3_close(r);
@@ -118,18 +110,18 @@ static void test_a_spilled_transaction_rolled_back_or_committed(void)
     CHECK(add_rows(w, 5, 100) == SQLITE_OK);
     CHECK(exec(w, "BEGIN") == SQLITE_OK);
     CHECK(add_rows(w, 2000, 500) == SQLITE_OK);
-    CHECK(one_int(w, "SELECT count(*) FROM t") == 2005);
+    CHECK(db_int(w, "SELECT count(*) FROM t", -1) == 2005);
     CHECK(exec(w, "ROLLBACK") == SQLITE_OK);
     CHECK(exec(w, "BEGIN") == SQLITE_OK);
     CHECK(add_rows(w, 1500, 700) == SQLITE_OK);
     CHECK(exec(w, "UPDATE t SET k = 'x' WHERE id % 7 = 0") == SQLITE_OK);
     CHECK(exec(w, "COMMIT") == SQLITE_OK);
     sqlite3 *r = open_db(NULL);
-    CHECK(one_int(r, "SELECT count(*) FROM t") == 1505);
+    CHECK(db_int(r, "SELECT count(*) FROM t", -1) == 1505);
     CHECK(integrity_ok(r));
     sqlite3_close(r);
     CHECK(exec(w, "PRAGMA wal_checkpoint(TRUNCATE)") == SQLITE_OK);
-    CHECK(one_int(w, "SELECT count(*) FROM t") == 1505);
+    CHECK(db_int(w, "SELECT count(*) FROM t", -1) == 1505);
     sqlite3_close(w);
 }
 
@@ -151,8 +143,8 @@ static void test_a_rolled_back_spill_never_lands_on_another_writers_frames(void)
     sqlite3_close(a);
     sqlite3_close(b);
     sqlite3 *r = open_db(NULL);
-    CHECK(one_int(r, "SELECT count(*) FROM t WHERE k = 'b' AND length(v) = 500") == 400);
-    CHECK(one_int(r, "SELECT count(*) FROM t") == 400);
+    CHECK(db_int(r, "SELECT count(*) FROM t WHERE k = 'b' AND length(v) = 500", -1) == 400);
+    CHECK(db_int(r, "SELECT count(*) FROM t", -1) == 400);
     CHECK(integrity_ok(r));
     sqlite3_close(r);
 }
@@ -177,7 +169,7 @@ static void test_padded_commits_without_powersafe_overwrite(void)
         char sql[96];
         snprintf(sql, sizeof sql, "INSERT INTO t (v) VALUES (randomblob(%d))", 50 + i * 37 % 3000);
         CHECK(exec(w, sql) == SQLITE_OK);
-        unseen += one_int(r, "SELECT count(*) FROM t") != i;
+        unseen += db_int(r, "SELECT count(*) FROM t", -1) != i;
     }
     CHECK(unseen == 0);
     sqlite3_close(r);
@@ -279,7 +271,7 @@ static void kill9_loses_no_reported_commit(const char *name, bool spill)
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     CHECK(reported >= enough);
     sqlite3 *r = open_db(NULL);
-    sqlite3_int64 rows = one_int(r, "SELECT count(*) FROM t");
+    sqlite3_int64 rows = db_int(r, "SELECT count(*) FROM t", -1);
     CHECK(rows >= reported && rows <= reported + (spill ? 300 : 13));
     CHECK(integrity_ok(r));
     sqlite3_close(r);
@@ -297,10 +289,7 @@ static void test_kill9_after_checksums_rewritten_loses_no_reported_commit(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    dir = tu_mkdtemp("walbuf");
     test_a_reader_sees_every_commit_at_once();
     test_a_spilled_transaction_rolled_back_or_committed();
     test_a_rolled_back_spill_never_lands_on_another_writers_frames();
@@ -308,9 +297,7 @@ int main(void)
     test_a_commit_takes_fewer_writes();
     test_kill9_loses_no_reported_commit();
     test_kill9_after_checksums_rewritten_loses_no_reported_commit();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    tu_rm_rf(dir);
+    free(dir);
     return test_summary();
 }
