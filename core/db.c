@@ -180,7 +180,11 @@ static int migrate(sqlite3 *db, const char *path, struct err *e)
  * database, so it takes as long as copying the file). */
 static int use_incremental_vacuum(sqlite3 *db, const char *path, struct err *e)
 {
-    if (db_int(db, "PRAGMA auto_vacuum", -1) == 2)
+    int64_t mode = db_int(db, "PRAGMA auto_vacuum", -1);
+    if (mode < 0)
+        return err_set(e, "database %s: cannot read PRAGMA auto_vacuum: %s", path,
+                       sqlite3_errmsg(db));
+    if (mode == 2)
         return 0;
     log_msg(LOG_INFO, "database %s: switching to incremental vacuum (once; the file is "
             "rewritten)", path);

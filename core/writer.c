@@ -346,7 +346,7 @@ static struct wop *take_queued(struct writer *w, struct wop *batch, struct wop *
  * into a held op of the batch (ops from holding_from on are alive: freed
  * only after their batch), or when the queue is long enough to end the hold
  * or to make producers wait for room. */
-static bool releases_hold(const struct writer *w, const struct wop *op)
+static bool wakes_holder(const struct writer *w, const struct wop *op)
 {
     if (w->queued + 1 >= HOLD_MAX_OPS || w->queued + 1 >= w->max_queued)
         return true;
@@ -496,7 +496,7 @@ struct writer_ticket writer_submit(struct writer *w, struct wop *op)
      * batch for folds (hold_for_folds) only for an op that releases one
      * (the others join the batch when it wakes). The signal is sent after
      * the unlock, so the woken writer does not wake into a held lock. */
-    bool wake = w->holding_from ? releases_hold(w, op) : w->head == NULL;
+    bool wake = w->holding_from ? wakes_holder(w, op) : w->head == NULL;
     if (wake && w->holding_from)
         w->woken = true;
     if (w->tail)

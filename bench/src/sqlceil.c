@@ -87,11 +87,15 @@ int main(int argc, char **argv)
     const char *path = NULL, *from = NULL, *mode = "inv", *drop = NULL, *sync = "FULL";
     long count = 100000, batch = 1000, page_size = 0;
     bool walbuf = false, auto_vacuum = false;
-    for (int i = 1; i < argc; i++) {
+    bool bad = false; /* an option misspelt must not measure something else */
+    for (int i = 1; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--walbuf")) walbuf = true;
         else if (!strcmp(argv[i], "--auto-vacuum")) auto_vacuum = true;
-        else if (i + 1 == argc) break;
-        else if (!strcmp(argv[i], "--sync")) sync = !strcmp(argv[++i], "normal") ? "NORMAL" : "FULL";
+        else if (i + 1 == argc) bad = true; /* unknown, or missing its value */
+        else if (!strcmp(argv[i], "--sync")) {
+            sync = !strcmp(argv[++i], "normal") ? "NORMAL" : !strcmp(argv[i], "full") ? "FULL" : NULL;
+            bad = !sync;
+        }
         else if (!strcmp(argv[i], "--page-size")) page_size = atol(argv[++i]);
         else if (!strcmp(argv[i], "--db")) path = argv[++i];
         else if (!strcmp(argv[i], "--schema-from")) from = argv[++i];
@@ -99,9 +103,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) batch = atol(argv[++i]);
         else if (!strcmp(argv[i], "--mode")) mode = argv[++i];
         else if (!strcmp(argv[i], "--drop-index")) drop = argv[++i];
+        else bad = true;
     }
-    if (!path || !from) {
-        fprintf(stderr, "usage: sqlceil --db NEW --schema-from SLUICE.db --count N\n");
+    if (bad || !path || !from) {
+        fprintf(stderr, "usage: sqlceil --db NEW --schema-from SLUICE.db --count N [--batch B]\n"
+                "  [--mode inv|full|merged] [--drop-index NAME] [--sync normal|full] [--walbuf]\n"
+                "  [--page-size N] [--auto-vacuum]\n");
         return 2;
     }
     bool merged = !strcmp(mode, "merged");
